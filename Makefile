@@ -1,0 +1,72 @@
+# bulkd: the team's interface. `make` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+GO ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@latest
+# Go's default install place, for machines where it is not on PATH yet.
+export PATH := $(PATH):/usr/local/go/bin
+
+# Tests (and benchmarks) run against real Postgres and Redis; each test makes its own
+# database from this connection. Override on the command line or in the environment.
+test test-race test-short bench: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
+test test-race test-short bench: export REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: help run test test-race test-short lint bench migrate up down build tidy fmt services
+
+help: ## list the targets
+	@echo 'usage: make <target>'
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+run: ## start Postgres/Redis if needed, build, migrate, print a dev API key and curl lines, serve on :8080
+	scripts/dev.sh
+
+services: ## start Postgres and Redis if they do not answer at DATABASE_URL / REDIS_URL
+	scripts/services.sh
+
+test: services ## the whole suite with the race detector, against real Postgres and Redis
+	@race=-race; \
+	if [ "$$($(GO) env CGO_ENABLED)" != 1 ] || ! command -v "$$($(GO) env CC)" >/dev/null 2>&1; then \
+		echo 'test: no C compiler for the race detector (apt-get install gcc); running without -race'; race=; \
+	fi; \
+	echo "$(GO) test $$race -count=1 -timeout 15m ./..."; \
+	$(GO) test $$race -count=1 -timeout 15m ./...
+
+test-race: test ## same as test
+
+test-short: services ## quicker: no race detector, -short
+	$(GO) test -short -count=1 -timeout 15m ./...
+
+lint: ## go vet, gofmt, staticcheck (skipped if it cannot be fetched)
+	$(GO) vet ./...
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change (run make fmt):"; echo "$$unformatted"; exit 1; fi
+	@if $(GO) run $(STATICCHECK) -version >/dev/null 2>&1; then \
+		echo "staticcheck ./..."; $(GO) run $(STATICCHECK) ./...; \
+	else \
+		echo 'lint: staticcheck could not be fetched or built here; skipped'; \
+	fi
+
+bench: services ## benchmarks with allocations
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+build: ## build bin/bulkd
+	$(GO) build -o bin/bulkd ./cmd/bulkd
+
+migrate: build ## apply the database migrations (DATABASE_URL)
+	scripts/services.sh
+	bin/bulkd migrate
+
+up: ## docker compose: postgres, redis, mailpit (UI :8025) and bulkd (:8080)
+	docker compose up -d --build
+
+down: ## docker compose: stop and remove the containers (volumes are kept)
+	docker compose down
+
+tidy: ## go mod tidy
+	$(GO) mod tidy
+
+fmt: ## gofmt every Go file
+	gofmt -w .

@@ -1,0 +1,261 @@
+// Command bulkd imports customer data in bulk: an HTTP API that stores
+// submissions, and workers that import them from a Redis queue into Postgres.
+//
+//	bulkd serve                  API and worker in one process
+//	bulkd api | worker           either half, to scale apart
+//	bulkd migrate                apply the schema migrations
+//	bulkd org create --name N --notify-email E
+//	bulkd apikey create --org ID
+//	bulkd apikey revoke --prefix P
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bulkd/bulkd/configs"
+	"github.com/bulkd/bulkd/handlers"
+	"github.com/bulkd/bulkd/pkg/mailer"
+	"github.com/bulkd/bulkd/pkg/store"
+	"github.com/bulkd/bulkd/workers"
+	"github.com/bulkd/bulkd/workers/tasks"
+)
+
+const usage = `usage: bulkd <command>
+
+commands:
+  serve                                      run the API and a worker in one process
+  api                                        run the HTTP API
+  worker                                     run a worker
+  migrate                                    apply the database migrations
+  org create --name N --notify-email E       create an organization, print its id
+  apikey create --org ID                     create an API key, print it (shown once)
+  apikey revoke --prefix P                   revoke the key that starts with P
+
+configuration: environment variables, see README.md
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bulkd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	cfg, err := configs.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	cmd := strings.Join(args[:min(2, len(args))], " ")
+	switch {
+	case args[0] == "serve" || args[0] == "api" || args[0] == "worker":
+		return serve(ctx, cfg, log, args[0])
+	case args[0] == "migrate":
+		return withStore(ctx, cfg, func(s *store.Store) error {
+			if err := s.Migrate(ctx); err != nil {
+				return err
+			}
+			log.Info("migrations applied")
+			return nil
+		})
+	case cmd == "org create":
+		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		name := fs.String("name", "", "organization name")
+		notify := fs.String("notify-email", "", "address that bulk notifications go to")
+		if err := fs.Parse(args[2:]); err != nil {
+			return err
+		}
+		if *name == "" || *notify == "" {
+			return errors.New("org create: --name and --notify-email are required")
+		}
+		return withStore(ctx, cfg, func(s *store.Store) error {
+			org, err := s.CreateOrganization(ctx, *name, *notify)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, org.ID)
+			return nil
+		})
+	case cmd == "apikey create":
+		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		orgID := fs.String("org", "", "organization id")
+		if err := fs.Parse(args[2:]); err != nil {
+			return err
+		}
+		id, err := uuid.Parse(*orgID)
+		if err != nil {
+			return errors.New("apikey create: --org must be an organization id")
+		}
+		return withStore(ctx, cfg, func(s *store.Store) error {
+			key, err := s.CreateAPIKey(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("apikey create: no organization %s", id)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, key)
+			return nil
+		})
+	case cmd == "apikey revoke":
+		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		prefix := fs.String("prefix", "", "the key's first 12 characters, or the whole key")
+		if err := fs.Parse(args[2:]); err != nil {
+			return err
+		}
+		return withStore(ctx, cfg, func(s *store.Store) error {
+			if err := s.RevokeAPIKey(ctx, *prefix); errors.Is(err, store.ErrNotFound) {
+				return errors.New("apikey revoke: no active key with that prefix")
+			} else if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "revoked")
+			return nil
+		})
+	}
+	return fmt.Errorf("unknown command %q\n\n%s", strings.Join(args, " "), usage)
+}
+
+// withStore opens the database (migrated) for a one-off command.
+func withStore(ctx context.Context, cfg configs.Config, f func(*store.Store) error) error {
+	s, err := store.Open(ctx, cfg.DatabaseURL, 2)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		return err
+	}
+	return f(s)
+}
+
+// serve runs the API, the worker, or both, until ctx ends, then shuts down
+// within cfg.ShutdownTimeout: the HTTP server stops taking requests and
+// finishes those in flight; the worker finishes its tasks or hands them back
+// to the queue.
+func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode string) error {
+	log.Info("starting bulkd", "mode", mode, "config", cfg)
+	s, err := store.Open(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		return err
+	}
+	redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	redisOpts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(redisOpts)
+	defer rdb.Close()
+	client := asynq.NewClientFromRedisClient(rdb)
+	queue := tasks.NewQueue(client)
+
+	g, ctx := errgroup.WithContext(ctx)
+	if mode == "serve" || mode == "worker" {
+		sender, err := mailer.New(mailer.Config{
+			Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+			TLS: cfg.SMTPTLS, From: cfg.MailFrom,
+		}, log)
+		if err != nil {
+			return err
+		}
+		im := workers.NewImporter(s, queue, log)
+		srv, mux := workers.NewServer(redisOpt, workers.ServerConfig{
+			Concurrency: cfg.WorkerConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
+		}, im, workers.NewNotifier(s, sender, cfg.BaseURL, log), log)
+		if err := srv.Start(mux); err != nil {
+			return fmt.Errorf("start worker: %w", err)
+		}
+		rec := workers.NewReconciler(s, queue, cfg.ReconcileInterval, log)
+		g.Go(func() error { rec.Run(ctx); return nil })
+		g.Go(func() error {
+			<-ctx.Done()
+			srv.Shutdown() // waits up to ShutdownTimeout for running tasks, then hands them back
+			return nil
+		})
+	}
+	if mode == "serve" || mode == "api" {
+		var ui *asynqmon.HTTPHandler
+		if cfg.AdminPassword != "" {
+			ui = asynqmon.New(asynqmon.Options{RootPath: "/admin/queues", RedisConnOpt: redisOpt})
+			defer ui.Close()
+		}
+		e := handlers.New(handlers.Config{
+			Store: s,
+			Queue: queue,
+			Checks: map[string]handlers.Pinger{
+				"postgres": s.Ping,
+				"redis":    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+			},
+			MaxBodyBytes:  cfg.MaxBodyBytes,
+			QueueUI:       queueUI(ui),
+			AdminUsername: cfg.AdminUsername,
+			AdminPassword: cfg.AdminPassword,
+			Log:           log,
+		})
+		httpSrv := &http.Server{
+			Addr:              cfg.HTTPAddr,
+			Handler:           e,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       2 * time.Minute, // a 16 MiB body over a slow link
+			WriteTimeout:      2 * time.Minute,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+		}
+		g.Go(func() error {
+			log.Info("listening", "addr", cfg.HTTPAddr)
+			if err := httpSrv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+			defer cancel()
+			return httpSrv.Shutdown(shutdownCtx)
+		})
+	}
+	err = g.Wait()
+	log.Info("bulkd stopped", "mode", mode)
+	return err
+}
+
+// queueUI keeps a nil *asynqmon.HTTPHandler from becoming a non-nil interface.
+func queueUI(ui *asynqmon.HTTPHandler) http.Handler {
+	if ui == nil {
+		return nil
+	}
+	return ui
+}

@@ -1,0 +1,155 @@
+// Package configs loads bulkd's configuration from the environment, with
+// defaults that run on a developer's machine, and checks it before anything
+// starts.
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is bulkd's whole configuration.
+type Config struct {
+	DatabaseURL       string
+	DBMaxConns        int32
+	RedisURL          string
+	HTTPAddr          string
+	BaseURL           string
+	MaxBodyBytes      int64
+	SMTPHost          string
+	SMTPPort          int
+	SMTPUsername      string
+	SMTPPassword      string
+	SMTPTLS           string
+	MailFrom          string
+	AdminUsername     string
+	AdminPassword     string
+	WorkerConcurrency int
+	ShutdownTimeout   time.Duration
+	ReconcileInterval time.Duration
+	LogLevel          slog.Level
+}
+
+// Load reads the configuration through getenv (os.Getenv in main, a map in
+// tests). The error names every variable that is wrong.
+func Load(getenv func(string) string) (Config, error) {
+	l := loader{getenv: getenv}
+	c := Config{
+		DatabaseURL:       l.str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bulkd?sslmode=disable"),
+		DBMaxConns:        int32(l.int("DB_MAX_CONNS", 0, 0, 1000)),
+		RedisURL:          l.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		HTTPAddr:          l.str("HTTP_ADDR", ":8080"),
+		BaseURL:           strings.TrimRight(l.str("BASE_URL", "http://localhost:8080"), "/"),
+		MaxBodyBytes:      int64(l.int("MAX_BODY_BYTES", 16<<20, 1024, 1<<30)),
+		SMTPHost:          l.str("SMTP_HOST", ""),
+		SMTPPort:          l.int("SMTP_PORT", 587, 1, 65535),
+		SMTPUsername:      l.str("SMTP_USERNAME", ""),
+		SMTPPassword:      l.str("SMTP_PASSWORD", ""),
+		SMTPTLS:           l.oneOf("SMTP_TLS", "starttls", "none", "starttls", "tls"),
+		MailFrom:          l.str("MAIL_FROM", "bulkd@localhost"),
+		AdminUsername:     l.str("ADMIN_USERNAME", "admin"),
+		AdminPassword:     l.str("ADMIN_PASSWORD", ""),
+		WorkerConcurrency: l.int("WORKER_CONCURRENCY", 10, 1, 1000),
+		ShutdownTimeout:   l.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
+		ReconcileInterval: l.duration("RECONCILE_INTERVAL", time.Minute),
+	}
+	switch lvl := l.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"); lvl {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "warn":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		l.fail("BASE_URL", "must be an absolute http(s) URL")
+	}
+	if !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		l.fail("REDIS_URL", "must start with redis:// or rediss://")
+	}
+	return c, errors.Join(l.errs...)
+}
+
+// LogValue shows the configuration with its secrets masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("database_url", maskURL(c.DatabaseURL)),
+		slog.String("redis_url", maskURL(c.RedisURL)),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("base_url", c.BaseURL),
+		slog.Int64("max_body_bytes", c.MaxBodyBytes),
+		slog.String("smtp_host", c.SMTPHost),
+		slog.Int("smtp_port", c.SMTPPort),
+		slog.String("smtp_tls", c.SMTPTLS),
+		slog.Bool("smtp_password_set", c.SMTPPassword != ""),
+		slog.Bool("admin_ui", c.AdminPassword != ""),
+		slog.Int("worker_concurrency", c.WorkerConcurrency),
+	)
+}
+
+// maskURL hides a URL's password.
+func maskURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}
+
+type loader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (l *loader) fail(name, msg string) {
+	l.errs = append(l.errs, fmt.Errorf("%s %s", name, msg))
+}
+
+func (l *loader) str(name, def string) string {
+	if v := strings.TrimSpace(l.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (l *loader) int(name string, def, lo, hi int) int {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		l.fail(name, fmt.Sprintf("must be a whole number from %d to %d, not %q", lo, hi, v))
+		return def
+	}
+	return n
+}
+
+func (l *loader) duration(name string, def time.Duration) time.Duration {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		l.fail(name, fmt.Sprintf("must be a positive duration such as 30s, not %q", v))
+		return def
+	}
+	return d
+}
+
+func (l *loader) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(l.str(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	l.fail(name, fmt.Sprintf("must be one of %s, not %q", strings.Join(allowed, ", "), v))
+	return def
+}

@@ -1,0 +1,100 @@
+package handlers
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/store"
+)
+
+// Error is a request-level error as clients see it:
+// {"message": "...", "errors": {"<field>": ["..."]}}.
+type Error struct {
+	Status  int                 `json:"-"`
+	Message string              `json:"message"`
+	Errors  map[string][]string `json:"errors,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func newError(status int, field, msg string) *Error {
+	return &Error{Status: status, Message: msg, Errors: map[string][]string{field: {msg}}}
+}
+
+// errorHandler maps every error a handler returns to a status and the
+// {"message","errors"} shape. Anything it does not recognise is a 500 whose
+// details stay in the log, under the request id.
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		e := toError(err)
+		if e.Status >= 500 {
+			log.ErrorContext(c.Request().Context(), "request failed",
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+		}
+		if e.Status == http.StatusUnauthorized {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="bulkd"`)
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(e.Status)
+			return
+		}
+		_ = c.JSON(e.Status, e)
+	}
+}
+
+func toError(err error) *Error {
+	var (
+		e      *Error
+		he     *echo.HTTPError
+		tooBig *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.As(err, &tooBig):
+		return newError(http.StatusRequestEntityTooLarge, "body", "The request body must not be larger than "+byteSize(tooBig.Limit)+".")
+	case errors.Is(err, bulk.ErrNotJSON), errors.Is(err, bulk.ErrNotArray), errors.Is(err, bulk.ErrInvalidUTF8):
+		return newError(http.StatusBadRequest, "body", sentence(err))
+	case errors.Is(err, bulk.ErrNoRows), errors.Is(err, bulk.ErrTooManyRows):
+		return newError(http.StatusUnprocessableEntity, "body", sentence(err))
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Message: "Not found."}
+	case errors.As(err, &he):
+		msg, _ := he.Message.(string)
+		if msg == "" {
+			msg = http.StatusText(he.Code)
+		}
+		return &Error{Status: he.Code, Message: msg}
+	}
+	return &Error{Status: http.StatusInternalServerError, Message: "Internal server error."}
+}
+
+// sentence turns a Go error text into a message: capitalised, with a full stop.
+func sentence(err error) string {
+	s := err.Error()
+	if s == "" {
+		return s
+	}
+	b := []byte(s)
+	if b[0] >= 'a' && b[0] <= 'z' {
+		b[0] -= 'a' - 'A'
+	}
+	return string(b) + "."
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return itoa(n>>20) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return itoa(n>>10) + " KiB"
+	}
+	return itoa(n) + " bytes"
+}

@@ -1,0 +1,130 @@
+// Package models holds the GORM entities of bulkd's tables. They carry no
+// behaviour beyond mapping columns; pkg/store decides how they are read and
+// written.
+package models
+
+import (
+	"database/sql/driver"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// Bulk statuses.
+const (
+	StatusPending    = "pending"
+	StatusProcessing = "processing"
+	StatusCompleted  = "completed"
+	StatusFailed     = "failed"
+	StatusCanceled   = "canceled"
+)
+
+// Organization is a tenant: every record, key and bulk belongs to one.
+type Organization struct {
+	ID          uuid.UUID `gorm:"type:uuid;primaryKey;default:gen_random_uuid()"`
+	Name        string
+	NotifyEmail string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// APIKey is an organization's key, stored as a SHA-256 hash; Prefix is the
+// key's public start, used to find it and shown in listings.
+type APIKey struct {
+	ID             uuid.UUID `gorm:"type:uuid;primaryKey;default:gen_random_uuid()"`
+	OrganizationID uuid.UUID `gorm:"type:uuid"`
+	Prefix         string
+	Hash           []byte
+	CreatedAt      time.Time
+	RevokedAt      *time.Time
+}
+
+// TableName keeps GORM from naming the table "api_keys" by guesswork.
+func (APIKey) TableName() string { return "api_keys" }
+
+// Bulk is one submission and its progress.
+type Bulk struct {
+	ID              uuid.UUID `gorm:"type:uuid;primaryKey"`
+	OrganizationID  uuid.UUID `gorm:"type:uuid"`
+	Status          string
+	Count           int
+	RowsSucceeded   int
+	RowsFailed      int
+	FailureReason   *string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	StartedAt       *time.Time
+	CompletedAt     *time.Time
+	NotifyClaimedAt *time.Time
+	NotifiedAt      *time.Time
+}
+
+// Location is a place customers belong to.
+type Location struct {
+	ID             uuid.UUID `gorm:"type:uuid;primaryKey"`
+	OrganizationID uuid.UUID `gorm:"type:uuid"`
+	ExternalID     string
+	Name           *string
+	BulkID         *uuid.UUID `gorm:"type:uuid"`
+	BulkRow        *int
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Customer is a debtor.
+type Customer struct {
+	ID             uuid.UUID `gorm:"type:uuid;primaryKey"`
+	OrganizationID uuid.UUID `gorm:"type:uuid"`
+	ExternalID     string
+	LocationID     uuid.UUID `gorm:"type:uuid"`
+	Name           string
+	Email          *string
+	Phone          *string
+	DateOfBirth    *time.Time      `gorm:"type:date"`
+	SSNLast4       *string         `gorm:"column:ssn_last4"`
+	Address        json.RawMessage `gorm:"type:jsonb"`
+	Metadata       json.RawMessage `gorm:"type:jsonb"`
+	BulkID         *uuid.UUID      `gorm:"type:uuid"`
+	BulkRow        *int
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// DebtAccount is an amount a customer owes, possibly nested under a parent
+// account of the same customer. Balances are numeric(14,2), read as their
+// exact decimal text.
+type DebtAccount struct {
+	ID                    uuid.UUID `gorm:"type:uuid;primaryKey"`
+	OrganizationID        uuid.UUID `gorm:"type:uuid"`
+	ExternalID            string
+	CustomerID            uuid.UUID  `gorm:"type:uuid"`
+	ParentID              *uuid.UUID `gorm:"type:uuid"`
+	ExternalAccountNumber *string
+	Balance               string          `gorm:"type:numeric(14,2)"`
+	CurrentBalance        string          `gorm:"type:numeric(14,2)"`
+	BillingType           StringArray     `gorm:"type:text[]"`
+	Metadata              json.RawMessage `gorm:"type:jsonb"`
+	BulkID                *uuid.UUID      `gorm:"type:uuid"`
+	BulkRow               *int
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
+}
+
+// StringArray maps a Postgres text[] for GORM, which has no array type of its own.
+type StringArray []string
+
+var pgTypes = pgtype.NewMap()
+
+// Scan implements sql.Scanner.
+func (a *StringArray) Scan(src any) error {
+	if err := pgTypes.SQLScanner((*[]string)(a)).Scan(src); err != nil {
+		return fmt.Errorf("models: scan text[]: %w", err)
+	}
+	return nil
+}
+
+// Value implements driver.Valuer; pgx encodes a []string as text[].
+func (a StringArray) Value() (driver.Value, error) { return []string(a), nil }

@@ -1,0 +1,63 @@
+package bulk
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Messages holds the user-facing messages of one submitted object, keyed by
+// field name ("email", "address.city", "metadata.color").
+type Messages map[string][]string
+
+func (m Messages) add(field, msg string) {
+	m[field] = append(m[field], msg)
+}
+
+// Messages shown to clients. They follow the wording of the Tratta API, which
+// bulkd is compatible with ("The external id has already been taken.").
+const (
+	MsgTaken             = "The external id has already been taken."
+	MsgInvalidParent     = "The selected parent external id is invalid."
+	MsgParentNested      = "The selected parent external id names a debt account that has a parent itself; only one level of nesting is allowed."
+	MsgParentNotAllowed  = "The parent external id field is not allowed on parent debt accounts."
+	MsgParentFailed      = "The debt account was not saved because its parent debt account failed."
+	MsgCustomerFailed    = "The debt account was not saved because its customer failed."
+	MsgLocationFailed    = "The customer was not saved because its location failed."
+	MsgRowNotObject      = "The row must be an object with customer, location and debt_accounts."
+	MsgEmail             = "The email field must be a valid email address."
+	MsgBillingTypeChoice = "The selected billing type is invalid."
+)
+
+// label turns a field path into the words of a message: "external_id" →
+// "external id", "address.postal_code" → "address.postal code".
+func label(field string) string {
+	return strings.ReplaceAll(field, "_", " ")
+}
+
+func msgRequired(field string) string {
+	return fmt.Sprintf("The %s field is required.", label(field))
+}
+
+func msgString(field string) string {
+	return fmt.Sprintf("The %s field must be a string.", label(field))
+}
+
+func msgMaxChars(field string, n int) string {
+	return fmt.Sprintf("The %s field must not be greater than %d characters.", label(field), n)
+}
+
+func msgNoNUL(field string) string {
+	return fmt.Sprintf("The %s field must not contain NUL characters.", label(field))
+}
+
+func msgObject(field string) string {
+	return fmt.Sprintf("The %s field must be an object.", label(field))
+}
+
+func msgList(field string) string {
+	return fmt.Sprintf("The %s field must be a list.", label(field))
+}
+
+func msgBoolean(field string) string {
+	return fmt.Sprintf("The %s field must be true or false.", label(field))
+}

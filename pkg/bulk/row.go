@@ -1,0 +1,244 @@
+package bulk
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// MaxRows is the most rows one bulk may carry.
+const MaxRows = 1000
+
+// Customer is a validated customer. Optional fields are zero when absent.
+type Customer struct {
+	ExternalID  string
+	Name        string
+	Email       string
+	Phone       string
+	DateOfBirth time.Time
+	SSNLast4    string
+	Address     json.RawMessage // the known address fields, re-encoded; nil when absent
+	Metadata    json.RawMessage // nil when absent
+}
+
+// Location is a validated location.
+type Location struct {
+	ExternalID string
+	Name       string
+}
+
+// DebtAccount is a validated debt account, a parent or a child.
+type DebtAccount struct {
+	ExternalID            string
+	ParentExternalID      string // "" for a top-level account
+	ExternalAccountNumber string
+	Balance               Money
+	CurrentBalance        Money
+	BillingType           []string
+	Metadata              json.RawMessage
+}
+
+// Input is one submitted object: its bytes as submitted, the value read from
+// them, and the messages that make it fail. Value is meaningful only when
+// Messages is empty.
+type Input[T any] struct {
+	Raw      json.RawMessage
+	Value    T
+	Messages Messages
+	Outcome  Outcome // set by NewPlan
+}
+
+// Failed tells whether the object has any message.
+func (in *Input[T]) Failed() bool { return len(in.Messages) > 0 }
+
+// Row is one submitted row, decoded and validated on its own. The nesting of
+// its debt accounts is checked too; what depends on the database (an external
+// id already taken) is decided by Plan.
+type Row struct {
+	Number             int // 1-based position in the bulk
+	Raw                json.RawMessage
+	Customer           *Input[Customer]
+	Location           *Input[Location]
+	ParentDebtAccounts []*Input[DebtAccount]
+	DebtAccounts       []*Input[DebtAccount]
+}
+
+type rowWire struct {
+	Customer           json.RawMessage `json:"customer"`
+	Location           json.RawMessage `json:"location"`
+	ParentDebtAccounts json.RawMessage `json:"parent_debt_accounts"`
+	DebtAccounts       json.RawMessage `json:"debt_accounts"`
+}
+
+// ParseRow decodes and validates one row as submitted. It never fails: every
+// problem becomes a message on the object it concerns. today bounds dates of
+// birth.
+func ParseRow(number int, raw json.RawMessage, today time.Time) *Row {
+	r := &Row{Number: number, Raw: raw}
+	var w rowWire
+	if jsonKind(raw) != '{' || json.Unmarshal(raw, &w) != nil {
+		r.Customer = &Input[Customer]{Messages: Messages{"row": {MsgRowNotObject}}}
+		return r
+	}
+	r.Customer = parseCustomer(w.Customer, today)
+	r.Location = parseLocation(w.Location)
+	r.ParentDebtAccounts = parseAccounts("parent_debt_accounts", w.ParentDebtAccounts, true)
+	r.DebtAccounts = parseAccounts("debt_accounts", w.DebtAccounts, false)
+	checkNesting(r)
+	return r
+}
+
+func parseCustomer(raw json.RawMessage, today time.Time) *Input[Customer] {
+	in := &Input[Customer]{Raw: raw, Messages: Messages{}}
+	if isAbsent(raw) {
+		in.Messages.add("customer", msgRequired("customer"))
+		return in
+	}
+	var w struct {
+		ExternalID  json.RawMessage `json:"external_id"`
+		Name        json.RawMessage `json:"name"`
+		Email       json.RawMessage `json:"email"`
+		Phone       json.RawMessage `json:"phone"`
+		DateOfBirth json.RawMessage `json:"date_of_birth"`
+		SSNLast4    json.RawMessage `json:"ssn_last4"`
+		Address     json.RawMessage `json:"address"`
+		Metadata    json.RawMessage `json:"metadata"`
+	}
+	if jsonKind(raw) != '{' || json.Unmarshal(raw, &w) != nil {
+		in.Messages.add("customer", msgObject("customer"))
+		return in
+	}
+	m := in.Messages
+	in.Value = Customer{
+		ExternalID:  must(text(m, "external_id", w.ExternalID, true, MaxExternalIDLen)),
+		Name:        must(text(m, "name", w.Name, true, MaxNameLen)),
+		Email:       email(m, w.Email),
+		Phone:       must(text(m, "phone", w.Phone, false, MaxPhoneLen)),
+		DateOfBirth: dateOfBirth(m, w.DateOfBirth, today),
+		SSNLast4:    ssnLast4(m, w.SSNLast4),
+		Address:     address(m, w.Address),
+		Metadata:    metadata(m, w.Metadata),
+	}
+	return in
+}
+
+func parseLocation(raw json.RawMessage) *Input[Location] {
+	in := &Input[Location]{Raw: raw, Messages: Messages{}}
+	if isAbsent(raw) {
+		in.Messages.add("location", msgRequired("location"))
+		return in
+	}
+	var w struct {
+		ExternalID json.RawMessage `json:"external_id"`
+		Name       json.RawMessage `json:"name"`
+	}
+	if jsonKind(raw) != '{' || json.Unmarshal(raw, &w) != nil {
+		in.Messages.add("location", msgObject("location"))
+		return in
+	}
+	in.Value = Location{
+		ExternalID: must(text(in.Messages, "external_id", w.ExternalID, true, MaxExternalIDLen)),
+		Name:       must(text(in.Messages, "name", w.Name, false, MaxNameLen)),
+	}
+	return in
+}
+
+// parseAccounts reads a list of debt accounts. A section that is not a list
+// becomes a single failed entry carrying the section's message.
+func parseAccounts(section string, raw json.RawMessage, parents bool) []*Input[DebtAccount] {
+	if isAbsent(raw) {
+		return nil
+	}
+	var items []json.RawMessage
+	if jsonKind(raw) != '[' || json.Unmarshal(raw, &items) != nil {
+		return []*Input[DebtAccount]{{Raw: raw, Messages: Messages{section: {msgList(section)}}}}
+	}
+	out := make([]*Input[DebtAccount], len(items))
+	for i, item := range items {
+		out[i] = parseAccount(item, parents)
+	}
+	return out
+}
+
+func parseAccount(raw json.RawMessage, parent bool) *Input[DebtAccount] {
+	in := &Input[DebtAccount]{Raw: raw, Messages: Messages{}}
+	var w struct {
+		ExternalID            json.RawMessage `json:"external_id"`
+		ParentExternalID      json.RawMessage `json:"parent_external_id"`
+		ExternalAccountNumber json.RawMessage `json:"external_account_number"`
+		Balance               json.RawMessage `json:"balance"`
+		CurrentBalance        json.RawMessage `json:"current_balance"`
+		BillingType           json.RawMessage `json:"billing_type"`
+		Metadata              json.RawMessage `json:"metadata"`
+	}
+	if jsonKind(raw) != '{' || json.Unmarshal(raw, &w) != nil {
+		in.Messages.add("debt_account", msgObject("debt_account"))
+		return in
+	}
+	m := in.Messages
+	a := DebtAccount{
+		ExternalID:            must(text(m, "external_id", w.ExternalID, true, MaxExternalIDLen)),
+		ParentExternalID:      must(text(m, "parent_external_id", w.ParentExternalID, false, MaxExternalIDLen)),
+		ExternalAccountNumber: must(text(m, "external_account_number", w.ExternalAccountNumber, false, MaxAccountNumberLen)),
+		BillingType:           billingType(m, w.BillingType),
+		Metadata:              metadata(m, w.Metadata),
+	}
+	a.Balance, _ = money(m, "balance", w.Balance, true)
+	var hasCurrent bool
+	a.CurrentBalance, hasCurrent = money(m, "current_balance", w.CurrentBalance, false)
+	if hasCurrent && isAbsent(w.CurrentBalance) {
+		a.CurrentBalance = a.Balance // an account nobody has paid on yet owes its balance
+	}
+	if parent && a.ParentExternalID != "" {
+		m.add("parent_external_id", MsgParentNotAllowed)
+	}
+	in.Value = a
+	return in
+}
+
+// must drops the ok of a field reader: a failed field already left its message.
+func must[T any](v T, _ bool) T { return v }
+
+// checkNesting resolves each child's parent_external_id within the row: the
+// parent is an explicit parent debt account or a top-level entry of
+// debt_accounts. Unknown parents and parents that have a parent themselves
+// (which covers cycles and self-references) are errors of the child.
+func checkNesting(r *Row) {
+	type node struct{ parentRef string }
+	byID := map[string]node{}
+	for _, p := range r.ParentDebtAccounts {
+		if id := p.Value.ExternalID; id != "" {
+			if _, dup := byID[id]; !dup {
+				byID[id] = node{}
+			}
+		}
+	}
+	for _, a := range r.DebtAccounts {
+		if id := a.Value.ExternalID; id != "" {
+			if _, dup := byID[id]; !dup {
+				byID[id] = node{parentRef: a.Value.ParentExternalID}
+			}
+		}
+	}
+	for _, a := range r.DebtAccounts {
+		ref := a.Value.ParentExternalID
+		if ref == "" || a.Messages["parent_external_id"] != nil {
+			continue
+		}
+		p, ok := byID[ref]
+		switch {
+		case !ok:
+			a.Messages.add("parent_external_id", MsgInvalidParent)
+		case p.parentRef != "":
+			a.Messages.add("parent_external_id", MsgParentNested)
+		}
+	}
+}
+
+// Action is what the import did with the object: failed when it has messages,
+// otherwise what the plan decided.
+func (in *Input[T]) Action() Action {
+	if in.Failed() {
+		return ActionFailed
+	}
+	return in.Outcome.Action
+}

@@ -1,0 +1,707 @@
+package mailer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net"
+	"net/mail"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"github.com/google/go-cmp/cmp"
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/bulkd/bulkd/pkg/mailer"
+)
+
+const (
+	testFrom = "bulkd@example.com"
+	testTo   = "ops@acme.example"
+)
+
+func completed() mailer.Completion {
+	return mailer.Completion{
+		BulkID:           "0f8b5a3e-6d1c-4a57-9a38-2f1b6f0c9e11",
+		OrganizationName: "Acme Debt Services",
+		Status:           mailer.StatusCompleted,
+		Count:            10,
+		RowsSucceeded:    8,
+		RowsFailed:       2,
+		ErrorsURL:        "https://bulkd.example.com/api/v1/bulk/0f8b5a3e-6d1c-4a57-9a38-2f1b6f0c9e11/errors",
+	}
+}
+
+func failed() mailer.Completion {
+	c := completed()
+	c.Status = mailer.StatusFailed
+	c.RowsSucceeded, c.RowsFailed = 0, 0
+	c.Reason = "the submitted file is not valid JSON"
+	return c
+}
+
+// received is one message accepted by the test server.
+type received struct {
+	from string
+	to   []string
+	data []byte
+}
+
+// testServer is a real SMTP server on 127.0.0.1 that records what it accepts.
+type testServer struct {
+	port int
+
+	// Set before the first send.
+	username, password string // when set, AUTH PLAIN is required
+	rcptErr, dataErr   error  // when set, RCPT or DATA is refused
+
+	mu       sync.Mutex
+	messages []received
+}
+
+func newTestServer(t *testing.T, configure func(*testServer)) *testServer {
+	t.Helper()
+	ts := &testServer{}
+	if configure != nil {
+		configure(ts)
+	}
+	s := smtp.NewServer(ts)
+	s.Domain = "localhost"
+	s.AllowInsecureAuth = true
+	s.ReadTimeout = 10 * time.Second
+	s.WriteTimeout = 10 * time.Second
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	ts.port = l.Addr().(*net.TCPAddr).Port
+	go func() { _ = s.Serve(l) }()
+	t.Cleanup(func() { _ = s.Close() })
+	return ts
+}
+
+// config is a Config that sends to ts in clear text.
+func (ts *testServer) config() mailer.Config {
+	return mailer.Config{Host: "127.0.0.1", Port: ts.port, TLS: mailer.TLSNone, From: testFrom, Timeout: 5 * time.Second}
+}
+
+func (ts *testServer) received() []received {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return append([]received(nil), ts.messages...)
+}
+
+// NewSession implements smtp.Backend.
+func (ts *testServer) NewSession(*smtp.Conn) (smtp.Session, error) {
+	return &testSession{server: ts}, nil
+}
+
+type testSession struct {
+	server *testServer
+	authed bool
+	from   string
+	to     []string
+}
+
+func (s *testSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (s *testSession) Auth(mech string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, username, password string) error {
+		if username != s.server.username || password != s.server.password {
+			return smtp.ErrAuthFailed
+		}
+		s.authed = true
+		return nil
+	}), nil
+}
+
+func (s *testSession) Mail(from string, _ *smtp.MailOptions) error {
+	if s.server.username != "" && !s.authed {
+		return smtp.ErrAuthRequired
+	}
+	s.from = from
+	return nil
+}
+
+func (s *testSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if s.server.rcptErr != nil {
+		return s.server.rcptErr
+	}
+	s.to = append(s.to, to)
+	return nil
+}
+
+func (s *testSession) Data(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if s.server.dataErr != nil {
+		return s.server.dataErr
+	}
+	s.server.mu.Lock()
+	defer s.server.mu.Unlock()
+	s.server.messages = append(s.server.messages, received{from: s.from, to: s.to, data: data})
+	return nil
+}
+
+func (s *testSession) Reset() { s.from, s.to = "", nil }
+
+func (s *testSession) Logout() error { return nil }
+
+func newSender(t *testing.T, cfg mailer.Config) mailer.Sender {
+	t.Helper()
+	s, err := mailer.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+// email is a received message, parsed.
+type email struct {
+	header  mail.Header
+	subject string
+	parts   map[string]string // decoded body by media type
+}
+
+func parseEmail(t *testing.T, raw []byte) email {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("read message: %v\n%s", err, raw)
+	}
+	subject, err := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+	if err != nil {
+		t.Fatalf("decode subject: %v", err)
+	}
+	e := email{header: m.Header, subject: subject, parts: map[string]string{}}
+	collectParts(t, m.Header.Get("Content-Type"), m.Header.Get("Content-Transfer-Encoding"), m.Body, e.parts)
+	return e
+}
+
+// collectParts walks a MIME tree and stores every leaf's decoded body.
+func collectParts(t *testing.T, contentType, encoding string, body io.Reader, into map[string]string) {
+	t.Helper()
+	mediaType, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		t.Fatalf("parse content type %q: %v", contentType, err)
+	}
+	if strings.HasPrefix(mediaType, "multipart/") {
+		mr := multipart.NewReader(body, params["boundary"])
+		for {
+			p, err := mr.NextRawPart()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				t.Fatalf("next part of %s: %v", mediaType, err)
+			}
+			collectParts(t, p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p, into)
+		}
+	}
+	switch strings.ToLower(encoding) {
+	case "quoted-printable":
+		body = quotedprintable.NewReader(body)
+	case "base64":
+		body = base64.NewDecoder(base64.StdEncoding, body)
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatalf("read %s part: %v", mediaType, err)
+	}
+	if _, dup := into[mediaType]; dup {
+		t.Fatalf("two %s parts", mediaType)
+	}
+	into[mediaType] = string(b)
+}
+
+func assertContains(t *testing.T, what, s string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(s, w) {
+			t.Errorf("%s does not contain %q:\n%s", what, w, s)
+		}
+	}
+}
+
+func TestSMTPSenderCompleted(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, nil)
+	s := newSender(t, ts.config())
+	c := completed()
+
+	if err := s.SendBulkNotification(t.Context(), testTo, c); err != nil {
+		t.Fatalf("SendBulkNotification: %v", err)
+	}
+
+	got := ts.received()
+	if len(got) != 1 {
+		t.Fatalf("server received %d messages, want 1", len(got))
+	}
+	if diff := cmp.Diff([]string{testTo}, got[0].to); diff != "" {
+		t.Errorf("envelope recipients (-want +got):\n%s", diff)
+	}
+	if got[0].from != testFrom {
+		t.Errorf("envelope sender = %q, want %q", got[0].from, testFrom)
+	}
+
+	e := parseEmail(t, got[0].data)
+	headers := map[string]string{
+		"From":       e.header.Get("From"),
+		"To":         e.header.Get("To"),
+		"Subject":    e.subject,
+		"Message-Id": e.header.Get("Message-Id"),
+	}
+	wantHeaders := map[string]string{
+		"From":       "<" + testFrom + ">",
+		"To":         "<" + testTo + ">",
+		"Subject":    "Bulk " + c.BulkID + " completed: 8 of 10 rows imported",
+		"Message-Id": "<bulk-" + c.BulkID + "-completed@example.com>",
+	}
+	if diff := cmp.Diff(wantHeaders, headers); diff != "" {
+		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+	if date, err := e.header.Date(); err != nil {
+		t.Errorf("Date header: %v", err)
+	} else if d := time.Since(date); d < -time.Minute || d > time.Minute {
+		t.Errorf("Date = %v, not now", date)
+	}
+
+	text, html := e.parts["text/plain"], e.parts["text/html"]
+	if len(e.parts) != 2 || text == "" || html == "" {
+		t.Fatalf("want a text/plain and a text/html part, got %v", e.parts)
+	}
+	assertContains(t, "text body", text,
+		c.BulkID, "Acme Debt Services", "completed",
+		"Rows submitted:  10", "Rows succeeded:  8", "Rows failed:     2",
+		c.ErrorsURL)
+	assertContains(t, "HTML body", html,
+		c.BulkID, "Acme Debt Services", "completed",
+		"<th align=\"left\">Rows submitted</th><td>10</td>",
+		"<th align=\"left\">Rows succeeded</th><td>8</td>",
+		"<th align=\"left\">Rows failed</th><td>2</td>",
+		`<a href="`+c.ErrorsURL+`">`)
+	for _, body := range []string{text, html} {
+		if strings.Contains(body, "Reason") {
+			t.Errorf("completed email mentions a reason:\n%s", body)
+		}
+	}
+}
+
+func TestSMTPSenderFailed(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, nil)
+	s := newSender(t, ts.config())
+	c := failed()
+
+	if err := s.SendBulkNotification(t.Context(), testTo, c); err != nil {
+		t.Fatalf("SendBulkNotification: %v", err)
+	}
+
+	got := ts.received()
+	if len(got) != 1 {
+		t.Fatalf("server received %d messages, want 1", len(got))
+	}
+	e := parseEmail(t, got[0].data)
+	if want := "Bulk " + c.BulkID + " failed"; e.subject != want {
+		t.Errorf("Subject = %q, want %q", e.subject, want)
+	}
+	if want := "<bulk-" + c.BulkID + "-failed@example.com>"; e.header.Get("Message-Id") != want {
+		t.Errorf("Message-ID = %q, want %q", e.header.Get("Message-Id"), want)
+	}
+	assertContains(t, "text body", e.parts["text/plain"], c.BulkID, "failed", "Reason:          "+c.Reason, c.ErrorsURL)
+	assertContains(t, "HTML body", e.parts["text/html"], c.BulkID, "failed", "<td>"+c.Reason+"</td>")
+}
+
+func TestSMTPSenderRetryKeepsMessageID(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, nil)
+	s := newSender(t, ts.config())
+
+	for range 2 {
+		if err := s.SendBulkNotification(t.Context(), testTo, completed()); err != nil {
+			t.Fatalf("SendBulkNotification: %v", err)
+		}
+	}
+
+	got := ts.received()
+	if len(got) != 2 {
+		t.Fatalf("server received %d messages, want 2", len(got))
+	}
+	first := parseEmail(t, got[0].data).header.Get("Message-Id")
+	second := parseEmail(t, got[1].data).header.Get("Message-Id")
+	if first == "" || first != second {
+		t.Errorf("Message-IDs of a retried notification differ or are empty: %q, %q", first, second)
+	}
+}
+
+func TestSMTPSenderEscapesHTML(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, nil)
+	s := newSender(t, ts.config())
+	c := failed()
+	c.OrganizationName = `<script>alert("x")</script>`
+	c.Reason = "row 3: <b>bad</b>"
+
+	if err := s.SendBulkNotification(t.Context(), testTo, c); err != nil {
+		t.Fatalf("SendBulkNotification: %v", err)
+	}
+
+	got := ts.received()
+	if len(got) != 1 {
+		t.Fatalf("server received %d messages, want 1", len(got))
+	}
+	html := parseEmail(t, got[0].data).parts["text/html"]
+	assertContains(t, "HTML body", html, "&lt;script&gt;", "row 3: &lt;b&gt;bad&lt;/b&gt;")
+	if strings.Contains(html, "<script>") || strings.Contains(html, "<b>bad") {
+		t.Errorf("HTML body is not escaped:\n%s", html)
+	}
+}
+
+func TestSMTPSenderAuth(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		password string
+		wantErr  bool
+	}{
+		{name: "right password", password: "s3cret"},
+		{name: "wrong password", password: "guess", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, func(ts *testServer) {
+				ts.username, ts.password = "bulkd", "s3cret"
+			})
+			cfg := ts.config()
+			cfg.Username, cfg.Password = "bulkd", tt.password
+			s := newSender(t, cfg)
+
+			err := s.SendBulkNotification(t.Context(), testTo, completed())
+
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("SendBulkNotification succeeded, want an authentication error")
+				}
+				if strings.Contains(err.Error(), tt.password) {
+					t.Errorf("error reveals the password: %v", err)
+				}
+				if n := len(ts.received()); n != 0 {
+					t.Errorf("server received %d messages, want 0", n)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("SendBulkNotification: %v", err)
+			}
+			if n := len(ts.received()); n != 1 {
+				t.Errorf("server received %d messages, want 1", n)
+			}
+		})
+	}
+}
+
+func TestSMTPSenderWithoutCredentialsOnAuthServer(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, func(ts *testServer) {
+		ts.username, ts.password = "bulkd", "s3cret"
+	})
+	s := newSender(t, ts.config())
+
+	if err := s.SendBulkNotification(t.Context(), testTo, completed()); err == nil {
+		t.Fatal("SendBulkNotification succeeded without credentials, want an error")
+	}
+}
+
+func TestSMTPSenderRefused(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		configure func(*testServer)
+	}{
+		{
+			name: "DATA refused",
+			configure: func(ts *testServer) {
+				ts.dataErr = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message refused"}
+			},
+		},
+		{
+			name: "DATA deferred",
+			configure: func(ts *testServer) {
+				ts.dataErr = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"}
+			},
+		},
+		{
+			name: "recipient refused",
+			configure: func(ts *testServer) {
+				ts.rcptErr = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user " + testTo}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, tt.configure)
+			s := newSender(t, ts.config())
+			c := completed()
+
+			err := s.SendBulkNotification(t.Context(), testTo, c)
+
+			if err == nil {
+				t.Fatal("SendBulkNotification succeeded, want an error")
+			}
+			if !strings.HasPrefix(err.Error(), "mailer: send bulk "+c.BulkID+" notification: ") {
+				t.Errorf("error = %q, want it prefixed with the operation", err)
+			}
+			if strings.Contains(err.Error(), testTo) {
+				t.Errorf("error reveals the recipient's address: %v", err)
+			}
+			var sendErr *gomail.SendError
+			if !errors.As(err, &sendErr) {
+				t.Errorf("error %v does not wrap a *mail.SendError", err)
+			}
+			if n := len(ts.received()); n != 0 {
+				t.Errorf("server received %d messages, want 0", n)
+			}
+		})
+	}
+}
+
+func TestSMTPSenderUnreachable(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		t.Fatalf("close listener: %v", err)
+	}
+	s := newSender(t, mailer.Config{Host: "127.0.0.1", Port: port, TLS: mailer.TLSNone, From: testFrom, Timeout: 2 * time.Second})
+
+	err = s.SendBulkNotification(t.Context(), testTo, completed())
+
+	if err == nil || !strings.HasPrefix(err.Error(), "mailer: ") {
+		t.Fatalf("SendBulkNotification = %v, want a mailer error", err)
+	}
+}
+
+func TestSMTPSenderCanceledContext(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, nil)
+	s := newSender(t, ts.config())
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+
+	err := s.SendBulkNotification(ctx, testTo, completed())
+
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("SendBulkNotification = %v, want context.Canceled", err)
+	}
+	if n := len(ts.received()); n != 0 {
+		t.Errorf("server received %d messages, want 0", n)
+	}
+}
+
+func TestSMTPSenderConcurrent(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, nil)
+	s := newSender(t, ts.config())
+	const n = 8
+
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			c := completed()
+			c.BulkID = fmt.Sprintf("bulk-%d", i)
+			errs <- s.SendBulkNotification(t.Context(), testTo, c)
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("SendBulkNotification: %v", err)
+		}
+	}
+
+	ids := map[string]bool{}
+	for _, r := range ts.received() {
+		ids[parseEmail(t, r.data).header.Get("Message-Id")] = true
+	}
+	if len(ids) != n {
+		t.Errorf("server received %d distinct messages, want %d", len(ids), n)
+	}
+}
+
+func TestSendBulkNotificationRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, nil)
+	smtpSender := newSender(t, ts.config())
+	logSender := newSender(t, mailer.Config{})
+
+	unknownStatus := completed()
+	unknownStatus.Status = "done"
+	noID := completed()
+	noID.BulkID = ""
+
+	tests := []struct {
+		name   string
+		sender mailer.Sender
+		to     string
+		c      mailer.Completion
+	}{
+		{name: "smtp unknown status", sender: smtpSender, to: testTo, c: unknownStatus},
+		{name: "smtp no bulk id", sender: smtpSender, to: testTo, c: noID},
+		{name: "smtp bad recipient", sender: smtpSender, to: "ops.acme.example", c: completed()},
+		{name: "log unknown status", sender: logSender, to: testTo, c: unknownStatus},
+		{name: "log no bulk id", sender: logSender, to: testTo, c: noID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := tt.sender.SendBulkNotification(t.Context(), tt.to, tt.c)
+			if err == nil {
+				t.Fatal("SendBulkNotification succeeded, want an error")
+			}
+			if !strings.HasPrefix(err.Error(), "mailer: ") {
+				t.Errorf("error = %q, want a mailer error", err)
+			}
+			if strings.Contains(err.Error(), tt.to) {
+				t.Errorf("error reveals the recipient's address: %v", err)
+			}
+		})
+	}
+	if n := len(ts.received()); n != 0 {
+		t.Errorf("server received %d messages, want 0", n)
+	}
+}
+
+func TestNew(t *testing.T) {
+	t.Parallel()
+	base := mailer.Config{Host: "smtp.example.com", From: testFrom}
+	with := func(f func(*mailer.Config)) mailer.Config {
+		c := base
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		name    string
+		cfg     mailer.Config
+		wantErr string // substring; "" means valid
+	}{
+		{name: "log sender", cfg: mailer.Config{}},
+		{name: "log sender ignores missing From", cfg: mailer.Config{TLS: mailer.TLSNone}},
+		{name: "default TLS", cfg: base},
+		{name: "none", cfg: with(func(c *mailer.Config) { c.TLS = "none" })},
+		{name: "starttls", cfg: with(func(c *mailer.Config) { c.TLS = "starttls" })},
+		{name: "tls", cfg: with(func(c *mailer.Config) { c.TLS = "tls"; c.Port = 465 })},
+		{name: "named From", cfg: with(func(c *mailer.Config) { c.From = "bulkd <bulkd@example.com>" })},
+		{name: "credentials", cfg: with(func(c *mailer.Config) { c.Username, c.Password = "u", "p" })},
+		{name: "unknown TLS", cfg: with(func(c *mailer.Config) { c.TLS = "ssl" }), wantErr: "TLS"},
+		{name: "unknown TLS without host", cfg: mailer.Config{TLS: "yes"}, wantErr: "TLS"},
+		{name: "missing From", cfg: with(func(c *mailer.Config) { c.From = "" }), wantErr: "From"},
+		{name: "invalid From", cfg: with(func(c *mailer.Config) { c.From = "bulkd" }), wantErr: "From"},
+		{name: "negative port", cfg: with(func(c *mailer.Config) { c.Port = -1 }), wantErr: "port"},
+		{name: "port too large", cfg: with(func(c *mailer.Config) { c.Port = 70000 }), wantErr: "port"},
+		{name: "negative timeout", cfg: with(func(c *mailer.Config) { c.Timeout = -time.Second }), wantErr: "timeout"},
+		{name: "password without username", cfg: with(func(c *mailer.Config) { c.Password = "p" }), wantErr: "Username"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := mailer.New(tt.cfg, nil)
+			if tt.wantErr == "" {
+				if err != nil || s == nil {
+					t.Fatalf("New = %v, %v; want a sender", s, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("New succeeded, want an error mentioning %q", tt.wantErr)
+			}
+			if !strings.HasPrefix(err.Error(), "mailer: config: ") || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("New error = %q, want a mailer config error mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLogSender(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		c           mailer.Completion
+		wantSubject string
+		wantBody    []string
+	}{
+		{
+			name:        "completed",
+			c:           completed(),
+			wantSubject: "Bulk " + completed().BulkID + " completed: 8 of 10 rows imported",
+			wantBody:    []string{"Rows succeeded:  8", completed().ErrorsURL},
+		},
+		{
+			name:        "failed",
+			c:           failed(),
+			wantSubject: "Bulk " + failed().BulkID + " failed",
+			wantBody:    []string{"Reason:          " + failed().Reason},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			s, err := mailer.New(mailer.Config{}, slog.New(slog.NewJSONHandler(&buf, nil)))
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+
+			if err := s.SendBulkNotification(t.Context(), testTo, tt.c); err != nil {
+				t.Fatalf("SendBulkNotification: %v", err)
+			}
+
+			out := buf.String()
+			if strings.Contains(out, testTo) || strings.Contains(out, "ops@") {
+				t.Errorf("log reveals the recipient's address:\n%s", out)
+			}
+			if !strings.Contains(out, tt.c.BulkID) {
+				t.Errorf("log does not name bulk %s:\n%s", tt.c.BulkID, out)
+			}
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if len(lines) != 1 {
+				t.Fatalf("got %d log records, want 1:\n%s", len(lines), out)
+			}
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+				t.Fatalf("decode log record: %v", err)
+			}
+			body, _ := rec["body"].(string)
+			assertContains(t, "logged body", body, append(tt.wantBody, tt.c.BulkID)...)
+			delete(rec, "time")
+			delete(rec, "body")
+			want := map[string]any{
+				"level":   "INFO",
+				"msg":     "email not sent: SMTP_HOST is not set",
+				"bulk_id": tt.c.BulkID,
+				"status":  tt.c.Status,
+				"subject": tt.wantSubject,
+			}
+			if diff := cmp.Diff(want, rec); diff != "" {
+				t.Errorf("log record (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,137 @@
+package mailer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+
+	gomail "github.com/wneessen/go-mail"
+)
+
+// smtpSender sends notifications through an SMTP server.
+type smtpSender struct {
+	client *gomail.Client
+	from   *mail.Address
+	domain string // right-hand side of every Message-ID
+	log    *slog.Logger
+	render *renderer
+}
+
+// newSMTPSender builds the go-mail client for a validated cfg.
+func newSMTPSender(cfg Config, log *slog.Logger, r *renderer) (*smtpSender, error) {
+	from, err := mail.ParseAddress(cfg.From)
+	if err != nil {
+		return nil, fmt.Errorf("mailer: config: From %q: %w", cfg.From, err)
+	}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	mode := cfg.TLS
+	if mode == "" {
+		mode = TLSStartTLS
+	}
+	port := cfg.Port
+	opts := []gomail.Option{gomail.WithTimeout(timeout)}
+	switch mode {
+	case TLSNone:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+		if port == 0 {
+			port = gomail.DefaultPort
+		}
+	case TLSStartTLS:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+		if port == 0 {
+			port = gomail.DefaultPortTLS
+		}
+	case TLSImplicit:
+		opts = append(opts, gomail.WithSSL())
+		if port == 0 {
+			port = gomail.DefaultPortSSL
+		}
+	}
+	opts = append(opts, gomail.WithPort(port))
+	if cfg.Username != "" {
+		// Over TLS, let go-mail pick the strongest mechanism the server
+		// offers (PLAIN and LOGIN included). In clear text, use PLAIN, which
+		// go-mail only allows towards localhost, so a password never crosses
+		// the network unencrypted.
+		auth := gomail.SMTPAuthAutoDiscover
+		if mode == TLSNone {
+			auth = gomail.SMTPAuthPlain
+		}
+		opts = append(opts,
+			gomail.WithSMTPAuth(auth),
+			gomail.WithUsername(cfg.Username),
+			gomail.WithPassword(cfg.Password),
+		)
+	}
+	client, err := gomail.NewClient(cfg.Host, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("mailer: new SMTP client for %s:%d: %w", cfg.Host, port, err)
+	}
+	domain := "bulkd"
+	if at := strings.LastIndexByte(from.Address, '@'); at >= 0 && at < len(from.Address)-1 {
+		domain = from.Address[at+1:]
+	}
+	return &smtpSender{client: client, from: from, domain: domain, log: log, render: r}, nil
+}
+
+// SendBulkNotification renders the notification for c and delivers it to
+// the address to in one SMTP session. Errors are returned for the caller to
+// retry; their messages never contain the recipient's address.
+func (s *smtpSender) SendBulkNotification(ctx context.Context, to string, c Completion) error {
+	rcpt, err := mail.ParseAddress(to)
+	if err != nil {
+		// net/mail's messages do not repeat the address.
+		return fmt.Errorf("mailer: send bulk %s notification: recipient: %w", c.BulkID, err)
+	}
+	m, err := s.render.render(c)
+	if err != nil {
+		return err
+	}
+
+	msg := gomail.NewMsg()
+	msg.FromMailAddress(s.from)
+	msg.ToMailAddress(rcpt)
+	msg.Subject(m.subject)
+	msg.SetMessageIDWithValue(messageID(c.BulkID, c.Status, s.domain))
+	msg.SetDate()
+	msg.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
+	msg.SetBodyString(gomail.TypeTextPlain, m.text)
+	msg.AddAlternativeString(gomail.TypeTextHTML, m.html)
+
+	if err := s.client.DialAndSendWithContext(ctx, msg); err != nil {
+		return redact(fmt.Sprintf("mailer: send bulk %s notification", c.BulkID), err, to, rcpt.Address)
+	}
+	s.log.DebugContext(ctx, "bulk notification sent", "bulk_id", c.BulkID, "status", c.Status)
+	return nil
+}
+
+// redactedError is an error whose message has the recipient's address
+// removed, so that it can be logged, while errors.Is and errors.As still
+// reach the original error (a *gomail.SendError, for instance).
+type redactedError struct {
+	msg string
+	err error
+}
+
+// Error returns the redacted message.
+func (e *redactedError) Error() string { return e.msg }
+
+// Unwrap returns the original error.
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redact wraps err under prefix, replacing every occurrence of the given
+// addresses in its message with "[recipient]".
+func redact(prefix string, err error, addrs ...string) error {
+	text := err.Error()
+	for _, a := range addrs {
+		if a != "" {
+			text = strings.ReplaceAll(text, a, "[recipient]")
+		}
+	}
+	return &redactedError{msg: prefix + ": " + text, err: err}
+}

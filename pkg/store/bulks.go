@@ -1,0 +1,194 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
+
+	"github.com/bulkd/bulkd/models"
+)
+
+// CreateBulk stores a submission, the bulk and every row as submitted, in one
+// transaction: once it returns, the bulk survives any crash or queue outage.
+func (s *Store) CreateBulk(ctx context.Context, orgID uuid.UUID, rows []json.RawMessage) (models.Bulk, error) {
+	id, err := uuid.NewV7() // time-ordered: new bulks land at the end of the index
+	if err != nil {
+		return models.Bulk{}, fmt.Errorf("store: create bulk: id: %w", err)
+	}
+	b := models.Bulk{ID: id, OrganizationID: orgID, Status: models.StatusPending, Count: len(rows)}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx,
+			`INSERT INTO bulks (id, organization_id, status, count) VALUES ($1, $2, $3, $4)
+			 RETURNING created_at, updated_at`,
+			pgUUID(b.ID), pgUUID(orgID), b.Status, b.Count).Scan(&b.CreatedAt, &b.UpdatedAt)
+		if err != nil {
+			return fmt.Errorf("insert bulk: %w", err)
+		}
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"bulk_rows"}, []string{"bulk_id", "row", "payload"},
+			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+				return []any{pgUUID(b.ID), i + 1, []byte(rows[i])}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("copy rows: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return models.Bulk{}, fmt.Errorf("store: create bulk: %w", err)
+	}
+	return b, nil
+}
+
+// Bulk returns one of the organization's bulks; another organization's bulk
+// is ErrNotFound.
+func (s *Store) Bulk(ctx context.Context, orgID, id uuid.UUID) (models.Bulk, error) {
+	var b models.Bulk
+	err := s.db.WithContext(ctx).Take(&b, "id = ? AND organization_id = ?", id, orgID).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return models.Bulk{}, ErrNotFound
+	}
+	if err != nil {
+		return models.Bulk{}, fmt.Errorf("store: get bulk: %w", err)
+	}
+	return b, nil
+}
+
+// RowErrors is the errors report of one failed row.
+type RowErrors struct {
+	Row     int
+	Payload json.RawMessage // the row as submitted
+	Errors  json.RawMessage // the sections of bulk.RowErrors
+}
+
+// BulkErrors returns the errors report of the organization's bulk, failed rows
+// in order. A bulk not imported yet has none.
+func (s *Store) BulkErrors(ctx context.Context, orgID, id uuid.UUID) ([]RowErrors, error) {
+	if _, err := s.Bulk(ctx, orgID, id); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx,
+		`SELECT row, payload, errors FROM bulk_rows WHERE bulk_id = $1 AND errors IS NOT NULL ORDER BY row`, pgUUID(id))
+	if err != nil {
+		return nil, fmt.Errorf("store: bulk errors: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RowErrors, error) {
+		var r RowErrors
+		err := row.Scan(&r.Row, &r.Payload, &r.Errors)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: bulk errors: %w", err)
+	}
+	return out, nil
+}
+
+// StartBulk marks a pending bulk as processing and returns it. A bulk already
+// processing (a retry) is returned as it is; one that has finished is returned
+// unchanged too, for the caller to skip.
+func (s *Store) StartBulk(ctx context.Context, id uuid.UUID) (models.Bulk, error) {
+	var b models.Bulk
+	err := s.db.WithContext(ctx).Raw(
+		`UPDATE bulks SET status = 'processing', started_at = coalesce(started_at, now()), updated_at = now()
+		 WHERE id = ? AND status IN ('pending', 'processing') RETURNING *`, id).Scan(&b).Error
+	if err != nil {
+		return models.Bulk{}, fmt.Errorf("store: start bulk: %w", err)
+	}
+	if b.ID != uuid.Nil {
+		return b, nil
+	}
+	if err := s.db.WithContext(ctx).Take(&b, "id = ?", id).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return models.Bulk{}, ErrNotFound
+		}
+		return models.Bulk{}, fmt.Errorf("store: start bulk: %w", err)
+	}
+	return b, nil
+}
+
+// BulkRows returns the rows of a bulk as submitted, in order.
+func (s *Store) BulkRows(ctx context.Context, id uuid.UUID) ([]json.RawMessage, error) {
+	rows, err := s.pool.Query(ctx, `SELECT payload FROM bulk_rows WHERE bulk_id = $1 ORDER BY row`, pgUUID(id))
+	if err != nil {
+		return nil, fmt.Errorf("store: bulk rows: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[json.RawMessage])
+	if err != nil {
+		return nil, fmt.Errorf("store: bulk rows: %w", err)
+	}
+	return out, nil
+}
+
+// FailBulk marks an unfinished bulk as failed with a reason the client reads.
+func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error {
+	err := s.db.WithContext(ctx).Exec(
+		`UPDATE bulks SET status = 'failed', failure_reason = ?, completed_at = now(), updated_at = now()
+		 WHERE id = ? AND status IN ('pending', 'processing')`, reason, id).Error
+	if err != nil {
+		return fmt.Errorf("store: fail bulk: %w", err)
+	}
+	return nil
+}
+
+// PendingBulks lists bulks still pending after olderThan, oldest first: their
+// import task may never have reached the queue.
+func (s *Store) PendingBulks(ctx context.Context, olderThan time.Duration, limit int) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	err := s.db.WithContext(ctx).Model(&models.Bulk{}).
+		Where("status = ? AND created_at < ?", models.StatusPending, time.Now().Add(-olderThan)).
+		Order("created_at").Limit(limit).Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: pending bulks: %w", err)
+	}
+	return ids, nil
+}
+
+// Notification is what a bulk's notification email needs.
+type Notification struct {
+	Bulk         models.Bulk
+	Organization models.Organization
+}
+
+// ErrAlreadyNotified is returned by ClaimNotification when the bulk's
+// notification was sent, or is being sent by another worker.
+var ErrAlreadyNotified = errors.New("store: already notified")
+
+// ClaimNotification reserves the right to send the notification of a finished
+// bulk. Only one claim holds at a time; a claim older than lease is considered
+// abandoned (its worker died) and can be taken over.
+func (s *Store) ClaimNotification(ctx context.Context, id uuid.UUID, lease time.Duration) (Notification, error) {
+	var n Notification
+	err := s.db.WithContext(ctx).Raw(
+		`UPDATE bulks SET notify_claimed_at = now()
+		 WHERE id = ? AND status IN ('completed', 'failed') AND notified_at IS NULL
+		   AND (notify_claimed_at IS NULL OR notify_claimed_at < now() - make_interval(secs => ?))
+		 RETURNING *`, id, lease.Seconds()).Scan(&n.Bulk).Error
+	if err != nil {
+		return Notification{}, fmt.Errorf("store: claim notification: %w", err)
+	}
+	if n.Bulk.ID == uuid.Nil {
+		return Notification{}, ErrAlreadyNotified
+	}
+	if n.Organization, err = s.Organization(ctx, n.Bulk.OrganizationID); err != nil {
+		return Notification{}, err
+	}
+	return n, nil
+}
+
+// FinishNotification records the outcome of a claimed notification: sent
+// marks it done for good, otherwise the claim is released for a retry.
+func (s *Store) FinishNotification(ctx context.Context, id uuid.UUID, sent bool) error {
+	q := `UPDATE bulks SET notify_claimed_at = NULL WHERE id = ?`
+	if sent {
+		q = `UPDATE bulks SET notified_at = now() WHERE id = ?`
+	}
+	if err := s.db.WithContext(ctx).Exec(q, id).Error; err != nil {
+		return fmt.Errorf("store: finish notification: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/big"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/bulk"
+)
+
+// importLockClass namespaces the per-organization advisory lock of imports.
+const importLockClass = 7_240_002
+
+// ImportResult is what an import wrote.
+type ImportResult struct {
+	Bulk models.Bulk // as completed
+	Plan *bulk.Plan  // nil when the bulk had finished before this import
+}
+
+// Import writes a bulk's parsed rows and completes the bulk, all in one
+// transaction, so that a crash leaves either nothing or everything.
+//
+// Imports of one organization take turns on an advisory lock: the external
+// ids read before planning then stay true until commit, which lets the writes
+// be plain COPY (no conflicts possible) and makes two bulks racing on the same
+// ids resolve as "first one wins, the other reports taken" instead of failing.
+// Imports of different organizations run in parallel.
+func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row) (ImportResult, error) {
+	var res ImportResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, importLockClass, b.OrganizationID.String()); err != nil {
+			return fmt.Errorf("lock organization: %w", err)
+		}
+		var status string
+		if err := tx.QueryRow(ctx, `SELECT status FROM bulks WHERE id = $1 FOR UPDATE`, pgUUID(b.ID)).Scan(&status); err != nil {
+			return fmt.Errorf("lock bulk: %w", err)
+		}
+		if status != models.StatusProcessing && status != models.StatusPending {
+			return nil // a duplicate task finished it while this one waited for the lock
+		}
+		existing, err := lookupExisting(ctx, tx, b.OrganizationID, rows)
+		if err != nil {
+			return err
+		}
+		plan := bulk.NewPlan(b.ID, rows, existing)
+		if err := writePlan(ctx, tx, b.OrganizationID, plan); err != nil {
+			return err
+		}
+		if err := completeBulk(ctx, tx, b.ID, rows); err != nil {
+			return err
+		}
+		res.Plan = plan
+		return nil
+	})
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("store: import bulk %s: %w", b.ID, err)
+	}
+	if err := s.db.WithContext(ctx).Take(&res.Bulk, "id = ?", b.ID).Error; err != nil {
+		return ImportResult{}, fmt.Errorf("store: import bulk %s: reload: %w", b.ID, err)
+	}
+	return res, nil
+}
+
+func lookupExisting(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, rows []*bulk.Row) (bulk.Existing, error) {
+	locs, custs, accts := bulk.ExternalIDs(rows)
+	var e bulk.Existing
+	var err error
+	if e.Locations, err = lookup(ctx, tx, "locations", orgID, locs); err != nil {
+		return e, err
+	}
+	if e.Customers, err = lookup(ctx, tx, "customers", orgID, custs); err != nil {
+		return e, err
+	}
+	if e.DebtAccounts, err = lookup(ctx, tx, "debt_accounts", orgID, accts); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+// lookup reads the records of table that carry one of the external ids, in
+// one round trip.
+func lookup(ctx context.Context, tx pgx.Tx, table string, orgID uuid.UUID, externalIDs []string) (map[string]bulk.Record, error) {
+	found := make(map[string]bulk.Record)
+	if len(externalIDs) == 0 {
+		return found, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT external_id, id, bulk_id, coalesce(bulk_row, 0) FROM `+table+
+		` WHERE organization_id = $1 AND external_id = ANY($2)`, pgUUID(orgID), externalIDs)
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", table, err)
+	}
+	var (
+		extID      string
+		id, bulkID pgtype.UUID
+		bulkRow    int
+	)
+	_, err = pgx.ForEachRow(rows, []any{&extID, &id, &bulkID, &bulkRow}, func() error {
+		found[extID] = bulk.Record{ID: id.Bytes, BulkID: bulkID.Bytes, BulkRow: bulkRow}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", table, err)
+	}
+	return found, nil
+}
+
+func writePlan(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, p *bulk.Plan) error {
+	org, bulkID := pgUUID(orgID), pgUUID(p.BulkID)
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"locations"},
+		[]string{"id", "organization_id", "external_id", "name", "bulk_id", "bulk_row"},
+		pgx.CopyFromSlice(len(p.Locations), func(i int) ([]any, error) {
+			l := p.Locations[i]
+			return []any{pgUUID(l.ID), org, l.ExternalID, nullText(l.Name), bulkID, l.Row}, nil
+		})); err != nil {
+		return fmt.Errorf("copy locations: %w", err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"customers"},
+		[]string{"id", "organization_id", "external_id", "location_id", "name", "email", "phone",
+			"date_of_birth", "ssn_last4", "address", "metadata", "bulk_id", "bulk_row"},
+		pgx.CopyFromSlice(len(p.Customers), func(i int) ([]any, error) {
+			c := p.Customers[i]
+			return []any{pgUUID(c.ID), org, c.ExternalID, pgUUID(c.LocationID), c.Name, nullText(c.Email), nullText(c.Phone),
+				pgtype.Date{Time: c.DateOfBirth, Valid: !c.DateOfBirth.IsZero()}, nullText(c.SSNLast4),
+				nullJSON(c.Address), nullJSON(c.Metadata), bulkID, c.Row}, nil
+		})); err != nil {
+		return fmt.Errorf("copy customers: %w", err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"debt_accounts"},
+		[]string{"id", "organization_id", "external_id", "customer_id", "parent_id", "external_account_number",
+			"balance", "current_balance", "billing_type", "metadata", "bulk_id", "bulk_row"},
+		pgx.CopyFromSlice(len(p.DebtAccounts), func(i int) ([]any, error) {
+			a := p.DebtAccounts[i]
+			return []any{pgUUID(a.ID), org, a.ExternalID, pgUUID(a.CustomerID), pgUUID(a.ParentID), nullText(a.ExternalAccountNumber),
+				numeric(a.Balance), numeric(a.CurrentBalance), a.BillingType, nullJSON(a.Metadata), bulkID, a.Row}, nil
+		})); err != nil {
+		return fmt.Errorf("copy debt accounts: %w", err)
+	}
+	return nil
+}
+
+// numeric encodes cents exactly as numeric(14,2).
+func numeric(m bulk.Money) pgtype.Numeric {
+	return pgtype.Numeric{Int: big.NewInt(int64(m)), Exp: -2, Valid: true}
+}
+
+// completeBulk stores each failed row's errors report and the counts, and
+// marks the bulk completed.
+func completeBulk(ctx context.Context, tx pgx.Tx, id uuid.UUID, rows []*bulk.Row) error {
+	var (
+		failedRows []int32
+		reports    [][]byte
+	)
+	for _, r := range rows {
+		report, failed := r.Errors()
+		if !failed {
+			continue
+		}
+		b, err := json.Marshal(report)
+		if err != nil {
+			return fmt.Errorf("encode errors of row %d: %w", r.Number, err)
+		}
+		failedRows = append(failedRows, int32(r.Number))
+		reports = append(reports, b)
+	}
+	// A re-run replaces whatever an earlier run recorded.
+	if _, err := tx.Exec(ctx, `UPDATE bulk_rows SET errors = NULL WHERE bulk_id = $1 AND errors IS NOT NULL`, pgUUID(id)); err != nil {
+		return fmt.Errorf("clear row errors: %w", err)
+	}
+	if len(failedRows) > 0 {
+		if _, err := tx.Exec(ctx,
+			`UPDATE bulk_rows SET errors = u.errors
+			 FROM unnest($2::int[], $3::bytea[]) AS u(row, errors)
+			 WHERE bulk_rows.bulk_id = $1 AND bulk_rows.row = u.row`,
+			pgUUID(id), failedRows, reports); err != nil {
+			return fmt.Errorf("store row errors: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx,
+		`UPDATE bulks SET status = 'completed', rows_succeeded = $2, rows_failed = $3,
+		        completed_at = now(), updated_at = now(), failure_reason = NULL
+		 WHERE id = $1`, pgUUID(id), len(rows)-len(failedRows), len(failedRows)); err != nil {
+		return fmt.Errorf("complete bulk: %w", err)
+	}
+	return nil
+}

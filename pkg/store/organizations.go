@@ -1,0 +1,107 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/bulkd/bulkd/models"
+)
+
+// CreateOrganization adds an organization that notifications go to notifyEmail.
+func (s *Store) CreateOrganization(ctx context.Context, name, notifyEmail string) (models.Organization, error) {
+	org := models.Organization{ID: uuid.New(), Name: name, NotifyEmail: notifyEmail}
+	if err := s.db.WithContext(ctx).Create(&org).Error; err != nil {
+		return models.Organization{}, fmt.Errorf("store: create organization: %w", err)
+	}
+	return org, nil
+}
+
+// Organization returns one organization.
+func (s *Store) Organization(ctx context.Context, id uuid.UUID) (models.Organization, error) {
+	var org models.Organization
+	if err := s.db.WithContext(ctx).Take(&org, "id = ?", id).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return models.Organization{}, ErrNotFound
+		}
+		return models.Organization{}, fmt.Errorf("store: get organization: %w", err)
+	}
+	return org, nil
+}
+
+// API keys read "bk_" + 48 base32 characters (30 random bytes). The first
+// keyPrefixLen characters are stored in clear to find the key; the whole key
+// only as its SHA-256, so a database leak reveals no usable key.
+const (
+	keyPrefixLen = 12
+	keyScheme    = "bk_"
+)
+
+var keyEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// CreateAPIKey makes a new key for the organization and returns it in clear.
+// This is the only time the key exists outside the client.
+func (s *Store) CreateAPIKey(ctx context.Context, orgID uuid.UUID) (string, error) {
+	secret := make([]byte, 30)
+	if _, err := rand.Read(secret); err != nil {
+		return "", fmt.Errorf("store: create api key: random: %w", err)
+	}
+	key := keyScheme + strings.ToLower(keyEncoding.EncodeToString(secret))
+	hash := sha256.Sum256([]byte(key))
+	rec := models.APIKey{ID: uuid.New(), OrganizationID: orgID, Prefix: key[:keyPrefixLen], Hash: hash[:]}
+	if err := s.db.WithContext(ctx).Create(&rec).Error; err != nil {
+		if errors.Is(err, gorm.ErrForeignKeyViolated) {
+			return "", ErrNotFound
+		}
+		return "", fmt.Errorf("store: create api key: %w", err)
+	}
+	return key, nil
+}
+
+// Authenticate returns the organization of a valid, unrevoked key, or
+// ErrNotFound.
+func (s *Store) Authenticate(ctx context.Context, key string) (models.Organization, error) {
+	if len(key) < keyPrefixLen || !strings.HasPrefix(key, keyScheme) {
+		return models.Organization{}, ErrNotFound
+	}
+	var rec models.APIKey
+	err := s.db.WithContext(ctx).Take(&rec, "prefix = ? AND revoked_at IS NULL", key[:keyPrefixLen]).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return models.Organization{}, ErrNotFound
+	}
+	if err != nil {
+		return models.Organization{}, fmt.Errorf("store: authenticate: %w", err)
+	}
+	hash := sha256.Sum256([]byte(key))
+	if subtle.ConstantTimeCompare(hash[:], rec.Hash) != 1 {
+		return models.Organization{}, ErrNotFound
+	}
+	return s.Organization(ctx, rec.OrganizationID)
+}
+
+// RevokeAPIKey disables the key that starts with prefix (its first 12
+// characters, or the whole key).
+func (s *Store) RevokeAPIKey(ctx context.Context, prefix string) error {
+	if len(prefix) < keyPrefixLen {
+		return ErrNotFound
+	}
+	res := s.db.WithContext(ctx).Model(&models.APIKey{}).
+		Where("prefix = ? AND revoked_at IS NULL", prefix[:keyPrefixLen]).
+		Update("revoked_at", time.Now())
+	if res.Error != nil {
+		return fmt.Errorf("store: revoke api key: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# `make run`: starts what is missing (Postgres, Redis), builds and migrates bulkd,
+# creates a dev organization and API key, prints how to call the API, then runs
+# the API and the worker in this process (Ctrl-C stops it).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bulkd?sslmode=disable}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
+export HTTP_ADDR=${HTTP_ADDR:-:8080}
+export BASE_URL=${BASE_URL:-http://localhost:8080}
+# Development only: the queue UI needs a password, and admin/admin is the dev one.
+export ADMIN_USERNAME=${ADMIN_USERNAME:-admin}
+export ADMIN_PASSWORD=${ADMIN_PASSWORD:-admin}
+
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+  export PATH=$PATH:/usr/local/go/bin
+fi
+command -v go >/dev/null 2>&1 || { echo "dev.sh: go is not installed (https://go.dev/dl/)" >&2; exit 1; }
+
+scripts/services.sh
+
+echo "building bin/bulkd"
+go build -o bin/bulkd ./cmd/bulkd
+bin/bulkd migrate
+
+org=$(bin/bulkd org create --name "Dev org" --notify-email dev@example.com | tail -n 1 | tr -d '[:space:]')
+[[ -n $org ]] || { echo "dev.sh: 'bulkd org create' printed no id" >&2; exit 1; }
+key=$(bin/bulkd apikey create --org "$org" | tail -n 1 | tr -d '[:space:]')
+[[ -n $key ]] || { echo "dev.sh: 'bulkd apikey create' printed no key" >&2; exit 1; }
+
+example=../shared/examples/tratta-bulk.json
+if [[ ! -f $example ]]; then
+  example=.local/example.json
+  mkdir -p .local
+  cat >"$example" <<'EOF'
+[
+  {
+    "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "external_id": "cust-1"},
+    "location": {"name": "Main office", "external_id": "loc-1"},
+    "debt_accounts": [
+      {"external_id": "acct-1", "external_account_number": "A-0001", "billing_type": ["partial-payment"], "balance": 100.50, "current_balance": 100.50}
+    ]
+  }
+]
+EOF
+fi
+
+base=${BASE_URL%/}
+admin_password='from $ADMIN_PASSWORD'
+[[ $ADMIN_PASSWORD == admin ]] && admin_password='admin: dev only'
+
+line='────────────────────────────────────────────────────────────────────────'
+cat <<EOF
+
+┌$line
+│ bulkd dev: organization $org (notify: dev@example.com)
+│
+│ API key (shown once):
+│   $key
+│
+│ Submit a bulk (from $root):
+│   curl -sS -X POST $base/api/v1/bulk -H "Authorization: Bearer $key" -H 'Content-Type: application/json' --data @$example
+│
+│ Then poll it and read its row errors (<id>: the bulk id in the 202 reply):
+│   curl -sS $base/api/v1/bulk/<id> -H "Authorization: Bearer $key"
+│   curl -sS $base/api/v1/bulk/<id>/errors -H "Authorization: Bearer $key"
+│
+│ Queue UI: $base/admin/queues  (user $ADMIN_USERNAME, password $admin_password)
+│ Email: ${SMTP_HOST:+SMTP via $SMTP_HOST:${SMTP_PORT:-587}}${SMTP_HOST:-no SMTP_HOST set, completion emails go to the log}
+└$line
+
+EOF
+
+exec bin/bulkd serve

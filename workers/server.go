@@ -1,0 +1,98 @@
+package workers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+
+	"github.com/bulkd/bulkd/pkg/store"
+	"github.com/bulkd/bulkd/workers/tasks"
+)
+
+// ServerConfig configures the worker's asynq server.
+type ServerConfig struct {
+	Concurrency     int
+	ShutdownTimeout time.Duration
+}
+
+// NewServer returns the asynq server and the handler that routes each task
+// type, ready for srv.Start(mux).
+func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, n *Notifier, log *slog.Logger) (*asynq.Server, *asynq.ServeMux) {
+	srv := asynq.NewServer(redis, asynq.Config{
+		Concurrency:     cfg.Concurrency,
+		Queues:          tasks.QueueWeights,
+		RetryDelayFunc:  tasks.RetryDelay,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		ErrorHandler:    asynq.ErrorHandlerFunc(im.FailExhausted),
+		Logger:          slogAdapter{log},
+		LogLevel:        asynq.WarnLevel,
+	})
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeImport, im)
+	mux.Handle(tasks.TypeBulkNotification, n)
+	return srv, mux
+}
+
+// Reconciler re-queues bulks left pending, whose import task never reached
+// Redis (it was down at submit time) or was lost with it.
+type Reconciler struct {
+	store *store.Store
+	queue interface {
+		EnqueueImport(context.Context, uuid.UUID) error
+	}
+	interval time.Duration
+	log      *slog.Logger
+}
+
+// NewReconciler returns a reconciler that checks every interval.
+func NewReconciler(s *store.Store, q interface {
+	EnqueueImport(context.Context, uuid.UUID) error
+}, interval time.Duration, log *slog.Logger) *Reconciler {
+	return &Reconciler{store: s, queue: q, interval: interval, log: log}
+}
+
+// Run reconciles until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := r.Once(ctx); err != nil {
+				r.log.WarnContext(ctx, "reconcile pending bulks", "err", err, "requeued", n)
+			}
+		}
+	}
+}
+
+// Once re-queues every bulk pending for longer than the interval and returns
+// how many it queued. Queuing one that still has its task is harmless.
+func (r *Reconciler) Once(ctx context.Context) (int, error) {
+	ids, err := r.store.PendingBulks(ctx, r.interval, 1000)
+	if err != nil {
+		return 0, err
+	}
+	for i, id := range ids {
+		if err := r.queue.EnqueueImport(ctx, id); err != nil {
+			return i, err
+		}
+	}
+	return len(ids), nil
+}
+
+// slogAdapter lets asynq log through slog.
+type slogAdapter struct{ log *slog.Logger }
+
+func (a slogAdapter) Debug(args ...any) { a.log.Debug(sprint(args)) }
+func (a slogAdapter) Info(args ...any)  { a.log.Info(sprint(args)) }
+func (a slogAdapter) Warn(args ...any)  { a.log.Warn(sprint(args)) }
+func (a slogAdapter) Error(args ...any) { a.log.Error(sprint(args)) }
+func (a slogAdapter) Fatal(args ...any) { a.log.Error(sprint(args)) }
+
+func sprint(args []any) string { return fmt.Sprint(args...) }
