@@ -11,8 +11,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// Migrations are the schema migrations, applied in file name order.
+//
 //go:embed migrations/*.sql
-var migrations embed.FS
+var Migrations embed.FS
 
 // migrateLockID is the advisory lock that keeps two processes starting at
 // once from applying the same migration twice.
@@ -35,14 +37,14 @@ func (s *Store) Migrate(ctx context.Context) error {
 		version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("store: migrate: create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	names, err := fs.Glob(Migrations, "migrations/*.sql")
 	if err != nil {
 		return fmt.Errorf("store: migrate: list: %w", err)
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
-		sql, err := migrations.ReadFile(name)
+		sql, err := Migrations.ReadFile(name)
 		if err != nil {
 			return fmt.Errorf("store: migrate: read %s: %w", name, err)
 		}

@@ -1,0 +1,229 @@
+package bulk_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/bulkd/bulkd/pkg/bulk"
+)
+
+func rowsOf(t *testing.T, rows ...map[string]any) []*bulk.Row {
+	t.Helper()
+	out := make([]*bulk.Row, len(rows))
+	for i, r := range rows {
+		raw, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = bulk.ParseRow(i+1, raw, today)
+	}
+	return out
+}
+
+func simpleRow(customer, location string, accounts ...map[string]any) map[string]any {
+	list := make([]any, len(accounts))
+	for i, a := range accounts {
+		list[i] = a
+	}
+	return map[string]any{
+		"customer":      map[string]any{"external_id": customer, "name": "Name " + customer},
+		"location":      map[string]any{"external_id": location},
+		"debt_accounts": list,
+	}
+}
+
+func acct(id, parent string) map[string]any {
+	a := map[string]any{"external_id": id, "balance": "12.30", "billing_type": []any{"full-payment"}}
+	if parent != "" {
+		a["parent_external_id"] = parent
+	}
+	return a
+}
+
+// messages collects every message of the plan's rows as "row/section/id: field: message".
+func messages(rows []*bulk.Row) []string {
+	var out []string
+	for _, r := range rows {
+		errs, _ := r.Errors()
+		for section, list := range map[string][]bulk.ObjectError{
+			"customer": errs.Customer, "location": errs.Location,
+			"parent_debt_accounts": errs.ParentDebtAccounts, "debt_accounts": errs.DebtAccounts,
+		} {
+			for _, e := range list {
+				var obj struct {
+					ExternalID string `json:"external_id"`
+				}
+				_ = json.Unmarshal(e.Data, &obj)
+				for field, msgs := range e.Messages {
+					for _, m := range msgs {
+						out = append(out, fmt.Sprintf("%d/%s/%s: %s: %s", r.Number, section, obj.ExternalID, field, m))
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func externalIDs(accounts []bulk.NewDebtAccount) []string {
+	out := make([]string, len(accounts))
+	for i, a := range accounts {
+		out[i] = a.ExternalID
+	}
+	return out
+}
+
+func TestPlanNewBulk(t *testing.T) {
+	bulkID := uuid.New()
+	rows := rowsOf(t,
+		simpleRow("c1", "l1", acct("child", "top"), acct("top", "")),
+		simpleRow("c2", "l1", acct("solo", "")),
+		simpleRow("c1", "l2", acct("other", "")),
+	)
+	p := bulk.NewPlan(bulkID, rows, bulk.Existing{})
+	if msgs := messages(rows); len(msgs) > 0 {
+		t.Fatalf("unexpected messages: %v", msgs)
+	}
+	if len(p.Locations) != 2 || len(p.Customers) != 2 {
+		t.Fatalf("want 2 new locations and 2 customers, got %d and %d", len(p.Locations), len(p.Customers))
+	}
+	// Parents are written before their children, whatever the order submitted.
+	if diff := cmp.Diff([]string{"top", "child", "solo", "other"}, externalIDs(p.DebtAccounts)); diff != "" {
+		t.Errorf("write order (-want +got):\n%s", diff)
+	}
+	top, child := p.DebtAccounts[0], p.DebtAccounts[1]
+	if child.ParentID != top.ID || top.ParentID != uuid.Nil {
+		t.Errorf("child not nested under its parent: %+v", p.DebtAccounts[:2])
+	}
+	// Row 3 names customer c1 again: it is reused, not created twice, and its
+	// account belongs to the first c1.
+	if rows[2].Customer.Action() != bulk.ActionFound || rows[2].Customer.Outcome.ID != rows[0].Customer.Outcome.ID {
+		t.Errorf("repeated customer: %+v", rows[2].Customer.Outcome)
+	}
+	if p.DebtAccounts[3].CustomerID != rows[0].Customer.Outcome.ID {
+		t.Errorf("account of row 3 attached to the wrong customer")
+	}
+	if rows[1].Location.Outcome.ID != rows[0].Location.Outcome.ID {
+		t.Errorf("shared location not reused")
+	}
+	for _, a := range p.DebtAccounts {
+		if a.Balance != 1230 {
+			t.Errorf("balance %d, want 1230 cents", a.Balance)
+		}
+	}
+}
+
+func TestPlanAgainstExistingRecords(t *testing.T) {
+	bulkID, otherBulk := uuid.New(), uuid.New()
+	existingCustomer, existingLocation := uuid.New(), uuid.New()
+	mine := uuid.New()
+	existing := bulk.Existing{
+		Locations: map[string]bulk.Record{"l1": {ID: existingLocation, BulkID: otherBulk, BulkRow: 1}},
+		Customers: map[string]bulk.Record{"c1": {ID: existingCustomer, BulkID: otherBulk, BulkRow: 1}},
+		DebtAccounts: map[string]bulk.Record{
+			"taken":     {ID: uuid.New(), BulkID: otherBulk, BulkRow: 1},
+			"mine":      {ID: mine, BulkID: bulkID, BulkRow: 1}, // written by an earlier attempt of this bulk
+			"taken-top": {ID: uuid.New(), BulkID: otherBulk, BulkRow: 4},
+		},
+	}
+	rows := rowsOf(t,
+		simpleRow("c1", "l1", acct("taken", ""), acct("mine", ""), acct("fresh", "mine")),
+		simpleRow("c2", "l1", acct("fresh", ""), acct("mine", "")),
+		simpleRow("c3", "l3", acct("taken-top", ""), acct("kid", "taken-top")),
+	)
+	p := bulk.NewPlan(bulkID, rows, existing)
+
+	want := []string{
+		"1/debt_accounts/taken: external_id: " + bulk.MsgTaken,
+		"2/debt_accounts/fresh: external_id: " + bulk.MsgTaken,
+		"2/debt_accounts/mine: external_id: " + bulk.MsgTaken,
+		"3/debt_accounts/taken-top: external_id: " + bulk.MsgTaken,
+		"3/debt_accounts/kid: parent_external_id: " + bulk.MsgParentFailed,
+	}
+	if diff := cmp.Diff(want, messages(rows), sortStrings); diff != "" {
+		t.Errorf("messages (-want +got):\n%s", diff)
+	}
+	if rows[0].Customer.Action() != bulk.ActionFound || rows[0].Customer.Outcome.ID != existingCustomer {
+		t.Errorf("existing customer not reused: %+v", rows[0].Customer.Outcome)
+	}
+	if rows[0].Location.Outcome.ID != existingLocation || rows[1].Location.Outcome.ID != existingLocation {
+		t.Errorf("existing location not reused")
+	}
+	// "mine" counts as created by this bulk and is not written again; its
+	// child nests under the stored record.
+	if got := rows[0].DebtAccounts[1]; got.Action() != bulk.ActionCreated || got.Outcome.ID != mine {
+		t.Errorf("account written by this bulk: %+v %v", got.Outcome, got.Messages)
+	}
+	if diff := cmp.Diff([]string{"fresh"}, externalIDs(p.DebtAccounts)); diff != "" {
+		t.Errorf("accounts to write (-want +got):\n%s", diff)
+	}
+	if p.DebtAccounts[0].ParentID != mine {
+		t.Errorf("fresh should nest under the stored parent")
+	}
+	if len(p.Customers) != 2 || len(p.Locations) != 1 {
+		t.Errorf("want customers c2, c3 and location l3 written, got %d customers, %d locations", len(p.Customers), len(p.Locations))
+	}
+}
+
+func TestPlanCascades(t *testing.T) {
+	badLocation := simpleRow("c1", "l1", acct("a1", ""))
+	badLocation["location"] = map[string]any{"name": "no id"}
+	badCustomer := simpleRow("c2", "l2", acct("a2", ""), acct("a3", "a2"))
+	badCustomer["customer"] = map[string]any{"external_id": "c2"} // no name
+	badParent := simpleRow("c3", "l3", acct("p", ""), acct("k", "p"))
+	badParent["debt_accounts"].([]any)[0].(map[string]any)["balance"] = -5
+	rows := rowsOf(t, badLocation, badCustomer, badParent)
+	p := bulk.NewPlan(uuid.New(), rows, bulk.Existing{})
+
+	want := []string{
+		"1/location/: external_id: The external id field is required.",
+		"1/customer/c1: location: " + bulk.MsgLocationFailed,
+		"1/debt_accounts/a1: customer: " + bulk.MsgCustomerFailed,
+		"2/customer/c2: name: The name field is required.",
+		"2/debt_accounts/a2: customer: " + bulk.MsgCustomerFailed,
+		"2/debt_accounts/a3: customer: " + bulk.MsgCustomerFailed,
+		"3/debt_accounts/p: balance: The balance field must be at least 0.",
+		"3/debt_accounts/k: parent_external_id: " + bulk.MsgParentFailed,
+	}
+	if diff := cmp.Diff(want, messages(rows), sortStrings); diff != "" {
+		t.Errorf("messages (-want +got):\n%s", diff)
+	}
+	// The valid location of row 2 and the customer of row 3 are still written.
+	if len(p.Locations) != 2 || len(p.Customers) != 1 || len(p.DebtAccounts) != 0 {
+		t.Errorf("got %d locations, %d customers, %d accounts; want 2, 1, 0", len(p.Locations), len(p.Customers), len(p.DebtAccounts))
+	}
+}
+
+var sortStrings = cmp.Transformer("sort", func(in []string) []string {
+	out := slices.Clone(in)
+	slices.Sort(out)
+	return out
+})
+
+func ExampleNewPlan() {
+	raw := json.RawMessage(`{
+		"customer": {"external_id": "c-1", "name": "Ann Lee", "email": "not an email"},
+		"location": {"external_id": "loc-1", "name": "Main office"},
+		"debt_accounts": [
+			{"external_id": "top", "balance": 100, "billing_type": ["full-payment"]},
+			{"external_id": "child", "parent_external_id": "top", "balance": 25.5, "billing_type": ["payment-plan"]}
+		]
+	}`)
+	row := bulk.ParseRow(1, raw, today)
+	bulk.NewPlan(uuid.New(), []*bulk.Row{row}, bulk.Existing{})
+	errs, failed := row.Errors()
+	fmt.Println("row failed:", failed)
+	fmt.Println("customer:", errs.Customer[0].Messages)
+	fmt.Println("accounts:", errs.DebtAccounts[0].Messages["customer"])
+	fmt.Println("location:", row.Location.Action())
+	// Output:
+	// row failed: true
+	// customer: map[email:[The email field must be a valid email address.]]
+	// accounts: [The debt account was not saved because its customer failed.]
+	// location: created
+}

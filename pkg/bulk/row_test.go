@@ -1,0 +1,281 @@
+package bulk_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/bulkd/bulkd/pkg/bulk"
+)
+
+var today = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+
+// seedRow is the one row of the Tratta seed's example request.
+func seedRow(t *testing.T) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile("../../../shared/examples/tratta-bulk.json")
+	if err != nil {
+		t.Fatalf("read seed example: %v", err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatal(err)
+	}
+	return rows[0]
+}
+
+// set changes the value at a dotted path ("customer.address.city",
+// "debt_accounts.1.balance"); the value del removes it.
+func set(t *testing.T, row map[string]any, path string, v any) {
+	t.Helper()
+	parts := strings.Split(path, ".")
+	var cur any = row
+	for i, p := range parts {
+		last := i == len(parts)-1
+		switch c := cur.(type) {
+		case map[string]any:
+			if last {
+				if v == del {
+					delete(c, p)
+				} else {
+					c[p] = v
+				}
+				return
+			}
+			cur = c[p]
+		case []any:
+			var idx int
+			if err := json.Unmarshal([]byte(p), &idx); err != nil {
+				t.Fatalf("bad index %q", p)
+			}
+			if last {
+				c[idx] = v
+				return
+			}
+			cur = c[idx]
+		default:
+			t.Fatalf("path %s: %T is not a container", path, cur)
+		}
+	}
+}
+
+type deleted struct{}
+
+var del = deleted{}
+
+func parse(t *testing.T, row any) *bulk.Row {
+	t.Helper()
+	raw, err := json.Marshal(row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bulk.ParseRow(1, raw, today)
+}
+
+func TestSeedRowIsValid(t *testing.T) {
+	r := parse(t, seedRow(t))
+	if _, failed := r.Errors(); failed {
+		errs, _ := r.Errors()
+		t.Fatalf("seed row has errors: %+v", errs)
+	}
+	c := r.Customer.Value
+	if c.SSNLast4 != "9098" || c.DateOfBirth != time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC) || c.Email != "tatum.marks@example.com" {
+		t.Errorf("customer read wrong: %+v", c)
+	}
+	if got := r.DebtAccounts[1].Value; got.ParentExternalID != "parent-external-id" || got.Balance != 10000 || got.CurrentBalance != 10000 {
+		t.Errorf("child account read wrong: %+v", got)
+	}
+	if diff := cmp.Diff([]string{"partial-payment"}, r.ParentDebtAccounts[0].Value.BillingType); diff != "" {
+		t.Errorf("billing type (-want +got):\n%s", diff)
+	}
+}
+
+func TestValidationRules(t *testing.T) {
+	long := strings.Repeat("x", 256)
+	tests := []struct {
+		name    string
+		path    string
+		value   any
+		section string // customer, location, parent_debt_accounts.N, debt_accounts.N
+		field   string
+		want    string // "" means the row must stay valid
+	}{
+		{"customer external id required", "customer.external_id", del, "customer", "external_id", "The external id field is required."},
+		{"customer external id blank", "customer.external_id", "  ", "customer", "external_id", "The external id field is required."},
+		{"customer external id not a string", "customer.external_id", 12, "customer", "external_id", "The external id field must be a string."},
+		{"customer external id too long", "customer.external_id", long, "customer", "external_id", "The external id field must not be greater than 255 characters."},
+		{"customer name required", "customer.name", del, "customer", "name", "The name field is required."},
+		{"customer name null", "customer.name", nil, "customer", "name", "The name field is required."},
+		{"customer name too long", "customer.name", long, "customer", "name", "The name field must not be greater than 255 characters."},
+		{"customer name with NUL", "customer.name", "a\x00b", "customer", "name", "The name field must not contain NUL characters."},
+		{"email format", "customer.email", "not-an-email", "customer", "email", bulk.MsgEmail},
+		{"email with display name", "customer.email", "Bob <bob@example.com>", "customer", "email", bulk.MsgEmail},
+		{"email without domain dot", "customer.email", "bob@localhost", "customer", "email", bulk.MsgEmail},
+		{"email wrong type", "customer.email", true, "customer", "email", "The email field must be a string."},
+		{"email optional", "customer.email", del, "customer", "email", ""},
+		{"phone too long", "customer.phone", strings.Repeat("1", 51), "customer", "phone", "The phone field must not be greater than 50 characters."},
+		{"date of birth format", "customer.date_of_birth", "01/02/1990", "customer", "date_of_birth", "The date of birth field must be a real date in the format YYYY-MM-DD."},
+		{"date of birth not real", "customer.date_of_birth", "1990-02-30", "customer", "date_of_birth", "The date of birth field must be a real date in the format YYYY-MM-DD."},
+		{"date of birth unpadded", "customer.date_of_birth", "1990-1-1", "customer", "date_of_birth", "The date of birth field must be a real date in the format YYYY-MM-DD."},
+		{"date of birth today", "customer.date_of_birth", "2026-11-23", "customer", "date_of_birth", "The date of birth field must be a date before today."},
+		{"date of birth future", "customer.date_of_birth", "2030-01-01", "customer", "date_of_birth", "The date of birth field must be a date before today."},
+		{"date of birth ancient", "customer.date_of_birth", "1850-01-01", "customer", "date_of_birth", "The date of birth field must be a date after 1900-01-01."},
+		{"date of birth leap day", "customer.date_of_birth", "2000-02-29", "customer", "date_of_birth", ""},
+		{"ssn as string", "customer.ssn_last4", "0123", "customer", "ssn_last4", ""},
+		{"ssn three digits", "customer.ssn_last4", 123, "customer", "ssn_last4", "The ssn last4 field must be exactly 4 digits."},
+		{"ssn five digits", "customer.ssn_last4", "12345", "customer", "ssn_last4", "The ssn last4 field must be exactly 4 digits."},
+		{"ssn letters", "customer.ssn_last4", "12a4", "customer", "ssn_last4", "The ssn last4 field must be exactly 4 digits."},
+		{"ssn float", "customer.ssn_last4", 1234.5, "customer", "ssn_last4", "The ssn last4 field must be exactly 4 digits."},
+		{"address not an object", "customer.address", "Main St", "customer", "address", "The address field must be an object."},
+		{"address city wrong type", "customer.address.city", 5, "customer", "address.city", "The address.city field must be a string."},
+		{"address line1 too long", "customer.address.line1", long, "customer", "address.line1", "The address.line1 field must not be greater than 255 characters."},
+		{"address is_primary wrong type", "customer.address.is_primary", "yes", "customer", "address.is_primary", "The address.is primary field must be true or false."},
+		{"metadata not an object", "customer.metadata", []any{"a"}, "customer", "metadata", "The metadata field must be an object."},
+		{"metadata nested object", "customer.metadata.ad", map[string]any{"x": 1}, "customer", "metadata.ad", "The metadata.ad field must be a string, number, boolean or null."},
+		{"metadata value too long", "customer.metadata.ad", strings.Repeat("v", 501), "customer", "metadata.ad", "The metadata.ad field must not be greater than 500 characters."},
+		{"metadata scalars", "customer.metadata.ad", 1.5, "customer", "metadata.ad", ""},
+		{"location required", "location", del, "location", "location", "The location field is required."},
+		{"location not an object", "location", "rerum", "location", "location", "The location field must be an object."},
+		{"location external id required", "location.external_id", del, "location", "external_id", "The external id field is required."},
+		{"location name too long", "location.name", long, "location", "name", "The name field must not be greater than 255 characters."},
+		{"account external id required", "debt_accounts.0.external_id", del, "debt_accounts.0", "external_id", "The external id field is required."},
+		{"account balance required", "debt_accounts.0.balance", del, "debt_accounts.0", "balance", "The balance field is required."},
+		{"account balance negative", "debt_accounts.0.balance", -1, "debt_accounts.0", "balance", "The balance field must be at least 0."},
+		{"account balance three places", "debt_accounts.0.balance", 10.005, "debt_accounts.0", "balance", "The balance field must have at most 2 decimal places."},
+		{"account balance not a number", "debt_accounts.0.balance", "ten", "debt_accounts.0", "balance", "The balance field must be a number."},
+		{"account balance boolean", "debt_accounts.0.balance", true, "debt_accounts.0", "balance", "The balance field must be a number."},
+		{"account balance numeric string", "debt_accounts.0.balance", "10.50", "debt_accounts.0", "balance", ""},
+		{"account current balance negative", "debt_accounts.0.current_balance", -0.01, "debt_accounts.0", "current_balance", "The current balance field must be at least 0."},
+		{"account current balance too large", "debt_accounts.0.current_balance", 1e15, "debt_accounts.0", "current_balance", "The current balance field must not be greater than 999999999999.99."},
+		{"billing type required", "debt_accounts.0.billing_type", del, "debt_accounts.0", "billing_type", "The billing type field is required."},
+		{"billing type empty", "debt_accounts.0.billing_type", []any{}, "debt_accounts.0", "billing_type", "The billing type field is required."},
+		{"billing type not a list", "debt_accounts.0.billing_type", "partial-payment", "debt_accounts.0", "billing_type", "The billing type field must be a list."},
+		{"billing type unknown", "debt_accounts.0.billing_type", []any{"barter"}, "debt_accounts.0", "billing_type", bulk.MsgBillingTypeChoice},
+		{"billing type several", "debt_accounts.0.billing_type", []any{"full-payment", "payment-plan"}, "debt_accounts.0", "billing_type", ""},
+		{"account metadata wrong", "debt_accounts.0.metadata", "x", "debt_accounts.0", "metadata", "The metadata field must be an object."},
+		{"account number wrong type", "debt_accounts.0.external_account_number", 42, "debt_accounts.0", "external_account_number", "The external account number field must be a string."},
+		{"parent external id on a parent", "parent_debt_accounts.0.parent_external_id", "x", "parent_debt_accounts.0", "parent_external_id", bulk.MsgParentNotAllowed},
+		{"unknown parent", "debt_accounts.1.parent_external_id", "nope", "debt_accounts.1", "parent_external_id", bulk.MsgInvalidParent},
+		{"parent external id wrong type", "debt_accounts.1.parent_external_id", 7, "debt_accounts.1", "parent_external_id", "The parent external id field must be a string."},
+		{"debt accounts not a list", "debt_accounts", "x", "debt_accounts.0", "debt_accounts", "The debt accounts field must be a list."},
+		{"account not an object", "debt_accounts.0", 5, "debt_accounts.0", "debt_account", "The debt account field must be an object."},
+		{"unknown fields are ignored", "customer.favourite_colour", "blue", "customer", "favourite_colour", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			row := seedRow(t)
+			set(t, row, tt.path, tt.value)
+			r := parse(t, row)
+			m := messagesOf(t, r, tt.section)
+			if tt.want == "" {
+				if _, failed := r.Errors(); failed {
+					errs, _ := r.Errors()
+					t.Fatalf("row should be valid, got %+v", errs)
+				}
+				return
+			}
+			if diff := cmp.Diff([]string{tt.want}, m[tt.field]); diff != "" {
+				t.Errorf("messages of %s.%s (-want +got):\n%s\nall: %v", tt.section, tt.field, diff, m)
+			}
+		})
+	}
+}
+
+func messagesOf(t *testing.T, r *bulk.Row, section string) bulk.Messages {
+	t.Helper()
+	name, idx, _ := strings.Cut(section, ".")
+	var i int
+	if idx != "" {
+		if err := json.Unmarshal([]byte(idx), &i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	switch name {
+	case "customer":
+		return r.Customer.Messages
+	case "location":
+		return r.Location.Messages
+	case "parent_debt_accounts":
+		return r.ParentDebtAccounts[i].Messages
+	case "debt_accounts":
+		return r.DebtAccounts[i].Messages
+	}
+	t.Fatalf("unknown section %s", section)
+	return nil
+}
+
+func TestMetadataLimits(t *testing.T) {
+	row := seedRow(t)
+	many := map[string]any{}
+	for i := 0; i < 10000; i++ {
+		many[fmt.Sprintf("key%d", i)] = i
+	}
+	set(t, row, "customer.metadata", many)
+	r := parse(t, row)
+	want := []string{"The metadata field must not have more than 50 keys."}
+	if diff := cmp.Diff(want, r.Customer.Messages["metadata"]); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestRowThatIsNotAnObject(t *testing.T) {
+	for _, raw := range []string{`5`, `"row"`, `[]`, `null`} {
+		r := bulk.ParseRow(3, json.RawMessage(raw), today)
+		errs, failed := r.Errors()
+		if !failed || len(errs.Customer) != 1 || errs.Customer[0].Messages["row"][0] != bulk.MsgRowNotObject {
+			t.Errorf("%s: got %+v", raw, errs)
+		}
+	}
+}
+
+func TestNesting(t *testing.T) {
+	account := func(id, parent string) map[string]any {
+		a := map[string]any{"external_id": id, "balance": 1, "billing_type": []any{"full-payment"}}
+		if parent != "" {
+			a["parent_external_id"] = parent
+		}
+		return a
+	}
+	rowWith := func(parents, accounts []any) map[string]any {
+		return map[string]any{
+			"customer":             map[string]any{"external_id": "c1", "name": "Ann"},
+			"location":             map[string]any{"external_id": "l1"},
+			"parent_debt_accounts": parents,
+			"debt_accounts":        accounts,
+		}
+	}
+	tests := []struct {
+		name string
+		row  map[string]any
+		want map[string]string // external id of a debt account → its parent_external_id message; "" = valid
+	}{
+		{"implicit parent", rowWith(nil, []any{account("p", ""), account("c", "p")}), map[string]string{"p": "", "c": ""}},
+		{"explicit parent", rowWith([]any{account("p", "")}, []any{account("c", "p")}), map[string]string{"c": ""}},
+		{"unknown parent", rowWith(nil, []any{account("c", "ghost")}), map[string]string{"c": bulk.MsgInvalidParent}},
+		{"two levels", rowWith(nil, []any{account("a", ""), account("b", "a"), account("c", "b")}),
+			map[string]string{"a": "", "b": "", "c": bulk.MsgParentNested}},
+		{"cycle", rowWith(nil, []any{account("a", "b"), account("b", "a")}),
+			map[string]string{"a": bulk.MsgParentNested, "b": bulk.MsgParentNested}},
+		{"self reference", rowWith(nil, []any{account("a", "a")}), map[string]string{"a": bulk.MsgParentNested}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := parse(t, tt.row)
+			got := map[string]string{}
+			for _, a := range r.DebtAccounts {
+				got[a.Value.ExternalID] = strings.Join(a.Messages["parent_external_id"], " ")
+			}
+			for id, want := range tt.want {
+				if got[id] != want {
+					t.Errorf("account %s: got %q, want %q", id, got[id], want)
+				}
+			}
+		})
+	}
+}
