@@ -3,28 +3,21 @@ package mailer_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net"
-	"net/mail"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/google/go-cmp/cmp"
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/bulkd/bulkd/pkg/mailer"
+	"github.com/bulkd/bulkd/pkg/smtptest"
 )
 
 const (
@@ -52,114 +45,10 @@ func failed() mailer.Completion {
 	return c
 }
 
-// received is one message accepted by the test server.
-type received struct {
-	from string
-	to   []string
-	data []byte
-}
-
-// testServer is a real SMTP server on 127.0.0.1 that records what it accepts.
-type testServer struct {
-	port int
-
-	// Set before the first send.
-	username, password string // when set, AUTH PLAIN is required
-	rcptErr, dataErr   error  // when set, RCPT or DATA is refused
-
-	mu       sync.Mutex
-	messages []received
-}
-
-func newTestServer(t *testing.T, configure func(*testServer)) *testServer {
-	t.Helper()
-	ts := &testServer{}
-	if configure != nil {
-		configure(ts)
-	}
-	s := smtp.NewServer(ts)
-	s.Domain = "localhost"
-	s.AllowInsecureAuth = true
-	s.ReadTimeout = 10 * time.Second
-	s.WriteTimeout = 10 * time.Second
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	ts.port = l.Addr().(*net.TCPAddr).Port
-	go func() { _ = s.Serve(l) }()
-	t.Cleanup(func() { _ = s.Close() })
-	return ts
-}
-
 // config is a Config that sends to ts in clear text.
-func (ts *testServer) config() mailer.Config {
-	return mailer.Config{Host: "127.0.0.1", Port: ts.port, TLS: mailer.TLSNone, From: testFrom, Timeout: 5 * time.Second}
+func config(ts *smtptest.Server) mailer.Config {
+	return mailer.Config{Host: ts.Host(), Port: ts.Port(), TLS: mailer.TLSNone, From: testFrom, Timeout: 5 * time.Second}
 }
-
-func (ts *testServer) received() []received {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return append([]received(nil), ts.messages...)
-}
-
-// NewSession implements smtp.Backend.
-func (ts *testServer) NewSession(*smtp.Conn) (smtp.Session, error) {
-	return &testSession{server: ts}, nil
-}
-
-type testSession struct {
-	server *testServer
-	authed bool
-	from   string
-	to     []string
-}
-
-func (s *testSession) AuthMechanisms() []string { return []string{sasl.Plain} }
-
-func (s *testSession) Auth(mech string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(_, username, password string) error {
-		if username != s.server.username || password != s.server.password {
-			return smtp.ErrAuthFailed
-		}
-		s.authed = true
-		return nil
-	}), nil
-}
-
-func (s *testSession) Mail(from string, _ *smtp.MailOptions) error {
-	if s.server.username != "" && !s.authed {
-		return smtp.ErrAuthRequired
-	}
-	s.from = from
-	return nil
-}
-
-func (s *testSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if s.server.rcptErr != nil {
-		return s.server.rcptErr
-	}
-	s.to = append(s.to, to)
-	return nil
-}
-
-func (s *testSession) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	if s.server.dataErr != nil {
-		return s.server.dataErr
-	}
-	s.server.mu.Lock()
-	defer s.server.mu.Unlock()
-	s.server.messages = append(s.server.messages, received{from: s.from, to: s.to, data: data})
-	return nil
-}
-
-func (s *testSession) Reset() { s.from, s.to = "", nil }
-
-func (s *testSession) Logout() error { return nil }
 
 func newSender(t *testing.T, cfg mailer.Config) mailer.Sender {
 	t.Helper()
@@ -168,64 +57,6 @@ func newSender(t *testing.T, cfg mailer.Config) mailer.Sender {
 		t.Fatalf("New: %v", err)
 	}
 	return s
-}
-
-// email is a received message, parsed.
-type email struct {
-	header  mail.Header
-	subject string
-	parts   map[string]string // decoded body by media type
-}
-
-func parseEmail(t *testing.T, raw []byte) email {
-	t.Helper()
-	m, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatalf("read message: %v\n%s", err, raw)
-	}
-	subject, err := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
-	if err != nil {
-		t.Fatalf("decode subject: %v", err)
-	}
-	e := email{header: m.Header, subject: subject, parts: map[string]string{}}
-	collectParts(t, m.Header.Get("Content-Type"), m.Header.Get("Content-Transfer-Encoding"), m.Body, e.parts)
-	return e
-}
-
-// collectParts walks a MIME tree and stores every leaf's decoded body.
-func collectParts(t *testing.T, contentType, encoding string, body io.Reader, into map[string]string) {
-	t.Helper()
-	mediaType, params, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		t.Fatalf("parse content type %q: %v", contentType, err)
-	}
-	if strings.HasPrefix(mediaType, "multipart/") {
-		mr := multipart.NewReader(body, params["boundary"])
-		for {
-			p, err := mr.NextRawPart()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				t.Fatalf("next part of %s: %v", mediaType, err)
-			}
-			collectParts(t, p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p, into)
-		}
-	}
-	switch strings.ToLower(encoding) {
-	case "quoted-printable":
-		body = quotedprintable.NewReader(body)
-	case "base64":
-		body = base64.NewDecoder(base64.StdEncoding, body)
-	}
-	b, err := io.ReadAll(body)
-	if err != nil {
-		t.Fatalf("read %s part: %v", mediaType, err)
-	}
-	if _, dup := into[mediaType]; dup {
-		t.Fatalf("two %s parts", mediaType)
-	}
-	into[mediaType] = string(b)
 }
 
 func assertContains(t *testing.T, what, s string, wants ...string) {
@@ -239,31 +70,31 @@ func assertContains(t *testing.T, what, s string, wants ...string) {
 
 func TestSMTPSenderCompleted(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, nil)
-	s := newSender(t, ts.config())
+	ts := smtptest.NewServer(t, smtptest.Options{})
+	s := newSender(t, config(ts))
 	c := completed()
 
 	if err := s.SendBulkNotification(t.Context(), testTo, c); err != nil {
 		t.Fatalf("SendBulkNotification: %v", err)
 	}
 
-	got := ts.received()
+	got := ts.Messages()
 	if len(got) != 1 {
 		t.Fatalf("server received %d messages, want 1", len(got))
 	}
-	if diff := cmp.Diff([]string{testTo}, got[0].to); diff != "" {
+	if diff := cmp.Diff([]string{testTo}, got[0].To); diff != "" {
 		t.Errorf("envelope recipients (-want +got):\n%s", diff)
 	}
-	if got[0].from != testFrom {
-		t.Errorf("envelope sender = %q, want %q", got[0].from, testFrom)
+	if got[0].From != testFrom {
+		t.Errorf("envelope sender = %q, want %q", got[0].From, testFrom)
 	}
 
-	e := parseEmail(t, got[0].data)
+	e := got[0].Parse(t)
 	headers := map[string]string{
-		"From":       e.header.Get("From"),
-		"To":         e.header.Get("To"),
-		"Subject":    e.subject,
-		"Message-Id": e.header.Get("Message-Id"),
+		"From":       e.Header.Get("From"),
+		"To":         e.Header.Get("To"),
+		"Subject":    e.Subject,
+		"Message-Id": e.Header.Get("Message-Id"),
 	}
 	wantHeaders := map[string]string{
 		"From":       "<" + testFrom + ">",
@@ -274,15 +105,16 @@ func TestSMTPSenderCompleted(t *testing.T) {
 	if diff := cmp.Diff(wantHeaders, headers); diff != "" {
 		t.Errorf("headers (-want +got):\n%s", diff)
 	}
-	if date, err := e.header.Date(); err != nil {
+	if date, err := e.Header.Date(); err != nil {
 		t.Errorf("Date header: %v", err)
 	} else if d := time.Since(date); d < -time.Minute || d > time.Minute {
 		t.Errorf("Date = %v, not now", date)
 	}
 
-	text, html := e.parts["text/plain"], e.parts["text/html"]
-	if len(e.parts) != 2 || text == "" || html == "" {
-		t.Fatalf("want a text/plain and a text/html part, got %v", e.parts)
+	// Parse fails on any part but one text/plain and one text/html.
+	text, html := e.Text, e.HTML
+	if text == "" || html == "" {
+		t.Fatalf("want a text/plain and a text/html part, got text %q and HTML %q", text, html)
 	}
 	assertContains(t, "text body", text,
 		c.BulkID, "Acme Debt Services", "completed",
@@ -303,33 +135,33 @@ func TestSMTPSenderCompleted(t *testing.T) {
 
 func TestSMTPSenderFailed(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, nil)
-	s := newSender(t, ts.config())
+	ts := smtptest.NewServer(t, smtptest.Options{})
+	s := newSender(t, config(ts))
 	c := failed()
 
 	if err := s.SendBulkNotification(t.Context(), testTo, c); err != nil {
 		t.Fatalf("SendBulkNotification: %v", err)
 	}
 
-	got := ts.received()
+	got := ts.Messages()
 	if len(got) != 1 {
 		t.Fatalf("server received %d messages, want 1", len(got))
 	}
-	e := parseEmail(t, got[0].data)
-	if want := "Bulk " + c.BulkID + " failed"; e.subject != want {
-		t.Errorf("Subject = %q, want %q", e.subject, want)
+	e := got[0].Parse(t)
+	if want := "Bulk " + c.BulkID + " failed"; e.Subject != want {
+		t.Errorf("Subject = %q, want %q", e.Subject, want)
 	}
-	if want := "<bulk-" + c.BulkID + "-failed@example.com>"; e.header.Get("Message-Id") != want {
-		t.Errorf("Message-ID = %q, want %q", e.header.Get("Message-Id"), want)
+	if want := "<bulk-" + c.BulkID + "-failed@example.com>"; e.Header.Get("Message-Id") != want {
+		t.Errorf("Message-ID = %q, want %q", e.Header.Get("Message-Id"), want)
 	}
-	assertContains(t, "text body", e.parts["text/plain"], c.BulkID, "failed", "Reason:          "+c.Reason, c.ErrorsURL)
-	assertContains(t, "HTML body", e.parts["text/html"], c.BulkID, "failed", "<td>"+c.Reason+"</td>")
+	assertContains(t, "text body", e.Text, c.BulkID, "failed", "Reason:          "+c.Reason, c.ErrorsURL)
+	assertContains(t, "HTML body", e.HTML, c.BulkID, "failed", "<td>"+c.Reason+"</td>")
 }
 
 func TestSMTPSenderRetryKeepsMessageID(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, nil)
-	s := newSender(t, ts.config())
+	ts := smtptest.NewServer(t, smtptest.Options{})
+	s := newSender(t, config(ts))
 
 	for range 2 {
 		if err := s.SendBulkNotification(t.Context(), testTo, completed()); err != nil {
@@ -337,12 +169,12 @@ func TestSMTPSenderRetryKeepsMessageID(t *testing.T) {
 		}
 	}
 
-	got := ts.received()
+	got := ts.Messages()
 	if len(got) != 2 {
 		t.Fatalf("server received %d messages, want 2", len(got))
 	}
-	first := parseEmail(t, got[0].data).header.Get("Message-Id")
-	second := parseEmail(t, got[1].data).header.Get("Message-Id")
+	first := got[0].Parse(t).Header.Get("Message-Id")
+	second := got[1].Parse(t).Header.Get("Message-Id")
 	if first == "" || first != second {
 		t.Errorf("Message-IDs of a retried notification differ or are empty: %q, %q", first, second)
 	}
@@ -350,8 +182,8 @@ func TestSMTPSenderRetryKeepsMessageID(t *testing.T) {
 
 func TestSMTPSenderEscapesHTML(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, nil)
-	s := newSender(t, ts.config())
+	ts := smtptest.NewServer(t, smtptest.Options{})
+	s := newSender(t, config(ts))
 	c := failed()
 	c.OrganizationName = `<script>alert("x")</script>`
 	c.Reason = "row 3: <b>bad</b>"
@@ -360,11 +192,11 @@ func TestSMTPSenderEscapesHTML(t *testing.T) {
 		t.Fatalf("SendBulkNotification: %v", err)
 	}
 
-	got := ts.received()
+	got := ts.Messages()
 	if len(got) != 1 {
 		t.Fatalf("server received %d messages, want 1", len(got))
 	}
-	html := parseEmail(t, got[0].data).parts["text/html"]
+	html := got[0].Parse(t).HTML
 	assertContains(t, "HTML body", html, "&lt;script&gt;", "row 3: &lt;b&gt;bad&lt;/b&gt;")
 	if strings.Contains(html, "<script>") || strings.Contains(html, "<b>bad") {
 		t.Errorf("HTML body is not escaped:\n%s", html)
@@ -384,10 +216,8 @@ func TestSMTPSenderAuth(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ts := newTestServer(t, func(ts *testServer) {
-				ts.username, ts.password = "bulkd", "s3cret"
-			})
-			cfg := ts.config()
+			ts := smtptest.NewServer(t, smtptest.Options{Username: "bulkd", Password: "s3cret"})
+			cfg := config(ts)
 			cfg.Username, cfg.Password = "bulkd", tt.password
 			s := newSender(t, cfg)
 
@@ -400,7 +230,7 @@ func TestSMTPSenderAuth(t *testing.T) {
 				if strings.Contains(err.Error(), tt.password) {
 					t.Errorf("error reveals the password: %v", err)
 				}
-				if n := len(ts.received()); n != 0 {
+				if n := len(ts.Messages()); n != 0 {
 					t.Errorf("server received %d messages, want 0", n)
 				}
 				return
@@ -408,7 +238,7 @@ func TestSMTPSenderAuth(t *testing.T) {
 			if err != nil {
 				t.Fatalf("SendBulkNotification: %v", err)
 			}
-			if n := len(ts.received()); n != 1 {
+			if n := len(ts.Messages()); n != 1 {
 				t.Errorf("server received %d messages, want 1", n)
 			}
 		})
@@ -417,10 +247,8 @@ func TestSMTPSenderAuth(t *testing.T) {
 
 func TestSMTPSenderWithoutCredentialsOnAuthServer(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, func(ts *testServer) {
-		ts.username, ts.password = "bulkd", "s3cret"
-	})
-	s := newSender(t, ts.config())
+	ts := smtptest.NewServer(t, smtptest.Options{Username: "bulkd", Password: "s3cret"})
+	s := newSender(t, config(ts))
 
 	if err := s.SendBulkNotification(t.Context(), testTo, completed()); err == nil {
 		t.Fatal("SendBulkNotification succeeded without credentials, want an error")
@@ -430,33 +258,27 @@ func TestSMTPSenderWithoutCredentialsOnAuthServer(t *testing.T) {
 func TestSMTPSenderRefused(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name      string
-		configure func(*testServer)
+		name string
+		opts smtptest.Options
 	}{
 		{
 			name: "DATA refused",
-			configure: func(ts *testServer) {
-				ts.dataErr = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message refused"}
-			},
+			opts: smtptest.Options{DataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message refused"}},
 		},
 		{
 			name: "DATA deferred",
-			configure: func(ts *testServer) {
-				ts.dataErr = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"}
-			},
+			opts: smtptest.Options{DataErr: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"}},
 		},
 		{
 			name: "recipient refused",
-			configure: func(ts *testServer) {
-				ts.rcptErr = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user " + testTo}
-			},
+			opts: smtptest.Options{RcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user " + testTo}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ts := newTestServer(t, tt.configure)
-			s := newSender(t, ts.config())
+			ts := smtptest.NewServer(t, tt.opts)
+			s := newSender(t, config(ts))
 			c := completed()
 
 			err := s.SendBulkNotification(t.Context(), testTo, c)
@@ -474,7 +296,7 @@ func TestSMTPSenderRefused(t *testing.T) {
 			if !errors.As(err, &sendErr) {
 				t.Errorf("error %v does not wrap a *mail.SendError", err)
 			}
-			if n := len(ts.received()); n != 0 {
+			if n := len(ts.Messages()); n != 0 {
 				t.Errorf("server received %d messages, want 0", n)
 			}
 		})
@@ -502,8 +324,8 @@ func TestSMTPSenderUnreachable(t *testing.T) {
 
 func TestSMTPSenderCanceledContext(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, nil)
-	s := newSender(t, ts.config())
+	ts := smtptest.NewServer(t, smtptest.Options{})
+	s := newSender(t, config(ts))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 
@@ -512,15 +334,15 @@ func TestSMTPSenderCanceledContext(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("SendBulkNotification = %v, want context.Canceled", err)
 	}
-	if n := len(ts.received()); n != 0 {
+	if n := len(ts.Messages()); n != 0 {
 		t.Errorf("server received %d messages, want 0", n)
 	}
 }
 
 func TestSMTPSenderConcurrent(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, nil)
-	s := newSender(t, ts.config())
+	ts := smtptest.NewServer(t, smtptest.Options{})
+	s := newSender(t, config(ts))
 	const n = 8
 
 	errs := make(chan error, n)
@@ -538,8 +360,8 @@ func TestSMTPSenderConcurrent(t *testing.T) {
 	}
 
 	ids := map[string]bool{}
-	for _, r := range ts.received() {
-		ids[parseEmail(t, r.data).header.Get("Message-Id")] = true
+	for _, r := range ts.Messages() {
+		ids[r.Parse(t).Header.Get("Message-Id")] = true
 	}
 	if len(ids) != n {
 		t.Errorf("server received %d distinct messages, want %d", len(ids), n)
@@ -548,8 +370,8 @@ func TestSMTPSenderConcurrent(t *testing.T) {
 
 func TestSendBulkNotificationRejectsBadInput(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, nil)
-	smtpSender := newSender(t, ts.config())
+	ts := smtptest.NewServer(t, smtptest.Options{})
+	smtpSender := newSender(t, config(ts))
 	logSender := newSender(t, mailer.Config{})
 
 	unknownStatus := completed()
@@ -584,7 +406,7 @@ func TestSendBulkNotificationRejectsBadInput(t *testing.T) {
 			}
 		})
 	}
-	if n := len(ts.received()); n != 0 {
+	if n := len(ts.Messages()); n != 0 {
 		t.Errorf("server received %d messages, want 0", n)
 	}
 }

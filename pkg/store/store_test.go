@@ -1,0 +1,415 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/store"
+	"github.com/bulkd/bulkd/pkg/testenv"
+)
+
+var ctx = context.Background()
+
+type env struct {
+	store *store.Store
+	db    *pgx.Conn
+	org   models.Organization
+}
+
+func newEnv(t *testing.T) env {
+	t.Helper()
+	url := testenv.DatabaseURL(t)
+	s, err := store.Open(ctx, url, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	db, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(ctx) })
+	org, err := s.CreateOrganization(ctx, "Acme", "ops@acme.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env{store: s, db: db, org: org}
+}
+
+func seedRows(t *testing.T) []json.RawMessage {
+	t.Helper()
+	b, err := os.ReadFile("../../../shared/examples/tratta-bulk.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []json.RawMessage
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// submitAndImport stores rows as a bulk of org and imports it as a worker would.
+func (e env) submitAndImport(t *testing.T, org uuid.UUID, rows []json.RawMessage) models.Bulk {
+	t.Helper()
+	b, err := e.store.CreateBulk(ctx, org, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.importBulk(t, b.ID)
+}
+
+func (e env) importBulk(t *testing.T, id uuid.UUID) models.Bulk {
+	t.Helper()
+	b, err := e.store.StartBulk(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := e.store.BulkRows(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed := make([]*bulk.Row, len(raw))
+	for i, r := range raw {
+		parsed[i] = bulk.ParseRow(i+1, r, time.Now())
+	}
+	res, err := e.store.Import(ctx, b, parsed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Bulk
+}
+
+// snapshot reads every imported record in a stable order, as text.
+func (e env) snapshot(t *testing.T) []string {
+	t.Helper()
+	rows, err := e.db.Query(ctx, `
+		SELECT 'location ' || external_id || ' ' || coalesce(name, '') || ' row ' || bulk_row FROM locations
+		UNION ALL
+		SELECT 'customer ' || c.external_id || ' at ' || l.external_id || ' ' || c.name || ' ' || coalesce(c.email, '') || ' '
+		       || coalesce(c.date_of_birth::text, '') || ' ' || coalesce(c.ssn_last4, '') || ' ' || coalesce(c.address::text, '') || ' '
+		       || coalesce(c.metadata::text, '') || ' row ' || c.bulk_row
+		  FROM customers c JOIN locations l ON l.id = c.location_id
+		UNION ALL
+		SELECT 'account ' || a.external_id || ' of ' || c.external_id || ' under ' || coalesce(p.external_id, '-') || ' '
+		       || a.balance || '/' || a.current_balance || ' ' || array_to_string(a.billing_type, ',') || ' '
+		       || coalesce(a.external_account_number, '') || ' ' || coalesce(a.metadata::text, '') || ' row ' || a.bulk_row
+		  FROM debt_accounts a JOIN customers c ON c.id = a.customer_id LEFT JOIN debt_accounts p ON p.id = a.parent_id
+		ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (e env) errorsReport(t *testing.T, org, id uuid.UUID) string {
+	t.Helper()
+	rows, err := e.store.BulkErrors(ctx, org, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(rows)
+	return string(b)
+}
+
+func TestImportSeedExample(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.submitAndImport(t, e.org.ID, seedRows(t))
+	if b.Status != models.StatusCompleted || b.RowsSucceeded != 1 || b.RowsFailed != 0 || b.CompletedAt == nil {
+		t.Fatalf("bulk after import: %+v", b)
+	}
+	got := e.snapshot(t)
+	if len(got) != 8 { // 1 location, 1 customer, 1 parent, 5 accounts
+		t.Fatalf("got %d records, want 8:\n%v", len(got), got)
+	}
+	wantLines := []string{
+		`account awfert of 70b440dc-5283-3bd5-bb93-8dc599f2288f under - 100.00/100.00 partial-payment 1rTg2nefvo8J {"quas": "a", "sapiente": "aut", "doloremque": "ut"} row 1`,
+		`account parent-external-id of 70b440dc-5283-3bd5-bb93-8dc599f2288f under - 0.00/0.00 partial-payment 1rTg2nefvo8G {"quas": "a", "sapiente": "aut", "doloremque": "ut"} row 1`,
+		`account vel of 70b440dc-5283-3bd5-bb93-8dc599f2288f under parent-external-id 100.00/100.00 partial-payment aCQb2a66LcaX {"et": "reprehenderit", "quia": "quia", "dolorem": "ut"} row 1`,
+		`customer 70b440dc-5283-3bd5-bb93-8dc599f2288f at rerum Tremaine Abbott tatum.marks@example.com 1990-01-01 9098 {"city": "East Ophelia", "name": "Dr. Pascale Purdy", "line1": "2190 Streich Gateway\nEast Conor, OK 74977-6615", "line2": "Suite 420", "state": "Minnesota", "country": "Serbia", "is_primary": false, "postal_code": "00485-8914"} {"ad": "perspiciatis", "rem": "libero", "culpa": "et", "pariatur": "ipsum"} row 1`,
+		`location rerum provident row 1`,
+	}
+	for _, w := range wantLines {
+		if !slices.Contains(got, w) {
+			t.Errorf("missing record:\n  %s\nhave:\n  %v", w, got)
+		}
+	}
+	var provenance int
+	if err := e.db.QueryRow(ctx, `SELECT count(*) FROM debt_accounts WHERE bulk_id = $1 AND bulk_row = 1`, b.ID).Scan(&provenance); err != nil || provenance != 6 {
+		t.Errorf("provenance: %d accounts carry the bulk id (err %v), want 6", provenance, err)
+	}
+	if got := e.errorsReport(t, e.org.ID, b.ID); got != "null" && got != "[]" {
+		t.Errorf("errors report of a clean bulk: %s", got)
+	}
+}
+
+func TestResubmittedSeedIsTaken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.submitAndImport(t, e.org.ID, seedRows(t))
+	before := e.snapshot(t)
+	second := e.submitAndImport(t, e.org.ID, seedRows(t))
+	if second.RowsFailed != 1 || second.RowsSucceeded != 0 {
+		t.Fatalf("second bulk: %+v", second)
+	}
+	if diff := cmp.Diff(before, e.snapshot(t)); diff != "" {
+		t.Errorf("resubmission changed records (-before +after):\n%s", diff)
+	}
+	report, err := e.store.BulkErrors(ctx, e.org.ID, second.ID)
+	if err != nil || len(report) != 1 {
+		t.Fatalf("report: %v %v", report, err)
+	}
+	var sections bulk.RowErrors
+	if err := json.Unmarshal(report[0].Errors, &sections); err != nil {
+		t.Fatal(err)
+	}
+	if len(sections.Customer) != 0 || len(sections.Location) != 0 {
+		t.Errorf("customer and location must be reused, not errors: %+v", sections)
+	}
+	if len(sections.ParentDebtAccounts) != 1 || len(sections.DebtAccounts) != 5 {
+		t.Fatalf("want the parent and 5 accounts taken, got %+v", sections)
+	}
+	for _, s := range append(sections.ParentDebtAccounts, sections.DebtAccounts...) {
+		if diff := cmp.Diff(bulk.Messages{"external_id": {bulk.MsgTaken}}, s.Messages); diff != "" {
+			t.Errorf("account %s (-want +got):\n%s", s.Data, diff)
+		}
+	}
+	if string(report[0].Payload) != string(seedRows(t)[0]) {
+		t.Errorf("payload is not the row as submitted")
+	}
+}
+
+func TestImportRunTwiceGivesSameRecordsAndReport(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// Row 2 repeats ids of row 1 and has invalid fields, so the report is not empty.
+	rows := append(seedRows(t), json.RawMessage(`{"customer":{"external_id":"c2","name":"Bo","email":"bad"},
+		"location":{"external_id":"rerum"},
+		"debt_accounts":[{"external_id":"vel","balance":1,"billing_type":["full-payment"]},
+		                 {"external_id":"new-one","balance":1,"billing_type":["full-payment"]}]}`),
+		json.RawMessage(`{"customer":{"external_id":"c3","name":"Cy"},"location":{"external_id":"l3"},
+		"debt_accounts":[{"external_id":"vel","balance":1,"billing_type":["full-payment"]},
+		                 {"external_id":"c3-own","balance":"2.50","billing_type":["settlement"]}]}`))
+	b := e.submitAndImport(t, e.org.ID, rows)
+	records, report := e.snapshot(t), e.errorsReport(t, e.org.ID, b.ID)
+
+	// A worker that died after the commit of the records but before the bulk
+	// was marked done would run the import again.
+	if _, err := e.db.Exec(ctx, `UPDATE bulks SET status = 'processing' WHERE id = $1`, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	again := e.importBulk(t, b.ID)
+	if diff := cmp.Diff(records, e.snapshot(t)); diff != "" {
+		t.Errorf("records differ after a second run (-first +second):\n%s", diff)
+	}
+	if diff := cmp.Diff(report, e.errorsReport(t, e.org.ID, b.ID)); diff != "" {
+		t.Errorf("report differs after a second run (-first +second):\n%s", diff)
+	}
+	if again.RowsSucceeded != b.RowsSucceeded || again.RowsFailed != b.RowsFailed || b.RowsFailed != 2 {
+		t.Errorf("counts: first %d/%d, second %d/%d", b.RowsSucceeded, b.RowsFailed, again.RowsSucceeded, again.RowsFailed)
+	}
+}
+
+func TestImportOfCompletedBulkIsANoOp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.submitAndImport(t, e.org.ID, seedRows(t))
+	records := e.snapshot(t)
+	res, err := e.store.Import(ctx, b, []*bulk.Row{bulk.ParseRow(1, seedRows(t)[0], time.Now())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Plan != nil || res.Bulk.RowsSucceeded != 1 {
+		t.Errorf("a duplicate task re-imported a completed bulk: %+v", res.Bulk)
+	}
+	if diff := cmp.Diff(records, e.snapshot(t)); diff != "" {
+		t.Errorf("records changed:\n%s", diff)
+	}
+}
+
+func TestConcurrentBulksOnSameExternalIDs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const bulks = 6
+	row := func(i int) json.RawMessage {
+		return json.RawMessage(fmt.Sprintf(`{"customer":{"external_id":"shared-customer","name":"N"},
+			"location":{"external_id":"shared-location"},
+			"debt_accounts":[{"external_id":"shared-account","balance":1,"billing_type":["full-payment"]},
+			                 {"external_id":"own-%d","balance":1,"billing_type":["full-payment"]}]}`, i))
+	}
+	ids := make([]uuid.UUID, bulks)
+	for i := range ids {
+		b, err := e.store.CreateBulk(ctx, e.org.ID, []json.RawMessage{row(i), row(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = b.ID
+	}
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.importBulk(t, id)
+		}()
+	}
+	wg.Wait()
+
+	var customers, locations, shared, own int
+	err := e.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM locations),
+		(SELECT count(*) FROM debt_accounts WHERE external_id = 'shared-account'),
+		(SELECT count(*) FROM debt_accounts WHERE external_id LIKE 'own-%')`).Scan(&customers, &locations, &shared, &own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if customers != 1 || locations != 1 || shared != 1 || own != bulks {
+		t.Fatalf("customers %d, locations %d, shared account %d, own accounts %d; want 1, 1, 1, %d", customers, locations, shared, own, bulks)
+	}
+	// Exactly one bulk won the shared account; every other occurrence says taken.
+	taken := 0
+	for _, id := range ids {
+		report, err := e.store.BulkErrors(ctx, e.org.ID, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range report {
+			var s bulk.RowErrors
+			if err := json.Unmarshal(r.Errors, &s); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range s.DebtAccounts {
+				if cmp.Equal(a.Messages, bulk.Messages{"external_id": {bulk.MsgTaken}}) {
+					taken++
+				}
+			}
+		}
+	}
+	// 2 rows per bulk: each names shared-account and its own-N twice.
+	if want := bulks*2*2 - 1 - bulks; taken != want {
+		t.Errorf("%d accounts reported taken, want %d", taken, want)
+	}
+}
+
+func TestBulksAreScopedToTheirOrganization(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	other, err := e.store.CreateOrganization(ctx, "Other", "ops@other.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.submitAndImport(t, e.org.ID, seedRows(t))
+	if _, err := e.store.Bulk(ctx, other.ID, b.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another organization read the bulk: %v", err)
+	}
+	if _, err := e.store.BulkErrors(ctx, other.ID, b.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another organization read the errors: %v", err)
+	}
+	// The same external ids in another organization are independent records.
+	ob := e.submitAndImport(t, other.ID, seedRows(t))
+	if ob.RowsSucceeded != 1 {
+		t.Errorf("other organization's import: %+v", ob)
+	}
+}
+
+func TestAPIKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	key, err := e.store.CreateAPIKey(ctx, e.org.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	org, err := e.store.Authenticate(ctx, key)
+	if err != nil || org.ID != e.org.ID {
+		t.Fatalf("authenticate: %v %v", org.ID, err)
+	}
+	var stored []byte
+	if err := e.db.QueryRow(ctx, `SELECT hash FROM api_keys`).Scan(&stored); err != nil || string(stored) == key || len(stored) != 32 {
+		t.Errorf("the key must be stored as a SHA-256 hash only")
+	}
+	for _, bad := range []string{"", "bk_", key[:12], key + "x", key[:len(key)-1] + "A", "Bearer " + key} {
+		if _, err := e.store.Authenticate(ctx, bad); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Authenticate(%q) = %v, want ErrNotFound", bad, err)
+		}
+	}
+	if _, err := e.store.CreateAPIKey(ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("key for an unknown organization: %v", err)
+	}
+	if err := e.store.RevokeAPIKey(ctx, key[:12]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Authenticate(ctx, key); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("revoked key still works: %v", err)
+	}
+	if err := e.store.RevokeAPIKey(ctx, key); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("revoking twice: %v", err)
+	}
+}
+
+func TestNotificationIsClaimedOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	pending, err := e.store.CreateBulk(ctx, e.org.ID, seedRows(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.ClaimNotification(ctx, pending.ID, time.Minute); !errors.Is(err, store.ErrAlreadyNotified) {
+		t.Errorf("an unfinished bulk must not be notified: %v", err)
+	}
+	b := e.importBulk(t, pending.ID)
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	claims := 0
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := e.store.ClaimNotification(ctx, b.ID, time.Minute)
+			if err == nil {
+				mu.Lock()
+				claims++
+				mu.Unlock()
+				if n.Organization.NotifyEmail != "ops@acme.example" || n.Bulk.RowsSucceeded != 1 {
+					t.Errorf("claim: %+v", n)
+				}
+			} else if !errors.Is(err, store.ErrAlreadyNotified) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if claims != 1 {
+		t.Fatalf("%d concurrent claims succeeded, want 1", claims)
+	}
+	// A failed send releases the claim for the retry; a sent one is final.
+	if err := e.store.FinishNotification(ctx, b.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.ClaimNotification(ctx, b.ID, time.Minute); err != nil {
+		t.Fatalf("retry after a failed send: %v", err)
+	}
+	if err := e.store.FinishNotification(ctx, b.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.ClaimNotification(ctx, b.ID, 0); !errors.Is(err, store.ErrAlreadyNotified) {
+		t.Errorf("claimed after it was sent: %v", err)
+	}
+}
