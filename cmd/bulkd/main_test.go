@@ -1,0 +1,478 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/smtptest"
+	"github.com/bulkd/bulkd/pkg/testenv"
+	"github.com/bulkd/bulkd/workers/tasks"
+)
+
+// service is a running `bulkd serve`, wired exactly as main wires it, on a
+// database, Redis database and SMTP server of the test's own.
+type service struct {
+	t        *testing.T
+	base     string
+	env      map[string]string
+	smtp     *smtptest.Server
+	db       *pgx.Conn
+	logs     *syncBuffer
+	redisOpt asynq.RedisConnOpt
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startService(t *testing.T) *service {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	s := &service{t: t, base: "http://" + addr, smtp: smtptest.NewServer(t, smtptest.Options{}), logs: &syncBuffer{}}
+	s.env = map[string]string{
+		"DATABASE_URL":   testenv.DatabaseURL(t),
+		"REDIS_URL":      testenv.RedisURL(t),
+		"HTTP_ADDR":      addr,
+		"BASE_URL":       "https://bulkd.example.com",
+		"SMTP_HOST":      s.smtp.Host(),
+		"SMTP_PORT":      fmt.Sprint(s.smtp.Port()),
+		"SMTP_TLS":       "none",
+		"MAIL_FROM":      "bulkd@example.com",
+		"ADMIN_PASSWORD": "queue-secret",
+		"MAX_BODY_BYTES": fmt.Sprint(1 << 20),
+	}
+	if s.redisOpt, err = asynq.ParseRedisURI(s.env["REDIS_URL"]); err != nil {
+		t.Fatal(err)
+	}
+	if s.db, err = pgx.Connect(context.Background(), s.env["DATABASE_URL"]); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.db.Close(context.Background()) })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, s.getenv, io.Discard, s.logs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("bulkd serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("bulkd serve did not stop within 30 s of SIGTERM")
+		}
+		s.assertNoPersonalDataInLogs()
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(s.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("bulkd serve exited: %v\n%s", err, s.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bulkd did not start: %v\n%s", err, s.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s
+}
+
+func (s *service) getenv(k string) string { return s.env[k] }
+
+// cli runs a bulkd subcommand against the service's database and returns
+// what it printed.
+func (s *service) cli(args ...string) string {
+	s.t.Helper()
+	var out bytes.Buffer
+	if err := run(context.Background(), args, s.getenv, &out, io.Discard); err != nil {
+		s.t.Fatalf("bulkd %s: %v", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// newOrg creates an organization and an API key for it, as the README does.
+func (s *service) newOrg(name, email string) (orgID, key string) {
+	orgID = s.cli("org", "create", "--name", name, "--notify-email", email)
+	return orgID, s.cli("apikey", "create", "--org", orgID)
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("answer is not JSON (%d): %s", r.status, r.body)
+	}
+	return v
+}
+
+func (s *service) do(method, path, key string, body io.Reader) response {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.base+path, body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func seedBody(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../../shared/examples/tratta-bulk.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// submit posts a bulk and returns its id, checking the 202 answer.
+func (s *service) submit(key string, body []byte) string {
+	s.t.Helper()
+	r := s.do(http.MethodPost, "/api/v1/bulk", key, bytes.NewReader(body))
+	if r.status != http.StatusAccepted {
+		s.t.Fatalf("POST /api/v1/bulk: %d %s", r.status, r.body)
+	}
+	data := r.json(s.t)["data"].(map[string]any)
+	id := data["bulk_id"].(string)
+	if data["status"] != "pending" || r.header.Get("Location") != "/api/v1/bulk/"+id {
+		s.t.Errorf("submit answer: %s, Location %q", r.body, r.header.Get("Location"))
+	}
+	return id
+}
+
+// waitCompleted polls the bulk until it is completed and returns it.
+func (s *service) waitCompleted(key, id string) map[string]any {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := s.do(http.MethodGet, "/api/v1/bulk/"+id, key, nil)
+		if r.status != http.StatusOK {
+			s.t.Fatalf("GET bulk: %d %s", r.status, r.body)
+		}
+		data := r.json(s.t)["data"].(map[string]any)
+		if data["status"] == "completed" {
+			return data
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("bulk %s still %v after 30 s\n%s", id, data["status"], s.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *service) count(query string, args ...any) int {
+	s.t.Helper()
+	var n int
+	if err := s.db.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		s.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// assertNoPersonalDataInLogs checks the logs for the seed's personal data.
+func (s *service) assertNoPersonalDataInLogs() {
+	logs := s.logs.String()
+	for _, secret := range []string{"tatum.marks@example.com", "+1-489-899-2182", "1990-01-01", "9098", "ops@acme.example", "bk_", "queue-secret"} {
+		if strings.Contains(logs, secret) {
+			s.t.Errorf("logs contain %q", secret)
+		}
+	}
+}
+
+func TestSeedExampleEndToEnd(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	_, key := s.newOrg("Acme", "ops@acme.example")
+
+	first := s.submit(key, seedBody(t))
+	got := s.waitCompleted(key, first)
+	for _, field := range []string{"created_at", "started_at", "completed_at"} {
+		if _, err := time.Parse(time.RFC3339, fmt.Sprint(got[field])); err != nil {
+			t.Errorf("%s = %v, want a timestamp", field, got[field])
+		}
+	}
+	if got["count"] != 1.0 || got["rows_succeeded"] != 1.0 || got["rows_failed"] != 0.0 {
+		t.Errorf("first bulk: %v", got)
+	}
+	if r := s.do(http.MethodGet, "/api/v1/bulk/"+first+"/errors", key, nil); r.status != 200 || string(r.body) != `{"data":[]}`+"\n" {
+		t.Errorf("errors of a clean bulk: %d %s", r.status, r.body)
+	}
+
+	// The same submission again: customer and location reused, every account taken.
+	second := s.submit(key, seedBody(t))
+	got = s.waitCompleted(key, second)
+	if got["rows_succeeded"] != 0.0 || got["rows_failed"] != 1.0 {
+		t.Errorf("second bulk: %v", got)
+	}
+	if n := s.count(`SELECT count(*) FROM customers`) + s.count(`SELECT count(*) FROM locations`); n != 2 {
+		t.Errorf("customer and location written again: %d records", n)
+	}
+	if n := s.count(`SELECT count(*) FROM debt_accounts WHERE bulk_id = $1`, first); n != 6 {
+		t.Errorf("first bulk owns %d accounts, want 6", n)
+	}
+	r := s.do(http.MethodGet, "/api/v1/bulk/"+second+"/errors", key, nil)
+	var report struct {
+		Data []struct {
+			ID      int             `json:"id"`
+			Payload json.RawMessage `json:"payload"`
+			Errors  bulk.RowErrors  `json:"errors"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(r.body, &report); err != nil || len(report.Data) != 1 {
+		t.Fatalf("errors report: %v %s", err, r.body)
+	}
+	row := report.Data[0]
+	if row.ID != 1 || len(row.Errors.Customer) != 0 || len(row.Errors.Location) != 0 {
+		t.Errorf("row %d: customer %v, location %v", row.ID, row.Errors.Customer, row.Errors.Location)
+	}
+	var seed []json.RawMessage
+	_ = json.Unmarshal(seedBody(t), &seed)
+	var wantPayload, gotPayload any
+	_ = json.Unmarshal(seed[0], &wantPayload)
+	_ = json.Unmarshal(row.Payload, &gotPayload)
+	if diff := cmp.Diff(wantPayload, gotPayload); diff != "" {
+		t.Errorf("payload is not the row as submitted:\n%s", diff)
+	}
+	taken := append(row.Errors.ParentDebtAccounts, row.Errors.DebtAccounts...)
+	if len(taken) != 6 {
+		t.Fatalf("want 6 taken accounts, got %d: %s", len(taken), r.body)
+	}
+	for _, a := range taken {
+		if diff := cmp.Diff(bulk.Messages{"external_id": {"The external id has already been taken."}}, a.Messages); diff != "" {
+			t.Errorf("%s: %s", a.Data, diff)
+		}
+	}
+
+	// One email per bulk, to the organization, naming the counts and the errors URL.
+	msgs := s.smtp.WaitForMessages(t, 2, 30*time.Second)
+	bySubject := map[string]smtptest.Parsed{}
+	for _, m := range msgs {
+		if diff := cmp.Diff([]string{"ops@acme.example"}, m.To); diff != "" {
+			t.Errorf("recipient: %s", diff)
+		}
+		p := m.Parse(t)
+		bySubject[p.Subject] = p
+	}
+	for id, subject := range map[string]string{
+		first:  "Bulk " + first + " completed: 1 of 1 rows imported",
+		second: "Bulk " + second + " completed: 0 of 1 rows imported",
+	} {
+		p, ok := bySubject[subject]
+		if !ok {
+			t.Errorf("no email %q; got %v", subject, keys(bySubject))
+			continue
+		}
+		url := "https://bulkd.example.com/api/v1/bulk/" + id + "/errors"
+		if !strings.Contains(p.Text, url) || !strings.Contains(p.HTML, url) {
+			t.Errorf("email for %s does not link %s:\n%s", id, url, p.Text)
+		}
+	}
+
+	// A duplicated notification task and a duplicated import task change nothing.
+	client := asynq.NewClient(s.redisOpt)
+	defer client.Close()
+	for _, newTask := range []func(uuid.UUID) (*asynq.Task, error){tasks.NewNotificationTask, tasks.NewImportTask} {
+		task, err := newTask(uuid.MustParse(first))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.Enqueue(task); err != nil {
+			t.Fatalf("enqueue duplicate %s: %v", task.Type(), err)
+		}
+	}
+	inspector := asynq.NewInspector(s.redisOpt)
+	defer inspector.Close()
+	waitQueuesEmpty(t, inspector)
+	if n := len(s.smtp.Messages()); n != 2 {
+		t.Errorf("%d emails after duplicate tasks, want 2", n)
+	}
+	if n := s.count(`SELECT count(*) FROM debt_accounts`); n != 6 {
+		t.Errorf("%d accounts after a duplicate import task, want 6", n)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// waitQueuesEmpty waits until no task is pending, scheduled or running.
+func waitQueuesEmpty(t *testing.T, in *asynq.Inspector) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		busy := 0
+		for _, q := range []string{tasks.QueueImports, tasks.QueueNotifications} {
+			info, err := in.GetQueueInfo(q)
+			if err != nil {
+				busy++ // the queue does not exist yet
+				continue
+			}
+			busy += info.Pending + info.Active + info.Scheduled + info.Retry
+		}
+		if busy == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("queues still busy after 30 s")
+}
+
+func TestRequestErrorsStoreNothing(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	tooMany := "[" + strings.Repeat(`{},`, 1000) + "{}]"
+	tooLarge := `[{"customer":{"name":"` + strings.Repeat("x", 1<<20) + `"}}]`
+	tests := []struct {
+		name   string
+		key    string
+		body   string
+		status int
+		field  string
+	}{
+		{"no key", "", `[{}]`, 401, "authorization"},
+		{"unknown key", "bk_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", `[{}]`, 401, "authorization"},
+		{"not JSON", key, `customer=1`, 400, "body"},
+		{"truncated JSON", key, `[{"customer":`, 400, "body"},
+		{"object instead of array", key, `{"customer":{}}`, 400, "body"},
+		{"empty array", key, `[]`, 422, "body"},
+		{"over 1000 rows", key, tooMany, 422, "body"},
+		{"body over the limit", key, tooLarge, 413, "body"},
+		{"invalid UTF-8", key, "[{\"customer\":{\"name\":\"\xff\"}}]", 400, "body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := s.do(http.MethodPost, "/api/v1/bulk", tt.key, strings.NewReader(tt.body))
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			var e struct {
+				Message string              `json:"message"`
+				Errors  map[string][]string `json:"errors"`
+			}
+			if err := json.Unmarshal(r.body, &e); err != nil || e.Message == "" || len(e.Errors[tt.field]) == 0 {
+				t.Errorf("want {message, errors.%s}, got %s", tt.field, r.body)
+			}
+		})
+	}
+	if n := s.count(`SELECT count(*) FROM bulks`) + s.count(`SELECT count(*) FROM bulk_rows`); n != 0 {
+		t.Errorf("rejected requests stored %d records", n)
+	}
+}
+
+func TestBulksAreVisibleOnlyToTheirOrganization(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	_, keyA := s.newOrg("A", "a@example.com")
+	_, keyB := s.newOrg("B", "b@example.com")
+	id := s.submit(keyA, seedBody(t))
+	s.waitCompleted(keyA, id)
+	for _, path := range []string{"/api/v1/bulk/" + id, "/api/v1/bulk/" + id + "/errors",
+		"/api/v1/bulk/" + uuid.NewString(), "/api/v1/bulk/not-a-uuid/errors"} {
+		r := s.do(http.MethodGet, path, keyB, nil)
+		if r.status != http.StatusNotFound || r.json(t)["message"] == nil {
+			t.Errorf("GET %s with another organization's key: %d %s", path, r.status, r.body)
+		}
+	}
+	revoked := s.cli("apikey", "revoke", "--prefix", keyA[:12])
+	if revoked != "revoked" {
+		t.Errorf("apikey revoke printed %q", revoked)
+	}
+	if r := s.do(http.MethodGet, "/api/v1/bulk/"+id, keyA, nil); r.status != http.StatusUnauthorized {
+		t.Errorf("revoked key: %d", r.status)
+	}
+}
+
+func TestOperationalEndpoints(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if r := s.do(http.MethodGet, path, "", nil); r.status != 200 {
+			t.Errorf("%s: %d %s", path, r.status, r.body)
+		}
+	}
+	r := s.do(http.MethodGet, "/admin/queues", "", nil)
+	if r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") == "" {
+		t.Errorf("queue UI without credentials: %d", r.status)
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.base+"/admin/queues", nil)
+	req.SetBasicAuth("admin", "wrong")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("queue UI with a wrong password: %v %v", resp.StatusCode, err)
+	}
+	req.SetBasicAuth("admin", "queue-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "<html") {
+		t.Errorf("queue UI with credentials: %d %.200s", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("security headers missing: %v", resp.Header)
+	}
+}
