@@ -22,7 +22,7 @@ func authenticate(s *store.Store) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			key, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
 			if !ok || strings.TrimSpace(key) == "" {
-				return newError(http.StatusUnauthorized, "authorization", "An API key is required: send it as \"Authorization: Bearer <key>\".")
+				return newError(http.StatusUnauthorized, "authorization", "An API key is required in the Authorization header, as \"Bearer\" and the key.")
 			}
 			org, err := s.Authenticate(c.Request().Context(), strings.TrimSpace(key))
 			if errors.Is(err, store.ErrNotFound) {

@@ -27,9 +27,13 @@ func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, n *Noti
 		Queues:          tasks.QueueWeights,
 		RetryDelayFunc:  tasks.RetryDelay,
 		ShutdownTimeout: cfg.ShutdownTimeout,
-		ErrorHandler:    asynq.ErrorHandlerFunc(im.FailExhausted),
-		Logger:          slogAdapter{log},
-		LogLevel:        asynq.WarnLevel,
+		// An idle worker looks for new tasks this often (asynq's default is 1 s,
+		// which a client polling a small bulk feels); 5 Redis calls a second
+		// per idle worker process is cheap.
+		TaskCheckInterval: 200 * time.Millisecond,
+		ErrorHandler:      asynq.ErrorHandlerFunc(im.FailExhausted),
+		Logger:            slogAdapter{log},
+		LogLevel:          asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeImport, im)

@@ -48,6 +48,24 @@ func isAbsent(raw json.RawMessage) bool {
 	return k == 0 || k == 'n'
 }
 
+// jsonString decodes a JSON string value. Strings without escapes, nearly
+// all of them, are sliced out of the raw bytes instead of going through
+// encoding/json, which would validate the value a second time.
+func jsonString(raw json.RawMessage) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && bytes.IndexByte(inner, '"') < 0 && utf8.Valid(inner) {
+		return string(inner), true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
 // text reads a string field. It reports a message and returns ok=false when the
 // value has the wrong type, is too long or holds a NUL (Postgres text cannot).
 func text(m Messages, field string, raw json.RawMessage, required bool, maxLen int) (string, bool) {
@@ -58,8 +76,8 @@ func text(m Messages, field string, raw json.RawMessage, required bool, maxLen i
 		}
 		return "", true
 	}
-	var s string
-	if jsonKind(raw) != '"' || json.Unmarshal(raw, &s) != nil {
+	s, ok := jsonString(raw)
+	if !ok {
 		m.add(field, msgString(field))
 		return "", false
 	}
