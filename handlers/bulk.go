@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -14,17 +13,13 @@ import (
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/store"
+	"github.com/bulkd/bulkd/workers/tasks"
 )
-
-// ImportQueue queues the import of a stored bulk.
-type ImportQueue interface {
-	EnqueueImport(ctx context.Context, bulkID uuid.UUID) error
-}
 
 // Bulks serves the bulk endpoints.
 type Bulks struct {
 	store        *store.Store
-	queue        ImportQueue
+	queue        *tasks.Queue
 	maxBodyBytes int64
 	log          *slog.Logger
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulkd/bulkd/pkg/store"
@@ -70,7 +71,7 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 				"status", c.Response().Status,
 				"duration_ms", time.Since(start).Milliseconds(),
 			}
-			if org := organization(c); org.ID.String() != "00000000-0000-0000-0000-000000000000" {
+			if org := organization(c); org.ID != uuid.Nil {
 				attrs = append(attrs, "organization_id", org.ID)
 			}
 			log.InfoContext(c.Request().Context(), "request", attrs...)

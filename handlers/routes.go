@@ -11,12 +11,13 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/bulkd/bulkd/pkg/store"
+	"github.com/bulkd/bulkd/workers/tasks"
 )
 
 // Config is what the HTTP layer needs.
 type Config struct {
 	Store        *store.Store
-	Queue        ImportQueue
+	Queue        *tasks.Queue
 	Checks       map[string]Pinger // readiness checks by name ("postgres", "redis")
 	MaxBodyBytes int64
 	// QueueUI is asynqmon's handler, mounted at /admin/queues behind basic
