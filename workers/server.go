@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 
 	"github.com/bulkd/bulkd/pkg/store"
@@ -44,18 +43,14 @@ func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, n *Noti
 // Reconciler re-queues bulks left pending, whose import task never reached
 // Redis (it was down at submit time) or was lost with it.
 type Reconciler struct {
-	store *store.Store
-	queue interface {
-		EnqueueImport(context.Context, uuid.UUID) error
-	}
+	store    *store.Store
+	queue    *tasks.Queue
 	interval time.Duration
 	log      *slog.Logger
 }
 
 // NewReconciler returns a reconciler that checks every interval.
-func NewReconciler(s *store.Store, q interface {
-	EnqueueImport(context.Context, uuid.UUID) error
-}, interval time.Duration, log *slog.Logger) *Reconciler {
+func NewReconciler(s *store.Store, q *tasks.Queue, interval time.Duration, log *slog.Logger) *Reconciler {
 	return &Reconciler{store: s, queue: q, interval: interval, log: log}
 }
 
