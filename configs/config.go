@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -92,11 +93,20 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// maskURL hides a URL's password.
+// keywordPassword finds the password of a keyword/value connection string
+// (host=h password=secret), which pgx accepts as DATABASE_URL too.
+var keywordPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// maskURL hides the password of a connection string, wherever it is written:
+// user:password@, ?password=, or password= in keyword/value form.
 func maskURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable)"
+	if err != nil || u.Scheme == "" {
+		return keywordPassword.ReplaceAllString(s, "${1}xxxxx")
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

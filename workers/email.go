@@ -41,10 +41,14 @@ func (n *Notifier) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	claim, err := n.store.ClaimNotification(ctx, p.BulkID, notifyLease)
-	if errors.Is(err, store.ErrAlreadyNotified) {
-		return nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrAlreadyNotified), errors.Is(err, store.ErrNotFinished):
+		return nil // sent already; or not finished, and finishing queues it again
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("notify bulk %s: %w", p.BulkID, errors.Join(err, asynq.SkipRetry))
+	case err != nil:
+		// ErrNotificationBusy included: the claim's holder may have died, so
+		// retry; after the lease this task takes over.
 		return fmt.Errorf("notify bulk %s: %w", p.BulkID, err)
 	}
 	b := claim.Bulk

@@ -154,9 +154,16 @@ type Notification struct {
 	Organization models.Organization
 }
 
-// ErrAlreadyNotified is returned by ClaimNotification when the bulk's
-// notification was sent, or is being sent by another worker.
-var ErrAlreadyNotified = errors.New("store: already notified")
+// Errors of ClaimNotification.
+var (
+	// ErrAlreadyNotified: the notification was sent.
+	ErrAlreadyNotified = errors.New("store: already notified")
+	// ErrNotificationBusy: another worker holds the claim and may be sending
+	// right now; try again after the lease.
+	ErrNotificationBusy = errors.New("store: notification being sent by another worker")
+	// ErrNotFinished: the bulk has not finished, there is nothing to tell yet.
+	ErrNotFinished = errors.New("store: bulk not finished")
+)
 
 // ClaimNotification reserves the right to send the notification of a finished
 // bulk. Only one claim holds at a time; a claim older than lease is considered
@@ -172,7 +179,22 @@ func (s *Store) ClaimNotification(ctx context.Context, id uuid.UUID, lease time.
 		return Notification{}, fmt.Errorf("store: claim notification: %w", err)
 	}
 	if n.Bulk.ID == uuid.Nil {
-		return Notification{}, ErrAlreadyNotified
+		// Say why, so that a claim held by a live or dead worker is retried
+		// rather than mistaken for a sent email.
+		var b models.Bulk
+		if err := s.db.WithContext(ctx).Take(&b, "id = ?", id).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return Notification{}, ErrNotFound
+			}
+			return Notification{}, fmt.Errorf("store: claim notification: %w", err)
+		}
+		switch {
+		case b.NotifiedAt != nil:
+			return Notification{}, ErrAlreadyNotified
+		case b.Status != models.StatusCompleted && b.Status != models.StatusFailed:
+			return Notification{}, ErrNotFinished
+		}
+		return Notification{}, ErrNotificationBusy
 	}
 	if n.Organization, err = s.Organization(ctx, n.Bulk.OrganizationID); err != nil {
 		return Notification{}, err

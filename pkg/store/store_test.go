@@ -370,7 +370,7 @@ func TestNotificationIsClaimedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.ClaimNotification(ctx, pending.ID, time.Minute); !errors.Is(err, store.ErrAlreadyNotified) {
+	if _, err := e.store.ClaimNotification(ctx, pending.ID, time.Minute); !errors.Is(err, store.ErrNotFinished) {
 		t.Errorf("an unfinished bulk must not be notified: %v", err)
 	}
 	b := e.importBulk(t, pending.ID)
@@ -390,14 +390,18 @@ func TestNotificationIsClaimedOnce(t *testing.T) {
 				if n.Organization.NotifyEmail != "ops@acme.example" || n.Bulk.RowsSucceeded != 1 {
 					t.Errorf("claim: %+v", n)
 				}
-			} else if !errors.Is(err, store.ErrAlreadyNotified) {
-				t.Error(err)
+			} else if !errors.Is(err, store.ErrNotificationBusy) {
+				t.Errorf("a losing claim: %v, want ErrNotificationBusy", err)
 			}
 		}()
 	}
 	wg.Wait()
 	if claims != 1 {
 		t.Fatalf("%d concurrent claims succeeded, want 1", claims)
+	}
+	// A claim abandoned for longer than the lease (its worker died) is taken over.
+	if _, err := e.store.ClaimNotification(ctx, b.ID, 0); err != nil {
+		t.Fatalf("taking over an expired claim: %v", err)
 	}
 	// A failed send releases the claim for the retry; a sent one is final.
 	if err := e.store.FinishNotification(ctx, b.ID, false); err != nil {

@@ -1,0 +1,170 @@
+package configs_test
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkd/bulkd/configs"
+)
+
+// env is an environment for Load: unset variables read as "".
+func env(vars map[string]string) func(string) string {
+	return func(name string) string { return vars[name] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := configs.Load(env(nil))
+	if err != nil {
+		t.Fatalf("Load of an empty environment: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"DATABASE_URL", c.DatabaseURL, "postgres://postgres@127.0.0.1:5432/bulkd?sslmode=disable"},
+		{"REDIS_URL", c.RedisURL, "redis://127.0.0.1:6379/0"},
+		{"HTTP_ADDR", c.HTTPAddr, ":8080"},
+		{"BASE_URL", c.BaseURL, "http://localhost:8080"},
+		{"MAX_BODY_BYTES", c.MaxBodyBytes, int64(16 << 20)},
+		{"SMTP_HOST", c.SMTPHost, ""},
+		{"SMTP_PORT", c.SMTPPort, 587},
+		{"SMTP_TLS", c.SMTPTLS, "starttls"},
+		{"MAIL_FROM", c.MailFrom, "bulkd@localhost"},
+		{"ADMIN_USERNAME", c.AdminUsername, "admin"},
+		{"ADMIN_PASSWORD", c.AdminPassword, ""},
+		{"WORKER_CONCURRENCY", c.WorkerConcurrency, 10},
+		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 25 * time.Second},
+		{"RECONCILE_INTERVAL", c.ReconcileInterval, time.Minute},
+		{"LOG_LEVEL", c.LogLevel, slog.LevelInfo},
+	}
+	for _, tc := range checks {
+		if tc.got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestLoadReadsEnvironment(t *testing.T) {
+	t.Parallel()
+	c, err := configs.Load(env(map[string]string{
+		"BASE_URL":           "https://bulkd.example.com/",
+		"SMTP_TLS":           " TLS ",
+		"WORKER_CONCURRENCY": "3",
+		"MAX_BODY_BYTES":     "1048576",
+		"SHUTDOWN_TIMEOUT":   "5s",
+		"LOG_LEVEL":          "debug",
+	}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.BaseURL != "https://bulkd.example.com" || c.SMTPTLS != "tls" || c.WorkerConcurrency != 3 ||
+		c.MaxBodyBytes != 1<<20 || c.ShutdownTimeout != 5*time.Second || c.LogLevel != slog.LevelDebug {
+		t.Errorf("Load: %+v", c)
+	}
+}
+
+func TestLoadNamesEachBadVariable(t *testing.T) {
+	t.Parallel()
+	bad := map[string]string{
+		"WORKER_CONCURRENCY": "abc",
+		"SMTP_TLS":           "ssl",
+		"BASE_URL":           "ftp://x",
+		"MAX_BODY_BYTES":     "-1",
+		"SHUTDOWN_TIMEOUT":   "soon",
+		"SMTP_PORT":          "70000",
+		"RECONCILE_INTERVAL": "-1m",
+		"LOG_LEVEL":          "verbose",
+		"REDIS_URL":          "127.0.0.1:6379",
+	}
+	for name, value := range bad {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := configs.Load(env(map[string]string{name: value}))
+			if err == nil {
+				t.Fatalf("%s=%s accepted", name, value)
+			}
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("%s=%s: error %q does not name the variable", name, value, err)
+			}
+			for other := range bad {
+				if other != name && strings.Contains(err.Error(), other) {
+					t.Errorf("%s=%s: error %q also names %s, which is not wrong", name, value, err, other)
+				}
+			}
+		})
+	}
+
+	t.Run("all at once", func(t *testing.T) {
+		t.Parallel()
+		_, err := configs.Load(env(bad))
+		if err == nil {
+			t.Fatal("bad environment accepted")
+		}
+		for name := range bad {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("error does not name %s:\n%v", name, err)
+			}
+		}
+	})
+}
+
+func TestLogValueMasksSecrets(t *testing.T) {
+	t.Parallel()
+	c, err := configs.Load(env(map[string]string{
+		"DATABASE_URL":   "postgres://u:secret@h/db",
+		"REDIS_URL":      "redis://:redis-secret@h:6379/0",
+		"SMTP_HOST":      "smtp.example.com",
+		"SMTP_USERNAME":  "mailer",
+		"SMTP_PASSWORD":  "smtp-secret",
+		"ADMIN_PASSWORD": "admin-secret",
+	}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	out := logJSON(c)
+	for _, secret := range []string{"secret", "smtp-secret", "admin-secret", "redis-secret"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log shows %q:\n%s", secret, out)
+		}
+	}
+	// What is not secret stays readable.
+	for _, want := range []string{`"database_url":"postgres://u:xxxxx@h/db"`, `"smtp_host":"smtp.example.com"`,
+		`"smtp_password_set":true`, `"admin_ui":true`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+// TestLogValueMasksPasswordInOtherDatabaseURLForms covers the other ways pgx
+// accepts a password in DATABASE_URL: a URL query parameter, and the
+// keyword/value connection string.
+func TestLogValueMasksPasswordInOtherDatabaseURLForms(t *testing.T) {
+	t.Parallel()
+	for _, url := range []string{
+		"postgres://u@h/db?sslmode=disable&password=secret",
+		"host=h user=u password=secret dbname=db",
+	} {
+		t.Run(url, func(t *testing.T) {
+			t.Parallel()
+			c, err := configs.Load(env(map[string]string{"DATABASE_URL": url}))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if out := logJSON(c); strings.Contains(out, "secret") {
+				t.Errorf("log shows the database password:\n%s", out)
+			}
+		})
+	}
+}
+
+// logJSON logs c as main does and returns the line.
+func logJSON(c configs.Config) string {
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
+	return buf.String()
+}

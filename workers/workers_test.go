@@ -1,0 +1,745 @@
+package workers_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/mailer"
+	"github.com/bulkd/bulkd/pkg/smtptest"
+	"github.com/bulkd/bulkd/pkg/store"
+	"github.com/bulkd/bulkd/pkg/testenv"
+	"github.com/bulkd/bulkd/workers"
+	"github.com/bulkd/bulkd/workers/tasks"
+)
+
+const (
+	baseURL     = "https://bulkd.example.com"
+	notifyEmail = "ops@acme.example"
+	// deadline bounds every wait on something done in the background; it is
+	// generous so that a slow machine never fails a correct test.
+	deadline = 30 * time.Second
+)
+
+var discard = slog.New(slog.DiscardHandler)
+
+// env is a test's own database, as a store and a plain connection for
+// counting records, with one organization.
+type env struct {
+	store *store.Store
+	db    *pgx.Conn
+	org   models.Organization
+}
+
+func newEnv(t *testing.T) env {
+	t.Helper()
+	url := testenv.DatabaseURL(t)
+	s, err := store.Open(t.Context(), url, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	db, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(context.Background()) })
+	org, err := s.CreateOrganization(t.Context(), "Acme", notifyEmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env{store: s, db: db, org: org}
+}
+
+func seedRows(t *testing.T) []json.RawMessage {
+	t.Helper()
+	b, err := os.ReadFile("../../shared/examples/tratta-bulk.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []json.RawMessage
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// createBulk stores the seed as a pending bulk of the organization.
+func (e env) createBulk(t *testing.T) models.Bulk {
+	t.Helper()
+	b, err := e.store.CreateBulk(t.Context(), e.org.ID, seedRows(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// importedBulk stores the seed as a bulk and imports it as a worker would,
+// without queuing anything.
+func (e env) importedBulk(t *testing.T) models.Bulk {
+	t.Helper()
+	ctx := t.Context()
+	b, err := e.store.StartBulk(ctx, e.createBulk(t).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := e.store.BulkRows(ctx, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := make([]*bulk.Row, len(raw))
+	for i, r := range raw {
+		rows[i] = bulk.ParseRow(i+1, r, time.Now())
+	}
+	res, err := e.store.Import(ctx, b, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Bulk.Status != models.StatusCompleted {
+		t.Fatalf("bulk after import: %+v", res.Bulk)
+	}
+	return res.Bulk
+}
+
+func (e env) bulk(t *testing.T, id uuid.UUID) models.Bulk {
+	t.Helper()
+	b, err := e.store.Bulk(t.Context(), e.org.ID, id)
+	if err != nil {
+		t.Fatalf("read bulk %s: %v", id, err)
+	}
+	return b
+}
+
+func (e env) count(t *testing.T, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := e.db.QueryRow(t.Context(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// newNotifier returns a Notifier that sends through ts in clear text.
+func (e env) newNotifier(t *testing.T, ts *smtptest.Server) *workers.Notifier {
+	t.Helper()
+	sender, err := mailer.New(mailer.Config{
+		Host: ts.Host(), Port: ts.Port(), TLS: mailer.TLSNone, From: "bulkd@example.com", Timeout: 10 * time.Second,
+	}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return workers.NewNotifier(e.store, sender, baseURL, discard)
+}
+
+func notificationTask(t *testing.T, id uuid.UUID) *asynq.Task {
+	t.Helper()
+	task, err := tasks.NewNotificationTask(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+func importTask(t *testing.T, id uuid.UUID) *asynq.Task {
+	t.Helper()
+	task, err := tasks.NewImportTask(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// notifications records the bulks whose notification was queued, or fails
+// with err.
+type notifications struct {
+	mu  sync.Mutex
+	ids []uuid.UUID
+	err error
+}
+
+func (n *notifications) EnqueueNotification(_ context.Context, id uuid.UUID) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.err != nil {
+		return n.err
+	}
+	n.ids = append(n.ids, id)
+	return nil
+}
+
+func (n *notifications) queued() []uuid.UUID {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]uuid.UUID(nil), n.ids...)
+}
+
+func (n *notifications) fail(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.err = err
+}
+
+// redis leases a Redis database of the test's own and returns its options.
+func redis(t *testing.T) asynq.RedisConnOpt {
+	t.Helper()
+	opt, err := asynq.ParseRedisURI(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opt
+}
+
+func newQueue(t *testing.T, opt asynq.RedisConnOpt) *tasks.Queue {
+	t.Helper()
+	client := asynq.NewClient(opt)
+	t.Cleanup(func() { client.Close() })
+	return tasks.NewQueue(client)
+}
+
+func newInspector(t *testing.T, opt asynq.RedisConnOpt) *asynq.Inspector {
+	t.Helper()
+	in := asynq.NewInspector(opt)
+	t.Cleanup(func() { in.Close() })
+	return in
+}
+
+func TestNotifierSendsOneEmailPerBulk(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.importedBulk(t)
+	ts := smtptest.NewServer(t, smtptest.Options{})
+	n := e.newNotifier(t, ts)
+
+	if err := n.ProcessTask(t.Context(), notificationTask(t, b.ID)); err != nil {
+		t.Fatalf("ProcessTask: %v", err)
+	}
+	msgs := ts.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d emails, want 1", len(msgs))
+	}
+	if diff := cmp.Diff([]string{notifyEmail}, msgs[0].To); diff != "" {
+		t.Errorf("recipients (-want +got):\n%s", diff)
+	}
+	p := msgs[0].Parse(t)
+	if want := "Bulk " + b.ID.String() + " completed: 1 of 1 rows imported"; p.Subject != want {
+		t.Errorf("subject %q, want %q", p.Subject, want)
+	}
+	if url := baseURL + "/api/v1/bulk/" + b.ID.String() + "/errors"; !strings.Contains(p.Text, url) {
+		t.Errorf("text does not link %s:\n%s", url, p.Text)
+	}
+	if got := e.bulk(t, b.ID); got.NotifiedAt == nil {
+		t.Errorf("notified_at not recorded: %+v", got)
+	}
+
+	// A duplicate task, as asynq may deliver, sends nothing more.
+	if err := n.ProcessTask(t.Context(), notificationTask(t, b.ID)); err != nil {
+		t.Fatalf("ProcessTask of a duplicate: %v", err)
+	}
+	if got := len(ts.Messages()); got != 1 {
+		t.Errorf("%d emails after a duplicate task, want 1", got)
+	}
+}
+
+func TestNotifierReleasesClaimWhenSendFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.importedBulk(t)
+	refusing := smtptest.NewServer(t, smtptest.Options{
+		DataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "message refused"},
+	})
+
+	err := e.newNotifier(t, refusing).ProcessTask(t.Context(), notificationTask(t, b.ID))
+	if err == nil {
+		t.Fatal("ProcessTask succeeded although the server refused the message")
+	}
+	if errors.Is(err, asynq.SkipRetry) {
+		t.Errorf("a refused message must be retried: %v", err)
+	}
+	if strings.Contains(err.Error(), notifyEmail) {
+		t.Errorf("error names the recipient: %v", err)
+	}
+	if n := len(refusing.Messages()); n != 0 {
+		t.Errorf("refusing server recorded %d messages", n)
+	}
+	if got := e.bulk(t, b.ID); got.NotifyClaimedAt != nil || got.NotifiedAt != nil {
+		t.Errorf("claim not released after a failed send: claimed %v, notified %v", got.NotifyClaimedAt, got.NotifiedAt)
+	}
+
+	// The retry, once the server accepts mail again, sends the email.
+	working := smtptest.NewServer(t, smtptest.Options{})
+	if err := e.newNotifier(t, working).ProcessTask(t.Context(), notificationTask(t, b.ID)); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if n := len(working.Messages()); n != 1 {
+		t.Errorf("%d emails on retry, want 1", n)
+	}
+}
+
+func TestNotifierConcurrentTasksSendOneEmail(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.importedBulk(t)
+	ts := smtptest.NewServer(t, smtptest.Options{})
+	n := e.newNotifier(t, ts)
+
+	const workers = 8
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			errs <- n.ProcessTask(t.Context(), notificationTask(t, b.ID))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	// The task that won the claim succeeds; the others may succeed or ask
+	// for a retry, as long as no second email goes out.
+	succeeded := 0
+	for err := range errs {
+		if err == nil {
+			succeeded++
+		} else {
+			t.Logf("ProcessTask: %v", err)
+		}
+	}
+	if succeeded == 0 {
+		t.Errorf("none of %d concurrent tasks succeeded", workers)
+	}
+	if got := len(ts.Messages()); got != 1 {
+		t.Errorf("%d emails from %d concurrent tasks, want 1", got, workers)
+	}
+	if got := e.bulk(t, b.ID); got.NotifiedAt == nil {
+		t.Errorf("notified_at not recorded: %+v", got)
+	}
+}
+
+// TestNotifierRetryAfterAbandonedClaim is the retry of a notification task
+// whose worker claimed the bulk and died before recording the outcome (or
+// could not record it: FinishNotification failed). asynq re-runs the task
+// well within the claim's lease; the task must then either send the email or
+// fail so that asynq tries again after the lease. Succeeding without sending
+// drops the task, and the organization is never told.
+func TestNotifierRetryAfterAbandonedClaim(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.importedBulk(t)
+	if _, err := e.store.ClaimNotification(t.Context(), b.ID, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	ts := smtptest.NewServer(t, smtptest.Options{})
+
+	err := e.newNotifier(t, ts).ProcessTask(t.Context(), notificationTask(t, b.ID))
+	if err == nil && len(ts.Messages()) == 0 {
+		t.Errorf("the retried task succeeded without sending: asynq deletes it and no email is ever sent (notified_at %v)",
+			e.bulk(t, b.ID).NotifiedAt)
+	}
+}
+
+func TestNotifierIgnoresUnfinishedBulkAndRejectsBadPayload(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	pending := e.createBulk(t)
+	ts := smtptest.NewServer(t, smtptest.Options{})
+	n := e.newNotifier(t, ts)
+
+	if err := n.ProcessTask(t.Context(), notificationTask(t, pending.ID)); err != nil {
+		t.Errorf("ProcessTask of a pending bulk: %v", err)
+	}
+	for _, payload := range []string{`not json`, `{}`, `{"bulk_id":"00000000-0000-0000-0000-000000000000"}`} {
+		err := n.ProcessTask(t.Context(), asynq.NewTask(tasks.TypeBulkNotification, []byte(payload)))
+		if !errors.Is(err, asynq.SkipRetry) {
+			t.Errorf("payload %s: err %v, want SkipRetry", payload, err)
+		}
+	}
+	if got := len(ts.Messages()); got != 0 {
+		t.Errorf("%d emails, want none", got)
+	}
+}
+
+func TestImporterImportsOnceAndQueuesNotification(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	pending := e.createBulk(t)
+	notify := &notifications{}
+	im := workers.NewImporter(e.store, notify, discard)
+
+	if err := im.Import(t.Context(), pending.ID); err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	done := e.bulk(t, pending.ID)
+	if done.Status != models.StatusCompleted || done.RowsSucceeded != 1 || done.RowsFailed != 0 ||
+		done.StartedAt == nil || done.CompletedAt == nil {
+		t.Fatalf("bulk after import: %+v", done)
+	}
+	accounts := e.count(t, `SELECT count(*) FROM debt_accounts WHERE bulk_id = $1`, pending.ID)
+	if accounts != 6 {
+		t.Errorf("%d accounts imported, want 6", accounts)
+	}
+	if diff := cmp.Diff([]uuid.UUID{pending.ID}, notify.queued()); diff != "" {
+		t.Errorf("queued notifications (-want +got):\n%s", diff)
+	}
+
+	// A duplicate task on the completed bulk writes nothing and queues the
+	// notification again (its TaskID keeps it single in Redis).
+	if err := im.ProcessTask(t.Context(), importTask(t, pending.ID)); err != nil {
+		t.Fatalf("ProcessTask of a duplicate: %v", err)
+	}
+	if diff := cmp.Diff(done, e.bulk(t, pending.ID)); diff != "" {
+		t.Errorf("a duplicate task changed the bulk (-before +after):\n%s", diff)
+	}
+	if n := e.count(t, `SELECT count(*) FROM debt_accounts`); n != accounts {
+		t.Errorf("%d accounts after a duplicate task, want %d", n, accounts)
+	}
+	if diff := cmp.Diff([]uuid.UUID{pending.ID, pending.ID}, notify.queued()); diff != "" {
+		t.Errorf("queued notifications (-want +got):\n%s", diff)
+	}
+}
+
+func TestImporterUnknownBulkIsNotRetried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	notify := &notifications{}
+	im := workers.NewImporter(e.store, notify, discard)
+
+	err := im.Import(t.Context(), uuid.New())
+	if !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Import of an unknown bulk: %v, want SkipRetry and ErrNotFound", err)
+	}
+	err = im.ProcessTask(t.Context(), asynq.NewTask(tasks.TypeImport, []byte(`{}`)))
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Errorf("ProcessTask with an empty payload: %v, want SkipRetry", err)
+	}
+	if got := notify.queued(); len(got) != 0 {
+		t.Errorf("queued notifications for no bulk: %v", got)
+	}
+}
+
+func TestImporterRetriesQueuingTheNotification(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	pending := e.createBulk(t)
+	notify := &notifications{}
+	im := workers.NewImporter(e.store, notify, discard)
+
+	// Redis is down after the import committed: the task fails for a retry.
+	down := errors.New("redis: connection refused")
+	notify.fail(down)
+	if err := im.Import(t.Context(), pending.ID); !errors.Is(err, down) || errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("Import with the queue down: %v, want a retryable error wrapping %v", err, down)
+	}
+	done := e.bulk(t, pending.ID)
+	if done.Status != models.StatusCompleted {
+		t.Fatalf("bulk after import: %+v", done)
+	}
+	accounts := e.count(t, `SELECT count(*) FROM debt_accounts`)
+
+	notify.fail(nil)
+	if err := im.Import(t.Context(), pending.ID); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if diff := cmp.Diff([]uuid.UUID{pending.ID}, notify.queued()); diff != "" {
+		t.Errorf("queued notifications (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(done, e.bulk(t, pending.ID)); diff != "" {
+		t.Errorf("the retry changed the bulk (-before +after):\n%s", diff)
+	}
+	if n := e.count(t, `SELECT count(*) FROM debt_accounts`); n != accounts {
+		t.Errorf("%d accounts after the retry, want %d", n, accounts)
+	}
+}
+
+func TestImporterQueuesOneNotificationTaskInRedis(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	opt := redis(t)
+	pending := e.createBulk(t)
+	im := workers.NewImporter(e.store, newQueue(t, opt), discard)
+	in := newInspector(t, opt)
+
+	for range 2 {
+		if err := im.Import(t.Context(), pending.ID); err != nil {
+			t.Fatalf("Import: %v", err)
+		}
+	}
+	info, err := in.GetTaskInfo(tasks.QueueNotifications, "email:"+pending.ID.String())
+	if err != nil {
+		t.Fatalf("notification task: %v", err)
+	}
+	if info.Type != tasks.TypeBulkNotification || info.MaxRetry != tasks.NotificationMaxRetry {
+		t.Errorf("notification task: type %q, max retry %d", info.Type, info.MaxRetry)
+	}
+	pendingTasks, err := in.ListPendingTasks(tasks.QueueNotifications)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pendingTasks) != 1 {
+		t.Errorf("%d notification tasks after two imports, want 1", len(pendingTasks))
+	}
+}
+
+func TestFailExhaustedMarksBulkFailed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	processing, err := e.store.StartBulk(t.Context(), e.createBulk(t).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := e.store.StartBulk(t.Context(), e.createBulk(t).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notify := &notifications{}
+	im := workers.NewImporter(e.store, notify, discard)
+	taskErr := errors.Join(errors.New("import bulk: bad data"), asynq.SkipRetry)
+
+	// Another task type's failure is none of the importer's business.
+	im.FailExhausted(t.Context(), notificationTask(t, other.ID), taskErr)
+	if got := e.bulk(t, other.ID); got.Status != models.StatusProcessing || got.FailureReason != nil {
+		t.Errorf("a notification task's failure changed the bulk: %+v", got)
+	}
+	if got := notify.queued(); len(got) != 0 {
+		t.Errorf("queued notifications for another task type: %v", got)
+	}
+
+	im.FailExhausted(t.Context(), importTask(t, processing.ID), taskErr)
+	failed := e.bulk(t, processing.ID)
+	if failed.Status != models.StatusFailed || failed.FailureReason == nil || *failed.FailureReason == "" || failed.CompletedAt == nil {
+		t.Fatalf("bulk after its import failed for good: %+v", failed)
+	}
+	if strings.Contains(*failed.FailureReason, "bad data") {
+		t.Errorf("failure reason shows the internal error: %q", *failed.FailureReason)
+	}
+	if diff := cmp.Diff([]uuid.UUID{processing.ID}, notify.queued()); diff != "" {
+		t.Errorf("queued notifications (-want +got):\n%s", diff)
+	}
+
+	// The organization is told why.
+	ts := smtptest.NewServer(t, smtptest.Options{})
+	if err := e.newNotifier(t, ts).ProcessTask(t.Context(), notificationTask(t, processing.ID)); err != nil {
+		t.Fatalf("notify: %v", err)
+	}
+	msgs := ts.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d emails, want 1", len(msgs))
+	}
+	p := msgs[0].Parse(t)
+	if want := "Bulk " + processing.ID.String() + " failed"; p.Subject != want {
+		t.Errorf("subject %q, want %q", p.Subject, want)
+	}
+	if !strings.Contains(p.Text, *failed.FailureReason) {
+		t.Errorf("email does not give the reason %q:\n%s", *failed.FailureReason, p.Text)
+	}
+}
+
+func TestFailExhaustedLeavesFinishedBulk(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	done := e.importedBulk(t)
+	im := workers.NewImporter(e.store, &notifications{}, discard)
+
+	im.FailExhausted(t.Context(), importTask(t, done.ID), errors.Join(errors.New("late failure"), asynq.SkipRetry))
+	if diff := cmp.Diff(done, e.bulk(t, done.ID)); diff != "" {
+		t.Errorf("a completed bulk was changed (-before +after):\n%s", diff)
+	}
+}
+
+// TestFailExhaustedThroughAsynq runs FailExhausted as the error handler of a
+// real asynq server, which gives it the retry count and limit in its context:
+// a failure with retries left changes nothing; the last one fails the bulk.
+func TestFailExhaustedThroughAsynq(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	opt := redis(t)
+	pending := e.createBulk(t)
+	notify := &notifications{}
+	im := workers.NewImporter(e.store, notify, discard)
+
+	type failure struct{ retried, maxRetry int }
+	handled := make(chan failure, 10)
+	srv := asynq.NewServer(opt, asynq.Config{
+		Concurrency:              1,
+		Queues:                   tasks.QueueWeights,
+		RetryDelayFunc:           func(int, error, *asynq.Task) time.Duration { return 0 },
+		DelayedTaskCheckInterval: 50 * time.Millisecond,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, task *asynq.Task, err error) {
+			im.FailExhausted(ctx, task, err)
+			retried, _ := asynq.GetRetryCount(ctx)
+			maxRetry, _ := asynq.GetMaxRetry(ctx)
+			handled <- failure{retried, maxRetry}
+		}),
+		LogLevel: asynq.FatalLevel,
+	})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(tasks.TypeImport, func(context.Context, *asynq.Task) error {
+		return errors.New("database is down")
+	})
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+
+	client := asynq.NewClient(opt)
+	t.Cleanup(func() { client.Close() })
+	if _, err := client.Enqueue(importTask(t, pending.ID), asynq.MaxRetry(1)); err != nil {
+		t.Fatal(err)
+	}
+	wait := func() failure {
+		t.Helper()
+		select {
+		case f := <-handled:
+			return f
+		case <-time.After(deadline):
+			t.Fatalf("the error handler was not called within %v", deadline)
+			return failure{}
+		}
+	}
+
+	if f := wait(); f != (failure{0, 1}) {
+		t.Fatalf("first failure: %+v, want retried 0 of 1", f)
+	}
+	if got := e.bulk(t, pending.ID); got.Status != models.StatusPending || got.FailureReason != nil {
+		t.Errorf("a failure with a retry left changed the bulk: %+v", got)
+	}
+	if got := notify.queued(); len(got) != 0 {
+		t.Errorf("queued notifications before the last retry: %v", got)
+	}
+
+	if f := wait(); f != (failure{1, 1}) {
+		t.Fatalf("second failure: %+v, want retried 1 of 1", f)
+	}
+	if got := e.bulk(t, pending.ID); got.Status != models.StatusFailed || got.FailureReason == nil {
+		t.Errorf("bulk after its last retry failed: %+v", got)
+	}
+	if diff := cmp.Diff([]uuid.UUID{pending.ID}, notify.queued()); diff != "" {
+		t.Errorf("queued notifications (-want +got):\n%s", diff)
+	}
+}
+
+func TestReconcilerQueuesPendingBulks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	opt := redis(t)
+	queue := newQueue(t, opt)
+	in := newInspector(t, opt)
+	done := e.importedBulk(t)
+	pending := e.createBulk(t)
+
+	// A bulk younger than the interval may still have its task on the way.
+	if n, err := workers.NewReconciler(e.store, queue, time.Hour, discard).Once(t.Context()); err != nil || n != 0 {
+		t.Errorf("Once with a 1h interval: %d queued, err %v; want 0", n, err)
+	}
+
+	r := workers.NewReconciler(e.store, queue, time.Millisecond, discard)
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		n, err := r.Once(t.Context())
+		if err != nil {
+			t.Fatalf("Once: %v", err)
+		}
+		if n == 1 {
+			break
+		}
+		if n != 0 || time.Since(start) > deadline {
+			t.Fatalf("Once queued %d bulks, want 1", n)
+		}
+	}
+	info, err := in.GetTaskInfo(tasks.QueueImports, pending.ID.String())
+	if err != nil {
+		t.Fatalf("import task of the pending bulk: %v", err)
+	}
+	if info.Type != tasks.TypeImport || info.State != asynq.TaskStatePending || info.MaxRetry != tasks.ImportMaxRetry {
+		t.Errorf("import task: type %q, state %v, max retry %d", info.Type, info.State, info.MaxRetry)
+	}
+	var p tasks.Payload
+	if err := json.Unmarshal(info.Payload, &p); err != nil || p.BulkID != pending.ID {
+		t.Errorf("import task payload %s: %v", info.Payload, err)
+	}
+
+	// The task is still queued: a second pass is harmless.
+	if n, err := r.Once(t.Context()); err != nil || n != 1 {
+		t.Errorf("second Once: %d queued, err %v; want 1, nil", n, err)
+	}
+	queued, err := in.ListPendingTasks(tasks.QueueImports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(queued) != 1 || queued[0].ID != pending.ID.String() {
+		ids := make([]string, len(queued))
+		for i, q := range queued {
+			ids[i] = q.ID
+		}
+		t.Errorf("import tasks %v, want only %s (not the completed %s)", ids, pending.ID, done.ID)
+	}
+}
+
+func TestReconcilerRunUntilCanceled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	opt := redis(t)
+	in := newInspector(t, opt)
+	pending := e.createBulk(t)
+	r := workers.NewReconciler(e.store, newQueue(t, opt), 10*time.Millisecond, discard)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		r.Run(ctx)
+	}()
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := in.GetTaskInfo(tasks.QueueImports, pending.ID.String()); err == nil {
+			break
+		}
+		if time.Since(start) > deadline {
+			t.Fatalf("Run did not queue the pending bulk within %v", deadline)
+		}
+	}
+	cancel()
+	select {
+	case <-stopped:
+	case <-time.After(deadline):
+		t.Fatalf("Run did not return within %v of its context ending", deadline)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	t.Parallel()
+	const limit = 5 * time.Minute
+	if d := tasks.RetryDelay(0, nil, nil); d <= 0 {
+		t.Fatalf("RetryDelay(0) = %v, want a positive delay", d)
+	}
+	prev := time.Duration(0)
+	for n := range 40 {
+		d := tasks.RetryDelay(n, errors.New("boom"), nil)
+		switch {
+		case d > limit:
+			t.Errorf("RetryDelay(%d) = %v, over %v", n, d, limit)
+		case prev < limit && d <= prev:
+			t.Errorf("RetryDelay(%d) = %v, not more than RetryDelay(%d) = %v", n, d, n-1, prev)
+		case prev == limit && d != limit:
+			t.Errorf("RetryDelay(%d) = %v after reaching the cap of %v", n, d, limit)
+		}
+		prev = d
+	}
+	if prev != limit {
+		t.Errorf("RetryDelay never reaches %v; RetryDelay(39) = %v", limit, prev)
+	}
+	for _, n := range []int{tasks.ImportMaxRetry, tasks.NotificationMaxRetry, 64, 1 << 20} {
+		if d := tasks.RetryDelay(n, nil, nil); d <= 0 || d > limit {
+			t.Errorf("RetryDelay(%d) = %v, want within (0, %v]", n, d, limit)
+		}
+	}
+}
