@@ -62,11 +62,7 @@ func (im *Importer) Import(ctx context.Context, id uuid.UUID) error {
 		if err != nil {
 			return fmt.Errorf("import bulk %s: %w", id, err)
 		}
-		today := time.Now().UTC().Truncate(24 * time.Hour)
-		rows := make([]*bulk.Row, len(raw))
-		for i, r := range raw {
-			rows[i] = bulk.ParseRow(i+1, r, today)
-		}
+		rows := bulk.ParseRows(raw, time.Now().UTC().Truncate(24*time.Hour))
 		res, err := im.store.Import(ctx, b, rows)
 		if err != nil {
 			return fmt.Errorf("import bulk %s: %w", id, err)

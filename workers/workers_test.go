@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,10 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkd/bulkd/models"
-	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/pkg/store"
@@ -37,51 +34,27 @@ const (
 
 var discard = slog.New(slog.DiscardHandler)
 
-// env is a test's own database, as a store and a plain connection for
-// counting records, with one organization.
+// env is a test's own database with one organization.
 type env struct {
+	testenv.Database
 	store *store.Store
-	db    *pgx.Conn
 	org   models.Organization
 }
 
 func newEnv(t *testing.T) env {
 	t.Helper()
-	url := testenv.DatabaseURL(t)
-	s, err := store.Open(t.Context(), url, 10)
+	db := testenv.NewDatabase(t)
+	org, err := db.Store.CreateOrganization(t.Context(), "Acme", notifyEmail)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Close)
-	db, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close(context.Background()) })
-	org, err := s.CreateOrganization(t.Context(), "Acme", notifyEmail)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env{store: s, db: db, org: org}
-}
-
-func seedRows(t *testing.T) []json.RawMessage {
-	t.Helper()
-	b, err := os.ReadFile("../../shared/examples/tratta-bulk.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rows []json.RawMessage
-	if err := json.Unmarshal(b, &rows); err != nil {
-		t.Fatal(err)
-	}
-	return rows
+	return env{Database: db, store: db.Store, org: org}
 }
 
 // createBulk stores the seed as a pending bulk of the organization.
 func (e env) createBulk(t *testing.T) models.Bulk {
 	t.Helper()
-	b, err := e.store.CreateBulk(t.Context(), e.org.ID, seedRows(t))
+	b, err := e.store.CreateBulk(t.Context(), e.org.ID, testenv.SeedRows(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,27 +65,11 @@ func (e env) createBulk(t *testing.T) models.Bulk {
 // without queuing anything.
 func (e env) importedBulk(t *testing.T) models.Bulk {
 	t.Helper()
-	ctx := t.Context()
-	b, err := e.store.StartBulk(ctx, e.createBulk(t).ID)
-	if err != nil {
-		t.Fatal(err)
+	b := e.ImportBulk(t, e.createBulk(t).ID)
+	if b.Status != models.StatusCompleted {
+		t.Fatalf("bulk after import: %+v", b)
 	}
-	raw, err := e.store.BulkRows(ctx, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows := make([]*bulk.Row, len(raw))
-	for i, r := range raw {
-		rows[i] = bulk.ParseRow(i+1, r, time.Now())
-	}
-	res, err := e.store.Import(ctx, b, rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Bulk.Status != models.StatusCompleted {
-		t.Fatalf("bulk after import: %+v", res.Bulk)
-	}
-	return res.Bulk
+	return b
 }
 
 func (e env) bulk(t *testing.T, id uuid.UUID) models.Bulk {
@@ -122,15 +79,6 @@ func (e env) bulk(t *testing.T, id uuid.UUID) models.Bulk {
 		t.Fatalf("read bulk %s: %v", id, err)
 	}
 	return b
-}
-
-func (e env) count(t *testing.T, query string, args ...any) int {
-	t.Helper()
-	var n int
-	if err := e.db.QueryRow(t.Context(), query, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return n
 }
 
 // newNotifier returns a Notifier that sends through ts in clear text.
@@ -385,7 +333,7 @@ func TestImporterImportsOnceAndQueuesNotification(t *testing.T) {
 		done.StartedAt == nil || done.CompletedAt == nil {
 		t.Fatalf("bulk after import: %+v", done)
 	}
-	accounts := e.count(t, `SELECT count(*) FROM debt_accounts WHERE bulk_id = $1`, pending.ID)
+	accounts := e.Count(t, `SELECT count(*) FROM debt_accounts WHERE bulk_id = $1`, pending.ID)
 	if accounts != 6 {
 		t.Errorf("%d accounts imported, want 6", accounts)
 	}
@@ -401,7 +349,7 @@ func TestImporterImportsOnceAndQueuesNotification(t *testing.T) {
 	if diff := cmp.Diff(done, e.bulk(t, pending.ID)); diff != "" {
 		t.Errorf("a duplicate task changed the bulk (-before +after):\n%s", diff)
 	}
-	if n := e.count(t, `SELECT count(*) FROM debt_accounts`); n != accounts {
+	if n := e.Count(t, `SELECT count(*) FROM debt_accounts`); n != accounts {
 		t.Errorf("%d accounts after a duplicate task, want %d", n, accounts)
 	}
 	if diff := cmp.Diff([]uuid.UUID{pending.ID, pending.ID}, notify.queued()); diff != "" {
@@ -445,7 +393,7 @@ func TestImporterRetriesQueuingTheNotification(t *testing.T) {
 	if done.Status != models.StatusCompleted {
 		t.Fatalf("bulk after import: %+v", done)
 	}
-	accounts := e.count(t, `SELECT count(*) FROM debt_accounts`)
+	accounts := e.Count(t, `SELECT count(*) FROM debt_accounts`)
 
 	notify.fail(nil)
 	if err := im.Import(t.Context(), pending.ID); err != nil {
@@ -457,7 +405,7 @@ func TestImporterRetriesQueuingTheNotification(t *testing.T) {
 	if diff := cmp.Diff(done, e.bulk(t, pending.ID)); diff != "" {
 		t.Errorf("the retry changed the bulk (-before +after):\n%s", diff)
 	}
-	if n := e.count(t, `SELECT count(*) FROM debt_accounts`); n != accounts {
+	if n := e.Count(t, `SELECT count(*) FROM debt_accounts`); n != accounts {
 		t.Errorf("%d accounts after the retry, want %d", n, accounts)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -180,15 +179,6 @@ func (s *service) do(method, path, key string, body io.Reader) response {
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
-func seedBody(t testing.TB) []byte {
-	t.Helper()
-	b, err := os.ReadFile("../../../shared/examples/tratta-bulk.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // submit posts a bulk and returns its id, checking the 202 answer.
 func (s *service) submit(key string, body []byte) string {
 	s.t.Helper()
@@ -251,7 +241,7 @@ func TestSeedExampleEndToEnd(t *testing.T) {
 	s := startService(t)
 	_, key := s.newOrg("Acme", "ops@acme.example")
 
-	first := s.submit(key, seedBody(t))
+	first := s.submit(key, testenv.SeedExample(t))
 	got := s.waitCompleted(key, first)
 	for _, field := range []string{"created_at", "started_at", "completed_at"} {
 		if _, err := time.Parse(time.RFC3339, fmt.Sprint(got[field])); err != nil {
@@ -266,7 +256,7 @@ func TestSeedExampleEndToEnd(t *testing.T) {
 	}
 
 	// The same submission again: customer and location reused, every account taken.
-	second := s.submit(key, seedBody(t))
+	second := s.submit(key, testenv.SeedExample(t))
 	got = s.waitCompleted(key, second)
 	if got["rows_succeeded"] != 0.0 || got["rows_failed"] != 1.0 {
 		t.Errorf("second bulk: %v", got)
@@ -293,7 +283,7 @@ func TestSeedExampleEndToEnd(t *testing.T) {
 		t.Errorf("row %d: customer %v, location %v", row.ID, row.Errors.Customer, row.Errors.Location)
 	}
 	var seed []json.RawMessage
-	_ = json.Unmarshal(seedBody(t), &seed)
+	_ = json.Unmarshal(testenv.SeedExample(t), &seed)
 	var wantPayload, gotPayload any
 	_ = json.Unmarshal(seed[0], &wantPayload)
 	_ = json.Unmarshal(row.Payload, &gotPayload)
@@ -436,7 +426,7 @@ func TestBulksAreVisibleOnlyToTheirOrganization(t *testing.T) {
 	s := startService(t)
 	_, keyA := s.newOrg("A", "a@example.com")
 	_, keyB := s.newOrg("B", "b@example.com")
-	id := s.submit(keyA, seedBody(t))
+	id := s.submit(keyA, testenv.SeedExample(t))
 	s.waitCompleted(keyA, id)
 	for _, path := range []string{"/api/v1/bulk/" + id, "/api/v1/bulk/" + id + "/errors",
 		"/api/v1/bulk/" + uuid.NewString(), "/api/v1/bulk/not-a-uuid/errors"} {

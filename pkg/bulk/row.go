@@ -242,3 +242,12 @@ func (in *Input[T]) Action() Action {
 	}
 	return in.Outcome.Action
 }
+
+// ParseRows parses every row of a bulk, numbering them from 1.
+func ParseRows(raw []json.RawMessage, today time.Time) []*Row {
+	rows := make([]*Row, len(raw))
+	for i, r := range raw {
+		rows[i] = ParseRow(i+1, r, today)
+	}
+	return rows
+}

@@ -3,7 +3,6 @@ package bulk_test
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
 var today = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
@@ -18,12 +18,8 @@ var today = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 // seedRow is the one row of the Tratta seed's example request.
 func seedRow(t *testing.T) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile("../../../shared/examples/tratta-bulk.json")
-	if err != nil {
-		t.Fatalf("read seed example: %v", err)
-	}
 	var rows []map[string]any
-	if err := json.Unmarshal(b, &rows); err != nil {
+	if err := json.Unmarshal(testenv.SeedExample(t), &rows); err != nil {
 		t.Fatal(err)
 	}
 	return rows[0]

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -24,6 +23,7 @@ import (
 var ctx = context.Background()
 
 type env struct {
+	testenv.Database
 	store *store.Store
 	db    *pgx.Conn
 	org   models.Organization
@@ -31,35 +31,12 @@ type env struct {
 
 func newEnv(t *testing.T) env {
 	t.Helper()
-	url := testenv.DatabaseURL(t)
-	s, err := store.Open(ctx, url, 10)
+	db := testenv.NewDatabase(t)
+	org, err := db.Store.CreateOrganization(ctx, "Acme", "ops@acme.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Close)
-	db, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close(ctx) })
-	org, err := s.CreateOrganization(ctx, "Acme", "ops@acme.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env{store: s, db: db, org: org}
-}
-
-func seedRows(t *testing.T) []json.RawMessage {
-	t.Helper()
-	b, err := os.ReadFile("../../../shared/examples/tratta-bulk.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rows []json.RawMessage
-	if err := json.Unmarshal(b, &rows); err != nil {
-		t.Fatal(err)
-	}
-	return rows
+	return env{Database: db, store: db.Store, db: db.Conn, org: org}
 }
 
 // submitAndImport stores rows as a bulk of org and imports it as a worker would.
@@ -69,28 +46,7 @@ func (e env) submitAndImport(t *testing.T, org uuid.UUID, rows []json.RawMessage
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e.importBulk(t, b.ID)
-}
-
-func (e env) importBulk(t *testing.T, id uuid.UUID) models.Bulk {
-	t.Helper()
-	b, err := e.store.StartBulk(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := e.store.BulkRows(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parsed := make([]*bulk.Row, len(raw))
-	for i, r := range raw {
-		parsed[i] = bulk.ParseRow(i+1, r, time.Now())
-	}
-	res, err := e.store.Import(ctx, b, parsed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.Bulk
+	return e.ImportBulk(t, b.ID)
 }
 
 // snapshot reads every imported record in a stable order, as text.
@@ -132,7 +88,7 @@ func (e env) errorsReport(t *testing.T, org, id uuid.UUID) string {
 func TestImportSeedExample(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	b := e.submitAndImport(t, e.org.ID, seedRows(t))
+	b := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
 	if b.Status != models.StatusCompleted || b.RowsSucceeded != 1 || b.RowsFailed != 0 || b.CompletedAt == nil {
 		t.Fatalf("bulk after import: %+v", b)
 	}
@@ -164,9 +120,9 @@ func TestImportSeedExample(t *testing.T) {
 func TestResubmittedSeedIsTaken(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.submitAndImport(t, e.org.ID, seedRows(t))
+	e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
 	before := e.snapshot(t)
-	second := e.submitAndImport(t, e.org.ID, seedRows(t))
+	second := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
 	if second.RowsFailed != 1 || second.RowsSucceeded != 0 {
 		t.Fatalf("second bulk: %+v", second)
 	}
@@ -192,7 +148,7 @@ func TestResubmittedSeedIsTaken(t *testing.T) {
 			t.Errorf("account %s (-want +got):\n%s", s.Data, diff)
 		}
 	}
-	if string(report[0].Payload) != string(seedRows(t)[0]) {
+	if string(report[0].Payload) != string(testenv.SeedRows(t)[0]) {
 		t.Errorf("payload is not the row as submitted")
 	}
 }
@@ -201,7 +157,7 @@ func TestImportRunTwiceGivesSameRecordsAndReport(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	// Row 2 repeats ids of row 1 and has invalid fields, so the report is not empty.
-	rows := append(seedRows(t), json.RawMessage(`{"customer":{"external_id":"c2","name":"Bo","email":"bad"},
+	rows := append(testenv.SeedRows(t), json.RawMessage(`{"customer":{"external_id":"c2","name":"Bo","email":"bad"},
 		"location":{"external_id":"rerum"},
 		"debt_accounts":[{"external_id":"vel","balance":1,"billing_type":["full-payment"]},
 		                 {"external_id":"new-one","balance":1,"billing_type":["full-payment"]}]}`),
@@ -216,7 +172,7 @@ func TestImportRunTwiceGivesSameRecordsAndReport(t *testing.T) {
 	if _, err := e.db.Exec(ctx, `UPDATE bulks SET status = 'processing' WHERE id = $1`, b.ID); err != nil {
 		t.Fatal(err)
 	}
-	again := e.importBulk(t, b.ID)
+	again := e.ImportBulk(t, b.ID)
 	if diff := cmp.Diff(records, e.snapshot(t)); diff != "" {
 		t.Errorf("records differ after a second run (-first +second):\n%s", diff)
 	}
@@ -231,9 +187,9 @@ func TestImportRunTwiceGivesSameRecordsAndReport(t *testing.T) {
 func TestImportOfCompletedBulkIsANoOp(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	b := e.submitAndImport(t, e.org.ID, seedRows(t))
+	b := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
 	records := e.snapshot(t)
-	res, err := e.store.Import(ctx, b, []*bulk.Row{bulk.ParseRow(1, seedRows(t)[0], time.Now())})
+	res, err := e.store.Import(ctx, b, bulk.ParseRows(testenv.SeedRows(t), time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +224,7 @@ func TestConcurrentBulksOnSameExternalIDs(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e.importBulk(t, id)
+			e.ImportBulk(t, id)
 		}()
 	}
 	wg.Wait()
@@ -315,7 +271,7 @@ func TestBulksAreScopedToTheirOrganization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := e.submitAndImport(t, e.org.ID, seedRows(t))
+	b := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
 	if _, err := e.store.Bulk(ctx, other.ID, b.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("another organization read the bulk: %v", err)
 	}
@@ -323,7 +279,7 @@ func TestBulksAreScopedToTheirOrganization(t *testing.T) {
 		t.Errorf("another organization read the errors: %v", err)
 	}
 	// The same external ids in another organization are independent records.
-	ob := e.submitAndImport(t, other.ID, seedRows(t))
+	ob := e.submitAndImport(t, other.ID, testenv.SeedRows(t))
 	if ob.RowsSucceeded != 1 {
 		t.Errorf("other organization's import: %+v", ob)
 	}
@@ -366,14 +322,14 @@ func TestAPIKeys(t *testing.T) {
 func TestNotificationIsClaimedOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	pending, err := e.store.CreateBulk(ctx, e.org.ID, seedRows(t))
+	pending, err := e.store.CreateBulk(ctx, e.org.ID, testenv.SeedRows(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.store.ClaimNotification(ctx, pending.ID, time.Minute); !errors.Is(err, store.ErrNotFinished) {
 		t.Errorf("an unfinished bulk must not be notified: %v", err)
 	}
-	b := e.importBulk(t, pending.ID)
+	b := e.ImportBulk(t, pending.ID)
 
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -153,17 +153,6 @@ func DatabaseURL(t testing.TB) string {
 	return withDatabase(adminURL(), name)
 }
 
-// Store opens a store on a fresh database of this test.
-func Store(t testing.TB) *store.Store {
-	t.Helper()
-	s, err := store.Open(context.Background(), DatabaseURL(t), 10)
-	if err != nil {
-		t.Fatalf("testenv: open store: %v", err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 // redisDatabases are the Redis logical databases tests take turns on; 0 is
 // left to whatever else uses the server and holds the leases.
 const redisDatabases = 15

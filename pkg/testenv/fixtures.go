@@ -1,0 +1,107 @@
+package testenv
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/store"
+)
+
+// Database is a test's own database, open as the store under test and as a
+// plain connection for checking what was written.
+type Database struct {
+	URL   string
+	Store *store.Store
+	Conn  *pgx.Conn
+}
+
+// NewDatabase creates a fresh database for this test and opens it both ways.
+func NewDatabase(t testing.TB) Database {
+	t.Helper()
+	db := Database{URL: DatabaseURL(t)}
+	var err error
+	if db.Store, err = store.Open(context.Background(), db.URL, 10); err != nil {
+		t.Fatalf("testenv: open store: %v", err)
+	}
+	t.Cleanup(db.Store.Close)
+	if db.Conn, err = pgx.Connect(context.Background(), db.URL); err != nil {
+		t.Fatalf("testenv: connect: %v", err)
+	}
+	t.Cleanup(func() { db.Conn.Close(context.Background()) })
+	return db
+}
+
+// Count runs a counting query.
+func (db Database) Count(t testing.TB, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.Conn.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// ImportBulk runs the import step of a stored bulk as a worker does, without
+// a queue: start it, parse its rows, write them.
+func (db Database) ImportBulk(t testing.TB, id uuid.UUID) models.Bulk {
+	t.Helper()
+	ctx := context.Background()
+	b, err := db.Store.StartBulk(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := db.Store.BulkRows(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.Store.Import(ctx, b, bulk.ParseRows(raw, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Bulk
+}
+
+// SeedExample is the Tratta seed's example request, ../shared/examples/tratta-bulk.json
+// beside the repository: one row of a customer, a location, a parent debt
+// account and five debt accounts, one nested under the parent.
+func SeedExample(t testing.TB) []byte {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for { // up to the module root, whichever package the test runs in
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("testenv: no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "..", "shared", "examples", "tratta-bulk.json"))
+	if err != nil {
+		t.Fatalf("testenv: the seed example must be in ../shared beside the repository: %v", err)
+	}
+	return b
+}
+
+// SeedRows is SeedExample split into its rows, as submitted.
+func SeedRows(t testing.TB) []json.RawMessage {
+	t.Helper()
+	var rows []json.RawMessage
+	if err := json.Unmarshal(SeedExample(t), &rows); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
