@@ -66,6 +66,16 @@ func jsonString(raw json.RawMessage) (string, bool) {
 	return s, true
 }
 
+// object decodes raw into w when it is a JSON object; otherwise it records
+// that field must be an object.
+func object(m Messages, field string, raw json.RawMessage, w any) bool {
+	if jsonKind(raw) != '{' || json.Unmarshal(raw, w) != nil {
+		m.add(field, msgObject(field))
+		return false
+	}
+	return true
+}
+
 // text reads a string field. It reports a message and returns ok=false when the
 // value has the wrong type, is too long or holds a NUL (Postgres text cannot).
 func text(m Messages, field string, raw json.RawMessage, required bool, maxLen int) (string, bool) {
@@ -235,8 +245,7 @@ func metadata(m Messages, raw json.RawMessage) json.RawMessage {
 		return nil
 	}
 	var obj map[string]json.RawMessage
-	if jsonKind(raw) != '{' || json.Unmarshal(raw, &obj) != nil {
-		m.add(field, msgObject(field))
+	if !object(m, field, raw, &obj) {
 		return nil
 	}
 	if len(obj) > MaxMetadataKeys {
@@ -307,8 +316,7 @@ func address(m Messages, raw json.RawMessage) json.RawMessage {
 		Country    json.RawMessage `json:"country"`
 		IsPrimary  json.RawMessage `json:"is_primary"`
 	}
-	if jsonKind(raw) != '{' || json.Unmarshal(raw, &w) != nil {
-		m.add(field, msgObject(field))
+	if !object(m, field, raw, &w) {
 		return nil
 	}
 	clean := map[string]any{}

@@ -103,8 +103,7 @@ func parseCustomer(raw json.RawMessage, today time.Time) *Input[Customer] {
 		Address     json.RawMessage `json:"address"`
 		Metadata    json.RawMessage `json:"metadata"`
 	}
-	if jsonKind(raw) != '{' || json.Unmarshal(raw, &w) != nil {
-		in.Messages.add("customer", msgObject("customer"))
+	if !object(in.Messages, "customer", raw, &w) {
 		return in
 	}
 	m := in.Messages
@@ -131,8 +130,7 @@ func parseLocation(raw json.RawMessage) *Input[Location] {
 		ExternalID json.RawMessage `json:"external_id"`
 		Name       json.RawMessage `json:"name"`
 	}
-	if jsonKind(raw) != '{' || json.Unmarshal(raw, &w) != nil {
-		in.Messages.add("location", msgObject("location"))
+	if !object(in.Messages, "location", raw, &w) {
 		return in
 	}
 	in.Value = Location{
@@ -170,8 +168,7 @@ func parseAccount(raw json.RawMessage, parent bool) *Input[DebtAccount] {
 		BillingType           json.RawMessage `json:"billing_type"`
 		Metadata              json.RawMessage `json:"metadata"`
 	}
-	if jsonKind(raw) != '{' || json.Unmarshal(raw, &w) != nil {
-		in.Messages.add("debt_account", msgObject("debt_account"))
+	if !object(in.Messages, "debt_account", raw, &w) {
 		return in
 	}
 	m := in.Messages
