@@ -475,3 +475,77 @@ func TestOperationalEndpoints(t *testing.T) {
 		t.Errorf("security headers missing: %v", resp.Header)
 	}
 }
+
+func TestHostileRowsBecomeRowErrorsNotFailures(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	manyKeys := make([]string, 10000)
+	for i := range manyKeys {
+		manyKeys[i] = fmt.Sprintf(`"k%d":%d`, i, i)
+	}
+	row := func(customer, account string) string {
+		return `{"customer":` + customer + `,"location":{"external_id":"loc"},"debt_accounts":[` + account + `]}`
+	}
+	okAccount := func(id string) string {
+		return `{"external_id":"` + id + `","balance":1,"billing_type":["full-payment"]}`
+	}
+	rows := []struct {
+		json string
+		ok   bool
+	}{
+		{row(`{"external_id":"nul\u0000id","name":"x"}`, okAccount("a1")), false},
+		{row(`{"external_id":"c2","name":"x","metadata":{"lone":"\ud800","nul":"a\u0000"}}`, okAccount("a2")), false},
+		{row(`{"external_id":"c3","name":"x","metadata":{"lone":"\ud800 surrogate","big":1e308}}`, okAccount("a3")), true},
+		{row(`{"external_id":"c4","name":"x","metadata":{"huge":1e309}}`, okAccount("a4")), false},
+		{row(`{"external_id":"c5","name":"x"}`, `{"external_id":"a5","balance":1e309,"billing_type":["full-payment"]}`), false},
+		{row(`{"external_id":"c6","name":"<script>alert(1)</script>'; DROP TABLE customers; --"}`, okAccount("a6")), true},
+		{row(`{"external_id":"c7","name":"first","name":"second","ssn_last4":-0}`, okAccount("a7")), false},
+		{row(`{"external_id":"c8","name":"x","metadata":{`+strings.Join(manyKeys, ",")+`}}`, okAccount("a8")), false},
+		{row(`{"external_id":["c9"],"name":{"first":"x"},"email":12,"date_of_birth":true}`, `"not an account"`), false},
+		{row(`{"external_id":"c10","name":"`+strings.Repeat("é", 300)+`"}`, okAccount("a10")), false},
+		{`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`, false},
+		{row(`{"external_id":"c12","name":"-0 balance"}`, `{"external_id":"a12","balance":-0,"current_balance":"0.10","billing_type":["settlement"]}`), true},
+	}
+	parts := make([]string, len(rows))
+	wantFailed := 0
+	for i, r := range rows {
+		parts[i] = r.json
+		if !r.ok {
+			wantFailed++
+		}
+	}
+	id := s.submit(key, []byte("["+strings.Join(parts, ",")+"]"))
+	got := s.waitCompleted(key, id)
+	if got["rows_failed"] != float64(wantFailed) || got["rows_succeeded"] != float64(len(rows)-wantFailed) {
+		t.Errorf("rows succeeded %v, failed %v; want %d, %d", got["rows_succeeded"], got["rows_failed"], len(rows)-wantFailed, wantFailed)
+	}
+	r := s.do(http.MethodGet, "/api/v1/bulk/"+id+"/errors", key, nil)
+	var report struct {
+		Data []struct {
+			ID int `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(r.body, &report); err != nil || r.status != 200 {
+		t.Fatalf("errors report: %d %v", r.status, err)
+	}
+	var failedRows []int
+	for _, d := range report.Data {
+		failedRows = append(failedRows, d.ID)
+	}
+	var want []int
+	for i, r := range rows {
+		if !r.ok {
+			want = append(want, i+1)
+		}
+	}
+	if diff := cmp.Diff(want, failedRows); diff != "" {
+		t.Errorf("failed rows (-want +got):\n%s", diff)
+	}
+	if n := s.count(`SELECT count(*) FROM customers WHERE name = $1`, "<script>alert(1)</script>'; DROP TABLE customers; --"); n != 1 {
+		t.Errorf("SQL and HTML in strings must be stored literally, found %d", n)
+	}
+	if n := s.count(`SELECT count(*) FROM debt_accounts WHERE external_id = 'a12' AND balance = 0 AND current_balance = 0.10`); n != 1 {
+		t.Errorf("-0 and a numeric string balance not stored exactly")
+	}
+}
