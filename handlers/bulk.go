@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,9 @@ import (
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/workers/tasks"
 )
+
+// enqueueTimeout bounds how long a submission waits for Redis.
+const enqueueTimeout = time.Second
 
 // Bulks serves the bulk endpoints.
 type Bulks struct {
@@ -60,8 +64,11 @@ func (h *Bulks) Create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// The bulk is durable now; if Redis is down, the reconciler queues it later.
-	if err := h.queue.EnqueueImport(ctx, b.ID); err != nil {
+	// The bulk is durable now; if Redis is down or slow, the reconciler queues
+	// it later, so the client is not kept waiting on Redis.
+	enqueueCtx, cancel := context.WithTimeout(ctx, enqueueTimeout)
+	defer cancel()
+	if err := h.queue.EnqueueImport(enqueueCtx, b.ID); err != nil {
 		h.log.WarnContext(ctx, "bulk stored but not queued; the reconciler will queue it", "bulk_id", b.ID, "err", err)
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/bulk/"+b.ID.String())

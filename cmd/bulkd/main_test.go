@@ -53,9 +53,15 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startService starts bulkd; overrides are environment variables as
+// startService starts `bulkd serve`; overrides are environment variables as
 // "NAME=value" that replace the test defaults.
 func startService(t testing.TB, overrides ...string) *service {
+	t.Helper()
+	return startProcess(t, "serve", overrides...)
+}
+
+// startProcess starts `bulkd <mode>` (serve, api or worker).
+func startProcess(t testing.TB, mode string, overrides ...string) *service {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -90,16 +96,16 @@ func startService(t testing.TB, overrides ...string) *service {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, s.getenv, io.Discard, s.logs) }()
+	go func() { done <- run(ctx, []string{mode}, s.getenv, io.Discard, s.logs) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("bulkd serve: %v", err)
+				t.Errorf("bulkd %s: %v", mode, err)
 			}
 		case <-time.After(30 * time.Second):
-			t.Errorf("bulkd serve did not stop within 30 s of SIGTERM")
+			t.Errorf("bulkd %s did not stop within 30 s of SIGTERM", mode)
 		}
 		s.assertNoPersonalDataInLogs()
 	})
@@ -112,7 +118,7 @@ func startService(t testing.TB, overrides ...string) *service {
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("bulkd serve exited: %v\n%s", err, s.logs)
+			t.Fatalf("bulkd %s exited: %v\n%s", mode, err, s.logs)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -547,5 +553,30 @@ func TestHostileRowsBecomeRowErrorsNotFailures(t *testing.T) {
 	}
 	if n := s.count(`SELECT count(*) FROM debt_accounts WHERE external_id = 'a12' AND balance = 0 AND current_balance = 0.10`); n != 1 {
 		t.Errorf("-0 and a numeric string balance not stored exactly")
+	}
+}
+
+func TestSubmitSucceedsWhileRedisIsDown(t *testing.T) {
+	t.Parallel()
+	// Nothing listens on port 1: Redis is down for this API process.
+	s := startProcess(t, "api", "REDIS_URL=redis://127.0.0.1:1/0")
+	_, key := s.newOrg("Acme", "ops@acme.example")
+
+	r := s.do(http.MethodGet, "/readyz", "", nil)
+	var ready struct {
+		Errors map[string][]string `json:"errors"`
+	}
+	if err := json.Unmarshal(r.body, &ready); err != nil || r.status != http.StatusServiceUnavailable ||
+		ready.Errors["redis"] == nil || ready.Errors["postgres"] != nil {
+		t.Errorf("/readyz with Redis down: %d %s", r.status, r.body)
+	}
+	// The bulk is durable in Postgres before the answer; it stays pending
+	// for a worker's reconciler to queue once Redis is back.
+	id := s.submit(key, testenv.SeedExample(t))
+	if n := s.count(`SELECT count(*) FROM bulks WHERE id = $1 AND status = 'pending'`, id); n != 1 {
+		t.Errorf("bulk not stored as pending")
+	}
+	if n := s.count(`SELECT count(*) FROM bulk_rows WHERE bulk_id = $1`, id); n != 1 {
+		t.Errorf("rows not stored")
 	}
 }
