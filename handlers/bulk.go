@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -123,8 +122,6 @@ func bulkID(c echo.Context) (uuid.UUID, error) {
 	}
 	return id, nil
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // organization is the organization of the request's API key, set by auth.
 func organization(c echo.Context) models.Organization {

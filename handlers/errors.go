@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -89,12 +90,13 @@ func sentence(err error) string {
 	return string(b) + "."
 }
 
+// byteSize writes a limit the way it was most likely configured.
 func byteSize(n int64) string {
 	switch {
 	case n >= 1<<20 && n%(1<<20) == 0:
-		return itoa(n>>20) + " MiB"
+		return fmt.Sprintf("%d MiB", n>>20)
 	case n >= 1<<10 && n%(1<<10) == 0:
-		return itoa(n>>10) + " KiB"
+		return fmt.Sprintf("%d KiB", n>>10)
 	}
-	return itoa(n) + " bytes"
+	return fmt.Sprintf("%d bytes", n)
 }
