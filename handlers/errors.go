@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
@@ -39,6 +41,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			log.ErrorContext(c.Request().Context(), "request failed",
 				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
 		}
+		if e.Status == http.StatusServiceUnavailable {
+			c.Response().Header().Set("Retry-After", "5")
+		}
 		if e.Status == http.StatusUnauthorized {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="bulkd"`)
 		}
@@ -67,6 +72,8 @@ func toError(err error) *Error {
 		return newError(http.StatusUnprocessableEntity, "body", sentence(err))
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Message: "Not found."}
+	case unavailable(err):
+		return newError(http.StatusServiceUnavailable, "service", "The database is unavailable; please try again shortly.")
 	case errors.As(err, &he):
 		msg, _ := he.Message.(string)
 		if msg == "" {
@@ -75,6 +82,14 @@ func toError(err error) *Error {
 		return &Error{Status: he.Code, Message: msg}
 	}
 	return &Error{Status: http.StatusInternalServerError, Message: "Internal server error."}
+}
+
+// unavailable tells whether err means Postgres could not be reached, as
+// opposed to a query that failed: the client should retry, not report a bug.
+func unavailable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	var netErr *net.OpError
+	return errors.As(err, &connectErr) || errors.As(err, &netErr)
 }
 
 // sentence turns a Go error text into a message: capitalised, with a full stop.

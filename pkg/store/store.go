@@ -48,6 +48,7 @@ func Open(ctx context.Context, databaseURL string, maxConns int32) (*Store, erro
 		Logger:                 logger.Discard, // queries carry personal data; errors are returned, not logged
 		SkipDefaultTransaction: true,
 		TranslateError:         true,
+		DisableAutomaticPing:   true, // connect lazily, as the pool does; Ping and Migrate report an outage
 	})
 	if err != nil {
 		pool.Close()
