@@ -34,6 +34,10 @@ type service struct {
 	db       *pgx.Conn
 	logs     *syncBuffer
 	redisOpt asynq.RedisConnOpt
+	// stop sends the process what SIGTERM sends main; stopped reports run's
+	// result once it returns.
+	stop    context.CancelFunc
+	stopped chan error
 }
 
 type syncBuffer struct {
@@ -96,6 +100,7 @@ func startProcess(t testing.TB, mode string, overrides ...string) *service {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	s.stop, s.stopped = cancel, done
 	go func() { done <- run(ctx, []string{mode}, s.getenv, io.Discard, s.logs) }()
 	t.Cleanup(func() {
 		cancel()
@@ -578,5 +583,56 @@ func TestSubmitSucceedsWhileRedisIsDown(t *testing.T) {
 	}
 	if n := s.count(`SELECT count(*) FROM bulk_rows WHERE bulk_id = $1`, id); n != 1 {
 		t.Errorf("rows not stored")
+	}
+}
+
+func TestShutdownFinishesRequestsInFlight(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	body := testenv.SeedExample(t)
+
+	// A submission whose body is still arriving when SIGTERM comes.
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(http.MethodPost, s.base+"/api/v1/bulk", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	answered := make(chan response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- response{status: -1, body: []byte(err.Error())}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		answered <- response{status: resp.StatusCode, body: b}
+	}()
+	if _, err := pw.Write(body[:len(body)/2]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let the server start reading the request
+
+	s.stop()
+	time.Sleep(200 * time.Millisecond) // shutdown under way: new connections refused
+	if _, err := http.Get(s.base + "/healthz"); err == nil {
+		t.Errorf("a new request was served after SIGTERM")
+	}
+	if _, err := pw.Write(body[len(body)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	r := <-answered
+	if r.status != http.StatusAccepted {
+		t.Fatalf("request in flight at SIGTERM: %d %s", r.status, r.body)
+	}
+	if err := <-s.stopped; err != nil {
+		t.Errorf("bulkd serve after SIGTERM: %v", err)
+	}
+	s.stopped <- nil // for the cleanup, which waits on it too
+	if n := s.count(`SELECT count(*) FROM bulks`); n != 1 {
+		t.Errorf("%d bulks stored, want the one in flight", n)
 	}
 }
