@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/mail"
 	"os"
 	"os/signal"
 	"strings"
@@ -92,6 +93,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		if *name == "" || *notify == "" {
 			return errors.New("org create: --name and --notify-email are required")
+		}
+		if addr, err := mail.ParseAddress(*notify); err != nil || addr.Address != *notify {
+			return errors.New("org create: --notify-email must be a plain email address such as ops@example.com")
 		}
 		return withStore(ctx, cfg, func(s *store.Store) error {
 			org, err := s.CreateOrganization(ctx, *name, *notify)

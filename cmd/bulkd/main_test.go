@@ -636,3 +636,31 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 		t.Errorf("%d bulks stored, want the one in flight", n)
 	}
 }
+
+func TestCommandLineErrors(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DATABASE_URL": testenv.DatabaseURL(t)}
+	for _, args := range [][]string{
+		{"org", "create", "--name", "Acme"},
+		{"org", "create", "--name", "Acme", "--notify-email", "not an address"},
+		{"apikey", "create", "--org", "nope"},
+		{"apikey", "create", "--org", uuid.NewString()},
+		{"apikey", "revoke", "--prefix", "bk_unknown00"},
+		{"frobnicate"},
+	} {
+		var out bytes.Buffer
+		err := run(context.Background(), args, func(k string) string { return env[k] }, &out, io.Discard)
+		if err == nil || out.Len() != 0 {
+			t.Errorf("bulkd %s: err %v, printed %q; want an error and nothing printed", strings.Join(args, " "), err, out.String())
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), nil, func(string) string { return "" }, &out, io.Discard); err != nil || !strings.Contains(out.String(), "usage: bulkd") {
+		t.Errorf("bulkd without arguments: %v %q", err, out.String())
+	}
+	if err := run(context.Background(), []string{"serve"}, func(k string) string {
+		return map[string]string{"WORKER_CONCURRENCY": "many"}[k]
+	}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "WORKER_CONCURRENCY") {
+		t.Errorf("a bad variable must stop start-up naming it: %v", err)
+	}
+}
