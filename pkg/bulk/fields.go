@@ -56,7 +56,7 @@ func jsonString(raw json.RawMessage) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
-	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && bytes.IndexByte(inner, '"') < 0 && utf8.Valid(inner) {
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
 		return string(inner), true
 	}
 	var s string
@@ -153,8 +153,7 @@ func ssnLast4(m Messages, raw json.RawMessage) string {
 			return s
 		}
 	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) == nil && len(s) == 4 && isDigits(s) {
+		if s, ok := jsonString(raw); ok && len(s) == 4 && isDigits(s) {
 			return s
 		}
 	}
@@ -176,9 +175,7 @@ func money(m Messages, field string, raw json.RawMessage, required bool) (Money,
 	case '0':
 		lit = string(bytes.TrimSpace(raw))
 	case '"':
-		if json.Unmarshal(raw, &lit) != nil {
-			lit = ""
-		}
+		lit, _ = jsonString(raw) // "" when broken, which ParseMoney rejects
 	}
 	v, err := ParseMoney(lit)
 	switch err {
@@ -217,8 +214,8 @@ func billingType(m Messages, raw json.RawMessage) []string {
 	}
 	out := make([]string, 0, len(items))
 	for _, it := range items {
-		var s string
-		if jsonKind(it) != '"' || json.Unmarshal(it, &s) != nil || !knownBillingType(s) {
+		s, ok := jsonString(it)
+		if !ok || !knownBillingType(s) {
 			m.add(field, MsgBillingTypeChoice)
 			return nil
 		}

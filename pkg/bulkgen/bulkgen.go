@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+
+	"github.com/bulkd/bulkd/pkg/bulk"
 )
 
 // Options shape a generated bulk.
@@ -24,7 +26,6 @@ var (
 	firstNames = []string{"Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Dennis", "Frances", "John"}
 	lastNames  = []string{"Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Hamilton", "Ritchie", "Allen", "Backus"}
 	cities     = []string{"Springfield", "Riverton", "Fairview", "Georgetown", "Salem", "Madison", "Clinton", "Franklin"}
-	billing    = []string{"full-payment", "partial-payment", "payment-plan", "settlement"}
 )
 
 // Body returns the JSON array of rows, ready to POST.
@@ -56,7 +57,7 @@ func Rows(o Options) []map[string]any {
 				"external_account_number": fmt.Sprintf("AN%010d", r.IntN(1e9)),
 				"balance":                 balance,
 				"current_balance":         balance,
-				"billing_type":            []string{billing[r.IntN(len(billing))]},
+				"billing_type":            []string{bulk.BillingTypes[r.IntN(len(bulk.BillingTypes))]},
 				"metadata":                map[string]any{"portfolio": fmt.Sprintf("P%d", r.IntN(20)), "priority": r.IntN(5)},
 			}
 			if a > 0 {
