@@ -37,8 +37,7 @@ var discard = slog.New(slog.DiscardHandler)
 // env is a test's own database with one organization.
 type env struct {
 	testenv.Database
-	store *store.Store
-	org   models.Organization
+	org models.Organization
 }
 
 func newEnv(t *testing.T) env {
@@ -48,13 +47,13 @@ func newEnv(t *testing.T) env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env{Database: db, store: db.Store, org: org}
+	return env{Database: db, org: org}
 }
 
 // createBulk stores the seed as a pending bulk of the organization.
 func (e env) createBulk(t *testing.T) models.Bulk {
 	t.Helper()
-	b, err := e.store.CreateBulk(t.Context(), e.org.ID, testenv.SeedRows(t))
+	b, err := e.Store.CreateBulk(t.Context(), e.org.ID, testenv.SeedRows(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +73,7 @@ func (e env) importedBulk(t *testing.T) models.Bulk {
 
 func (e env) bulk(t *testing.T, id uuid.UUID) models.Bulk {
 	t.Helper()
-	b, err := e.store.Bulk(t.Context(), e.org.ID, id)
+	b, err := e.Store.Bulk(t.Context(), e.org.ID, id)
 	if err != nil {
 		t.Fatalf("read bulk %s: %v", id, err)
 	}
@@ -90,7 +89,7 @@ func (e env) newNotifier(t *testing.T, ts *smtptest.Server) *workers.Notifier {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return workers.NewNotifier(e.store, sender, baseURL, discard)
+	return workers.NewNotifier(e.Store, sender, baseURL, discard)
 }
 
 func notificationTask(t *testing.T, id uuid.UUID) *asynq.Task {
@@ -285,7 +284,7 @@ func TestNotifierRetryAfterAbandonedClaim(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	b := e.importedBulk(t)
-	if _, err := e.store.ClaimNotification(t.Context(), b.ID, time.Minute); err != nil {
+	if _, err := e.Store.ClaimNotification(t.Context(), b.ID, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	ts := smtptest.NewServer(t, smtptest.Options{})
@@ -323,7 +322,7 @@ func TestImporterImportsOnceAndQueuesNotification(t *testing.T) {
 	e := newEnv(t)
 	pending := e.createBulk(t)
 	notify := &notifications{}
-	im := workers.NewImporter(e.store, notify, discard)
+	im := workers.NewImporter(e.Store, notify, discard)
 
 	if err := im.Import(t.Context(), pending.ID); err != nil {
 		t.Fatalf("Import: %v", err)
@@ -361,7 +360,7 @@ func TestImporterUnknownBulkIsNotRetried(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	notify := &notifications{}
-	im := workers.NewImporter(e.store, notify, discard)
+	im := workers.NewImporter(e.Store, notify, discard)
 
 	err := im.Import(t.Context(), uuid.New())
 	if !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, store.ErrNotFound) {
@@ -381,7 +380,7 @@ func TestImporterRetriesQueuingTheNotification(t *testing.T) {
 	e := newEnv(t)
 	pending := e.createBulk(t)
 	notify := &notifications{}
-	im := workers.NewImporter(e.store, notify, discard)
+	im := workers.NewImporter(e.Store, notify, discard)
 
 	// Redis is down after the import committed: the task fails for a retry.
 	down := errors.New("redis: connection refused")
@@ -415,7 +414,7 @@ func TestImporterQueuesOneNotificationTaskInRedis(t *testing.T) {
 	e := newEnv(t)
 	opt := redis(t)
 	pending := e.createBulk(t)
-	im := workers.NewImporter(e.store, newQueue(t, opt), discard)
+	im := workers.NewImporter(e.Store, newQueue(t, opt), discard)
 	in := newInspector(t, opt)
 
 	for range 2 {
@@ -442,16 +441,16 @@ func TestImporterQueuesOneNotificationTaskInRedis(t *testing.T) {
 func TestFailExhaustedMarksBulkFailed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	processing, err := e.store.StartBulk(t.Context(), e.createBulk(t).ID)
+	processing, err := e.Store.StartBulk(t.Context(), e.createBulk(t).ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := e.store.StartBulk(t.Context(), e.createBulk(t).ID)
+	other, err := e.Store.StartBulk(t.Context(), e.createBulk(t).ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	notify := &notifications{}
-	im := workers.NewImporter(e.store, notify, discard)
+	im := workers.NewImporter(e.Store, notify, discard)
 	taskErr := errors.Join(errors.New("import bulk: bad data"), asynq.SkipRetry)
 
 	// Another task type's failure is none of the importer's business.
@@ -497,7 +496,7 @@ func TestFailExhaustedLeavesFinishedBulk(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	done := e.importedBulk(t)
-	im := workers.NewImporter(e.store, &notifications{}, discard)
+	im := workers.NewImporter(e.Store, &notifications{}, discard)
 
 	im.FailExhausted(t.Context(), importTask(t, done.ID), errors.Join(errors.New("late failure"), asynq.SkipRetry))
 	if diff := cmp.Diff(done, e.bulk(t, done.ID)); diff != "" {
@@ -514,7 +513,7 @@ func TestFailExhaustedThroughAsynq(t *testing.T) {
 	opt := redis(t)
 	pending := e.createBulk(t)
 	notify := &notifications{}
-	im := workers.NewImporter(e.store, notify, discard)
+	im := workers.NewImporter(e.Store, notify, discard)
 
 	type failure struct{ retried, maxRetry int }
 	handled := make(chan failure, 10)
@@ -587,11 +586,11 @@ func TestReconcilerQueuesPendingBulks(t *testing.T) {
 	pending := e.createBulk(t)
 
 	// A bulk younger than the interval may still have its task on the way.
-	if n, err := workers.NewReconciler(e.store, queue, time.Hour, discard).Once(t.Context()); err != nil || n != 0 {
+	if n, err := workers.NewReconciler(e.Store, queue, time.Hour, discard).Once(t.Context()); err != nil || n != 0 {
 		t.Errorf("Once with a 1h interval: %d queued, err %v; want 0", n, err)
 	}
 
-	r := workers.NewReconciler(e.store, queue, time.Millisecond, discard)
+	r := workers.NewReconciler(e.Store, queue, time.Millisecond, discard)
 	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
 		n, err := r.Once(t.Context())
 		if err != nil {
@@ -639,7 +638,7 @@ func TestReconcilerRunUntilCanceled(t *testing.T) {
 	opt := redis(t)
 	in := newInspector(t, opt)
 	pending := e.createBulk(t)
-	r := workers.NewReconciler(e.store, newQueue(t, opt), 10*time.Millisecond, discard)
+	r := workers.NewReconciler(e.Store, newQueue(t, opt), 10*time.Millisecond, discard)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	stopped := make(chan struct{})

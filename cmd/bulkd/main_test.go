@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/smtptest"
@@ -31,7 +30,7 @@ type service struct {
 	base     string
 	env      map[string]string
 	smtp     *smtptest.Server
-	db       *pgx.Conn
+	db       testenv.Database // the database bulkd runs on, for checking what it wrote
 	logs     *syncBuffer
 	redisOpt asynq.RedisConnOpt
 	// stop sends the process what SIGTERM sends main; stopped reports run's
@@ -73,9 +72,9 @@ func startProcess(t testing.TB, mode string, overrides ...string) *service {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	s := &service{t: t, base: "http://" + addr, smtp: smtptest.NewServer(t, smtptest.Options{}), logs: &syncBuffer{}}
+	s := &service{t: t, base: "http://" + addr, db: testenv.NewDatabase(t), smtp: smtptest.NewServer(t, smtptest.Options{}), logs: &syncBuffer{}}
 	s.env = map[string]string{
-		"DATABASE_URL":   testenv.DatabaseURL(t),
+		"DATABASE_URL":   s.db.URL,
 		"REDIS_URL":      testenv.RedisURL(t),
 		"HTTP_ADDR":      addr,
 		"BASE_URL":       "https://bulkd.example.com",
@@ -93,10 +92,6 @@ func startProcess(t testing.TB, mode string, overrides ...string) *service {
 	if s.redisOpt, err = asynq.ParseRedisURI(s.env["REDIS_URL"]); err != nil {
 		t.Fatal(err)
 	}
-	if s.db, err = pgx.Connect(context.Background(), s.env["DATABASE_URL"]); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.db.Close(context.Background()) })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -225,15 +220,6 @@ func (s *service) waitCompleted(key, id string) map[string]any {
 	}
 }
 
-func (s *service) count(query string, args ...any) int {
-	s.t.Helper()
-	var n int
-	if err := s.db.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
-		s.t.Fatalf("%s: %v", query, err)
-	}
-	return n
-}
-
 // assertNoPersonalDataInLogs checks the logs for the seed's personal data.
 func (s *service) assertNoPersonalDataInLogs() {
 	logs := s.logs.String()
@@ -272,10 +258,10 @@ func TestSeedExampleEndToEnd(t *testing.T) {
 	if got["rows_succeeded"] != 0.0 || got["rows_failed"] != 1.0 {
 		t.Errorf("second bulk: %v", got)
 	}
-	if n := s.count(`SELECT count(*) FROM customers`) + s.count(`SELECT count(*) FROM locations`); n != 2 {
+	if n := s.db.Count(t, `SELECT count(*) FROM customers`) + s.db.Count(t, `SELECT count(*) FROM locations`); n != 2 {
 		t.Errorf("customer and location written again: %d records", n)
 	}
-	if n := s.count(`SELECT count(*) FROM debt_accounts WHERE bulk_id = $1`, first); n != 6 {
+	if n := s.db.Count(t, `SELECT count(*) FROM debt_accounts WHERE bulk_id = $1`, first); n != 6 {
 		t.Errorf("first bulk owns %d accounts, want 6", n)
 	}
 	r := s.do(http.MethodGet, "/api/v1/bulk/"+second+"/errors", key, nil)
@@ -354,7 +340,7 @@ func TestSeedExampleEndToEnd(t *testing.T) {
 	if n := len(s.smtp.Messages()); n != 2 {
 		t.Errorf("%d emails after duplicate tasks, want 2", n)
 	}
-	if n := s.count(`SELECT count(*) FROM debt_accounts`); n != 6 {
+	if n := s.db.Count(t, `SELECT count(*) FROM debt_accounts`); n != 6 {
 		t.Errorf("%d accounts after a duplicate import task, want 6", n)
 	}
 }
@@ -427,7 +413,7 @@ func TestRequestErrorsStoreNothing(t *testing.T) {
 			}
 		})
 	}
-	if n := s.count(`SELECT count(*) FROM bulks`) + s.count(`SELECT count(*) FROM bulk_rows`); n != 0 {
+	if n := s.db.Count(t, `SELECT count(*) FROM bulks`) + s.db.Count(t, `SELECT count(*) FROM bulk_rows`); n != 0 {
 		t.Errorf("rejected requests stored %d records", n)
 	}
 }
@@ -553,10 +539,10 @@ func TestHostileRowsBecomeRowErrorsNotFailures(t *testing.T) {
 	if diff := cmp.Diff(want, failedRows); diff != "" {
 		t.Errorf("failed rows (-want +got):\n%s", diff)
 	}
-	if n := s.count(`SELECT count(*) FROM customers WHERE name = $1`, "<script>alert(1)</script>'; DROP TABLE customers; --"); n != 1 {
+	if n := s.db.Count(t, `SELECT count(*) FROM customers WHERE name = $1`, "<script>alert(1)</script>'; DROP TABLE customers; --"); n != 1 {
 		t.Errorf("SQL and HTML in strings must be stored literally, found %d", n)
 	}
-	if n := s.count(`SELECT count(*) FROM debt_accounts WHERE external_id = 'a12' AND balance = 0 AND current_balance = 0.10`); n != 1 {
+	if n := s.db.Count(t, `SELECT count(*) FROM debt_accounts WHERE external_id = 'a12' AND balance = 0 AND current_balance = 0.10`); n != 1 {
 		t.Errorf("-0 and a numeric string balance not stored exactly")
 	}
 }
@@ -578,10 +564,10 @@ func TestSubmitSucceedsWhileRedisIsDown(t *testing.T) {
 	// The bulk is durable in Postgres before the answer; it stays pending
 	// for a worker's reconciler to queue once Redis is back.
 	id := s.submit(key, testenv.SeedExample(t))
-	if n := s.count(`SELECT count(*) FROM bulks WHERE id = $1 AND status = 'pending'`, id); n != 1 {
+	if n := s.db.Count(t, `SELECT count(*) FROM bulks WHERE id = $1 AND status = 'pending'`, id); n != 1 {
 		t.Errorf("bulk not stored as pending")
 	}
-	if n := s.count(`SELECT count(*) FROM bulk_rows WHERE bulk_id = $1`, id); n != 1 {
+	if n := s.db.Count(t, `SELECT count(*) FROM bulk_rows WHERE bulk_id = $1`, id); n != 1 {
 		t.Errorf("rows not stored")
 	}
 }
@@ -632,7 +618,7 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 		t.Errorf("bulkd serve after SIGTERM: %v", err)
 	}
 	s.stopped <- nil // for the cleanup, which waits on it too
-	if n := s.count(`SELECT count(*) FROM bulks`); n != 1 {
+	if n := s.db.Count(t, `SELECT count(*) FROM bulks`); n != 1 {
 		t.Errorf("%d bulks stored, want the one in flight", n)
 	}
 }

@@ -24,9 +24,7 @@ var ctx = context.Background()
 
 type env struct {
 	testenv.Database
-	store *store.Store
-	db    *pgx.Conn
-	org   models.Organization
+	org models.Organization
 }
 
 func newEnv(t *testing.T) env {
@@ -36,13 +34,13 @@ func newEnv(t *testing.T) env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env{Database: db, store: db.Store, db: db.Conn, org: org}
+	return env{Database: db, org: org}
 }
 
 // submitAndImport stores rows as a bulk of org and imports it as a worker would.
 func (e env) submitAndImport(t *testing.T, org uuid.UUID, rows []json.RawMessage) models.Bulk {
 	t.Helper()
-	b, err := e.store.CreateBulk(ctx, org, rows)
+	b, err := e.Store.CreateBulk(ctx, org, rows)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +50,7 @@ func (e env) submitAndImport(t *testing.T, org uuid.UUID, rows []json.RawMessage
 // snapshot reads every imported record in a stable order, as text.
 func (e env) snapshot(t *testing.T) []string {
 	t.Helper()
-	rows, err := e.db.Query(ctx, `
+	rows, err := e.Conn.Query(ctx, `
 		SELECT 'location ' || external_id || ' ' || coalesce(name, '') || ' row ' || bulk_row FROM locations
 		UNION ALL
 		SELECT 'customer ' || c.external_id || ' at ' || l.external_id || ' ' || c.name || ' ' || coalesce(c.email, '') || ' '
@@ -77,7 +75,7 @@ func (e env) snapshot(t *testing.T) []string {
 
 func (e env) errorsReport(t *testing.T, org, id uuid.UUID) string {
 	t.Helper()
-	rows, err := e.store.BulkErrors(ctx, org, id)
+	rows, err := e.Store.BulkErrors(ctx, org, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +107,7 @@ func TestImportSeedExample(t *testing.T) {
 		}
 	}
 	var provenance int
-	if err := e.db.QueryRow(ctx, `SELECT count(*) FROM debt_accounts WHERE bulk_id = $1 AND bulk_row = 1`, b.ID).Scan(&provenance); err != nil || provenance != 6 {
+	if err := e.Conn.QueryRow(ctx, `SELECT count(*) FROM debt_accounts WHERE bulk_id = $1 AND bulk_row = 1`, b.ID).Scan(&provenance); err != nil || provenance != 6 {
 		t.Errorf("provenance: %d accounts carry the bulk id (err %v), want 6", provenance, err)
 	}
 	if got := e.errorsReport(t, e.org.ID, b.ID); got != "null" && got != "[]" {
@@ -129,7 +127,7 @@ func TestResubmittedSeedIsTaken(t *testing.T) {
 	if diff := cmp.Diff(before, e.snapshot(t)); diff != "" {
 		t.Errorf("resubmission changed records (-before +after):\n%s", diff)
 	}
-	report, err := e.store.BulkErrors(ctx, e.org.ID, second.ID)
+	report, err := e.Store.BulkErrors(ctx, e.org.ID, second.ID)
 	if err != nil || len(report) != 1 {
 		t.Fatalf("report: %v %v", report, err)
 	}
@@ -169,7 +167,7 @@ func TestImportRunTwiceGivesSameRecordsAndReport(t *testing.T) {
 
 	// A worker that died after the commit of the records but before the bulk
 	// was marked done would run the import again.
-	if _, err := e.db.Exec(ctx, `UPDATE bulks SET status = 'processing' WHERE id = $1`, b.ID); err != nil {
+	if _, err := e.Conn.Exec(ctx, `UPDATE bulks SET status = 'processing' WHERE id = $1`, b.ID); err != nil {
 		t.Fatal(err)
 	}
 	again := e.ImportBulk(t, b.ID)
@@ -189,7 +187,7 @@ func TestImportOfCompletedBulkIsANoOp(t *testing.T) {
 	e := newEnv(t)
 	b := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
 	records := e.snapshot(t)
-	res, err := e.store.Import(ctx, b, bulk.ParseRows(testenv.SeedRows(t), time.Now()))
+	res, err := e.Store.Import(ctx, b, bulk.ParseRows(testenv.SeedRows(t), time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +211,7 @@ func TestConcurrentBulksOnSameExternalIDs(t *testing.T) {
 	}
 	ids := make([]uuid.UUID, bulks)
 	for i := range ids {
-		b, err := e.store.CreateBulk(ctx, e.org.ID, []json.RawMessage{row(i), row(i)})
+		b, err := e.Store.CreateBulk(ctx, e.org.ID, []json.RawMessage{row(i), row(i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,7 +228,7 @@ func TestConcurrentBulksOnSameExternalIDs(t *testing.T) {
 	wg.Wait()
 
 	var customers, locations, shared, own int
-	err := e.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM locations),
+	err := e.Conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM locations),
 		(SELECT count(*) FROM debt_accounts WHERE external_id = 'shared-account'),
 		(SELECT count(*) FROM debt_accounts WHERE external_id LIKE 'own-%')`).Scan(&customers, &locations, &shared, &own)
 	if err != nil {
@@ -242,7 +240,7 @@ func TestConcurrentBulksOnSameExternalIDs(t *testing.T) {
 	// Exactly one bulk won the shared account; every other occurrence says taken.
 	taken := 0
 	for _, id := range ids {
-		report, err := e.store.BulkErrors(ctx, e.org.ID, id)
+		report, err := e.Store.BulkErrors(ctx, e.org.ID, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,15 +265,15 @@ func TestConcurrentBulksOnSameExternalIDs(t *testing.T) {
 func TestBulksAreScopedToTheirOrganization(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	other, err := e.store.CreateOrganization(ctx, "Other", "ops@other.example")
+	other, err := e.Store.CreateOrganization(ctx, "Other", "ops@other.example")
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
-	if _, err := e.store.Bulk(ctx, other.ID, b.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.Store.Bulk(ctx, other.ID, b.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("another organization read the bulk: %v", err)
 	}
-	if _, err := e.store.BulkErrors(ctx, other.ID, b.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.Store.BulkErrors(ctx, other.ID, b.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("another organization read the errors: %v", err)
 	}
 	// The same external ids in another organization are independent records.
@@ -288,33 +286,33 @@ func TestBulksAreScopedToTheirOrganization(t *testing.T) {
 func TestAPIKeys(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	key, err := e.store.CreateAPIKey(ctx, e.org.ID)
+	key, err := e.Store.CreateAPIKey(ctx, e.org.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	org, err := e.store.Authenticate(ctx, key)
+	org, err := e.Store.Authenticate(ctx, key)
 	if err != nil || org.ID != e.org.ID {
 		t.Fatalf("authenticate: %v %v", org.ID, err)
 	}
 	var stored []byte
-	if err := e.db.QueryRow(ctx, `SELECT hash FROM api_keys`).Scan(&stored); err != nil || string(stored) == key || len(stored) != 32 {
+	if err := e.Conn.QueryRow(ctx, `SELECT hash FROM api_keys`).Scan(&stored); err != nil || string(stored) == key || len(stored) != 32 {
 		t.Errorf("the key must be stored as a SHA-256 hash only")
 	}
 	for _, bad := range []string{"", "bk_", key[:12], key + "x", key[:len(key)-1] + "A", "Bearer " + key} {
-		if _, err := e.store.Authenticate(ctx, bad); !errors.Is(err, store.ErrNotFound) {
+		if _, err := e.Store.Authenticate(ctx, bad); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Authenticate(%q) = %v, want ErrNotFound", bad, err)
 		}
 	}
-	if _, err := e.store.CreateAPIKey(ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.Store.CreateAPIKey(ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("key for an unknown organization: %v", err)
 	}
-	if err := e.store.RevokeAPIKey(ctx, key[:12]); err != nil {
+	if err := e.Store.RevokeAPIKey(ctx, key[:12]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.Authenticate(ctx, key); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.Store.Authenticate(ctx, key); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("revoked key still works: %v", err)
 	}
-	if err := e.store.RevokeAPIKey(ctx, key); !errors.Is(err, store.ErrNotFound) {
+	if err := e.Store.RevokeAPIKey(ctx, key); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("revoking twice: %v", err)
 	}
 }
@@ -322,11 +320,11 @@ func TestAPIKeys(t *testing.T) {
 func TestNotificationIsClaimedOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	pending, err := e.store.CreateBulk(ctx, e.org.ID, testenv.SeedRows(t))
+	pending, err := e.Store.CreateBulk(ctx, e.org.ID, testenv.SeedRows(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.ClaimNotification(ctx, pending.ID, time.Minute); !errors.Is(err, store.ErrNotFinished) {
+	if _, err := e.Store.ClaimNotification(ctx, pending.ID, time.Minute); !errors.Is(err, store.ErrNotFinished) {
 		t.Errorf("an unfinished bulk must not be notified: %v", err)
 	}
 	b := e.ImportBulk(t, pending.ID)
@@ -338,7 +336,7 @@ func TestNotificationIsClaimedOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := e.store.ClaimNotification(ctx, b.ID, time.Minute)
+			n, err := e.Store.ClaimNotification(ctx, b.ID, time.Minute)
 			if err == nil {
 				mu.Lock()
 				claims++
@@ -356,20 +354,20 @@ func TestNotificationIsClaimedOnce(t *testing.T) {
 		t.Fatalf("%d concurrent claims succeeded, want 1", claims)
 	}
 	// A claim abandoned for longer than the lease (its worker died) is taken over.
-	if _, err := e.store.ClaimNotification(ctx, b.ID, 0); err != nil {
+	if _, err := e.Store.ClaimNotification(ctx, b.ID, 0); err != nil {
 		t.Fatalf("taking over an expired claim: %v", err)
 	}
 	// A failed send releases the claim for the retry; a sent one is final.
-	if err := e.store.FinishNotification(ctx, b.ID, false); err != nil {
+	if err := e.Store.FinishNotification(ctx, b.ID, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.ClaimNotification(ctx, b.ID, time.Minute); err != nil {
+	if _, err := e.Store.ClaimNotification(ctx, b.ID, time.Minute); err != nil {
 		t.Fatalf("retry after a failed send: %v", err)
 	}
-	if err := e.store.FinishNotification(ctx, b.ID, true); err != nil {
+	if err := e.Store.FinishNotification(ctx, b.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.ClaimNotification(ctx, b.ID, 0); !errors.Is(err, store.ErrAlreadyNotified) {
+	if _, err := e.Store.ClaimNotification(ctx, b.ID, 0); !errors.Is(err, store.ErrAlreadyNotified) {
 		t.Errorf("claimed after it was sent: %v", err)
 	}
 }
