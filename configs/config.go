@@ -22,6 +22,9 @@ type Config struct {
 	HTTPAddr          string
 	BaseURL           string
 	MaxBodyBytes      int64
+	RequestTimeout    time.Duration
+	RateLimit         int // API requests per second per key; 0 turns the limit off
+	RateLimitBurst    int
 	SMTPHost          string
 	SMTPPort          int
 	SMTPUsername      string
@@ -47,6 +50,9 @@ func Load(getenv func(string) string) (Config, error) {
 		HTTPAddr:          l.str("HTTP_ADDR", ":8080"),
 		BaseURL:           strings.TrimRight(l.str("BASE_URL", "http://localhost:8080"), "/"),
 		MaxBodyBytes:      int64(l.int("MAX_BODY_BYTES", 16<<20, 1024, 1<<30)),
+		RequestTimeout:    l.duration("REQUEST_TIMEOUT", 30*time.Second),
+		RateLimit:         l.int("RATE_LIMIT", 20, 0, 1_000_000),
+		RateLimitBurst:    l.int("RATE_LIMIT_BURST", 40, 1, 1_000_000),
 		SMTPHost:          l.str("SMTP_HOST", ""),
 		SMTPPort:          l.int("SMTP_PORT", 587, 1, 65535),
 		SMTPUsername:      l.str("SMTP_USERNAME", ""),
@@ -84,6 +90,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("base_url", c.BaseURL),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
+		slog.Duration("request_timeout", c.RequestTimeout),
+		slog.Int("rate_limit", c.RateLimit),
+		slog.Int("rate_limit_burst", c.RateLimitBurst),
 		slog.String("smtp_host", c.SMTPHost),
 		slog.Int("smtp_port", c.SMTPPort),
 		slog.String("smtp_tls", c.SMTPTLS),

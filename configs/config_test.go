@@ -3,6 +3,7 @@ package configs_test
 import (
 	"bytes"
 	"log/slog"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,9 @@ func TestLoadDefaults(t *testing.T) {
 		{"HTTP_ADDR", c.HTTPAddr, ":8080"},
 		{"BASE_URL", c.BaseURL, "http://localhost:8080"},
 		{"MAX_BODY_BYTES", c.MaxBodyBytes, int64(16 << 20)},
+		{"REQUEST_TIMEOUT", c.RequestTimeout, 30 * time.Second},
+		{"RATE_LIMIT", c.RateLimit, 20},
+		{"RATE_LIMIT_BURST", c.RateLimitBurst, 40},
 		{"SMTP_HOST", c.SMTPHost, ""},
 		{"SMTP_PORT", c.SMTPPort, 587},
 		{"SMTP_TLS", c.SMTPTLS, "starttls"},
@@ -57,12 +61,13 @@ func TestLoadReadsEnvironment(t *testing.T) {
 		"MAX_BODY_BYTES":     "1048576",
 		"SHUTDOWN_TIMEOUT":   "5s",
 		"LOG_LEVEL":          "debug",
+		"RATE_LIMIT":         "0",
 	}))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	if c.BaseURL != "https://bulkd.example.com" || c.SMTPTLS != "tls" || c.WorkerConcurrency != 3 ||
-		c.MaxBodyBytes != 1<<20 || c.ShutdownTimeout != 5*time.Second || c.LogLevel != slog.LevelDebug {
+		c.MaxBodyBytes != 1<<20 || c.ShutdownTimeout != 5*time.Second || c.LogLevel != slog.LevelDebug || c.RateLimit != 0 {
 		t.Errorf("Load: %+v", c)
 	}
 }
@@ -79,6 +84,9 @@ func TestLoadNamesEachBadVariable(t *testing.T) {
 		"RECONCILE_INTERVAL": "-1m",
 		"LOG_LEVEL":          "verbose",
 		"REDIS_URL":          "127.0.0.1:6379",
+		"RATE_LIMIT":         "-5",
+		"RATE_LIMIT_BURST":   "0",
+		"REQUEST_TIMEOUT":    "30",
 	}
 	for name, value := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -87,11 +95,11 @@ func TestLoadNamesEachBadVariable(t *testing.T) {
 			if err == nil {
 				t.Fatalf("%s=%s accepted", name, value)
 			}
-			if !strings.Contains(err.Error(), name) {
+			if !names(err, name) {
 				t.Errorf("%s=%s: error %q does not name the variable", name, value, err)
 			}
 			for other := range bad {
-				if other != name && strings.Contains(err.Error(), other) {
+				if other != name && names(err, other) {
 					t.Errorf("%s=%s: error %q also names %s, which is not wrong", name, value, err, other)
 				}
 			}
@@ -105,11 +113,17 @@ func TestLoadNamesEachBadVariable(t *testing.T) {
 			t.Fatal("bad environment accepted")
 		}
 		for name := range bad {
-			if !strings.Contains(err.Error(), name) {
+			if !names(err, name) {
 				t.Errorf("error does not name %s:\n%v", name, err)
 			}
 		}
 	})
+}
+
+// names tells whether err mentions the variable as a word of its own, so that
+// RATE_LIMIT is not found in RATE_LIMIT_BURST.
+func names(err error, variable string) bool {
+	return regexp.MustCompile(`\b` + variable + `\b`).MatchString(err.Error())
 }
 
 func TestLogValueMasksSecrets(t *testing.T) {

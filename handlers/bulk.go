@@ -2,9 +2,13 @@ package handlers
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,28 +54,69 @@ type envelope struct {
 	Data any `json:"data"`
 }
 
+// Idempotency-Key lets a client retry a submission safely: a retry with the
+// same key and body answers with the first bulk instead of creating another.
+const (
+	headerIdempotencyKey   = "Idempotency-Key"
+	headerIdempotentReplay = "Idempotent-Replayed"
+	maxIdempotencyKeyLen   = 255
+)
+
 // Create stores a submission and queues its import: 202 with the bulk id.
+// With an Idempotency-Key that this organization used in the last 24 hours
+// for the same body, it answers as the first time, creating nothing.
 func (h *Bulks) Create(c echo.Context) error {
+	key, err := idempotencyKey(c.Request().Header.Get(headerIdempotencyKey))
+	if err != nil {
+		return err
+	}
 	body := http.MaxBytesReader(c.Response(), c.Request().Body, h.maxBodyBytes)
-	rows, err := bulk.DecodeSubmission(body)
+	bodyHash := sha256.New()
+	rows, err := bulk.DecodeSubmission(io.TeeReader(body, bodyHash))
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
 	org := organization(c)
-	b, err := h.store.CreateBulk(ctx, org.ID, rows)
+	var b models.Bulk
+	if key == "" {
+		b, err = h.store.CreateBulk(ctx, org.ID, rows)
+	} else {
+		var replayed bool
+		b, replayed, err = h.store.CreateBulkOnce(ctx, org.ID, store.IdempotencyKey{Key: key, RequestHash: bodyHash.Sum(nil)}, rows)
+		if replayed {
+			c.Response().Header().Set(headerIdempotentReplay, "true")
+		}
+	}
 	if err != nil {
 		return err
 	}
-	// The bulk is durable now; if Redis is down or slow, the reconciler queues
-	// it later, so the client is not kept waiting on Redis.
-	enqueueCtx, cancel := context.WithTimeout(ctx, enqueueTimeout)
-	defer cancel()
-	if err := h.queue.EnqueueImport(enqueueCtx, b.ID); err != nil {
-		h.log.WarnContext(ctx, "bulk stored but not queued; the reconciler will queue it", "bulk_id", b.ID, "err", err)
+	if b.Status == models.StatusPending {
+		// The bulk is durable now; if Redis is down or slow, the reconciler
+		// queues it later, so the client is not kept waiting on Redis. A replay
+		// queues it again, harmlessly, in case the first attempt could not.
+		enqueueCtx, cancel := context.WithTimeout(ctx, enqueueTimeout)
+		defer cancel()
+		if err := h.queue.EnqueueImport(enqueueCtx, b.ID); err != nil {
+			h.log.WarnContext(ctx, "bulk stored but not queued; the reconciler will queue it", "bulk_id", b.ID, "err", err)
+		}
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/bulk/"+b.ID.String())
-	return c.JSON(http.StatusAccepted, envelope{acceptedView{BulkID: b.ID, Count: b.Count, Status: b.Status}})
+	// A replay repeats the first answer; GET shows how the bulk has moved on.
+	return c.JSON(http.StatusAccepted, envelope{acceptedView{BulkID: b.ID, Count: b.Count, Status: models.StatusPending}})
+}
+
+// idempotencyKey checks the Idempotency-Key header; "" means none was sent.
+func idempotencyKey(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	notVisibleASCII := func(r rune) bool { return r <= ' ' || r > '~' }
+	if len(v) > maxIdempotencyKeyLen || strings.ContainsFunc(v, notVisibleASCII) {
+		return "", newError(http.StatusBadRequest, headerIdempotencyKey,
+			fmt.Sprintf("The %s header must be 1 to %d visible ASCII characters, such as a UUID.", headerIdempotencyKey, maxIdempotencyKeyLen))
+	}
+	return v, nil
 }
 
 // Get shows one bulk's progress.

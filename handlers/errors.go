@@ -70,6 +70,9 @@ func toError(err error) *Error {
 		return newError(http.StatusBadRequest, "body", sentence(err))
 	case errors.Is(err, bulk.ErrNoRows), errors.Is(err, bulk.ErrTooManyRows):
 		return newError(http.StatusUnprocessableEntity, "body", sentence(err))
+	case errors.Is(err, store.ErrIdempotencyKeyReused):
+		return newError(http.StatusUnprocessableEntity, headerIdempotencyKey,
+			"The Idempotency-Key has already been used with a different request body; use a new key for a new submission.")
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Message: "Not found."}
 	case unavailable(err):

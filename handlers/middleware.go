@@ -1,20 +1,30 @@
 package handlers
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/time/rate"
 
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
-const orgKey = "organization"
+// Keys of what authenticate records on the request.
+const (
+	orgKey    = "organization"
+	apiKeyKey = "api_key_prefix"
+)
 
 // authenticate admits requests that carry a valid API key and records its
 // organization; every query a handler makes is scoped to it.
@@ -33,9 +43,47 @@ func authenticate(s *store.Store) echo.MiddlewareFunc {
 				return err
 			}
 			c.Set(orgKey, org)
+			c.Set(apiKeyKey, store.APIKeyPrefix(strings.TrimSpace(key)))
 			return next(c)
 		}
 	}
+}
+
+// rateLimit answers 429 with Retry-After to an API key that sends more than
+// perSecond requests a second (after a burst), so that one client's loop
+// cannot starve the others. It runs after authenticate: requests are counted
+// per key, not per address, since one client may use many addresses and many
+// clients one proxy.
+func rateLimit(perSecond, burst int) echo.MiddlewareFunc {
+	retryAfter := strconv.Itoa(int(math.Ceil(1 / float64(perSecond))))
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+			Rate: rate.Limit(perSecond), Burst: burst, ExpiresIn: 10 * time.Minute,
+		}),
+		IdentifierExtractor: func(c echo.Context) (string, error) {
+			return c.Get(apiKeyKey).(string), nil
+		},
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			c.Response().Header().Set("Retry-After", retryAfter)
+			return newError(http.StatusTooManyRequests, "authorization",
+				fmt.Sprintf("Too many requests for this API key: at most %d a second; retry after %s s.", perSecond, retryAfter))
+		},
+	})
+}
+
+// requestTimeout bounds the database work of a request, so that a stuck query
+// answers 503 rather than holding the connection and the client.
+func requestTimeout(d time.Duration) echo.MiddlewareFunc {
+	return middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
+		Timeout: d,
+		ErrorHandler: func(err error, _ echo.Context) error {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return newError(http.StatusServiceUnavailable, "service",
+					fmt.Sprintf("The request did not finish within %s; please try again shortly.", d))
+			}
+			return err
+		},
+	})
 }
 
 // basicAuth guards the queue UI, which has no authentication of its own.

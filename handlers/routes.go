@@ -6,6 +6,7 @@ package handlers
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -20,6 +21,13 @@ type Config struct {
 	Queue        *tasks.Queue
 	Checks       map[string]Pinger // readiness checks by name ("postgres", "redis")
 	MaxBodyBytes int64
+	// RequestTimeout bounds the database work of one API request.
+	RequestTimeout time.Duration
+	// RateLimit is the API requests per second allowed to one API key, with
+	// RateLimitBurst more at once; 0 turns the limit off. The count is kept per
+	// API process.
+	RateLimit      int
+	RateLimitBurst int
 	// QueueUI is asynqmon's handler, mounted at /admin/queues behind basic
 	// auth; nil leaves the UI off.
 	QueueUI       http.Handler
@@ -48,7 +56,14 @@ func New(cfg Config) *echo.Echo {
 	e.GET("/readyz", health.Ready)
 
 	bulks := &Bulks{store: cfg.Store, queue: cfg.Queue, maxBodyBytes: cfg.MaxBodyBytes, log: cfg.Log}
-	api := e.Group("/api/v1", authenticate(cfg.Store), noStore)
+	api := e.Group("/api/v1", noStore)
+	if cfg.RequestTimeout > 0 {
+		api.Use(requestTimeout(cfg.RequestTimeout))
+	}
+	api.Use(authenticate(cfg.Store))
+	if cfg.RateLimit > 0 {
+		api.Use(rateLimit(cfg.RateLimit, cfg.RateLimitBurst))
+	}
 	api.POST("/bulk", bulks.Create)
 	api.GET("/bulk/:id", bulks.Get)
 	api.GET("/bulk/:id/errors", bulks.Errors)

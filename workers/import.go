@@ -82,6 +82,10 @@ func (im *Importer) Import(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
+// ReasonRetriesExhausted is the failure_reason of a bulk whose import failed
+// on every attempt.
+const ReasonRetriesExhausted = "The import could not be completed after several attempts; please submit the bulk again."
+
 // FailExhausted is the asynq error handler: when an import has used its last
 // retry, the bulk is marked failed with a reason the client can read, and the
 // organization is told.
@@ -100,7 +104,7 @@ func (im *Importer) FailExhausted(ctx context.Context, t *asynq.Task, taskErr er
 	}
 	im.log.ErrorContext(ctx, "bulk import failed for good", "bulk_id", p.BulkID, "retried", retried, "err", taskErr)
 	ctx = context.WithoutCancel(ctx)
-	if err := im.store.FailBulk(ctx, p.BulkID, "The import could not be completed after several attempts; please submit the bulk again."); err != nil {
+	if err := im.store.FailBulk(ctx, p.BulkID, ReasonRetriesExhausted); err != nil {
 		im.log.ErrorContext(ctx, "mark bulk failed", "bulk_id", p.BulkID, "err", err)
 		return
 	}

@@ -1,14 +1,12 @@
 package workers
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/hibiken/asynq"
 
-	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/workers/tasks"
 )
 
@@ -38,51 +36,6 @@ func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, n *Noti
 	mux.Handle(tasks.TypeImport, im)
 	mux.Handle(tasks.TypeBulkNotification, n)
 	return srv, mux
-}
-
-// Reconciler re-queues bulks left pending, whose import task never reached
-// Redis (it was down at submit time) or was lost with it.
-type Reconciler struct {
-	store    *store.Store
-	queue    *tasks.Queue
-	interval time.Duration
-	log      *slog.Logger
-}
-
-// NewReconciler returns a reconciler that checks every interval.
-func NewReconciler(s *store.Store, q *tasks.Queue, interval time.Duration, log *slog.Logger) *Reconciler {
-	return &Reconciler{store: s, queue: q, interval: interval, log: log}
-}
-
-// Run reconciles until ctx ends.
-func (r *Reconciler) Run(ctx context.Context) {
-	t := time.NewTicker(r.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := r.Once(ctx); err != nil {
-				r.log.WarnContext(ctx, "reconcile pending bulks", "err", err, "requeued", n)
-			}
-		}
-	}
-}
-
-// Once re-queues every bulk pending for longer than the interval and returns
-// how many it queued. Queuing one that still has its task is harmless.
-func (r *Reconciler) Once(ctx context.Context) (int, error) {
-	ids, err := r.store.PendingBulks(ctx, r.interval, 1000)
-	if err != nil {
-		return 0, err
-	}
-	for i, id := range ids {
-		if err := r.queue.EnqueueImport(ctx, id); err != nil {
-			return i, err
-		}
-	}
-	return len(ids), nil
 }
 
 // slogAdapter lets asynq log through slog.

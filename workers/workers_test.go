@@ -2,7 +2,6 @@ package workers_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -576,59 +575,97 @@ func TestFailExhaustedThroughAsynq(t *testing.T) {
 	}
 }
 
-func TestReconcilerQueuesPendingBulks(t *testing.T) {
+func TestReconcilerRepairsWhatTheQueueLost(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	opt := redis(t)
 	queue := newQueue(t, opt)
 	in := newInspector(t, opt)
-	done := e.importedBulk(t)
-	pending := e.createBulk(t)
-
-	// A bulk younger than the interval may still have its task on the way.
-	if n, err := workers.NewReconciler(e.Store, queue, time.Hour, discard).Once(t.Context()); err != nil || n != 0 {
-		t.Errorf("Once with a 1h interval: %d queued, err %v; want 0", n, err)
-	}
-
-	r := workers.NewReconciler(e.Store, queue, time.Millisecond, discard)
-	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
-		n, err := r.Once(t.Context())
+	ctx := t.Context()
+	start := func(b models.Bulk) models.Bulk {
+		t.Helper()
+		b, err := e.Store.StartBulk(ctx, b.ID)
 		if err != nil {
-			t.Fatalf("Once: %v", err)
+			t.Fatal(err)
 		}
-		if n == 1 {
-			break
-		}
-		if n != 0 || time.Since(start) > deadline {
-			t.Fatalf("Once queued %d bulks, want 1", n)
-		}
-	}
-	info, err := in.GetTaskInfo(tasks.QueueImports, pending.ID.String())
-	if err != nil {
-		t.Fatalf("import task of the pending bulk: %v", err)
-	}
-	if info.Type != tasks.TypeImport || info.State != asynq.TaskStatePending || info.MaxRetry != tasks.ImportMaxRetry {
-		t.Errorf("import task: type %q, state %v, max retry %d", info.Type, info.State, info.MaxRetry)
-	}
-	var p tasks.Payload
-	if err := json.Unmarshal(info.Payload, &p); err != nil || p.BulkID != pending.ID {
-		t.Errorf("import task payload %s: %v", info.Payload, err)
+		return b
 	}
 
-	// The task is still queued: a second pass is harmless.
-	if n, err := r.Once(t.Context()); err != nil || n != 1 {
-		t.Errorf("second Once: %d queued, err %v; want 1, nil", n, err)
+	pendingNoTask := e.createBulk(t)           // Redis was down at submit
+	processingNoTask := start(e.createBulk(t)) // Redis lost the task mid-import
+	pendingQueued := e.createBulk(t)           // on its way: left alone
+	if err := queue.EnqueueImport(ctx, pendingQueued.ID); err != nil {
+		t.Fatal(err)
 	}
-	queued, err := in.ListPendingTasks(tasks.QueueImports)
+	gaveUp := start(e.createBulk(t)) // last retry archived, but Postgres was down for the failure handler
+	if err := queue.EnqueueImport(ctx, gaveUp.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.ArchiveTask(tasks.QueueImports, tasks.ImportTaskID(gaveUp.ID)); err != nil {
+		t.Fatal(err)
+	}
+	finishedNotEmailed := e.importedBulk(t)
+	emailed := e.importedBulk(t)
+	if err := e.Store.FinishNotification(ctx, emailed.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	keyed, _, err := e.Store.CreateBulkOnce(ctx, e.org.ID, store.IdempotencyKey{Key: "old", RequestHash: []byte{1}}, testenv.SeedRows(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(queued) != 1 || queued[0].ID != pending.ID.String() {
-		ids := make([]string, len(queued))
-		for i, q := range queued {
-			ids[i] = q.ID
+	// A day later its key has expired; the bulk it made is still pending with no task.
+	if _, err := e.Conn.Exec(ctx, `UPDATE idempotency_keys SET created_at = now() - interval '25 hours'`); err != nil {
+		t.Fatal(err)
+	}
+
+	// Within the interval every bulk may still have its task on the way.
+	if got, err := workers.NewReconciler(e.Store, queue, in, time.Hour, discard).Once(ctx); err != nil || got != (workers.Reconciled{ExpiredKeys: 1}) {
+		t.Errorf("Once with a 1h interval: %+v, %v; want only the expired key", got, err)
+	}
+
+	time.Sleep(5 * time.Millisecond)
+	r := workers.NewReconciler(e.Store, queue, in, time.Millisecond, discard)
+	got, err := r.Once(ctx)
+	if err != nil {
+		t.Fatalf("Once: %v", err)
+	}
+	if want := (workers.Reconciled{ImportsQueued: 3, Failed: 1, NotificationsQueued: 1}); got != want {
+		t.Errorf("Once: %+v, want %+v", got, want)
+	}
+	for _, b := range []models.Bulk{pendingNoTask, processingNoTask, pendingQueued, keyed} {
+		info, err := in.GetTaskInfo(tasks.QueueImports, tasks.ImportTaskID(b.ID))
+		if err != nil || info.State != asynq.TaskStatePending || info.Type != tasks.TypeImport || info.MaxRetry != tasks.ImportMaxRetry {
+			t.Errorf("import task of %s bulk: %+v, %v", b.Status, info, err)
 		}
-		t.Errorf("import tasks %v, want only %s (not the completed %s)", ids, pending.ID, done.ID)
+	}
+	if b := e.bulk(t, gaveUp.ID); b.Status != models.StatusFailed || b.FailureReason == nil || *b.FailureReason != workers.ReasonRetriesExhausted {
+		t.Errorf("bulk whose import gave up: status %s, reason %v", b.Status, b.FailureReason)
+	}
+	for _, b := range []models.Bulk{gaveUp, finishedNotEmailed} {
+		if _, err := in.GetTaskInfo(tasks.QueueNotifications, tasks.NotificationTaskID(b.ID)); err != nil {
+			t.Errorf("notification task of bulk %s: %v", b.ID, err)
+		}
+	}
+	if _, err := in.GetTaskInfo(tasks.QueueNotifications, tasks.NotificationTaskID(emailed.ID)); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Errorf("notification task of a bulk already emailed: %v, want none", err)
+	}
+
+	// Every task is in place now: a second pass, or another worker's, changes nothing.
+	if got, err := r.Once(ctx); err != nil || got != (workers.Reconciled{}) {
+		t.Errorf("second Once: %+v, %v; want nothing done", got, err)
+	}
+}
+
+func TestReconcilerStopsAtRedisOutage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createBulk(t)
+	// Nothing listens on port 1: Redis is down.
+	down := asynq.RedisClientOpt{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond}
+	r := workers.NewReconciler(e.Store, newQueue(t, down), newInspector(t, down), time.Nanosecond, discard)
+	time.Sleep(time.Millisecond)
+	if got, err := r.Once(t.Context()); err == nil || got.ImportsQueued != 0 {
+		t.Errorf("Once with Redis down: %+v, %v; want an error and nothing queued", got, err)
 	}
 }
 
@@ -638,7 +675,7 @@ func TestReconcilerRunUntilCanceled(t *testing.T) {
 	opt := redis(t)
 	in := newInspector(t, opt)
 	pending := e.createBulk(t)
-	r := workers.NewReconciler(e.Store, newQueue(t, opt), 10*time.Millisecond, discard)
+	r := workers.NewReconciler(e.Store, newQueue(t, opt), in, 10*time.Millisecond, discard)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	stopped := make(chan struct{})

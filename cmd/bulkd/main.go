@@ -201,7 +201,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}
-		rec := workers.NewReconciler(s, queue, cfg.ReconcileInterval, log)
+		rec := workers.NewReconciler(s, queue, asynq.NewInspectorFromRedisClient(rdb), cfg.ReconcileInterval, log)
 		g.Go(func() error { rec.Run(ctx); return nil })
 		g.Go(func() error {
 			<-ctx.Done()
@@ -222,11 +222,14 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 				"postgres": s.Ping,
 				"redis":    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 			},
-			MaxBodyBytes:  cfg.MaxBodyBytes,
-			QueueUI:       queueUI(ui),
-			AdminUsername: cfg.AdminUsername,
-			AdminPassword: cfg.AdminPassword,
-			Log:           log,
+			MaxBodyBytes:   cfg.MaxBodyBytes,
+			RequestTimeout: cfg.RequestTimeout,
+			RateLimit:      cfg.RateLimit,
+			RateLimitBurst: cfg.RateLimitBurst,
+			QueueUI:        queueUI(ui),
+			AdminUsername:  cfg.AdminUsername,
+			AdminPassword:  cfg.AdminPassword,
+			Log:            log,
 		})
 		httpSrv := &http.Server{
 			Addr:              cfg.HTTPAddr,

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/gorm"
 
 	"github.com/bulkd/bulkd/models"
@@ -17,9 +19,45 @@ import (
 // CreateBulk stores a submission, the bulk and every row as submitted, in one
 // transaction: once it returns, the bulk survives any crash or queue outage.
 func (s *Store) CreateBulk(ctx context.Context, orgID uuid.UUID, rows []json.RawMessage) (models.Bulk, error) {
+	b, _, err := s.createBulk(ctx, orgID, nil, rows)
+	return b, err
+}
+
+// IdempotencyKey names a submission that the client may send more than once:
+// the client's Idempotency-Key and a hash of the request body.
+type IdempotencyKey struct {
+	Key         string
+	RequestHash []byte
+}
+
+// IdempotencyKeyTTL is how long a key keeps answering with its first bulk.
+const IdempotencyKeyTTL = 24 * time.Hour
+
+// ErrIdempotencyKeyReused is returned when an organization sends a key it used
+// within IdempotencyKeyTTL with a different request body.
+var ErrIdempotencyKeyReused = errors.New("store: idempotency key used before with a different request")
+
+// CreateBulkOnce is CreateBulk for a submission with an idempotency key. The
+// first submission with the key creates the bulk; a later one with the same
+// body returns that bulk and replayed true, creating nothing; a later one with
+// another body is ErrIdempotencyKeyReused. Concurrent submissions with one key
+// wait for each other, so exactly one bulk is created.
+func (s *Store) CreateBulkOnce(ctx context.Context, orgID uuid.UUID, key IdempotencyKey, rows []json.RawMessage) (b models.Bulk, replayed bool, err error) {
+	return s.createBulk(ctx, orgID, &key, rows)
+}
+
+// errKeyTaken rolls back a submission whose idempotency key has a bulk already.
+type errKeyTaken struct {
+	bulkID      uuid.UUID
+	requestHash []byte
+}
+
+func (errKeyTaken) Error() string { return "idempotency key taken" }
+
+func (s *Store) createBulk(ctx context.Context, orgID uuid.UUID, key *IdempotencyKey, rows []json.RawMessage) (models.Bulk, bool, error) {
 	id, err := uuid.NewV7() // time-ordered: new bulks land at the end of the index
 	if err != nil {
-		return models.Bulk{}, fmt.Errorf("store: create bulk: id: %w", err)
+		return models.Bulk{}, false, fmt.Errorf("store: create bulk: id: %w", err)
 	}
 	b := models.Bulk{ID: id, OrganizationID: orgID, Status: models.StatusPending, Count: len(rows)}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -30,6 +68,11 @@ func (s *Store) CreateBulk(ctx context.Context, orgID uuid.UUID, rows []json.Raw
 		if err != nil {
 			return fmt.Errorf("insert bulk: %w", err)
 		}
+		if key != nil {
+			if err := claimIdempotencyKey(ctx, tx, orgID, *key, b.ID); err != nil {
+				return err
+			}
+		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"bulk_rows"}, []string{"bulk_id", "row", "payload"},
 			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 				return []any{pgUUID(b.ID), i + 1, []byte(rows[i])}, nil
@@ -39,10 +82,62 @@ func (s *Store) CreateBulk(ctx context.Context, orgID uuid.UUID, rows []json.Raw
 		}
 		return nil
 	})
-	if err != nil {
-		return models.Bulk{}, fmt.Errorf("store: create bulk: %w", err)
+	var taken errKeyTaken
+	switch {
+	case errors.As(err, &taken):
+		if !bytes.Equal(taken.requestHash, key.RequestHash) {
+			return models.Bulk{}, false, ErrIdempotencyKeyReused
+		}
+		first, err := s.Bulk(ctx, orgID, taken.bulkID)
+		if err != nil {
+			return models.Bulk{}, false, fmt.Errorf("store: create bulk: replay: %w", err)
+		}
+		return first, true, nil
+	case err != nil:
+		return models.Bulk{}, false, fmt.Errorf("store: create bulk: %w", err)
 	}
-	return b, nil
+	return b, false, nil
+}
+
+// claimIdempotencyKey records that key belongs to bulkID, or returns
+// errKeyTaken when a live submission holds it. A concurrent transaction
+// inserting the same key makes this one wait for its outcome.
+func claimIdempotencyKey(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, key IdempotencyKey, bulkID uuid.UUID) error {
+	_, err := tx.Exec(ctx,
+		`DELETE FROM idempotency_keys WHERE organization_id = $1 AND key = $2 AND created_at < now() - make_interval(secs => $3)`,
+		pgUUID(orgID), key.Key, IdempotencyKeyTTL.Seconds())
+	if err != nil {
+		return fmt.Errorf("expire idempotency key: %w", err)
+	}
+	tag, err := tx.Exec(ctx,
+		`INSERT INTO idempotency_keys (organization_id, key, request_hash, bulk_id) VALUES ($1, $2, $3, $4)
+		 ON CONFLICT DO NOTHING`, pgUUID(orgID), key.Key, key.RequestHash, pgUUID(bulkID))
+	if err != nil {
+		return fmt.Errorf("insert idempotency key: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var taken errKeyTaken
+	var first pgtype.UUID
+	err = tx.QueryRow(ctx, `SELECT bulk_id, request_hash FROM idempotency_keys WHERE organization_id = $1 AND key = $2`,
+		pgUUID(orgID), key.Key).Scan(&first, &taken.requestHash)
+	if err != nil {
+		return fmt.Errorf("read idempotency key: %w", err)
+	}
+	taken.bulkID = first.Bytes
+	return taken
+}
+
+// DeleteExpiredIdempotencyKeys forgets keys older than IdempotencyKeyTTL and
+// returns how many it deleted.
+func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)`,
+		IdempotencyKeyTTL.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("store: delete expired idempotency keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // Bulk returns one of the organization's bulks; another organization's bulk
@@ -135,15 +230,26 @@ func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error
 	return nil
 }
 
-// PendingBulks lists bulks still pending after olderThan, oldest first: their
-// import task may never have reached the queue.
-func (s *Store) PendingBulks(ctx context.Context, olderThan time.Duration, limit int) ([]uuid.UUID, error) {
+// UnfinishedBulks lists bulks pending or processing whose status has not
+// changed for olderThan, oldest first: their import task may have been lost.
+func (s *Store) UnfinishedBulks(ctx context.Context, olderThan time.Duration, limit int) ([]uuid.UUID, error) {
+	return s.bulkIDs(ctx, "unfinished bulks", limit,
+		"status IN ? AND updated_at < ?", []string{models.StatusPending, models.StatusProcessing}, time.Now().Add(-olderThan))
+}
+
+// UnnotifiedBulks lists bulks that finished more than olderThan ago and whose
+// organization has not been emailed: their notification task may have been lost.
+func (s *Store) UnnotifiedBulks(ctx context.Context, olderThan time.Duration, limit int) ([]uuid.UUID, error) {
+	return s.bulkIDs(ctx, "unnotified bulks", limit,
+		"status IN ? AND notified_at IS NULL AND updated_at < ?", []string{models.StatusCompleted, models.StatusFailed}, time.Now().Add(-olderThan))
+}
+
+func (s *Store) bulkIDs(ctx context.Context, what string, limit int, where string, args ...any) ([]uuid.UUID, error) {
 	var ids []uuid.UUID
-	err := s.db.WithContext(ctx).Model(&models.Bulk{}).
-		Where("status = ? AND created_at < ?", models.StatusPending, time.Now().Add(-olderThan)).
-		Order("created_at").Limit(limit).Pluck("id", &ids).Error
+	err := s.db.WithContext(ctx).Model(&models.Bulk{}).Where(where, args...).
+		Order("updated_at").Limit(limit).Pluck("id", &ids).Error
 	if err != nil {
-		return nil, fmt.Errorf("store: pending bulks: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	return ids, nil
 }

@@ -46,6 +46,10 @@ const (
 	keyScheme    = "bk_"
 )
 
+// APIKeyPrefix is the part of a key stored in clear: it names the key (in
+// `bulkd apikey revoke`, in rate limits) without revealing it.
+func APIKeyPrefix(key string) string { return key[:min(len(key), keyPrefixLen)] }
+
 var keyEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // CreateAPIKey makes a new key for the organization and returns it in clear.

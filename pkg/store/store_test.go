@@ -283,6 +283,98 @@ func TestBulksAreScopedToTheirOrganization(t *testing.T) {
 	}
 }
 
+func TestCreateBulkOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rows := testenv.SeedRows(t)
+	key := store.IdempotencyKey{Key: "submit-7", RequestHash: []byte("hash of the body")}
+	countBulks := func() int { return e.Count(t, `SELECT count(*) FROM bulks`) }
+
+	first, replayed, err := e.Store.CreateBulkOnce(ctx, e.org.ID, key, rows)
+	if err != nil || replayed {
+		t.Fatalf("first submission: replayed %v, err %v", replayed, err)
+	}
+	again, replayed, err := e.Store.CreateBulkOnce(ctx, e.org.ID, key, rows)
+	if err != nil || !replayed || again.ID != first.ID || again.Count != first.Count {
+		t.Errorf("retry: bulk %s (count %d), replayed %v, err %v; want bulk %s replayed", again.ID, again.Count, replayed, err, first.ID)
+	}
+	if n := countBulks(); n != 1 {
+		t.Errorf("%d bulks after a retry, want 1", n)
+	}
+	if n := e.Count(t, `SELECT count(*) FROM bulk_rows`); n != len(rows) {
+		t.Errorf("%d rows stored after a retry, want %d", n, len(rows))
+	}
+
+	other := key
+	other.RequestHash = []byte("another body")
+	if _, _, err := e.Store.CreateBulkOnce(ctx, e.org.ID, other, rows); !errors.Is(err, store.ErrIdempotencyKeyReused) {
+		t.Errorf("same key, other body: %v, want ErrIdempotencyKeyReused", err)
+	}
+	if n := countBulks(); n != 1 {
+		t.Errorf("%d bulks after a reused key, want 1", n)
+	}
+
+	// Keys belong to an organization: another one's equal key is its own.
+	org2, err := e.Store.CreateOrganization(ctx, "Other", "ops@other.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, replayed, err := e.Store.CreateBulkOnce(ctx, org2.ID, key, rows)
+	if err != nil || replayed || theirs.ID == first.ID {
+		t.Errorf("other organization, same key: bulk %s, replayed %v, err %v; want a new bulk", theirs.ID, replayed, err)
+	}
+
+	// After 24 hours the key is free again, whatever the body.
+	if _, err := e.Conn.Exec(ctx, `UPDATE idempotency_keys SET created_at = now() - interval '24 hours 1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	later, replayed, err := e.Store.CreateBulkOnce(ctx, e.org.ID, other, rows)
+	if err != nil || replayed || later.ID == first.ID {
+		t.Errorf("key older than 24 h: bulk %s, replayed %v, err %v; want a new bulk", later.ID, replayed, err)
+	}
+	if n, err := e.Store.DeleteExpiredIdempotencyKeys(ctx); err != nil || n != 1 {
+		t.Errorf("DeleteExpiredIdempotencyKeys: %d, %v; want the other organization's old key", n, err)
+	}
+}
+
+func TestCreateBulkOnceConcurrently(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rows := testenv.SeedRows(t)
+	key := store.IdempotencyKey{Key: "raced", RequestHash: []byte("h")}
+	const clients = 8
+	ids := make([]uuid.UUID, clients)
+	replays := make([]bool, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			b, replayed, err := e.Store.CreateBulkOnce(ctx, e.org.ID, key, rows)
+			if err != nil {
+				t.Errorf("client %d: %v", i, err)
+			}
+			ids[i], replays[i] = b.ID, replayed
+		})
+	}
+	wg.Wait()
+	if n := e.Count(t, `SELECT count(*) FROM bulks`); n != 1 {
+		t.Fatalf("%d bulks from %d concurrent submissions with one key, want 1", n, clients)
+	}
+	fresh := 0
+	for _, replayed := range replays {
+		if !replayed {
+			fresh++
+		}
+	}
+	if fresh != 1 {
+		t.Errorf("%d submissions say they created the bulk, want 1", fresh)
+	}
+	for i, id := range ids {
+		if id != ids[0] {
+			t.Errorf("client %d got bulk %s, client 0 got %s", i, id, ids[0])
+		}
+	}
+}
+
 func TestAPIKeys(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -45,17 +45,23 @@ type Payload struct {
 	BulkID uuid.UUID `json:"bulk_id"`
 }
 
-// NewImportTask makes the task that imports a bulk. Its TaskID is the bulk id,
-// so a bulk is never queued twice at once.
+// ImportTaskID is the TaskID of a bulk's import: the bulk id, so that a bulk
+// is never queued twice at once.
+func ImportTaskID(bulkID uuid.UUID) string { return bulkID.String() }
+
+// NotificationTaskID is the TaskID of a bulk's notification.
+func NotificationTaskID(bulkID uuid.UUID) string { return "email:" + bulkID.String() }
+
+// NewImportTask makes the task that imports a bulk.
 func NewImportTask(bulkID uuid.UUID) (*asynq.Task, error) {
-	return newTask(TypeImport, bulkID, asynq.TaskID(bulkID.String()), asynq.Queue(QueueImports),
+	return newTask(TypeImport, bulkID, asynq.TaskID(ImportTaskID(bulkID)), asynq.Queue(QueueImports),
 		asynq.MaxRetry(ImportMaxRetry), asynq.Timeout(ImportTimeout))
 }
 
 // NewNotificationTask makes the task that emails the organization about a
 // finished bulk.
 func NewNotificationTask(bulkID uuid.UUID) (*asynq.Task, error) {
-	return newTask(TypeBulkNotification, bulkID, asynq.TaskID("email:"+bulkID.String()), asynq.Queue(QueueNotifications),
+	return newTask(TypeBulkNotification, bulkID, asynq.TaskID(NotificationTaskID(bulkID)), asynq.Queue(QueueNotifications),
 		asynq.MaxRetry(NotificationMaxRetry), asynq.Timeout(NotificationTimeout))
 }
 

@@ -1,0 +1,134 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/bulkd/bulkd/pkg/store"
+	"github.com/bulkd/bulkd/workers/tasks"
+)
+
+// reconcileBatch bounds the bulks one pass looks at; the next pass takes the rest.
+const reconcileBatch = 1000
+
+// Reconciler puts back on track the bulks whose task the queue lost or never
+// got: Postgres holds the truth, Redis only the work in flight. Every worker
+// process runs one; they do not get in each other's way, since queuing a
+// task that exists already is a no-op.
+type Reconciler struct {
+	store     *store.Store
+	queue     *tasks.Queue
+	inspector *asynq.Inspector
+	interval  time.Duration
+	log       *slog.Logger
+}
+
+// NewReconciler returns a reconciler that runs every interval and leaves
+// alone what changed within the last interval (its task may be on the way).
+func NewReconciler(s *store.Store, q *tasks.Queue, in *asynq.Inspector, interval time.Duration, log *slog.Logger) *Reconciler {
+	return &Reconciler{store: s, queue: q, inspector: in, interval: interval, log: log}
+}
+
+// Reconciled counts what one pass did.
+type Reconciled struct {
+	ImportsQueued       int   // unfinished bulks that had no import task
+	Failed              int   // bulks whose import used its last retry without being marked failed
+	NotificationsQueued int   // finished bulks not emailed that had no notification task
+	ExpiredKeys         int64 // idempotency keys past their 24 hours, deleted
+}
+
+// Run reconciles every interval until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			res, err := r.Once(ctx)
+			if err != nil && ctx.Err() == nil {
+				r.log.WarnContext(ctx, "reconcile", "err", err)
+			}
+			if res != (Reconciled{}) {
+				r.log.InfoContext(ctx, "reconciled", "imports_queued", res.ImportsQueued, "failed", res.Failed,
+					"notifications_queued", res.NotificationsQueued, "expired_idempotency_keys", res.ExpiredKeys)
+			}
+		}
+	}
+}
+
+// Once makes one pass:
+//   - a bulk pending or processing with no import task in Redis (Redis was
+//     down when it was submitted, or lost its data) gets its task again;
+//   - a bulk whose import task was archived after its last retry, but which
+//     is not marked failed (Postgres was down when the task gave up), is
+//     marked failed, and its email queued;
+//   - a finished bulk not emailed with no notification task gets it again;
+//   - idempotency keys older than 24 hours are deleted.
+func (r *Reconciler) Once(ctx context.Context) (Reconciled, error) {
+	var res Reconciled
+	unfinished, err := r.store.UnfinishedBulks(ctx, r.interval, reconcileBatch)
+	if err != nil {
+		return res, err
+	}
+	for _, id := range unfinished {
+		state, err := r.taskState(tasks.QueueImports, tasks.ImportTaskID(id))
+		switch {
+		case err != nil:
+			return res, err
+		case state == 0:
+			if err := r.queue.EnqueueImport(ctx, id); err != nil {
+				return res, err
+			}
+			res.ImportsQueued++
+		case state == asynq.TaskStateArchived:
+			r.log.ErrorContext(ctx, "bulk import gave up without marking the bulk failed; marking it now", "bulk_id", id)
+			if err := r.store.FailBulk(ctx, id, ReasonRetriesExhausted); err != nil {
+				return res, err
+			}
+			res.Failed++
+			if err := r.queue.EnqueueNotification(ctx, id); err != nil {
+				return res, err
+			}
+		}
+	}
+
+	unnotified, err := r.store.UnnotifiedBulks(ctx, r.interval, reconcileBatch)
+	if err != nil {
+		return res, err
+	}
+	for _, id := range unnotified {
+		state, err := r.taskState(tasks.QueueNotifications, tasks.NotificationTaskID(id))
+		if err != nil {
+			return res, err
+		}
+		if state == 0 {
+			if err := r.queue.EnqueueNotification(ctx, id); err != nil {
+				return res, err
+			}
+			res.NotificationsQueued++
+		}
+	}
+
+	res.ExpiredKeys, err = r.store.DeleteExpiredIdempotencyKeys(ctx)
+	return res, err
+}
+
+// taskState returns the state of a task in Redis, 0 when there is none.
+func (r *Reconciler) taskState(queue, taskID string) (asynq.TaskState, error) {
+	info, err := r.inspector.GetTaskInfo(queue, taskID)
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reconcile: task %s: %w", taskID, err)
+	}
+	return info.State, nil
+}
+
