@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -87,12 +89,14 @@ func toError(err error) *Error {
 	return &Error{Status: http.StatusInternalServerError, Message: "Internal server error."}
 }
 
-// unavailable tells whether err means Postgres could not be reached, as
-// opposed to a query that failed: the client should retry, not report a bug.
+// unavailable tells whether err means Postgres could not be reached or the
+// connection broke, as opposed to a query that failed: the client should
+// retry, not report a bug.
 func unavailable(err error) bool {
 	var connectErr *pgconn.ConnectError
 	var netErr *net.OpError
-	return errors.As(err, &connectErr) || errors.As(err, &netErr)
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn)
 }
 
 // sentence turns a Go error text into a message: capitalised, with a full stop.

@@ -131,4 +131,3 @@ func (r *Reconciler) taskState(queue, taskID string) (asynq.TaskState, error) {
 	}
 	return info.State, nil
 }
-

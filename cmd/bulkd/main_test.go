@@ -60,11 +60,20 @@ func (s *syncBuffer) String() string {
 // "NAME=value" that replace the test defaults.
 func startService(t testing.TB, overrides ...string) *service {
 	t.Helper()
-	return startProcess(t, "serve", overrides...)
+	return startMode(t, "serve", overrides...)
 }
 
-// startProcess starts `bulkd <mode>` (serve, api or worker).
-func startProcess(t testing.TB, mode string, overrides ...string) *service {
+// startMode starts `bulkd <mode>` (serve, api or worker) in this process.
+func startMode(t testing.TB, mode string, overrides ...string) *service {
+	t.Helper()
+	s := newService(t, overrides...)
+	s.start(mode)
+	return s
+}
+
+// newService prepares what bulkd runs on — a database, a Redis database and
+// an SMTP server of the test's own — and its environment, without starting it.
+func newService(t testing.TB, overrides ...string) *service {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -75,7 +84,6 @@ func startProcess(t testing.TB, mode string, overrides ...string) *service {
 	s := &service{t: t, base: "http://" + addr, db: testenv.NewDatabase(t), smtp: smtptest.NewServer(t, smtptest.Options{}), logs: &syncBuffer{}}
 	s.env = map[string]string{
 		"DATABASE_URL":   s.db.URL,
-		"REDIS_URL":      testenv.RedisURL(t),
 		"HTTP_ADDR":      addr,
 		"BASE_URL":       "https://bulkd.example.com",
 		"SMTP_HOST":      s.smtp.Host(),
@@ -89,10 +97,20 @@ func startProcess(t testing.TB, mode string, overrides ...string) *service {
 		k, v, _ := strings.Cut(kv, "=")
 		s.env[k] = v
 	}
+	if s.env["REDIS_URL"] == "" {
+		s.env["REDIS_URL"] = testenv.RedisURL(t)
+	}
 	if s.redisOpt, err = asynq.ParseRedisURI(s.env["REDIS_URL"]); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
 
+// start runs `bulkd <mode>` in this process, wired exactly as main wires it,
+// and waits until it answers /healthz.
+func (s *service) start(mode string) {
+	t := s.t
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	s.stop, s.stopped = cancel, done
@@ -114,7 +132,7 @@ func startProcess(t testing.TB, mode string, overrides ...string) *service {
 		resp, err := http.Get(s.base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
-			break
+			return
 		}
 		select {
 		case err := <-done:
@@ -126,7 +144,6 @@ func startProcess(t testing.TB, mode string, overrides ...string) *service {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return s
 }
 
 func (s *service) getenv(k string) string { return s.env[k] }
@@ -203,7 +220,12 @@ func (s *service) submit(key string, body []byte) string {
 // waitCompleted polls the bulk until it is completed and returns it.
 func (s *service) waitCompleted(key, id string) map[string]any {
 	s.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	return s.waitCompletedWithin(key, id, 30*time.Second)
+}
+
+func (s *service) waitCompletedWithin(key, id string, within time.Duration) map[string]any {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
 	for {
 		r := s.do(http.MethodGet, "/api/v1/bulk/"+id, key, nil)
 		if r.status != http.StatusOK {
@@ -214,7 +236,7 @@ func (s *service) waitCompleted(key, id string) map[string]any {
 			return data
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("bulk %s still %v after 30 s\n%s", id, data["status"], s.logs)
+			s.t.Fatalf("bulk %s still %v after %v\n%s", id, data["status"], within, s.logs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -222,13 +244,18 @@ func (s *service) waitCompleted(key, id string) map[string]any {
 
 // assertNoPersonalDataInLogs checks the logs for the seed's personal data.
 func (s *service) assertNoPersonalDataInLogs() {
-	logs := s.logs.String()
+	s.t.Helper()
+	assertNoPersonalData(s.t, s.logs.String())
+}
+
+func assertNoPersonalData(t testing.TB, logs string) {
+	t.Helper()
 	// No payload reaches the logs: none of the seed's personal values, nor the
 	// names of the fields that would carry them.
 	for _, secret := range []string{"tatum.marks@example.com", "+1-489-899-2182", "date_of_birth", "ssn_last4", "Tremaine",
 		"ops@acme.example", "bk_", "queue-secret"} {
 		if strings.Contains(logs, secret) {
-			s.t.Errorf("logs contain %q", secret)
+			t.Errorf("logs contain %q", secret)
 		}
 	}
 }
@@ -357,22 +384,26 @@ func keys[V any](m map[string]V) []string {
 func waitQueuesEmpty(t *testing.T, in *asynq.Inspector) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	var state []string
 	for time.Now().Before(deadline) {
 		busy := 0
+		state = state[:0]
 		for _, q := range []string{tasks.QueueImports, tasks.QueueNotifications} {
 			info, err := in.GetQueueInfo(q)
 			if err != nil {
 				busy++ // the queue does not exist yet
+				state = append(state, fmt.Sprintf("%s: %v", q, err))
 				continue
 			}
 			busy += info.Pending + info.Active + info.Scheduled + info.Retry
+			state = append(state, fmt.Sprintf("%s: %d pending, %d active, %d scheduled, %d to retry", q, info.Pending, info.Active, info.Scheduled, info.Retry))
 		}
 		if busy == 0 {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatal("queues still busy after 30 s")
+	t.Fatalf("queues still busy after 30 s: %s", strings.Join(state, "; "))
 }
 
 func TestRequestErrorsStoreNothing(t *testing.T) {
@@ -550,7 +581,7 @@ func TestHostileRowsBecomeRowErrorsNotFailures(t *testing.T) {
 func TestSubmitSucceedsWhileRedisIsDown(t *testing.T) {
 	t.Parallel()
 	// Nothing listens on port 1: Redis is down for this API process.
-	s := startProcess(t, "api", "REDIS_URL=redis://127.0.0.1:1/0")
+	s := startMode(t, "api", "REDIS_URL=redis://127.0.0.1:1/0")
 	_, key := s.newOrg("Acme", "ops@acme.example")
 
 	r := s.do(http.MethodGet, "/readyz", "", nil)

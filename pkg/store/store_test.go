@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulk"
@@ -47,32 +46,6 @@ func (e env) submitAndImport(t *testing.T, org uuid.UUID, rows []json.RawMessage
 	return e.ImportBulk(t, b.ID)
 }
 
-// snapshot reads every imported record in a stable order, as text.
-func (e env) snapshot(t *testing.T) []string {
-	t.Helper()
-	rows, err := e.Conn.Query(ctx, `
-		SELECT 'location ' || external_id || ' ' || coalesce(name, '') || ' row ' || bulk_row FROM locations
-		UNION ALL
-		SELECT 'customer ' || c.external_id || ' at ' || l.external_id || ' ' || c.name || ' ' || coalesce(c.email, '') || ' '
-		       || coalesce(c.date_of_birth::text, '') || ' ' || coalesce(c.ssn_last4, '') || ' ' || coalesce(c.address::text, '') || ' '
-		       || coalesce(c.metadata::text, '') || ' row ' || c.bulk_row
-		  FROM customers c JOIN locations l ON l.id = c.location_id
-		UNION ALL
-		SELECT 'account ' || a.external_id || ' of ' || c.external_id || ' under ' || coalesce(p.external_id, '-') || ' '
-		       || a.balance || '/' || a.current_balance || ' ' || array_to_string(a.billing_type, ',') || ' '
-		       || coalesce(a.external_account_number, '') || ' ' || coalesce(a.metadata::text, '') || ' row ' || a.bulk_row
-		  FROM debt_accounts a JOIN customers c ON c.id = a.customer_id LEFT JOIN debt_accounts p ON p.id = a.parent_id
-		ORDER BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func (e env) errorsReport(t *testing.T, org, id uuid.UUID) string {
 	t.Helper()
 	rows, err := e.Store.BulkErrors(ctx, org, id)
@@ -90,7 +63,7 @@ func TestImportSeedExample(t *testing.T) {
 	if b.Status != models.StatusCompleted || b.RowsSucceeded != 1 || b.RowsFailed != 0 || b.CompletedAt == nil {
 		t.Fatalf("bulk after import: %+v", b)
 	}
-	got := e.snapshot(t)
+	got := e.Snapshot(t)
 	if len(got) != 8 { // 1 location, 1 customer, 1 parent, 5 accounts
 		t.Fatalf("got %d records, want 8:\n%v", len(got), got)
 	}
@@ -119,12 +92,12 @@ func TestResubmittedSeedIsTaken(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
-	before := e.snapshot(t)
+	before := e.Snapshot(t)
 	second := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
 	if second.RowsFailed != 1 || second.RowsSucceeded != 0 {
 		t.Fatalf("second bulk: %+v", second)
 	}
-	if diff := cmp.Diff(before, e.snapshot(t)); diff != "" {
+	if diff := cmp.Diff(before, e.Snapshot(t)); diff != "" {
 		t.Errorf("resubmission changed records (-before +after):\n%s", diff)
 	}
 	report, err := e.Store.BulkErrors(ctx, e.org.ID, second.ID)
@@ -163,7 +136,7 @@ func TestImportRunTwiceGivesSameRecordsAndReport(t *testing.T) {
 		"debt_accounts":[{"external_id":"vel","balance":1,"billing_type":["full-payment"]},
 		                 {"external_id":"c3-own","balance":"2.50","billing_type":["settlement"]}]}`))
 	b := e.submitAndImport(t, e.org.ID, rows)
-	records, report := e.snapshot(t), e.errorsReport(t, e.org.ID, b.ID)
+	records, report := e.Snapshot(t), e.errorsReport(t, e.org.ID, b.ID)
 
 	// A worker that died after the commit of the records but before the bulk
 	// was marked done would run the import again.
@@ -171,7 +144,7 @@ func TestImportRunTwiceGivesSameRecordsAndReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := e.ImportBulk(t, b.ID)
-	if diff := cmp.Diff(records, e.snapshot(t)); diff != "" {
+	if diff := cmp.Diff(records, e.Snapshot(t)); diff != "" {
 		t.Errorf("records differ after a second run (-first +second):\n%s", diff)
 	}
 	if diff := cmp.Diff(report, e.errorsReport(t, e.org.ID, b.ID)); diff != "" {
@@ -186,7 +159,7 @@ func TestImportOfCompletedBulkIsANoOp(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	b := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
-	records := e.snapshot(t)
+	records := e.Snapshot(t)
 	res, err := e.Store.Import(ctx, b, bulk.ParseRows(testenv.SeedRows(t), time.Now()))
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +167,7 @@ func TestImportOfCompletedBulkIsANoOp(t *testing.T) {
 	if res.Plan != nil || res.Bulk.RowsSucceeded != 1 {
 		t.Errorf("a duplicate task re-imported a completed bulk: %+v", res.Bulk)
 	}
-	if diff := cmp.Diff(records, e.snapshot(t)); diff != "" {
+	if diff := cmp.Diff(records, e.Snapshot(t)); diff != "" {
 		t.Errorf("records changed:\n%s", diff)
 	}
 }

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hibiken/asynq"
+
+	"github.com/bulkd/bulkd/pkg/bulkgen"
+	"github.com/bulkd/bulkd/pkg/testenv"
+	"github.com/bulkd/bulkd/workers/tasks"
+)
+
+// The tests of this file inject the faults users hit — a worker killed or
+// stopped mid-import, Redis or Postgres going away, bulks racing on the same
+// ids across worker processes — into real bulkd processes, Postgres and Redis.
+
+// faultBulk is a bulk with a bit of everything an import writes and reports:
+// shared locations, parents and children, and rows that fail.
+func faultBulk(t testing.TB, prefix string, rows int) []byte {
+	t.Helper()
+	all := bulkgen.Rows(bulkgen.Options{Seed: 7, Rows: rows, Accounts: 3, Prefix: prefix})
+	bad := bulkgen.Rows(bulkgen.Options{Seed: 8, Rows: 3, Accounts: 2, Prefix: prefix + "bad-"})
+	bad[0]["customer"].(map[string]any)["email"] = "not an email"
+	bad[1]["debt_accounts"].([]any)[1].(map[string]any)["parent_external_id"] = "nobody"
+	bad[2]["debt_accounts"].([]any)[0].(map[string]any)["external_id"] = fmt.Sprintf("%sacct-0-0", prefix) // taken earlier in the bulk
+	b, err := json.Marshal(append(all, bad...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// outcome is what a bulk's import left behind, comparable across databases.
+type outcome struct {
+	records []string
+	report  string // GET /errors
+	status  map[string]any
+}
+
+func (s *service) outcome(key, id string) outcome {
+	s.t.Helper()
+	status := s.waitCompleted(key, id)
+	for _, k := range []string{"bulk_id", "created_at", "started_at", "completed_at"} {
+		delete(status, k)
+	}
+	r := s.do(http.MethodGet, "/api/v1/bulk/"+id+"/errors", key, nil)
+	if r.status != http.StatusOK {
+		s.t.Fatalf("GET errors: %d %s", r.status, r.body)
+	}
+	return outcome{records: s.db.Snapshot(s.t), report: string(r.body), status: status}
+}
+
+// cleanRun imports body in a `bulkd serve` that nothing disturbs.
+func cleanRun(t *testing.T, body []byte) outcome {
+	t.Helper()
+	s := startService(t)
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	return s.outcome(key, s.submit(key, body))
+}
+
+func (o outcome) diff(want outcome) string {
+	return cmp.Diff(want, o, cmp.AllowUnexported(outcome{}))
+}
+
+func TestWorkerKilledMidImportIsFinishedByAnother(t *testing.T) {
+	t.Parallel()
+	body := faultBulk(t, "k-", 200)
+	want := cleanRun(t, body)
+
+	s := newService(t)
+	s.start("api")
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	lock := lockTable(t, s.db, "debt_accounts")
+	doomed := s.spawn("worker")
+	id := s.submit(key, body)
+	// The import has written the bulk's locations and customers and waits to
+	// write its accounts, inside its transaction, when the worker dies.
+	waitForWriteBlockedOn(t, s.db, "debt_accounts")
+	doomed.kill()
+	lock.release()
+
+	if n := s.db.Count(t, `SELECT (SELECT count(*) FROM locations) + (SELECT count(*) FROM customers) + (SELECT count(*) FROM debt_accounts)`); n != 0 {
+		t.Errorf("%d records visible after the worker died mid-import, want none", n)
+	}
+	if n := s.db.Count(t, `SELECT count(*) FROM bulks WHERE status = 'processing'`); n != 1 {
+		t.Errorf("the bulk must stay processing, not completed, when its worker dies")
+	}
+
+	// asynq gives the task back once the dead worker's lease expires (30 s,
+	// plus 30 s of allowance for clock skew, checked every minute).
+	s.spawn("worker")
+	got := s.waitOutcomeWithin(key, id, 3*time.Minute)
+	if d := got.diff(want); d != "" {
+		t.Errorf("after a worker was killed mid-import (-clean run +this run):\n%s", d)
+	}
+	s.smtp.WaitForMessages(t, 1, time.Minute)
+	waitQueuesEmpty(t, asynq.NewInspector(s.redisOpt))
+	if n := len(s.smtp.Messages()); n != 1 {
+		t.Errorf("%d emails, want 1", n)
+	}
+}
+
+// waitAllNotified waits until every bulk's email is recorded as sent.
+func (s *service) waitAllNotified() {
+	s.t.Helper()
+	for start := time.Now(); s.db.Count(s.t, `SELECT count(*) FROM bulks WHERE notified_at IS NULL`) > 0; time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > time.Minute {
+			s.t.Fatal("bulks still not notified after a minute")
+		}
+	}
+}
+
+func (s *service) waitOutcomeWithin(key, id string, within time.Duration) outcome {
+	s.t.Helper()
+	s.waitCompletedWithin(key, id, within)
+	return s.outcome(key, id)
+}
+
+func TestWorkerStoppedMidImportHandsItsTaskBack(t *testing.T) {
+	t.Parallel()
+	body := faultBulk(t, "t-", 100)
+	want := cleanRun(t, body)
+
+	s := newService(t, "SHUTDOWN_TIMEOUT=2s")
+	s.start("api")
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	lock := lockTable(t, s.db, "debt_accounts")
+	stopping := s.spawn("worker")
+	id := s.submit(key, body)
+	waitForWriteBlockedOn(t, s.db, "debt_accounts")
+
+	took, err := stopping.terminate(30 * time.Second)
+	if err != nil {
+		t.Errorf("worker after SIGTERM: %v\n%s", err, stopping.logs)
+	}
+	// SHUTDOWN_TIMEOUT for the import to finish, then a moment to hand it back.
+	if took > 10*time.Second {
+		t.Errorf("worker took %v to stop with SHUTDOWN_TIMEOUT=2s", took)
+	}
+	lock.release()
+	if n := s.db.Count(t, `SELECT count(*) FROM bulks WHERE status = 'completed'`); n != 0 {
+		t.Errorf("a bulk whose import was interrupted is marked completed")
+	}
+	info, err := asynq.NewInspector(s.redisOpt).GetTaskInfo(tasks.QueueImports, id)
+	if err != nil || info.State != asynq.TaskStatePending {
+		t.Fatalf("import task after the worker stopped: %+v, %v; want it pending for the next worker", info, err)
+	}
+
+	s.spawn("worker")
+	if d := s.waitOutcomeWithin(key, id, time.Minute).diff(want); d != "" {
+		t.Errorf("after a worker stopped mid-import (-clean run +this run):\n%s", d)
+	}
+}
+
+func TestOverlappingBulksOnTwoWorkerProcesses(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "WORKER_CONCURRENCY=4")
+	s.start("api")
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	s.spawn("worker")
+	s.spawn("worker")
+
+	// Every bulk has 40 rows of its own and the same 40 shared rows (same
+	// external ids, other details), all submitted at once.
+	const bulks, own, shared = 8, 40, 40
+	ids := make([]string, bulks)
+	var wg sync.WaitGroup
+	for i := range bulks {
+		rows := append(bulkgen.Rows(bulkgen.Options{Seed: uint64(i), Rows: shared, Accounts: 3, Prefix: "shared-", Locations: 5}),
+			bulkgen.Rows(bulkgen.Options{Seed: uint64(i), Rows: own, Accounts: 3, Prefix: fmt.Sprintf("own%d-", i), Locations: 5})...)
+		body, err := json.Marshal(rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { ids[i] = s.submit(key, body) })
+	}
+	wg.Wait()
+
+	succeeded, failed := 0, 0
+	for _, id := range ids {
+		b := s.waitCompletedWithin(key, id, time.Minute)
+		succeeded += int(b["rows_succeeded"].(float64))
+		failed += int(b["rows_failed"].(float64))
+	}
+	// The first import to reach a shared row writes it; the others find its
+	// customer and report its accounts as taken.
+	if want := bulks*own + shared; succeeded != want {
+		t.Errorf("%d rows succeeded, want %d", succeeded, want)
+	}
+	if want := (bulks - 1) * shared; failed != want {
+		t.Errorf("%d rows failed, want %d", failed, want)
+	}
+	for _, table := range []string{"locations", "customers", "debt_accounts"} {
+		if n := s.db.Count(t, `SELECT count(*) - count(DISTINCT external_id) FROM `+table); n != 0 {
+			t.Errorf("%s: %d external ids written more than once", table, n)
+		}
+	}
+	if n := s.db.Count(t, `SELECT count(*) FROM debt_accounts`); n != (bulks*own+shared)*3 {
+		t.Errorf("%d debt accounts, want %d", n, (bulks*own+shared)*3)
+	}
+	taken := s.db.Count(t, `SELECT count(*) FROM bulk_rows WHERE convert_from(errors, 'UTF8') LIKE '%has already been taken%'`)
+	if taken != (bulks-1)*shared {
+		t.Errorf("%d rows report taken, want %d", taken, (bulks-1)*shared)
+	}
+	// No import failed or retried for it: no deadlock, no conflict.
+	q, err := asynq.NewInspector(s.redisOpt).GetQueueInfo(tasks.QueueImports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.FailedTotal != 0 || q.Retry != 0 || q.Archived != 0 || q.ProcessedTotal != bulks {
+		t.Errorf("imports queue: %d processed, %d failed, %d to retry, %d archived; want %d processed and no failure",
+			q.ProcessedTotal, q.FailedTotal, q.Retry, q.Archived, bulks)
+	}
+}
+
+func TestRedisOutageAroundSubmissions(t *testing.T) {
+	t.Parallel()
+	redis := testenv.StartRedis(t)
+	s := newService(t, "REDIS_URL="+redis.URL(), "RECONCILE_INTERVAL=1s")
+	s.start("api")
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	s.spawn("worker")
+
+	before := s.submit(key, faultBulk(t, "before-", 20))
+	s.waitCompleted(key, before)
+
+	// Redis dies, losing whatever it held; submissions still succeed.
+	redis.Kill()
+	var during []string
+	for i := range 3 {
+		start := time.Now()
+		during = append(during, s.submit(key, faultBulk(t, fmt.Sprintf("during%d-", i), 20)))
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("submission with Redis down took %v", took)
+		}
+	}
+	if r := s.do(http.MethodGet, "/readyz", "", nil); r.status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with Redis down: %d", r.status)
+	}
+
+	// Redis comes back empty: the reconciler queues what it never got.
+	redis.Start()
+	for _, id := range during {
+		b := s.waitCompletedWithin(key, id, time.Minute)
+		if b["rows_failed"] != 3.0 {
+			t.Errorf("bulk %s: %v", id, b)
+		}
+	}
+	// (asynq registers a queue's name once per process, so after Redis lost
+	// its data the inspector cannot list the notifications queue: the
+	// database tells when every email is done.)
+	s.smtp.WaitForMessages(t, 4, time.Minute)
+	s.waitAllNotified()
+	if n := len(s.smtp.Messages()); n != 4 {
+		t.Errorf("%d emails for 4 bulks", n)
+	}
+}
+
+func TestPostgresOutage(t *testing.T) {
+	t.Parallel()
+	s := newService(t)
+	db := s.db
+	u, err := url.Parse(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	s.env["DATABASE_URL"] = u.String()
+	s.start("api")
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	body := faultBulk(t, "pg-", 50)
+
+	// Postgres goes away: open connections break, new ones are refused.
+	proxy.Cut()
+	req, err := http.NewRequest(http.MethodPost, s.base+"/api/v1/bulk", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer struct {
+		Message string              `json:"message"`
+		Errors  map[string][]string `json:"errors"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&answer)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(answer.Message, "database is unavailable") {
+		t.Errorf("submission while Postgres is down: %d %+v (Retry-After %q), %v\n%s", resp.StatusCode, answer, resp.Header.Get("Retry-After"), err, s.logs)
+	}
+	if r := s.do(http.MethodGet, "/api/v1/bulk/"+"0190a1b2-0000-7000-8000-000000000000", key, nil); r.status != http.StatusServiceUnavailable {
+		t.Errorf("GET with Postgres down: %d %s", r.status, r.body)
+	}
+
+	proxy.Restore()
+	if n := db.Count(t, `SELECT (SELECT count(*) FROM bulks) + (SELECT count(*) FROM bulk_rows)`); n != 0 {
+		t.Errorf("%d bulks and rows stored by the failed submission, want none", n)
+	}
+	// Back: the next submission goes through on fresh connections.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := s.do(http.MethodPost, "/api/v1/bulk", key, bytes.NewReader(body))
+		if r.status == http.StatusAccepted {
+			break
+		}
+		if r.status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("submission after Postgres came back: %d %s", r.status, r.body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := db.Count(t, `SELECT count(*) FROM bulk_rows`); n != 53 {
+		t.Errorf("%d rows stored, want 53", n)
+	}
+}
