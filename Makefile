@@ -11,10 +11,10 @@ export PATH := $(PATH):/usr/local/go/bin
 
 # Tests (and benchmarks) run against real Postgres and Redis; each test makes its own
 # database from this connection. Override on the command line or in the environment.
-test test-race test-short bench: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
-test test-race test-short bench: export REDIS_URL ?= redis://127.0.0.1:6379/0
+test test-race test-short chaos bench: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
+test test-race test-short chaos bench: export REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: help run test test-race test-short lint bench migrate up down build tidy fmt services
+.PHONY: help run test test-race test-short chaos lint bench migrate up down build tidy fmt services
 
 help: ## list the targets
 	@echo 'usage: make <target>'
@@ -26,7 +26,10 @@ run: ## start Postgres/Redis if needed, build, migrate, print a dev API key and 
 services: ## start Postgres and Redis if they do not answer at DATABASE_URL / REDIS_URL
 	scripts/services.sh
 
-test: services ## the whole suite with the race detector, against real Postgres and Redis
+test-services: # what the tests need: the services, and redis-server for the fault tests to kill
+	NEED_REDIS_SERVER=1 scripts/services.sh
+
+test: test-services ## the whole suite with the race detector, against real Postgres and Redis
 	@race=-race; \
 	if [ "$$($(GO) env CGO_ENABLED)" != 1 ] || ! command -v "$$($(GO) env CC)" >/dev/null 2>&1; then \
 		echo 'test: no C compiler for the race detector (apt-get install gcc); running without -race'; race=; \
@@ -36,8 +39,11 @@ test: services ## the whole suite with the race detector, against real Postgres 
 
 test-race: test ## same as test
 
-test-short: services ## quicker: no race detector, -short
+test-short: test-services ## quicker: no race detector, -short
 	$(GO) test -short -count=1 -timeout 15m ./...
+
+chaos: test-services ## the slow fault tests: workers killed again and again under load (a few minutes)
+	$(GO) test -tags chaos -run '^TestChaos' -count=1 -v -timeout 20m ./cmd/bulkd
 
 lint: ## go vet, gofmt, staticcheck (skipped if it cannot be fetched)
 	$(GO) vet ./...

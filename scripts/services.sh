@@ -274,3 +274,12 @@ ensure_database() {
 pg_up || start_postgres
 ensure_database
 redis_up || start_redis
+
+# The fault tests (make test, make chaos) start redis-server processes of their
+# own, to kill and restart; they need the program even when a Redis answers.
+if [[ ${NEED_REDIS_SERVER:-} == 1 ]] && ! have redis-server; then
+  # The package may fail to start its own service when our Redis holds the
+  # port; the program is installed all the same, which is all the tests need.
+  (apt_install redis-server) || true
+  have redis-server || die "redis-server could not be installed; the fault tests need it (apt-get install redis-server)"
+fi

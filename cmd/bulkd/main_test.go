@@ -428,6 +428,10 @@ func TestRequestErrorsStoreNothing(t *testing.T) {
 		{"over 1000 rows", key, tooMany, 422, "body"},
 		{"body over the limit", key, tooLarge, 413, "body"},
 		{"invalid UTF-8", key, "[{\"customer\":{\"name\":\"\xff\"}}]", 400, "body"},
+		{"raw NUL byte in a string", key, "[{\"customer\":{\"name\":\"a\x00b\"}}]", 400, "body"},
+		{"nested 100 000 deep", key, "[" + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + "]", 400, "body"},
+		{"two arrays", key, `[{}][{}]`, 400, "body"},
+		{"a number", key, `1e309`, 400, "body"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

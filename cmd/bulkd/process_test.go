@@ -119,14 +119,21 @@ func (l *tableLock) release() { _ = l.tx.Rollback(context.Background()) }
 // waitForWriteBlockedOn waits until a session of db waits to COPY into table.
 func waitForWriteBlockedOn(t testing.TB, db testenv.Database, table string) {
 	t.Helper()
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+	if !writeBlockedOn(t, db, table, time.Minute) {
+		t.Fatalf("no import reached %s within a minute", table)
+	}
+}
+
+// writeBlockedOn tells whether a session of db comes to wait to COPY into
+// table within the given time.
+func writeBlockedOn(t testing.TB, db testenv.Database, table string, within time.Duration) bool {
+	t.Helper()
+	for start := time.Now(); time.Since(start) < within; time.Sleep(20 * time.Millisecond) {
 		n := db.Count(t, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE 'copy%' || $1 || '%'`, table)
 		if n > 0 {
-			return
-		}
-		if time.Since(start) > time.Minute {
-			t.Fatalf("no import reached %s within a minute", table)
+			return true
 		}
 	}
+	return false
 }

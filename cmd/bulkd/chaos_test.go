@@ -1,0 +1,111 @@
+//go:build chaos
+
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestChaosWorkersKilledAgainAndAgain runs `make chaos`: bulks import while,
+// round after round, every worker process is killed with SIGKILL in the
+// middle of an import (or stopped with SIGTERM), and new ones are started.
+// In the end every bulk must be completed with exactly the records and error
+// reports of an undisturbed run, and each organization emailed once per bulk.
+func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
+	const (
+		bulks   = 24
+		rows    = 300
+		workers = 3
+		rounds  = 8
+	)
+	bodies := make([][]byte, bulks)
+	for i := range bodies {
+		bodies[i] = faultBulk(t, fmt.Sprintf("c%d-", i), rows)
+	}
+
+	// The reference: the same bulks in a `bulkd serve` that nothing disturbs.
+	clean := startService(t)
+	_, cleanKey := clean.newOrg("Acme", "ops@acme.example")
+	cleanReports := make([]string, bulks)
+	for i, body := range bodies {
+		id := clean.submit(cleanKey, body)
+		clean.waitCompletedWithin(cleanKey, id, time.Minute)
+		cleanReports[i] = clean.errorsReport(cleanKey, id)
+	}
+	want := clean.db.Snapshot(t)
+
+	s := newService(t, "SHUTDOWN_TIMEOUT=1s", "RECONCILE_INTERVAL=5s")
+	s.start("api")
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	running := make([]*process, 0, workers)
+	for range workers {
+		running = append(running, s.spawn("worker"))
+	}
+	// Half the bulks now, half in the middle of the rounds.
+	ids := make([]string, bulks)
+	submit := func(from, to int) {
+		for i := from; i < to; i++ {
+			ids[i] = s.submit(key, bodies[i])
+		}
+	}
+	submit(0, bulks/2)
+
+	r := rand.New(rand.NewPCG(1, 2))
+	kills, stops, struck := 0, 0, 0
+	for round := range rounds {
+		if round == rounds/2 {
+			submit(bulks/2, bulks)
+		}
+		// Catch an import in the middle of its transaction, then strike. A
+		// killed worker's task comes back after about a minute: wait for it.
+		lock := lockTable(t, s.db, "debt_accounts")
+		if !writeBlockedOn(t, s.db, "debt_accounts", 90*time.Second) {
+			lock.release()
+			t.Logf("round %d: no import in flight within 90 s; every bulk may be done", round)
+			break
+		}
+		struck++
+		for _, p := range running {
+			if r.IntN(3) == 0 {
+				if _, err := p.terminate(30 * time.Second); err != nil {
+					t.Errorf("worker after SIGTERM: %v", err)
+				}
+				stops++
+			} else {
+				p.kill()
+				kills++
+			}
+		}
+		lock.release()
+		running = running[:0]
+		for range workers {
+			running = append(running, s.spawn("worker"))
+		}
+	}
+	t.Logf("faults injected: %d SIGKILLs and %d SIGTERMs of workers, in %d rounds that each caught an import mid-transaction", kills, stops, struck)
+	if struck < rounds/2 {
+		t.Errorf("only %d rounds caught an import in flight", struck)
+	}
+
+	// Killed workers' tasks come back after asynq's lease (about a minute).
+	for i, id := range ids {
+		s.waitCompletedWithin(key, id, 5*time.Minute)
+		if got := s.errorsReport(key, id); got != cleanReports[i] {
+			t.Errorf("bulk %d: error report differs from the clean run's:\n%s", i, cmp.Diff(cleanReports[i], got))
+		}
+	}
+	got := s.db.Snapshot(t)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("records differ from the clean run's (-clean +chaos):\n%s", diff)
+	}
+	s.waitAllNotified()
+	if n := len(s.smtp.Messages()); n != bulks {
+		t.Errorf("%d emails for %d bulks", n, bulks)
+	}
+	t.Logf("checked: %d bulks, %d records compared with a clean run, %d emails", bulks, len(got), len(s.smtp.Messages()))
+}
