@@ -55,8 +55,10 @@ lint: ## go vet, gofmt, staticcheck (skipped if it cannot be fetched)
 		echo 'lint: staticcheck could not be fetched or built here; skipped'; \
 	fi
 
-bench: services ## benchmarks with allocations
+bench: services ## Go benchmarks, then bulkbench's small preset on a spawned bulkd (more: BENCHFLAGS='--preset default')
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) build -o bin/bulkd ./cmd/bulkd
+	$(GO) run ./cmd/bulkbench --bulkd bin/bulkd --preset small $(BENCHFLAGS)
 
 build: ## build bin/bulkd
 	$(GO) build -o bin/bulkd ./cmd/bulkd

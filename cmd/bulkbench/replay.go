@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/bulkgen"
+	"github.com/bulkd/bulkd/pkg/store"
+)
+
+// planned is what the run's bulks write and fail, worked out by planning them
+// as the import does.
+type planned struct {
+	bulks      int
+	records    store.RecordCounts
+	failedRows int // rows failing validation, plus the duplicates
+}
+
+// replay regenerates bulks 0, 1, … of the run, parses and plans each as an
+// import does — against the locations earlier bulks created — and hands the
+// plan to write (nil: plan only). It stops after the bulk that brings the
+// records to limit (0: after every bulk). Only write's own time should be
+// measured by the caller: generating and planning happen outside it.
+//
+// Duplicate rows are left out of the plans. Of a row and its repeat,
+// whichever imports first writes the records and the other writes nothing,
+// so the totals are the same in whatever order bulkd imported the bulks.
+func replay(ctx context.Context, cfg config, limit int64, write func(p *bulk.Plan, rows int) error, tick func(b int)) (planned, error) {
+	var res planned
+	today := time.Now().UTC().Truncate(24 * time.Hour) // as the worker parses
+	existing := bulk.Existing{Locations: map[string]bulk.Record{}}
+	for b := range cfg.bulks {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		o := cfg.genOptions(b)
+		raw, err := bulk.DecodeSubmission(bytes.NewReader(bulkgen.Body(o)))
+		if err != nil {
+			return res, fmt.Errorf("replay bulk %d: %w", b, err)
+		}
+		kinds := bulkgen.Kinds(o)
+		rows := make([]*bulk.Row, 0, len(raw))
+		for i, r := range raw {
+			if kinds[i] == bulkgen.Duplicate {
+				res.failedRows++
+				continue
+			}
+			rows = append(rows, bulk.ParseRow(i+1, r, today)) // numbered as submitted
+		}
+		p := bulk.NewPlan(uuid.New(), rows, existing)
+		for _, r := range rows {
+			if _, failed := r.Errors(); failed {
+				res.failedRows++
+			}
+		}
+		for _, l := range p.Locations {
+			existing.Locations[l.ExternalID] = bulk.Record{ID: l.ID, BulkID: p.BulkID, BulkRow: l.Row}
+		}
+		if write != nil {
+			if err := write(p, len(raw)); err != nil {
+				return res, fmt.Errorf("bulk %d: %w", b, err)
+			}
+		}
+		res.bulks++
+		res.records = res.records.Add(store.PlanCounts(p))
+		if tick != nil {
+			tick(b)
+		}
+		if limit > 0 && res.records.Total() >= limit {
+			break
+		}
+	}
+	return res, nil
+}
+
+// baseline is the rate of one way of writing the run's records.
+type baseline struct {
+	Method           string              `json:"method"`
+	Bulks            int                 `json:"bulks"`
+	Records          int64               `json:"records"`
+	Seconds          float64             `json:"seconds"` // the writes alone
+	RecordsPerSecond float64             `json:"records_per_second"`
+	Sampled          bool                `json:"sampled"` // a sample of the run's records; the rate is what extrapolates
+	Counted          *store.RecordCounts `json:"counted,omitempty"`
+}
+
+// baselineWriter writes plans into a database of the baseline's own, under
+// one organization, timing the writes only.
+type baselineWriter struct {
+	store   *store.Store
+	orgID   uuid.UUID
+	elapsed time.Duration
+	write   func(context.Context, uuid.UUID, *bulk.Plan) error
+}
+
+func newBaselineWriter(ctx context.Context, s *store.Store, name string, write func(context.Context, uuid.UUID, *bulk.Plan) error) (*baselineWriter, error) {
+	org, err := s.CreateOrganization(ctx, name, "bench@example.com")
+	if err != nil {
+		return nil, err
+	}
+	return &baselineWriter{store: s, orgID: org.ID, write: write}, nil
+}
+
+func (w *baselineWriter) plan(ctx context.Context) func(*bulk.Plan, int) error {
+	return func(p *bulk.Plan, rows int) error {
+		// The records point at their bulk, as imported ones do; the bulk row
+		// is bookkeeping of the service, not part of the measure.
+		if err := w.store.CreateBaselineBulk(ctx, w.orgID, p.BulkID, rows); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		err := w.write(ctx, w.orgID, p)
+		w.elapsed += time.Since(t0)
+		return err
+	}
+}
+
+func (w *baselineWriter) result(ctx context.Context, method string, p planned, sampled bool) (*baseline, error) {
+	counted, err := w.store.CountRecords(ctx, w.orgID)
+	if err != nil {
+		return nil, err
+	}
+	return &baseline{Method: method, Bulks: p.bulks, Records: p.records.Total(), Seconds: w.elapsed.Seconds(),
+		RecordsPerSecond: rate(float64(p.records.Total()), w.elapsed), Sampled: sampled, Counted: &counted}, nil
+}
+
+func rate(n float64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return n / d.Seconds()
+}
