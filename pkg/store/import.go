@@ -150,7 +150,8 @@ func numeric(m bulk.Money) pgtype.Numeric {
 }
 
 // completeBulk stores each failed row's errors report and the counts, and
-// marks the bulk completed.
+// marks the bulk completed. completed_at is the clock's time, not now(),
+// which is when the transaction began, before the lock wait and the writes.
 func completeBulk(ctx context.Context, tx pgx.Tx, id uuid.UUID, rows []*bulk.Row) error {
 	var (
 		failedRows []int32
@@ -183,7 +184,7 @@ func completeBulk(ctx context.Context, tx pgx.Tx, id uuid.UUID, rows []*bulk.Row
 	}
 	if _, err := tx.Exec(ctx,
 		`UPDATE bulks SET status = 'completed', rows_succeeded = $2, rows_failed = $3,
-		        completed_at = now(), updated_at = now(), failure_reason = NULL
+		        completed_at = clock_timestamp(), updated_at = clock_timestamp(), failure_reason = NULL
 		 WHERE id = $1`, pgUUID(id), len(rows)-len(failedRows), len(failedRows)); err != nil {
 		return fmt.Errorf("complete bulk: %w", err)
 	}

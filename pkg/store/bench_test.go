@@ -1,0 +1,99 @@
+package store_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/bulkgen"
+	"github.com/bulkd/bulkd/pkg/testenv"
+)
+
+// The write benchmarks take 1000-row bulks of 3 debt accounts per customer
+// (about 4100 records each). BenchmarkCopyPlan1000Rows is the floor they are
+// compared with, in the same run: the same records by raw COPY and nothing
+// else.
+
+// benchRows returns the n-th bulk's submitted rows, with ids of its own.
+func benchRows(b *testing.B, n int) []json.RawMessage {
+	b.Helper()
+	rows, err := bulk.DecodeSubmission(bytes.NewReader(bulkgen.Body(bulkgen.Options{
+		Seed: uint64(n), Rows: 1000, Accounts: 3, Prefix: fmt.Sprintf("b%d-", n), Locations: 100})))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rows
+}
+
+// BenchmarkCreateBulk1000Rows is the database part of accepting a
+// submission: the bulk and its 1000 rows in one transaction.
+func BenchmarkCreateBulk1000Rows(b *testing.B) {
+	db := testenv.NewDatabase(b)
+	org, err := db.Store.CreateOrganization(ctx, "Bench", "ops@bench.example")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := benchRows(b, 0)
+	size := 0
+	for _, r := range rows {
+		size += len(r)
+	}
+	b.SetBytes(int64(size))
+	for b.Loop() {
+		if _, err := db.Store.CreateBulk(ctx, org.ID, rows); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkImport1000Rows is the write phase of an import: lock, look up
+// existing ids, plan, COPY three tables, store the row reports, complete.
+func BenchmarkImport1000Rows(b *testing.B) {
+	benchmarkWrite(b, func(db testenv.Database, orgID, bulkID uuid.UUID, rows []*bulk.Row) error {
+		bk, err := db.Store.StartBulk(ctx, bulkID)
+		if err != nil {
+			return err
+		}
+		_, err = db.Store.Import(ctx, bk, rows)
+		return err
+	})
+}
+
+// BenchmarkCopyPlan1000Rows writes the same records by raw COPY only.
+func BenchmarkCopyPlan1000Rows(b *testing.B) {
+	benchmarkWrite(b, func(db testenv.Database, orgID, bulkID uuid.UUID, rows []*bulk.Row) error {
+		return db.Store.CopyPlan(ctx, orgID, bulk.NewPlan(bulkID, rows, bulk.Existing{}))
+	})
+}
+
+func benchmarkWrite(b *testing.B, write func(db testenv.Database, orgID, bulkID uuid.UUID, rows []*bulk.Row) error) {
+	db := testenv.NewDatabase(b)
+	org, err := db.Store.CreateOrganization(ctx, "Bench", "ops@bench.example")
+	if err != nil {
+		b.Fatal(err)
+	}
+	records := 0
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		raw := benchRows(b, n)
+		n++
+		bk, err := db.Store.CreateBulk(ctx, org.ID, raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows := bulk.ParseRows(raw, time.Now().UTC())
+		p := bulk.NewPlan(bk.ID, rows, bulk.Existing{})
+		records += len(p.Locations) + len(p.Customers) + len(p.DebtAccounts)
+		b.StartTimer()
+		if err := write(db, org.ID, bk.ID, rows); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+}
