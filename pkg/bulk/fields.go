@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,14 +34,14 @@ var BillingTypes = []string{"full-payment", "partial-payment", "payment-plan", "
 // jsonKind is the first byte of a JSON value: '"', '{', '[', 'n', 't', 'f' or a
 // digit/minus for numbers; 0 when the value is absent.
 func jsonKind(raw json.RawMessage) byte {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
+	i := skipSpace(raw, 0)
+	if i == len(raw) {
 		return 0
 	}
-	if c := raw[0]; c == '-' || (c >= '0' && c <= '9') {
+	if c := raw[i]; c == '-' || isDigit(c) {
 		return '0'
 	}
-	return raw[0]
+	return raw[i]
 }
 
 func isAbsent(raw json.RawMessage) bool {
@@ -48,60 +49,83 @@ func isAbsent(raw json.RawMessage) bool {
 	return k == 0 || k == 'n'
 }
 
-// jsonString decodes a JSON string value. Strings without escapes, nearly
-// all of them, are sliced out of the raw bytes instead of going through
-// encoding/json, which would validate the value a second time.
+// jsonString decodes a JSON string value.
 func jsonString(raw json.RawMessage) (string, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) < 2 || raw[0] != '"' {
+	if jsonKind(raw) != '"' {
 		return "", false
 	}
-	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		return string(inner), true
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false
-	}
-	return s, true
+	return string(unquote(raw)), true
 }
 
-// object decodes raw into w when it is a JSON object; otherwise it records
-// that field must be an object.
-func object(m Messages, field string, raw json.RawMessage, w any) bool {
-	if jsonKind(raw) != '{' || json.Unmarshal(raw, w) != nil {
+// object reads the fields of raw when it is a JSON object; otherwise it
+// records that field must be an object.
+func object(m Messages, field string, raw json.RawMessage, fields []wireField) bool {
+	if jsonKind(raw) != '{' {
 		m.add(field, msgObject(field))
 		return false
 	}
+	readFields(raw, fields)
 	return true
 }
 
 // text reads a string field. It reports a message and returns ok=false when the
 // value has the wrong type, is too long or holds a NUL (Postgres text cannot).
 func text(m Messages, field string, raw json.RawMessage, required bool, maxLen int) (string, bool) {
-	if isAbsent(raw) {
-		if required {
-			m.add(field, msgRequired(field))
-			return "", false
-		}
-		return "", true
-	}
-	s, ok := jsonString(raw)
-	if !ok {
-		m.add(field, msgString(field))
+	s, problem := readText(raw, required, maxLen)
+	if problem != textOK {
+		m.add(field, problem.message(field, maxLen))
 		return "", false
 	}
-	switch {
-	case required && strings.TrimSpace(s) == "":
-		m.add(field, msgRequired(field))
-	case strings.IndexByte(s, 0) >= 0:
-		m.add(field, msgNoNUL(field))
-	case utf8.RuneCountInString(s) > maxLen:
-		m.add(field, msgMaxChars(field, maxLen))
+	return string(s), true
+}
+
+// textProblem is what makes a string field fail.
+type textProblem uint8
+
+const (
+	textOK textProblem = iota
+	textRequired
+	textNotString
+	textNUL
+	textTooLong
+)
+
+func (p textProblem) message(field string, maxLen int) string {
+	switch p {
+	case textRequired:
+		return msgRequired(field)
+	case textNotString:
+		return msgString(field)
+	case textNUL:
+		return msgNoNUL(field)
 	default:
-		return s, true
+		return msgMaxChars(field, maxLen)
 	}
-	return "", false
+}
+
+// readText is text without the message, for callers that name the field only
+// when it fails. The string it returns may share raw's bytes.
+func readText(raw json.RawMessage, required bool, maxLen int) ([]byte, textProblem) {
+	switch jsonKind(raw) {
+	case 0, 'n':
+		if required {
+			return nil, textRequired
+		}
+		return nil, textOK
+	case '"':
+	default:
+		return nil, textNotString
+	}
+	s := unquote(raw)
+	switch {
+	case required && len(bytes.TrimSpace(s)) == 0:
+		return nil, textRequired
+	case bytes.IndexByte(s, 0) >= 0:
+		return nil, textNUL
+	case len(s) > maxLen && utf8.RuneCount(s) > maxLen:
+		return nil, textTooLong
+	}
+	return s, textOK
 }
 
 func email(m Messages, raw json.RawMessage) string {
@@ -173,11 +197,11 @@ func money(m Messages, field string, raw json.RawMessage, required bool) (Money,
 		}
 		return 0, true
 	case '0':
-		lit = string(bytes.TrimSpace(raw))
+		lit = string(raw)
 	case '"':
-		lit, _ = jsonString(raw) // "" when broken, which ParseMoney rejects
+		lit, _ = jsonString(raw)
 	}
-	v, err := ParseMoney(lit)
+	v, err := ParseMoney(lit) // "" for other types, which it rejects
 	switch err {
 	case nil:
 		return v, true
@@ -199,10 +223,16 @@ func billingType(m Messages, raw json.RawMessage) []string {
 		m.add(field, msgRequired(field))
 		return nil
 	}
-	var items []json.RawMessage
-	if jsonKind(raw) != '[' || json.Unmarshal(raw, &items) != nil {
+	if jsonKind(raw) != '[' {
 		m.add(field, msgList(field))
 		return nil
+	}
+	var buf [MaxBillingTypes + 1]json.RawMessage
+	items := buf[:0]
+	for item := range elements(raw) {
+		if items = append(items, item); len(items) > MaxBillingTypes {
+			break // too many, however many more there are
+		}
 	}
 	if len(items) == 0 {
 		m.add(field, msgRequired(field))
@@ -214,136 +244,209 @@ func billingType(m Messages, raw json.RawMessage) []string {
 	}
 	out := make([]string, 0, len(items))
 	for _, it := range items {
-		s, ok := jsonString(it)
-		if !ok || !knownBillingType(s) {
+		b, ok := knownBillingType(it)
+		if !ok {
 			m.add(field, MsgBillingTypeChoice)
 			return nil
 		}
-		out = append(out, s)
+		out = append(out, b)
 	}
 	return out
 }
 
-func knownBillingType(s string) bool {
+// knownBillingType finds the billing type that raw names, a string of
+// BillingTypes, so that accepted values share its strings.
+func knownBillingType(raw json.RawMessage) (string, bool) {
+	if jsonKind(raw) != '"' {
+		return "", false
+	}
+	s := unquote(raw)
 	for _, b := range BillingTypes {
-		if s == b {
-			return true
+		if string(s) == b {
+			return b, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // metadata accepts an object whose values are scalars and returns it
-// re-encoded, so that what reaches jsonb is always valid (Go replaces broken
-// escapes such as lone surrogates, which Postgres would reject).
+// re-encoded as encoding/json encodes a map, keys sorted, so that what reaches
+// jsonb is always valid (broken escapes such as lone surrogates become U+FFFD,
+// which Postgres would otherwise reject).
 func metadata(m Messages, raw json.RawMessage) json.RawMessage {
 	const field = "metadata"
 	if isAbsent(raw) {
 		return nil
 	}
-	var obj map[string]json.RawMessage
-	if !object(m, field, raw, &obj) {
+	if jsonKind(raw) != '{' {
+		m.add(field, msgObject(field))
 		return nil
 	}
-	if len(obj) > MaxMetadataKeys {
+	// Like a map, the object holds each key once: the last value given. The
+	// buffer holds a usual object's keys without allocating.
+	var buf [8]metadataMember
+	entries := buf[:0]
+	for key, value := range members(raw) {
+		entries = append(entries, metadataMember{unquote(key), value})
+	}
+	slices.SortStableFunc(entries, func(a, b metadataMember) int { return bytes.Compare(a.key, b.key) })
+	distinct := entries[:0]
+	for i, e := range entries {
+		if i+1 < len(entries) && bytes.Equal(e.key, entries[i+1].key) {
+			continue // a later value of the same key wins
+		}
+		distinct = append(distinct, e)
+	}
+	if len(distinct) > MaxMetadataKeys {
 		m.add(field, "The metadata field must not have more than "+strconv.Itoa(MaxMetadataKeys)+" keys.")
 		return nil
 	}
-	clean := make(map[string]any, len(obj))
+
+	// If any key or value fails, what was written is dropped.
+	out := make([]byte, 0, len(raw))
+	out = append(out, '{')
 	ok := true
-	for k, v := range obj {
-		if utf8.RuneCountInString(k) > MaxMetadataKeyLen || strings.IndexByte(k, 0) >= 0 || k == "" {
+	for i, e := range distinct {
+		if utf8.RuneCount(e.key) > MaxMetadataKeyLen || bytes.IndexByte(e.key, 0) >= 0 || len(e.key) == 0 {
 			m.add(field, "The metadata keys must be 1 to "+strconv.Itoa(MaxMetadataKeyLen)+" characters without NUL.")
 			ok = false
 			continue
 		}
-		val, valid := metadataValue(m, field+"."+k, v)
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(appendString(out, e.key), ':')
+		var valid bool
+		out, valid = appendMetadataValue(out, m, e.key, e.value)
 		ok = ok && valid
-		clean[k] = val
 	}
 	if !ok {
 		return nil
 	}
-	out, err := json.Marshal(clean)
-	if err != nil { // unreachable: every value is a scalar Go can encode
-		m.add(field, msgObject(field))
-		return nil
-	}
-	return out
+	return append(out, '}')
 }
 
-func metadataValue(m Messages, field string, raw json.RawMessage) (any, bool) {
+// metadataMember is a key of a metadata object, decoded, and its value.
+type metadataMember struct {
+	key   []byte
+	value json.RawMessage
+}
+
+// appendMetadataValue appends the value of a metadata key when it is a scalar
+// that Postgres can store; otherwise it records why under metadata.<key>.
+func appendMetadataValue(out []byte, m Messages, key []byte, raw json.RawMessage) ([]byte, bool) {
+	field := func() string { return "metadata." + string(key) }
 	switch jsonKind(raw) {
-	case 'n':
-		return nil, true
-	case 't':
-		return true, true
-	case 'f':
-		return false, true
+	case 'n', 't', 'f':
+		return append(out, raw...), true
 	case '0':
-		lit := string(bytes.TrimSpace(raw))
-		f, err := strconv.ParseFloat(lit, 64)
-		if err != nil || math.IsInf(f, 0) {
-			m.add(field, "The "+label(field)+" field must be a finite number.")
-			return nil, false
+		if !finite(raw) {
+			m.add(field(), "The "+label(field())+" field must be a finite number.")
+			return out, false
 		}
-		return json.Number(lit), true
+		if !fitsNumeric(raw) {
+			m.add(field(), "The "+label(field())+" field must be a number with at most "+strconv.Itoa(maxNumericScale)+
+				" decimal places and an exponent between -"+strconv.Itoa(maxNumericScale)+" and "+strconv.Itoa(maxNumericScale)+".")
+			return out, false
+		}
+		return append(out, raw...), true
 	case '"':
-		s, ok := text(m, field, raw, false, MaxMetadataValueLen)
-		return s, ok
+		s, problem := readText(raw, false, MaxMetadataValueLen)
+		if problem != textOK {
+			m.add(field(), problem.message(field(), MaxMetadataValueLen))
+			return out, false
+		}
+		return appendString(out, s), true
 	}
-	m.add(field, "The "+label(field)+" field must be a string, number, boolean or null.")
-	return nil, false
+	m.add(field(), "The "+label(field())+" field must be a string, number, boolean or null.")
+	return out, false
+}
+
+// finite tells whether float64 holds the JSON number lit: whether
+// strconv.ParseFloat reads it without overflowing. Most numbers are short
+// and without exponent, and then surely finite.
+func finite(lit []byte) bool {
+	if len(lit) <= 300 && bytes.IndexAny(lit, "eE") < 0 {
+		return true // below 10^300, far from float64's largest, 1.8e308
+	}
+	f, err := strconv.ParseFloat(string(lit), 64)
+	return err == nil && !math.IsInf(f, 0)
+}
+
+// maxNumericScale is the most digits after the decimal point that Postgres
+// numeric, and so a number in jsonb, can hold (NUMERIC_DSCALE_MAX).
+const maxNumericScale = 16383
+
+// fitsNumeric tells whether Postgres can store a JSON number literal in jsonb.
+// A literal that float64 reads can still overflow numeric's scale ("1e-20000",
+// which float64 reads as 0) or its exponent ("0e99999999999"), and Postgres
+// would then reject the whole import. The bounds were checked against
+// Postgres 15: '1e-16383'::jsonb is stored, '1.5e-16383'::jsonb is not.
+func fitsNumeric(lit []byte) bool {
+	mant, exp := lit, 0
+	if i := bytes.IndexAny(lit, "eE"); i >= 0 {
+		e, err := strconv.Atoi(string(lit[i+1:]))
+		if err != nil || e < -maxNumericScale || e > maxNumericScale {
+			return false
+		}
+		mant, exp = lit[:i], e
+	}
+	_, frac, _ := bytes.Cut(mant, []byte("."))
+	return len(frac)-exp <= maxNumericScale
 }
 
 // address accepts an object of the known address fields and returns it
-// re-encoded with only those fields.
+// re-encoded with only those fields, as encoding/json encodes a map.
 func address(m Messages, raw json.RawMessage) json.RawMessage {
 	const field = "address"
 	if isAbsent(raw) {
 		return nil
 	}
 	var w struct {
-		Name       json.RawMessage `json:"name"`
-		Line1      json.RawMessage `json:"line1"`
-		Line2      json.RawMessage `json:"line2"`
-		City       json.RawMessage `json:"city"`
-		State      json.RawMessage `json:"state"`
-		PostalCode json.RawMessage `json:"postal_code"`
-		Country    json.RawMessage `json:"country"`
-		IsPrimary  json.RawMessage `json:"is_primary"`
+		Name, Line1, Line2, City, State, PostalCode, Country, IsPrimary json.RawMessage
 	}
-	if !object(m, field, raw, &w) {
+	if !object(m, field, raw, []wireField{
+		{"name", &w.Name}, {"line1", &w.Line1}, {"line2", &w.Line2}, {"city", &w.City},
+		{"state", &w.State}, {"postal_code", &w.PostalCode}, {"country", &w.Country}, {"is_primary", &w.IsPrimary},
+	}) {
 		return nil
 	}
-	clean := map[string]any{}
+	// Written in the order of their names, as encoding/json sorts a map's
+	// keys; if any field fails, what was written is dropped.
+	out := make([]byte, 0, len(raw))
+	out = append(out, '{')
 	ok := true
 	for _, f := range []struct {
 		name string
 		raw  json.RawMessage
 	}{
-		{"name", w.Name}, {"line1", w.Line1}, {"line2", w.Line2}, {"city", w.City},
-		{"state", w.State}, {"postal_code", w.PostalCode}, {"country", w.Country},
+		{"city", w.City}, {"country", w.Country}, {"is_primary", w.IsPrimary}, {"line1", w.Line1},
+		{"line2", w.Line2}, {"name", w.Name}, {"postal_code", w.PostalCode}, {"state", w.State},
 	} {
-		s, valid := text(m, field+"."+f.name, f.raw, false, MaxAddressFieldLen)
-		ok = ok && valid
-		if valid && !isAbsent(f.raw) {
-			clean[f.name] = s
+		if isAbsent(f.raw) {
+			continue
 		}
-	}
-	switch jsonKind(w.IsPrimary) {
-	case 0, 'n':
-	case 't':
-		clean["is_primary"] = true
-	case 'f':
-		clean["is_primary"] = false
-	default:
-		m.add(field+".is_primary", msgBoolean(field+".is_primary"))
-		ok = false
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(appendString(out, f.name), ':')
+		if f.name == "is_primary" {
+			if k := jsonKind(f.raw); k != 't' && k != 'f' {
+				m.add(field+".is_primary", msgBoolean(field+".is_primary"))
+				ok = false
+			}
+			out = append(out, f.raw...)
+			continue
+		}
+		s, problem := readText(f.raw, false, MaxAddressFieldLen)
+		if problem != textOK {
+			m.add(field+"."+f.name, problem.message(field+"."+f.name, MaxAddressFieldLen))
+			ok = false
+		}
+		out = appendString(out, s)
 	}
 	if !ok {
 		return nil
 	}
-	out, _ := json.Marshal(clean) // strings and booleans always encode
-	return out
+	return append(out, '}')
 }

@@ -62,20 +62,16 @@ type Row struct {
 	DebtAccounts       []*Input[DebtAccount]
 }
 
-type rowWire struct {
-	Customer           json.RawMessage `json:"customer"`
-	Location           json.RawMessage `json:"location"`
-	ParentDebtAccounts json.RawMessage `json:"parent_debt_accounts"`
-	DebtAccounts       json.RawMessage `json:"debt_accounts"`
-}
-
 // ParseRow decodes and validates one row as submitted. It never fails: every
 // problem becomes a message on the object it concerns. today bounds dates of
-// birth.
+// birth. The Raw of each object is a slice of raw, not a copy.
 func ParseRow(number int, raw json.RawMessage, today time.Time) *Row {
 	r := &Row{Number: number, Raw: raw}
-	var w rowWire
-	if jsonKind(raw) != '{' || json.Unmarshal(raw, &w) != nil {
+	var w struct{ Customer, Location, ParentDebtAccounts, DebtAccounts json.RawMessage }
+	if !scanFields(trimSpace(raw), []wireField{
+		{"customer", &w.Customer}, {"location", &w.Location},
+		{"parent_debt_accounts", &w.ParentDebtAccounts}, {"debt_accounts", &w.DebtAccounts},
+	}) {
 		r.Customer = &Input[Customer]{Messages: Messages{"row": {MsgRowNotObject}}}
 		return r
 	}
@@ -94,16 +90,12 @@ func parseCustomer(raw json.RawMessage, today time.Time) *Input[Customer] {
 		return in
 	}
 	var w struct {
-		ExternalID  json.RawMessage `json:"external_id"`
-		Name        json.RawMessage `json:"name"`
-		Email       json.RawMessage `json:"email"`
-		Phone       json.RawMessage `json:"phone"`
-		DateOfBirth json.RawMessage `json:"date_of_birth"`
-		SSNLast4    json.RawMessage `json:"ssn_last4"`
-		Address     json.RawMessage `json:"address"`
-		Metadata    json.RawMessage `json:"metadata"`
+		ExternalID, Name, Email, Phone, DateOfBirth, SSNLast4, Address, Metadata json.RawMessage
 	}
-	if !object(in.Messages, "customer", raw, &w) {
+	if !object(in.Messages, "customer", raw, []wireField{
+		{"external_id", &w.ExternalID}, {"name", &w.Name}, {"email", &w.Email}, {"phone", &w.Phone},
+		{"date_of_birth", &w.DateOfBirth}, {"ssn_last4", &w.SSNLast4}, {"address", &w.Address}, {"metadata", &w.Metadata},
+	}) {
 		return in
 	}
 	m := in.Messages
@@ -126,11 +118,8 @@ func parseLocation(raw json.RawMessage) *Input[Location] {
 		in.Messages.add("location", msgRequired("location"))
 		return in
 	}
-	var w struct {
-		ExternalID json.RawMessage `json:"external_id"`
-		Name       json.RawMessage `json:"name"`
-	}
-	if !object(in.Messages, "location", raw, &w) {
+	var w struct{ ExternalID, Name json.RawMessage }
+	if !object(in.Messages, "location", raw, []wireField{{"external_id", &w.ExternalID}, {"name", &w.Name}}) {
 		return in
 	}
 	in.Value = Location{
@@ -146,30 +135,36 @@ func parseAccounts(section string, raw json.RawMessage, parents bool) []*Input[D
 	if isAbsent(raw) {
 		return nil
 	}
-	var items []json.RawMessage
-	if jsonKind(raw) != '[' || json.Unmarshal(raw, &items) != nil {
+	if jsonKind(raw) != '[' {
 		return []*Input[DebtAccount]{{Raw: raw, Messages: Messages{section: {msgList(section)}}}}
 	}
+	var buf [8]json.RawMessage // a usual section's accounts, without allocating
+	items := buf[:0]
+	for item := range elements(raw) {
+		items = append(items, item)
+	}
+	// One allocation for all the accounts of the section.
+	inputs := make([]Input[DebtAccount], len(items))
 	out := make([]*Input[DebtAccount], len(items))
 	for i, item := range items {
-		out[i] = parseAccount(item, parents)
+		out[i] = &inputs[i]
+		parseAccount(out[i], item, parents)
 	}
 	return out
 }
 
-func parseAccount(raw json.RawMessage, parent bool) *Input[DebtAccount] {
-	in := &Input[DebtAccount]{Raw: raw, Messages: Messages{}}
+// parseAccount reads one debt account into in.
+func parseAccount(in *Input[DebtAccount], raw json.RawMessage, parent bool) {
+	in.Raw, in.Messages = raw, Messages{}
 	var w struct {
-		ExternalID            json.RawMessage `json:"external_id"`
-		ParentExternalID      json.RawMessage `json:"parent_external_id"`
-		ExternalAccountNumber json.RawMessage `json:"external_account_number"`
-		Balance               json.RawMessage `json:"balance"`
-		CurrentBalance        json.RawMessage `json:"current_balance"`
-		BillingType           json.RawMessage `json:"billing_type"`
-		Metadata              json.RawMessage `json:"metadata"`
+		ExternalID, ParentExternalID, ExternalAccountNumber, Balance, CurrentBalance, BillingType, Metadata json.RawMessage
 	}
-	if !object(in.Messages, "debt_account", raw, &w) {
-		return in
+	if !object(in.Messages, "debt_account", raw, []wireField{
+		{"external_id", &w.ExternalID}, {"parent_external_id", &w.ParentExternalID},
+		{"external_account_number", &w.ExternalAccountNumber}, {"balance", &w.Balance},
+		{"current_balance", &w.CurrentBalance}, {"billing_type", &w.BillingType}, {"metadata", &w.Metadata},
+	}) {
+		return
 	}
 	m := in.Messages
 	a := DebtAccount{
@@ -189,7 +184,6 @@ func parseAccount(raw json.RawMessage, parent bool) *Input[DebtAccount] {
 		m.add("parent_external_id", MsgParentNotAllowed)
 	}
 	in.Value = a
-	return in
 }
 
 // must drops the ok of a field reader: a failed field already left its message.

@@ -275,3 +275,40 @@ func TestNesting(t *testing.T) {
 		})
 	}
 }
+
+func TestMetadataNumbers(t *testing.T) {
+	const msgFinite = "The metadata.n field must be a finite number."
+	const msgNumeric = "The metadata.n field must be a number with at most 16383 decimal places and an exponent between -16383 and 16383."
+	tests := []struct {
+		lit  string
+		want string // "" means accepted
+	}{
+		{"12", ""},
+		{"-0", ""},
+		{"1.5e300", ""},
+		{"1e-400", ""}, // float64 reads it as 0, but Postgres stores it exactly
+		{"1e-16383", ""},
+		{"1e309", msgFinite},
+		{"-1e309", msgFinite},
+		{"1.5e-16383", msgNumeric},
+		{"1e-20000", msgNumeric},
+		{"0e-20000", msgNumeric},
+		{"0e99999999999", msgNumeric},
+		{"0." + strings.Repeat("0", 16383), ""},
+		{"0." + strings.Repeat("0", 16384), msgNumeric},
+	}
+	for _, tt := range tests {
+		row := `{"customer":{"external_id":"c","name":"n","metadata":{"n":` + tt.lit + `}}}`
+		r := bulk.ParseRow(1, json.RawMessage(row), today)
+		var want []string
+		if tt.want != "" {
+			want = []string{tt.want}
+		}
+		if diff := cmp.Diff(want, r.Customer.Messages["metadata.n"]); diff != "" {
+			t.Errorf("%.20s: (-want +got):\n%s", tt.lit, diff)
+		}
+		if tt.want == "" && !strings.Contains(string(r.Customer.Value.Metadata), tt.lit) {
+			t.Errorf("%.20s: metadata %s does not keep the number as written", tt.lit, r.Customer.Value.Metadata)
+		}
+	}
+}

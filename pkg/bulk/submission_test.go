@@ -1,10 +1,15 @@
 package bulk_test
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
 )
@@ -57,5 +62,53 @@ func TestDecodeSubmissionPassesReaderErrors(t *testing.T) {
 	_, err := bulk.DecodeSubmission(io.MultiReader(strings.NewReader(`[{"a":`), failingReader{boom}))
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want the reader's error", err)
+	}
+}
+
+func TestDecodeSubmissionOfValidJSONThatIsNotAnArray(t *testing.T) {
+	for _, body := range []string{`{}`, `"rows"`, `null`, `1`, `1e400`, `true `} {
+		if _, err := bulk.DecodeSubmission(strings.NewReader(body)); !errors.Is(err, bulk.ErrNotArray) {
+			t.Errorf("%s: err = %v, want ErrNotArray", body, err)
+		}
+	}
+}
+
+// Rows cross the blocks a body is read into, and a row larger than a block
+// grows one; however the body arrives, the rows are the same.
+func TestDecodeSubmissionAcrossReads(t *testing.T) {
+	huge := `{"customer":{"name":"` + strings.Repeat("é", 200_000) + `"}}`
+	var body strings.Builder
+	body.WriteString(" [\n")
+	for i := range bulk.MaxRows {
+		if i > 0 {
+			body.WriteString(" ,\n")
+		}
+		switch i {
+		case 500:
+			body.WriteString(huge)
+		default:
+			fmt.Fprintf(&body, `{"customer":{"external_id":"c%d"},"balance":%d}`, i, i)
+		}
+	}
+	body.WriteString("\n] ")
+	var want []json.RawMessage
+	if err := json.Unmarshal([]byte(body.String()), &want); err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]io.Reader{
+		"whole":              strings.NewReader(body.String()),
+		"one byte at a time": iotest.OneByteReader(strings.NewReader(body.String())),
+		"half of each read":  iotest.HalfReader(strings.NewReader(body.String())),
+		"EOF with the data":  iotest.DataErrReader(strings.NewReader(body.String())),
+	} {
+		t.Run(name, func(t *testing.T) {
+			rows, err := bulk.DecodeSubmission(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, rows, sameBytes); diff != "" {
+				t.Errorf("rows (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
