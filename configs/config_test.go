@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"MAIL_FROM", c.MailFrom, "bulkd@localhost"},
 		{"ADMIN_USERNAME", c.AdminUsername, "admin"},
 		{"ADMIN_PASSWORD", c.AdminPassword, ""},
-		{"WORKER_CONCURRENCY", c.WorkerConcurrency, 10},
+		{"WORKER_CONCURRENCY", c.WorkerConcurrency, runtime.NumCPU()},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 25 * time.Second},
 		{"RECONCILE_INTERVAL", c.ReconcileInterval, time.Minute},
 		{"LOG_LEVEL", c.LogLevel, slog.LevelInfo},
