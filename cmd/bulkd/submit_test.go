@@ -128,3 +128,21 @@ func TestRateLimitPerAPIKey(t *testing.T) {
 		t.Errorf("probes are limited: %d", r.status)
 	}
 }
+
+func TestRequestTimeout(t *testing.T) {
+	t.Parallel()
+	// A timeout no query can meet stands for a database that hangs.
+	s := startService(t, "REQUEST_TIMEOUT=1ns")
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	r := s.post(key, "", testenv.SeedExample(t))
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" ||
+		!strings.Contains(r.json(t)["message"].(string), "did not finish within 1ns") {
+		t.Errorf("request over REQUEST_TIMEOUT: %d %s (Retry-After %q)", r.status, r.body, r.header.Get("Retry-After"))
+	}
+	if n := s.db.Count(t, `SELECT count(*) FROM bulks`); n != 0 {
+		t.Errorf("%d bulks stored by a request that timed out", n)
+	}
+	if r := s.do(http.MethodGet, "/healthz", "", nil); r.status != http.StatusOK {
+		t.Errorf("/healthz is not bound by REQUEST_TIMEOUT: %d", r.status)
+	}
+}
