@@ -366,7 +366,7 @@ func appendMetadataValue(out []byte, m Messages, key []byte, raw json.RawMessage
 // strconv.ParseFloat reads it without overflowing. Most numbers are short
 // and without exponent, and then surely finite.
 func finite(lit []byte) bool {
-	if len(lit) <= 300 && bytes.IndexAny(lit, "eE") < 0 {
+	if len(lit) <= 300 && !bytes.ContainsAny(lit, "eE") {
 		return true // below 10^300, far from float64's largest, 1.8e308
 	}
 	f, err := strconv.ParseFloat(string(lit), 64)
