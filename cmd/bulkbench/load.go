@@ -173,6 +173,18 @@ func runLoad(ctx context.Context, cfg config, a *api, prog *progress) (*loadResu
 		mu          sync.Mutex
 		outstanding []submitted // accepted, not seen finished, in accept order
 	)
+	// waitToRetry counts a 429 or 503 answer and sleeps out its Retry-After;
+	// retried tells whether err was one.
+	waitToRetry := func(ctx context.Context, err error) (retried bool, _ error) {
+		var retry *errRetry
+		if !errors.As(err, &retry) {
+			return false, nil
+		}
+		mu.Lock()
+		res.retries[strconv.Itoa(retry.status)]++
+		mu.Unlock()
+		return true, sleep(ctx, retry.after)
+	}
 	// With --max-pending, a client waits for a slot before submitting and the
 	// poller frees one per finished bulk: clients that pace themselves on the
 	// service instead of piling bulks up in its queue.
@@ -197,12 +209,8 @@ func runLoad(ctx context.Context, cfg config, a *api, prog *progress) (*loadResu
 					t0 := time.Now()
 					err := a.do(ctx, http.MethodPost, "/api/v1/bulk", j.body, &acc)
 					latency = time.Since(t0)
-					var retry *errRetry
-					if errors.As(err, &retry) {
-						mu.Lock()
-						res.retries[strconv.Itoa(retry.status)]++
-						mu.Unlock()
-						if err := sleep(ctx, retry.after); err != nil {
+					if retried, err := waitToRetry(ctx, err); retried || err != nil {
+						if err != nil {
 							return err
 						}
 						continue
@@ -250,12 +258,8 @@ func runLoad(ctx context.Context, cfg config, a *api, prog *progress) (*loadResu
 			for _, s := range pending {
 				var st bulkState
 				err := a.do(ctx, http.MethodGet, "/api/v1/bulk/"+s.id, nil, &st)
-				var retry *errRetry
-				if errors.As(err, &retry) {
-					mu.Lock()
-					res.retries[strconv.Itoa(retry.status)]++
-					mu.Unlock()
-					if err := sleep(ctx, retry.after); err != nil {
+				if retried, err := waitToRetry(ctx, err); retried || err != nil {
+					if err != nil {
 						return err
 					}
 					break

@@ -169,7 +169,9 @@ func TestURLMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"DATABASE_URL=" + db.URL, "REDIS_URL=" + testenv.RedisURL(t), "HTTP_ADDR=" + addr, "RATE_LIMIT=0", "SMTP_HOST="}
+	// A deployment with a tight rate limit: the tool must wait out the 429s.
+	env := []string{"DATABASE_URL=" + db.URL, "REDIS_URL=" + testenv.RedisURL(t), "HTTP_ADDR=" + addr,
+		"RATE_LIMIT=5", "RATE_LIMIT_BURST=2", "SMTP_HOST="}
 	ctx := context.Background()
 	org, err := runCommand(ctx, bin, env, "org", "create", "--name", "Acme", "--notify-email", "ops@example.com")
 	if err != nil {
@@ -201,6 +203,9 @@ func TestURLMode(t *testing.T) {
 	wantFailed := planted(bulkgen.Options{Seed: 1, Rows: 20, Accounts: 2, Invalid: 0.1, Duplicates: 0.1}, 2)
 	if !first.OK || first.Rows.Failed != wantFailed || first.Records.Source != "plan" || first.Records.Written != nil {
 		t.Errorf("report: ok %v, rows %+v, records %+v, problems %v", first.OK, first.Rows, first.Records, first.Problems)
+	}
+	if first.Retries["429"] == 0 {
+		t.Errorf("no answer retried after 429 with RATE_LIMIT=5: %v", first.Retries)
 	}
 	if got := db.Count(t, `SELECT count(*) FROM debt_accounts`); int64(got) != first.Records.Expected.DebtAccounts {
 		t.Errorf("bulkd wrote %d debt accounts, the plan says %d", got, first.Records.Expected.DebtAccounts)
