@@ -70,9 +70,12 @@ func (h *Bulks) Create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body := http.MaxBytesReader(c.Response(), c.Request().Body, h.maxBodyBytes)
+	var body io.Reader = http.MaxBytesReader(c.Response(), c.Request().Body, h.maxBodyBytes)
 	bodyHash := sha256.New()
-	rows, err := bulk.DecodeSubmission(io.TeeReader(body, bodyHash))
+	if key != "" { // a retry must send the same bytes: hash them as they stream by
+		body = io.TeeReader(body, bodyHash)
+	}
+	rows, err := bulk.DecodeSubmission(body)
 	if err != nil {
 		return err
 	}
