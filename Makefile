@@ -14,7 +14,7 @@ export PATH := $(PATH):/usr/local/go/bin
 test test-race test-short chaos bench: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 test test-race test-short chaos bench: export REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: help run test test-race test-short chaos lint bench migrate up down build tidy fmt services
+.PHONY: help run test test-race test-short chaos fuzz lint bench migrate up down build tidy fmt services
 
 help: ## list the targets
 	@echo 'usage: make <target>'
@@ -44,6 +44,12 @@ test-short: test-services ## quicker: no race detector, -short
 
 chaos: test-services ## the slow fault tests: workers killed again and again under load (a few minutes)
 	$(GO) test -tags chaos -run '^TestChaos' -count=1 -v -timeout 20m ./cmd/bulkd
+
+FUZZTIME ?= 2m
+fuzz: ## run each fuzz target of pkg/bulk for FUZZTIME (default 2m); crashers land in pkg/bulk/testdata/fuzz
+	@for target in $$($(GO) test -list '^Fuzz' ./pkg/bulk | grep '^Fuzz'); do \
+		echo "$$target"; $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./pkg/bulk || exit 1; \
+	done
 
 lint: ## go vet, gofmt, staticcheck (skipped if it cannot be fetched)
 	$(GO) vet ./...
