@@ -85,14 +85,7 @@ func TestWorkerKilledMidImportIsFinishedByAnother(t *testing.T) {
 	want := cleanRun(t, body)
 
 	s := newService(t)
-	s.start("api")
-	_, key := s.newOrg("Acme", "ops@acme.example")
-	lock := lockTable(t, s.db, "debt_accounts")
-	doomed := s.spawn("worker")
-	id := s.submit(key, body)
-	// The import has written the bulk's locations and customers and waits to
-	// write its accounts, inside its transaction, when the worker dies.
-	waitForWriteBlockedOn(t, s.db, "debt_accounts")
+	key, id, doomed, lock := s.importStuckMidTransaction(body)
 	doomed.kill()
 	lock.release()
 
@@ -127,6 +120,21 @@ func (s *service) waitAllNotified() {
 	}
 }
 
+// importStuckMidTransaction starts the API and a worker process, submits body
+// and returns once the import has written the bulk's locations and customers
+// and waits, inside its transaction, to write its debt accounts: held there by
+// lock until the test, having struck the worker, releases it.
+func (s *service) importStuckMidTransaction(body []byte) (key, id string, worker *process, lock *tableLock) {
+	s.t.Helper()
+	s.start("api")
+	_, key = s.newOrg("Acme", "ops@acme.example")
+	lock = lockTable(s.t, s.db, "debt_accounts")
+	worker = s.spawn("worker")
+	id = s.submit(key, body)
+	waitForWriteBlockedOn(s.t, s.db, "debt_accounts")
+	return key, id, worker, lock
+}
+
 func (s *service) waitOutcomeWithin(key, id string, within time.Duration) outcome {
 	s.t.Helper()
 	s.waitCompletedWithin(key, id, within)
@@ -139,12 +147,7 @@ func TestWorkerStoppedMidImportHandsItsTaskBack(t *testing.T) {
 	want := cleanRun(t, body)
 
 	s := newService(t, "SHUTDOWN_TIMEOUT=2s")
-	s.start("api")
-	_, key := s.newOrg("Acme", "ops@acme.example")
-	lock := lockTable(t, s.db, "debt_accounts")
-	stopping := s.spawn("worker")
-	id := s.submit(key, body)
-	waitForWriteBlockedOn(t, s.db, "debt_accounts")
+	key, id, stopping, lock := s.importStuckMidTransaction(body)
 
 	took, err := stopping.terminate(30 * time.Second)
 	if err != nil {
