@@ -42,12 +42,22 @@ type acceptedView struct {
 // yet are null.
 type bulkView struct {
 	acceptedView
-	RowsSucceeded int        `json:"rows_succeeded"`
-	RowsFailed    int        `json:"rows_failed"`
-	FailureReason *string    `json:"failure_reason,omitempty"`
-	CreatedAt     time.Time  `json:"created_at"`
-	StartedAt     *time.Time `json:"started_at"`
-	CompletedAt   *time.Time `json:"completed_at"`
+	RowsSucceeded int `json:"rows_succeeded"`
+	RowsFailed    int `json:"rows_failed"`
+	// RecordsWritten says what is stored, since a row with errors may still
+	// have written its location, customer and some accounts.
+	RecordsWritten recordsView `json:"records_written"`
+	FailureReason  *string     `json:"failure_reason,omitempty"`
+	CreatedAt      time.Time   `json:"created_at"`
+	StartedAt      *time.Time  `json:"started_at"`
+	CompletedAt    *time.Time  `json:"completed_at"`
+}
+
+// recordsView counts the records a bulk's import wrote, by table.
+type recordsView struct {
+	Locations    int `json:"locations"`
+	Customers    int `json:"customers"`
+	DebtAccounts int `json:"debt_accounts"`
 }
 
 type envelope struct {
@@ -135,7 +145,8 @@ func (h *Bulks) Get(c echo.Context) error {
 	return c.JSON(http.StatusOK, envelope{bulkView{
 		acceptedView:  acceptedView{BulkID: b.ID, Count: b.Count, Status: b.Status},
 		RowsSucceeded: b.RowsSucceeded, RowsFailed: b.RowsFailed, FailureReason: b.FailureReason,
-		CreatedAt: b.CreatedAt, StartedAt: b.StartedAt, CompletedAt: b.CompletedAt,
+		RecordsWritten: recordsView{Locations: b.LocationsWritten, Customers: b.CustomersWritten, DebtAccounts: b.DebtAccountsWritten},
+		CreatedAt:      b.CreatedAt, StartedAt: b.StartedAt, CompletedAt: b.CompletedAt,
 	}})
 }
 

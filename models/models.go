@@ -47,19 +47,24 @@ func (APIKey) TableName() string { return "api_keys" }
 
 // Bulk is one submission and its progress.
 type Bulk struct {
-	ID              uuid.UUID `gorm:"type:uuid;primaryKey"`
-	OrganizationID  uuid.UUID `gorm:"type:uuid"`
-	Status          string
-	Count           int
-	RowsSucceeded   int
-	RowsFailed      int
-	FailureReason   *string
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
-	StartedAt       *time.Time
-	CompletedAt     *time.Time
-	NotifyClaimedAt *time.Time
-	NotifiedAt      *time.Time
+	ID             uuid.UUID `gorm:"type:uuid;primaryKey"`
+	OrganizationID uuid.UUID `gorm:"type:uuid"`
+	Status         string
+	Count          int
+	RowsSucceeded  int
+	RowsFailed     int
+	// What the import wrote, by table (records it created; reused customers
+	// and locations are not counted).
+	LocationsWritten    int
+	CustomersWritten    int
+	DebtAccountsWritten int
+	FailureReason       *string
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	StartedAt           *time.Time
+	CompletedAt         *time.Time
+	NotifyClaimedAt     *time.Time
+	NotifiedAt          *time.Time
 }
 
 // Location is a place customers belong to.

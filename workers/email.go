@@ -53,13 +53,16 @@ func (n *Notifier) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	b := claim.Bulk
 	c := mailer.Completion{
-		BulkID:           b.ID.String(),
-		OrganizationName: claim.Organization.Name,
-		Status:           b.Status,
-		Count:            b.Count,
-		RowsSucceeded:    b.RowsSucceeded,
-		RowsFailed:       b.RowsFailed,
-		ErrorsURL:        n.baseURL + "/api/v1/bulk/" + b.ID.String() + "/errors",
+		BulkID:              b.ID.String(),
+		OrganizationName:    claim.Organization.Name,
+		Status:              b.Status,
+		Count:               b.Count,
+		RowsSucceeded:       b.RowsSucceeded,
+		RowsFailed:          b.RowsFailed,
+		LocationsWritten:    b.LocationsWritten,
+		CustomersWritten:    b.CustomersWritten,
+		DebtAccountsWritten: b.DebtAccountsWritten,
+		ErrorsURL:           n.baseURL + "/api/v1/bulk/" + b.ID.String() + "/errors",
 	}
 	if b.FailureReason != nil {
 		c.Reason = *b.FailureReason

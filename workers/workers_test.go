@@ -181,7 +181,7 @@ func TestNotifierSendsOneEmailPerBulk(t *testing.T) {
 		t.Errorf("recipients (-want +got):\n%s", diff)
 	}
 	p := msgs[0].Parse(t)
-	if want := "Bulk " + b.ID.String() + " completed: 1 of 1 rows imported"; p.Subject != want {
+	if want := "Bulk " + b.ID.String() + " completed: 1 of 1 rows fully imported, 0 with errors"; p.Subject != want {
 		t.Errorf("subject %q, want %q", p.Subject, want)
 	}
 	if url := baseURL + "/api/v1/bulk/" + b.ID.String() + "/errors"; !strings.Contains(p.Text, url) {

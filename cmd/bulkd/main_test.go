@@ -335,8 +335,8 @@ func TestSeedExampleEndToEnd(t *testing.T) {
 		bySubject[p.Subject] = p
 	}
 	for id, subject := range map[string]string{
-		first:  "Bulk " + first + " completed: 1 of 1 rows imported",
-		second: "Bulk " + second + " completed: 0 of 1 rows imported",
+		first:  "Bulk " + first + " completed: 1 of 1 rows fully imported, 0 with errors",
+		second: "Bulk " + second + " completed: 0 of 1 rows fully imported, 1 with errors",
 	} {
 		p, ok := bySubject[subject]
 		if !ok {
@@ -369,6 +369,42 @@ func TestSeedExampleEndToEnd(t *testing.T) {
 	}
 	if n := s.db.Count(t, `SELECT count(*) FROM debt_accounts`); n != 6 {
 		t.Errorf("%d accounts after a duplicate import task, want 6", n)
+	}
+}
+
+// A row with three good accounts and one bad one writes its location, its
+// customer and the three accounts: GET and the email say so, instead of
+// "0 of 1 rows imported".
+func TestPartialRowCountsWhatWasWritten(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	account := func(id, balance string) string {
+		return `{"external_id":"` + id + `","balance":` + balance + `,"billing_type":["full-payment"]}`
+	}
+	body := `[{"customer":{"external_id":"c1","name":"Ann"},"location":{"external_id":"l1"},"debt_accounts":[` +
+		account("a1", "1") + "," + account("a2", "2") + "," + account("a3", "3") + "," + account("bad", "-1") + `]}]`
+	id := s.submit(key, []byte(body))
+	got := s.waitCompleted(key, id)
+	if got["rows_succeeded"] != 0.0 || got["rows_failed"] != 1.0 {
+		t.Errorf("rows: %v", got)
+	}
+	want := map[string]any{"locations": 1.0, "customers": 1.0, "debt_accounts": 3.0}
+	if diff := cmp.Diff(want, got["records_written"]); diff != "" {
+		t.Errorf("records_written (-want +got):\n%s", diff)
+	}
+	if n := s.db.Count(t, `SELECT count(*) FROM debt_accounts WHERE bulk_id = $1`, id); n != 3 {
+		t.Errorf("%d accounts stored, want 3", n)
+	}
+	msgs := s.smtp.WaitForMessages(t, 1, 30*time.Second)
+	p := msgs[0].Parse(t)
+	if want := "Bulk " + id + " completed: 0 of 1 rows fully imported, 1 with errors"; p.Subject != want {
+		t.Errorf("subject %q, want %q", p.Subject, want)
+	}
+	for _, body := range []string{p.Text, p.HTML} {
+		if !strings.Contains(body, "5 records (1 location, 1 customer, 3 debt accounts)") {
+			t.Errorf("email does not say what was written:\n%s", body)
+		}
 	}
 }
 

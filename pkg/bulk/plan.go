@@ -270,3 +270,25 @@ func (r *Row) Errors() (RowErrors, bool) {
 	}
 	return e, failed
 }
+
+// Written counts the records the plan's import stores, by table: the objects
+// it created, including those an interrupted attempt of the same bulk wrote
+// already. Reused customers and locations are not counted.
+func (p *Plan) Written() (locations, customers, debtAccounts int) {
+	for _, r := range p.Rows {
+		if r.Location != nil && r.Location.Action() == ActionCreated {
+			locations++
+		}
+		if r.Customer.Action() == ActionCreated {
+			customers++
+		}
+		for _, list := range [][]*Input[DebtAccount]{r.ParentDebtAccounts, r.DebtAccounts} {
+			for _, a := range list {
+				if a.Action() == ActionCreated {
+					debtAccounts++
+				}
+			}
+		}
+	}
+	return locations, customers, debtAccounts
+}

@@ -11,6 +11,7 @@ import (
 	htmltemplate "html/template"
 	"log/slog"
 	"net/mail"
+	"strconv"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -45,10 +46,15 @@ type Completion struct {
 	OrganizationName string
 	Status           string // "completed" or "failed"
 	Count            int
-	RowsSucceeded    int
-	RowsFailed       int
-	ErrorsURL        string // absolute URL of GET /api/v1/bulk/{id}/errors
-	Reason           string // why the bulk failed, when Status == "failed"
+	RowsSucceeded    int // rows imported without any error
+	RowsFailed       int // rows with at least one error; parts of them may be written
+	// What the import wrote, by table: a row with errors may still have
+	// written its location, customer and some of its accounts.
+	LocationsWritten    int
+	CustomersWritten    int
+	DebtAccountsWritten int
+	ErrorsURL           string // absolute URL of GET /api/v1/bulk/{id}/errors
+	Reason              string // why the bulk failed, when Status == "failed"
 }
 
 // Config is the SMTP configuration; an empty Host means "write the email to the log".
@@ -159,7 +165,7 @@ func (r *renderer) render(c Completion) (message, error) {
 	var subject string
 	switch c.Status {
 	case StatusCompleted:
-		subject = fmt.Sprintf("Bulk %s completed: %d of %d rows imported", c.BulkID, c.RowsSucceeded, c.Count)
+		subject = fmt.Sprintf("Bulk %s completed: %d of %d rows fully imported, %d with errors", c.BulkID, c.RowsSucceeded, c.Count, c.RowsFailed)
 	case StatusFailed:
 		subject = fmt.Sprintf("Bulk %s failed", c.BulkID)
 	default:
@@ -174,6 +180,27 @@ func (r *renderer) render(c Completion) (message, error) {
 		return message{}, fmt.Errorf("mailer: render HTML body of bulk %s: %w", c.BulkID, err)
 	}
 	return message{subject: subject, text: text.String(), html: html.String()}, nil
+}
+
+// RecordsWritten is the number of records the import stored.
+func (c Completion) RecordsWritten() int {
+	return c.LocationsWritten + c.CustomersWritten + c.DebtAccountsWritten
+}
+
+// Written says what the import stored, as the email reads it:
+// "5 records (1 location, 1 customer, 3 debt accounts)".
+func (c Completion) Written() string {
+	return fmt.Sprintf("%s (%s, %s, %s)", plural(c.RecordsWritten(), "record", "records"),
+		plural(c.LocationsWritten, "location", "locations"), plural(c.CustomersWritten, "customer", "customers"),
+		plural(c.DebtAccountsWritten, "debt account", "debt accounts"))
+}
+
+// plural writes n and the noun in the number n calls for.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 // messageID is the Message-ID (without angle brackets) of the notification

@@ -33,7 +33,11 @@ func completed() mailer.Completion {
 		Count:            10,
 		RowsSucceeded:    8,
 		RowsFailed:       2,
-		ErrorsURL:        "https://bulkd.example.com/api/v1/bulk/0f8b5a3e-6d1c-4a57-9a38-2f1b6f0c9e11/errors",
+		// The two failed rows still wrote their customers and some accounts.
+		LocationsWritten:    3,
+		CustomersWritten:    10,
+		DebtAccountsWritten: 27,
+		ErrorsURL:           "https://bulkd.example.com/api/v1/bulk/0f8b5a3e-6d1c-4a57-9a38-2f1b6f0c9e11/errors",
 	}
 }
 
@@ -41,6 +45,7 @@ func failed() mailer.Completion {
 	c := completed()
 	c.Status = mailer.StatusFailed
 	c.RowsSucceeded, c.RowsFailed = 0, 0
+	c.LocationsWritten, c.CustomersWritten, c.DebtAccountsWritten = 0, 0, 0
 	c.Reason = "the submitted file is not valid JSON"
 	return c
 }
@@ -99,7 +104,7 @@ func TestSMTPSenderCompleted(t *testing.T) {
 	wantHeaders := map[string]string{
 		"From":       "<" + testFrom + ">",
 		"To":         "<" + testTo + ">",
-		"Subject":    "Bulk " + c.BulkID + " completed: 8 of 10 rows imported",
+		"Subject":    "Bulk " + c.BulkID + " completed: 8 of 10 rows fully imported, 2 with errors",
 		"Message-Id": "<bulk-" + c.BulkID + "-completed@example.com>",
 	}
 	if diff := cmp.Diff(wantHeaders, headers); diff != "" {
@@ -118,13 +123,15 @@ func TestSMTPSenderCompleted(t *testing.T) {
 	}
 	assertContains(t, "text body", text,
 		c.BulkID, "Acme Debt Services", "completed",
-		"Rows submitted:  10", "Rows succeeded:  8", "Rows failed:     2",
+		"Rows submitted:       10", "Rows fully imported:  8", "Rows with errors:     2",
+		"Records written:      40 records (3 locations, 10 customers, 27 debt accounts)",
 		c.ErrorsURL)
 	assertContains(t, "HTML body", html,
 		c.BulkID, "Acme Debt Services", "completed",
 		"<th align=\"left\">Rows submitted</th><td>10</td>",
-		"<th align=\"left\">Rows succeeded</th><td>8</td>",
-		"<th align=\"left\">Rows failed</th><td>2</td>",
+		"<th align=\"left\">Rows fully imported</th><td>8</td>",
+		"<th align=\"left\">Rows with errors</th><td>2</td>",
+		"<th align=\"left\">Records written</th><td>40 records (3 locations, 10 customers, 27 debt accounts)</td>",
 		`<a href="`+c.ErrorsURL+`">`)
 	for _, body := range []string{text, html} {
 		if strings.Contains(body, "Reason") {
@@ -154,7 +161,7 @@ func TestSMTPSenderFailed(t *testing.T) {
 	if want := "<bulk-" + c.BulkID + "-failed@example.com>"; e.Header.Get("Message-Id") != want {
 		t.Errorf("Message-ID = %q, want %q", e.Header.Get("Message-Id"), want)
 	}
-	assertContains(t, "text body", e.Text, c.BulkID, "failed", "Reason:          "+c.Reason, c.ErrorsURL)
+	assertContains(t, "text body", e.Text, c.BulkID, "failed", "Reason:               "+c.Reason, c.ErrorsURL)
 	assertContains(t, "HTML body", e.HTML, c.BulkID, "failed", "<td>"+c.Reason+"</td>")
 }
 
@@ -472,14 +479,14 @@ func TestLogSender(t *testing.T) {
 		{
 			name:        "completed",
 			c:           completed(),
-			wantSubject: "Bulk " + completed().BulkID + " completed: 8 of 10 rows imported",
-			wantBody:    []string{"Rows succeeded:  8", completed().ErrorsURL},
+			wantSubject: "Bulk " + completed().BulkID + " completed: 8 of 10 rows fully imported, 2 with errors",
+			wantBody:    []string{"Rows fully imported:  8", completed().ErrorsURL},
 		},
 		{
 			name:        "failed",
 			c:           failed(),
 			wantSubject: "Bulk " + failed().BulkID + " failed",
-			wantBody:    []string{"Reason:          " + failed().Reason},
+			wantBody:    []string{"Reason:               " + failed().Reason},
 		},
 	}
 	for _, tt := range tests {

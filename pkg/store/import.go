@@ -52,7 +52,7 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row) (Im
 		if err := writePlan(ctx, tx, b.OrganizationID, plan); err != nil {
 			return err
 		}
-		if err := completeBulk(ctx, tx, b.ID, rows); err != nil {
+		if err := completeBulk(ctx, tx, plan); err != nil {
 			return err
 		}
 		res.Plan = plan
@@ -152,7 +152,8 @@ func numeric(m bulk.Money) pgtype.Numeric {
 // completeBulk stores each failed row's errors report and the counts, and
 // marks the bulk completed. completed_at is the clock's time, not now(),
 // which is when the transaction began, before the lock wait and the writes.
-func completeBulk(ctx context.Context, tx pgx.Tx, id uuid.UUID, rows []*bulk.Row) error {
+func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
+	id, rows := plan.BulkID, plan.Rows
 	var (
 		failedRows []int32
 		reports    [][]byte
@@ -182,10 +183,12 @@ func completeBulk(ctx context.Context, tx pgx.Tx, id uuid.UUID, rows []*bulk.Row
 			return fmt.Errorf("store row errors: %w", err)
 		}
 	}
+	locations, customers, debtAccounts := plan.Written()
 	if _, err := tx.Exec(ctx,
 		`UPDATE bulks SET status = 'completed', rows_succeeded = $2, rows_failed = $3,
+		        locations_written = $4, customers_written = $5, debt_accounts_written = $6,
 		        completed_at = clock_timestamp(), updated_at = clock_timestamp(), failure_reason = NULL
-		 WHERE id = $1`, pgUUID(id), len(rows)-len(failedRows), len(failedRows)); err != nil {
+		 WHERE id = $1`, pgUUID(id), len(rows)-len(failedRows), len(failedRows), locations, customers, debtAccounts); err != nil {
 		return fmt.Errorf("complete bulk: %w", err)
 	}
 	return nil
