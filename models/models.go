@@ -53,6 +53,10 @@ type Bulk struct {
 	Count          int
 	RowsSucceeded  int
 	RowsFailed     int
+	// The rows by status: RowsSucceeded is their sum.
+	RowsCreated   int
+	RowsUpdated   int
+	RowsUnchanged int
 	// What the import wrote, by table (records it created; reused customers
 	// and locations are not counted).
 	LocationsWritten    int

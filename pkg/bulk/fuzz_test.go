@@ -527,14 +527,14 @@ func checkPlan(t *testing.T, p *bulk.Plan) {
 		}
 		written[a.ID] = true
 	}
-	for _, r := range p.Rows {
-		for _, list := range [][]*bulk.Input[bulk.DebtAccount]{r.ParentDebtAccounts, r.DebtAccounts} {
+	for _, r := range p.Results {
+		for _, list := range [][]bulk.ObjectResult{r.ParentDebtAccounts, r.DebtAccounts} {
 			for _, a := range list {
-				if a.Failed() == (a.Action() != bulk.ActionFailed) {
-					t.Fatalf("row %d: debt account %q failed=%v but action %q", r.Number, a.Value.ExternalID, a.Failed(), a.Action())
+				if a.Failed() != (len(a.Messages) > 0) {
+					t.Fatalf("row %d: debt account %q action %q with messages %v", r.Row, a.ExternalID, a.Action, a.Messages)
 				}
-				if !a.Failed() && !written[a.Outcome.ID] {
-					t.Fatalf("row %d: debt account %q created but not planned", r.Number, a.Value.ExternalID)
+				if a.Action == bulk.ActionCreated && !written[a.ID] {
+					t.Fatalf("row %d: debt account %q created but not planned", r.Row, a.ExternalID)
 				}
 			}
 		}

@@ -12,8 +12,19 @@ type Action string
 // Actions an import takes on an object.
 const (
 	ActionCreated Action = "created" // written by this bulk
-	ActionFound   Action = "found"   // an existing customer or location, reused
+	ActionFound   Action = "found"   // an existing customer or location, reused as it is
 	ActionFailed  Action = "failed"  // not written; its messages say why
+)
+
+// RowStatus sums up what an import did with a row.
+type RowStatus string
+
+// Row statuses: failed when any object of the row failed, else created when
+// anything was created, else unchanged (everything was found as it was).
+const (
+	RowCreated   RowStatus = "created"
+	RowUnchanged RowStatus = "unchanged"
+	RowFailed    RowStatus = "failed"
 )
 
 // Existing is what the organization's data already holds under the external
@@ -37,11 +48,67 @@ func (r Record) writtenBy(bulkID uuid.UUID, row int) bool {
 	return r.BulkID == bulkID && r.BulkRow == row
 }
 
-// Outcome is the result for one object: the action taken and the id of the
-// record it was written as or matched to.
-type Outcome struct {
-	Action Action
-	ID     uuid.UUID
+// ObjectResult is the outcome of one submitted object: what the import did
+// with it, the id of the record it was written as or matched to (uuid.Nil
+// when none), and, when it failed, why.
+type ObjectResult struct {
+	ExternalID string
+	ID         uuid.UUID
+	Action     Action
+	Messages   Messages        // nil unless Action is ActionFailed
+	Raw        json.RawMessage // the object as submitted, for the errors report
+}
+
+// Failed tells whether the object was left out.
+func (o *ObjectResult) Failed() bool { return o.Action == ActionFailed }
+
+// fail marks the object failed with one more message.
+func (o *ObjectResult) fail(field, msg string) {
+	if o.Messages == nil {
+		o.Messages = Messages{}
+	}
+	o.Messages.add(field, msg)
+	o.Action, o.ID = ActionFailed, uuid.Nil
+}
+
+// RowResult is the outcome of one submitted row, object by object, in the
+// order submitted. Location is nil only for a row that is not an object.
+type RowResult struct {
+	Row                int
+	Raw                json.RawMessage // the row as submitted
+	Customer           ObjectResult
+	Location           *ObjectResult
+	ParentDebtAccounts []ObjectResult
+	DebtAccounts       []ObjectResult
+}
+
+// objects calls f with every object of the row.
+func (r *RowResult) objects(f func(*ObjectResult)) {
+	f(&r.Customer)
+	if r.Location != nil {
+		f(r.Location)
+	}
+	for i := range r.ParentDebtAccounts {
+		f(&r.ParentDebtAccounts[i])
+	}
+	for i := range r.DebtAccounts {
+		f(&r.DebtAccounts[i])
+	}
+}
+
+// Status sums up the row: failed when any object failed, else created when
+// any was created, else unchanged.
+func (r *RowResult) Status() RowStatus {
+	status := RowUnchanged
+	r.objects(func(o *ObjectResult) {
+		switch {
+		case o.Failed():
+			status = RowFailed
+		case o.Action == ActionCreated && status != RowFailed:
+			status = RowCreated
+		}
+	})
+	return status
 }
 
 // NewLocation is a location to insert.
@@ -69,11 +136,11 @@ type NewDebtAccount struct {
 	DebtAccount
 }
 
-// Plan is what an import writes: new records in dependency order (parents
-// before children) and the outcome of every submitted object in its row.
+// Plan is what an import writes, new records in dependency order (parents
+// before children), and the outcome of every submitted row, in order.
 type Plan struct {
 	BulkID       uuid.UUID
-	Rows         []*Row
+	Results      []RowResult
 	Locations    []NewLocation
 	Customers    []NewCustomer
 	DebtAccounts []NewDebtAccount
@@ -108,128 +175,194 @@ func ExternalIDs(rows []*Row) (locations, customers, debtAccounts []string) {
 }
 
 // NewPlan decides, for every object of the parsed rows, whether it is written,
-// reused or fails, given what already exists. Rows are taken in order, so the
-// first occurrence of an external id in a bulk wins and later ones are
-// "taken". Records this bulk wrote in an earlier attempt count as created by
-// it, which makes a retried import report exactly what the first one would.
+// reused or fails, given what already exists, and returns the decisions as
+// data: the rows are only read, so planning them twice gives the same plan.
+// Rows are taken in order, so the first occurrence of an external id in a
+// bulk wins and later ones are "taken". Records this bulk wrote in an earlier
+// attempt count as created by it, which makes a retried import report
+// exactly what the first one would.
 func NewPlan(bulkID uuid.UUID, rows []*Row, existing Existing) *Plan {
-	p := &Plan{BulkID: bulkID, Rows: rows}
+	p := &Plan{BulkID: bulkID, Results: make([]RowResult, len(rows))}
 	locations := map[string]uuid.UUID{}
 	customers := map[string]uuid.UUID{}
 	accounts := map[string]bool{}
-	for _, r := range rows {
-		p.planLocation(r, existing.Locations, locations)
-		p.planCustomer(r, existing.Customers, customers)
-		p.planDebtAccounts(r, existing.DebtAccounts, accounts)
+	for i, r := range rows {
+		res := &p.Results[i]
+		*res = newRowResult(r)
+		p.planLocation(r, res, existing.Locations, locations)
+		p.planCustomer(r, res, existing.Customers, customers)
+		p.planDebtAccounts(r, res, existing.DebtAccounts, accounts)
 	}
 	return p
 }
 
+// newRowResult starts the result of a row from its validation: objects with
+// messages have failed, the others are yet to be decided.
+func newRowResult(r *Row) RowResult {
+	res := RowResult{Row: r.Number, Raw: r.Raw, Customer: objectResult(r.Customer, r.Customer.Value.ExternalID)}
+	if r.Location != nil {
+		loc := objectResult(r.Location, r.Location.Value.ExternalID)
+		res.Location = &loc
+	}
+	res.ParentDebtAccounts = accountResults(r.ParentDebtAccounts)
+	res.DebtAccounts = accountResults(r.DebtAccounts)
+	return res
+}
+
+func objectResult[T any](in *Input[T], externalID string) ObjectResult {
+	o := ObjectResult{ExternalID: externalID, Raw: in.Raw}
+	if in.Failed() {
+		o.Action, o.Messages = ActionFailed, in.Messages
+	}
+	return o
+}
+
+func accountResults(inputs []*Input[DebtAccount]) []ObjectResult {
+	if len(inputs) == 0 {
+		return nil
+	}
+	out := make([]ObjectResult, len(inputs))
+	for i, in := range inputs {
+		out[i] = objectResult(in, in.Value.ExternalID)
+	}
+	return out
+}
+
 // foundOrCreated settles a customer or location: reused when the bulk or the
 // database already has it, otherwise created with a new id.
-func (p *Plan) foundOrCreated(row int, extID string, existing map[string]Record, inBulk map[string]uuid.UUID) (Outcome, bool) {
+func (p *Plan) foundOrCreated(o *ObjectResult, row int, existing map[string]Record, inBulk map[string]uuid.UUID) (isNew bool) {
+	extID := o.ExternalID
 	if id, ok := inBulk[extID]; ok {
-		return Outcome{Action: ActionFound, ID: id}, false
+		o.Action, o.ID = ActionFound, id
+		return false
 	}
 	if rec, ok := existing[extID]; ok {
 		inBulk[extID] = rec.ID
+		o.Action, o.ID = ActionFound, rec.ID
 		if rec.writtenBy(p.BulkID, row) {
-			return Outcome{Action: ActionCreated, ID: rec.ID}, false
+			o.Action = ActionCreated
 		}
-		return Outcome{Action: ActionFound, ID: rec.ID}, false
+		return false
 	}
-	id := uuid.New()
-	inBulk[extID] = id
-	return Outcome{Action: ActionCreated, ID: id}, true
+	o.Action, o.ID = ActionCreated, uuid.New()
+	inBulk[extID] = o.ID
+	return true
 }
 
-func (p *Plan) planLocation(r *Row, existing map[string]Record, inBulk map[string]uuid.UUID) {
-	loc := r.Location
+func (p *Plan) planLocation(r *Row, res *RowResult, existing map[string]Record, inBulk map[string]uuid.UUID) {
+	loc := res.Location
 	if loc == nil || loc.Failed() {
 		return
 	}
-	out, isNew := p.foundOrCreated(r.Number, loc.Value.ExternalID, existing, inBulk)
-	loc.Outcome = out
-	if isNew {
-		p.Locations = append(p.Locations, NewLocation{ID: out.ID, Row: r.Number, Location: loc.Value})
+	if p.foundOrCreated(loc, r.Number, existing, inBulk) {
+		p.Locations = append(p.Locations, NewLocation{ID: loc.ID, Row: r.Number, Location: r.Location.Value})
 	}
 }
 
-func (p *Plan) planCustomer(r *Row, existing map[string]Record, inBulk map[string]uuid.UUID) {
-	c := r.Customer
+func (p *Plan) planCustomer(r *Row, res *RowResult, existing map[string]Record, inBulk map[string]uuid.UUID) {
+	c := &res.Customer
 	if c.Failed() {
 		return
 	}
-	if r.Location == nil || r.Location.Failed() {
+	if res.Location == nil || res.Location.Failed() {
 		// A customer belongs to a location: writing it without one would leave
 		// a record that a corrected resubmission could never attach.
-		c.Messages.add("location", MsgLocationFailed)
+		c.fail("location", MsgLocationFailed)
 		return
 	}
-	out, isNew := p.foundOrCreated(r.Number, c.Value.ExternalID, existing, inBulk)
-	c.Outcome = out
-	if isNew {
-		p.Customers = append(p.Customers, NewCustomer{ID: out.ID, Row: r.Number, LocationID: r.Location.Outcome.ID, Customer: c.Value})
+	if p.foundOrCreated(c, r.Number, existing, inBulk) {
+		p.Customers = append(p.Customers, NewCustomer{ID: c.ID, Row: r.Number, LocationID: res.Location.ID, Customer: r.Customer.Value})
 	}
 }
 
-func (p *Plan) planDebtAccounts(r *Row, existing map[string]Record, inBulk map[string]bool) {
+// account pairs a submitted debt account with its result.
+type account struct {
+	in  *Input[DebtAccount]
+	out *ObjectResult
+}
+
+func (p *Plan) planDebtAccounts(r *Row, res *RowResult, existing map[string]Record, inBulk map[string]bool) {
 	// Parents first: explicit ones, then top-level debt accounts, then children.
-	ordered := make([]*Input[DebtAccount], 0, len(r.ParentDebtAccounts)+len(r.DebtAccounts))
-	ordered = append(ordered, r.ParentDebtAccounts...)
-	for _, a := range r.DebtAccounts {
+	ordered := make([]account, 0, len(r.ParentDebtAccounts)+len(r.DebtAccounts))
+	for i, a := range r.ParentDebtAccounts {
+		ordered = append(ordered, account{a, &res.ParentDebtAccounts[i]})
+	}
+	for i, a := range r.DebtAccounts {
 		if a.Value.ParentExternalID == "" {
-			ordered = append(ordered, a)
+			ordered = append(ordered, account{a, &res.DebtAccounts[i]})
 		}
 	}
-	for _, a := range r.DebtAccounts {
+	for i, a := range r.DebtAccounts {
 		if a.Value.ParentExternalID != "" {
-			ordered = append(ordered, a)
+			ordered = append(ordered, account{a, &res.DebtAccounts[i]})
 		}
 	}
 
-	// parents maps an external id to the first account of the row that carries
-	// it, the one children nest under.
-	parents := map[string]*Input[DebtAccount]{}
+	// parents maps an external id to the result of the first account of the
+	// row that carries it, the one children nest under.
+	parents := map[string]*ObjectResult{}
 	for _, a := range ordered {
-		if id := a.Value.ExternalID; a.Value.ParentExternalID == "" && id != "" && parents[id] == nil {
-			parents[id] = a
+		if id := a.in.Value.ExternalID; a.in.Value.ParentExternalID == "" && id != "" && parents[id] == nil {
+			parents[id] = a.out
 		}
 	}
 
 	for _, a := range ordered {
-		if a.Failed() {
+		if a.out.Failed() {
 			continue
 		}
-		extID := a.Value.ExternalID
+		extID := a.in.Value.ExternalID
 		rec, inDB := existing[extID]
 		switch {
 		case inBulk[extID] || (inDB && !rec.writtenBy(p.BulkID, r.Number)):
-			a.Messages.add("external_id", MsgTaken)
+			a.out.fail("external_id", MsgTaken)
 			continue
-		case r.Customer.Failed():
-			a.Messages.add("customer", MsgCustomerFailed)
+		case res.Customer.Failed():
+			a.out.fail("customer", MsgCustomerFailed)
 			continue
 		}
 		var parentID uuid.UUID
-		if ref := a.Value.ParentExternalID; ref != "" {
+		if ref := a.in.Value.ParentExternalID; ref != "" {
 			parent := parents[ref]
 			if parent == nil || parent.Failed() {
-				a.Messages.add("parent_external_id", MsgParentFailed)
+				a.out.fail("parent_external_id", MsgParentFailed)
 				continue
 			}
-			parentID = parent.Outcome.ID
+			parentID = parent.ID
 		}
 		inBulk[extID] = true
 		if inDB {
-			a.Outcome = Outcome{Action: ActionCreated, ID: rec.ID}
+			a.out.Action, a.out.ID = ActionCreated, rec.ID
 			continue
 		}
-		a.Outcome = Outcome{Action: ActionCreated, ID: uuid.New()}
+		a.out.Action, a.out.ID = ActionCreated, uuid.New()
 		p.DebtAccounts = append(p.DebtAccounts, NewDebtAccount{
-			ID: a.Outcome.ID, Row: r.Number, CustomerID: r.Customer.Outcome.ID, ParentID: parentID, DebtAccount: a.Value,
+			ID: a.out.ID, Row: r.Number, CustomerID: res.Customer.ID, ParentID: parentID, DebtAccount: a.in.Value,
 		})
 	}
+}
+
+// Written counts the records the plan's import stores, by table: the objects
+// it created, including those an interrupted attempt of the same bulk wrote
+// already. Reused customers and locations are not counted.
+func (p *Plan) Written() (locations, customers, debtAccounts int) {
+	for i := range p.Results {
+		r := &p.Results[i]
+		if r.Location != nil && r.Location.Action == ActionCreated {
+			locations++
+		}
+		if r.Customer.Action == ActionCreated {
+			customers++
+		}
+		for _, list := range [][]ObjectResult{r.ParentDebtAccounts, r.DebtAccounts} {
+			for _, a := range list {
+				if a.Action == ActionCreated {
+					debtAccounts++
+				}
+			}
+		}
+	}
+	return locations, customers, debtAccounts
 }
 
 // ObjectError is one failed object in the errors report: the object as
@@ -248,47 +381,86 @@ type RowErrors struct {
 	DebtAccounts       []ObjectError `json:"debt_accounts"`
 }
 
-// Errors returns the row's errors report and whether the row failed at all.
-func (r *Row) Errors() (RowErrors, bool) {
+// Errors returns the row's errors report, the view of its failed objects, and
+// whether the row failed at all.
+func (r *RowResult) Errors() (RowErrors, bool) {
 	e := RowErrors{Customer: []ObjectError{}, Location: []ObjectError{}, ParentDebtAccounts: []ObjectError{}, DebtAccounts: []ObjectError{}}
 	failed := false
-	add := func(list *[]ObjectError, raw json.RawMessage, m Messages) {
-		if len(m) > 0 {
-			*list = append(*list, ObjectError{Data: raw, Messages: m})
+	add := func(list *[]ObjectError, o *ObjectResult) {
+		if o.Failed() {
+			*list = append(*list, ObjectError{Data: o.Raw, Messages: o.Messages})
 			failed = true
 		}
 	}
-	add(&e.Customer, r.Customer.Raw, r.Customer.Messages)
+	add(&e.Customer, &r.Customer)
 	if r.Location != nil {
-		add(&e.Location, r.Location.Raw, r.Location.Messages)
+		add(&e.Location, r.Location)
 	}
-	for _, a := range r.ParentDebtAccounts {
-		add(&e.ParentDebtAccounts, a.Raw, a.Messages)
+	for i := range r.ParentDebtAccounts {
+		add(&e.ParentDebtAccounts, &r.ParentDebtAccounts[i])
 	}
-	for _, a := range r.DebtAccounts {
-		add(&e.DebtAccounts, a.Raw, a.Messages)
+	for i := range r.DebtAccounts {
+		add(&e.DebtAccounts, &r.DebtAccounts[i])
 	}
 	return e, failed
 }
 
-// Written counts the records the plan's import stores, by table: the objects
-// it created, including those an interrupted attempt of the same bulk wrote
-// already. Reused customers and locations are not counted.
-func (p *Plan) Written() (locations, customers, debtAccounts int) {
-	for _, r := range p.Rows {
-		if r.Location != nil && r.Location.Action() == ActionCreated {
-			locations++
-		}
-		if r.Customer.Action() == ActionCreated {
-			customers++
-		}
-		for _, list := range [][]*Input[DebtAccount]{r.ParentDebtAccounts, r.DebtAccounts} {
-			for _, a := range list {
-				if a.Action() == ActionCreated {
-					debtAccounts++
-				}
-			}
-		}
+// Errors returns the errors report of the row's validation alone, before
+// any plan: what makes its objects fail whatever the database holds.
+func (r *Row) Errors() (RowErrors, bool) {
+	res := newRowResult(r)
+	return res.Errors()
+}
+
+// ResultRow is one row of GET /api/v1/bulk/{id}/results, the wire form of
+// a RowResult: each object's external id, record id and action, and for a
+// failed row the same errors report GET …/errors gives for it.
+type ResultRow struct {
+	Row                int            `json:"row"`
+	Status             RowStatus      `json:"status"`
+	Customer           *ResultObject  `json:"customer"`
+	Location           *ResultObject  `json:"location"`
+	ParentDebtAccounts []ResultObject `json:"parent_debt_accounts"`
+	DebtAccounts       []ResultObject `json:"debt_accounts"`
+	Errors             *RowErrors     `json:"errors"`
+}
+
+// ResultObject is one object of a ResultRow. ExternalID is nil when the
+// object did not carry a valid one, ID when no record stands for it.
+type ResultObject struct {
+	ExternalID *string    `json:"external_id"`
+	ID         *uuid.UUID `json:"id"`
+	Action     Action     `json:"action"`
+}
+
+// Wire returns the row as GET …/results shows it.
+func (r *RowResult) Wire() ResultRow {
+	w := ResultRow{Row: r.Row, Status: r.Status(), Customer: resultObject(&r.Customer),
+		ParentDebtAccounts: resultObjects(r.ParentDebtAccounts), DebtAccounts: resultObjects(r.DebtAccounts)}
+	if r.Location != nil {
+		w.Location = resultObject(r.Location)
 	}
-	return locations, customers, debtAccounts
+	if errs, failed := r.Errors(); failed {
+		w.Errors = &errs
+	}
+	return w
+}
+
+func resultObject(o *ObjectResult) *ResultObject {
+	w := &ResultObject{Action: o.Action}
+	if o.ExternalID != "" {
+		w.ExternalID = &o.ExternalID
+	}
+	if o.ID != uuid.Nil {
+		w.ID = &o.ID
+	}
+	return w
+}
+
+func resultObjects(list []ObjectResult) []ResultObject {
+	out := make([]ResultObject, len(list))
+	for i := range list {
+		out[i] = *resultObject(&list[i])
+	}
+	return out
 }

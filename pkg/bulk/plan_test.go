@@ -46,9 +46,9 @@ func acct(id, parent string) map[string]any {
 }
 
 // messages collects every message of the plan's rows as "row/section/id: field: message".
-func messages(rows []*bulk.Row) []string {
+func messages(p *bulk.Plan) []string {
 	var out []string
-	for _, r := range rows {
+	for _, r := range p.Results {
 		errs, _ := r.Errors()
 		for section, list := range map[string][]bulk.ObjectError{
 			"customer": errs.Customer, "location": errs.Location,
@@ -61,7 +61,7 @@ func messages(rows []*bulk.Row) []string {
 				_ = json.Unmarshal(e.Data, &obj)
 				for field, msgs := range e.Messages {
 					for _, m := range msgs {
-						out = append(out, fmt.Sprintf("%d/%s/%s: %s: %s", r.Number, section, obj.ExternalID, field, m))
+						out = append(out, fmt.Sprintf("%d/%s/%s: %s: %s", r.Row, section, obj.ExternalID, field, m))
 					}
 				}
 			}
@@ -86,7 +86,7 @@ func TestPlanNewBulk(t *testing.T) {
 		simpleRow("c1", "l2", acct("other", "")),
 	)
 	p := bulk.NewPlan(bulkID, rows, bulk.Existing{})
-	if msgs := messages(rows); len(msgs) > 0 {
+	if msgs := messages(p); len(msgs) > 0 {
 		t.Fatalf("unexpected messages: %v", msgs)
 	}
 	if len(p.Locations) != 2 || len(p.Customers) != 2 {
@@ -102,14 +102,25 @@ func TestPlanNewBulk(t *testing.T) {
 	}
 	// Row 3 names customer c1 again: it is reused, not created twice, and its
 	// account belongs to the first c1.
-	if rows[2].Customer.Action() != bulk.ActionFound || rows[2].Customer.Outcome.ID != rows[0].Customer.Outcome.ID {
-		t.Errorf("repeated customer: %+v", rows[2].Customer.Outcome)
+	res := p.Results
+	if res[2].Customer.Action != bulk.ActionFound || res[2].Customer.ID != res[0].Customer.ID {
+		t.Errorf("repeated customer: %+v", res[2].Customer)
 	}
-	if p.DebtAccounts[3].CustomerID != rows[0].Customer.Outcome.ID {
+	if p.DebtAccounts[3].CustomerID != res[0].Customer.ID {
 		t.Errorf("account of row 3 attached to the wrong customer")
 	}
-	if rows[1].Location.Outcome.ID != rows[0].Location.Outcome.ID {
-		t.Errorf("shared location not reused")
+	if res[1].Location.ID != res[0].Location.ID || res[1].Location.Action != bulk.ActionFound || res[0].Location.Action != bulk.ActionCreated {
+		t.Errorf("shared location not reused: %+v, %+v", res[0].Location, res[1].Location)
+	}
+	for i, want := range []bulk.RowStatus{bulk.RowCreated, bulk.RowCreated, bulk.RowCreated} {
+		if got := res[i].Status(); got != want {
+			t.Errorf("row %d status %q, want %q", i+1, got, want)
+		}
+	}
+	// Planning is read-only: the same rows planned again give the same outcome.
+	again := bulk.NewPlan(bulkID, rows, bulk.Existing{})
+	if len(again.DebtAccounts) != len(p.DebtAccounts) || len(messages(again)) != 0 {
+		t.Errorf("planning twice changed the outcome: %v", messages(again))
 	}
 	for _, a := range p.DebtAccounts {
 		if a.Balance != 1230 {
@@ -145,19 +156,27 @@ func TestPlanAgainstExistingRecords(t *testing.T) {
 		"3/debt_accounts/taken-top: external_id: " + bulk.MsgTaken,
 		"3/debt_accounts/kid: parent_external_id: " + bulk.MsgParentFailed,
 	}
-	if diff := cmp.Diff(want, messages(rows), sortStrings); diff != "" {
+	if diff := cmp.Diff(want, messages(p), sortStrings); diff != "" {
 		t.Errorf("messages (-want +got):\n%s", diff)
 	}
-	if rows[0].Customer.Action() != bulk.ActionFound || rows[0].Customer.Outcome.ID != existingCustomer {
-		t.Errorf("existing customer not reused: %+v", rows[0].Customer.Outcome)
+	res := p.Results
+	if res[0].Customer.Action != bulk.ActionFound || res[0].Customer.ID != existingCustomer {
+		t.Errorf("existing customer not reused: %+v", res[0].Customer)
 	}
-	if rows[0].Location.Outcome.ID != existingLocation || rows[1].Location.Outcome.ID != existingLocation {
+	if res[0].Location.ID != existingLocation || res[1].Location.ID != existingLocation || res[0].Location.Action != bulk.ActionFound {
 		t.Errorf("existing location not reused")
 	}
 	// "mine" counts as created by this bulk and is not written again; its
 	// child nests under the stored record.
-	if got := rows[0].DebtAccounts[1]; got.Action() != bulk.ActionCreated || got.Outcome.ID != mine {
-		t.Errorf("account written by this bulk: %+v %v", got.Outcome, got.Messages)
+	if got := res[0].DebtAccounts[1]; got.Action != bulk.ActionCreated || got.ID != mine {
+		t.Errorf("account written by this bulk: %+v", got)
+	}
+	// A failed account has no record id.
+	if got := res[0].DebtAccounts[0]; got.Action != bulk.ActionFailed || got.ID != uuid.Nil || got.ExternalID != "taken" {
+		t.Errorf("taken account: %+v", got)
+	}
+	if res[0].Status() != bulk.RowFailed {
+		t.Errorf("row 1 status %q, want failed", res[0].Status())
 	}
 	if diff := cmp.Diff([]string{"fresh"}, externalIDs(p.DebtAccounts)); diff != "" {
 		t.Errorf("accounts to write (-want +got):\n%s", diff)
@@ -190,7 +209,7 @@ func TestPlanCascades(t *testing.T) {
 		"3/debt_accounts/p: balance: The balance field must be at least 0.",
 		"3/debt_accounts/k: parent_external_id: " + bulk.MsgParentFailed,
 	}
-	if diff := cmp.Diff(want, messages(rows), sortStrings); diff != "" {
+	if diff := cmp.Diff(want, messages(p), sortStrings); diff != "" {
 		t.Errorf("messages (-want +got):\n%s", diff)
 	}
 	// The valid location of row 2 and the customer of row 3 are still written.
@@ -215,14 +234,15 @@ func ExampleNewPlan() {
 		]
 	}`)
 	row := bulk.ParseRow(1, raw, today)
-	bulk.NewPlan(uuid.New(), []*bulk.Row{row}, bulk.Existing{})
-	errs, failed := row.Errors()
-	fmt.Println("row failed:", failed)
+	p := bulk.NewPlan(uuid.New(), []*bulk.Row{row}, bulk.Existing{})
+	res := p.Results[0]
+	errs, failed := res.Errors()
+	fmt.Println("row:", res.Status(), failed)
 	fmt.Println("customer:", errs.Customer[0].Messages)
 	fmt.Println("accounts:", errs.DebtAccounts[0].Messages["customer"])
-	fmt.Println("location:", row.Location.Action())
+	fmt.Println("location:", res.Location.Action)
 	// Output:
-	// row failed: true
+	// row: failed true
 	// customer: map[email:[The email field must be a valid email address.]]
 	// accounts: [The debt account was not saved because its customer failed.]
 	// location: created

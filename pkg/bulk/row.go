@@ -39,12 +39,11 @@ type DebtAccount struct {
 
 // Input is one submitted object: its bytes as submitted, the value read from
 // them, and the messages that make it fail. Value is meaningful only when
-// Messages is empty.
+// Messages is empty. Planning never changes it: outcomes are in the plan.
 type Input[T any] struct {
 	Raw      json.RawMessage
 	Value    T
 	Messages Messages
-	Outcome  Outcome // set by NewPlan
 }
 
 // Failed tells whether the object has any message.
@@ -223,15 +222,6 @@ func checkNesting(r *Row) {
 			a.Messages.add("parent_external_id", MsgParentNested)
 		}
 	}
-}
-
-// Action is what the import did with the object: failed when it has messages,
-// otherwise what the plan decided.
-func (in *Input[T]) Action() Action {
-	if in.Failed() {
-		return ActionFailed
-	}
-	return in.Outcome.Action
 }
 
 // ParseRows parses every row of a bulk, numbering them from 1.

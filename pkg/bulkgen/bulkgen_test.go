@@ -133,7 +133,7 @@ func TestImportOutcome(t *testing.T) {
 			existing.DebtAccounts[a.ExternalID] = bulk.Record{ID: a.ID}
 		}
 		kinds := bulkgen.Kinds(o)
-		for i, r := range rows {
+		for i, r := range p.Results {
 			report, failed := r.Errors()
 			if failed != (kinds[i] != bulkgen.Valid) {
 				msgs, _ := json.Marshal(report)

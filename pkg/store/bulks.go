@@ -168,7 +168,8 @@ func (s *Store) BulkErrors(ctx context.Context, orgID, id uuid.UUID) ([]RowError
 		return nil, err
 	}
 	rows, err := s.pool.Query(ctx,
-		`SELECT row, payload, errors FROM bulk_rows WHERE bulk_id = $1 AND errors IS NOT NULL ORDER BY row`, pgUUID(id))
+		`SELECT r.row, p.payload, r.errors FROM bulk_results r JOIN bulk_rows p USING (bulk_id, row)
+		 WHERE r.bulk_id = $1 AND r.status = 'failed' ORDER BY r.row`, pgUUID(id))
 	if err != nil {
 		return nil, fmt.Errorf("store: bulk errors: %w", err)
 	}
@@ -179,6 +180,22 @@ func (s *Store) BulkErrors(ctx context.Context, orgID, id uuid.UUID) ([]RowError
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: bulk errors: %w", err)
+	}
+	return out, nil
+}
+
+// BulkResults returns the stored results of rows offset+1 to offset+limit of
+// a bulk, in order, as GET /results shows each: JSON of a bulk.ResultRow.
+// The caller has checked that the bulk is the organization's.
+func (s *Store) BulkResults(ctx context.Context, id uuid.UUID, offset, limit int) ([]json.RawMessage, error) {
+	rows, err := s.pool.Query(ctx,
+		`SELECT result FROM bulk_results WHERE bulk_id = $1 AND row > $2 ORDER BY row LIMIT $3`, pgUUID(id), offset, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: bulk results: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[json.RawMessage])
+	if err != nil {
+		return nil, fmt.Errorf("store: bulk results: %w", err)
 	}
 	return out, nil
 }

@@ -149,46 +149,46 @@ func numeric(m bulk.Money) pgtype.Numeric {
 	return pgtype.Numeric{Int: big.NewInt(int64(m)), Exp: -2, Valid: true}
 }
 
-// completeBulk stores each failed row's errors report and the counts, and
-// marks the bulk completed. completed_at is the clock's time, not now(),
-// which is when the transaction began, before the lock wait and the writes.
+// completeBulk stores every row's result (and each failed row's errors
+// report), the counts, and marks the bulk completed. completed_at is the
+// clock's time, not now(), which is when the transaction began, before the
+// lock wait and the writes.
 func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
-	id, rows := plan.BulkID, plan.Rows
-	var (
-		failedRows []int32
-		reports    [][]byte
-	)
-	for _, r := range rows {
-		report, failed := r.Errors()
-		if !failed {
-			continue
-		}
-		b, err := json.Marshal(report)
-		if err != nil {
-			return fmt.Errorf("encode errors of row %d: %w", r.Number, err)
-		}
-		failedRows = append(failedRows, int32(r.Number))
-		reports = append(reports, b)
-	}
+	id := plan.BulkID
 	// A re-run replaces whatever an earlier run recorded.
-	if _, err := tx.Exec(ctx, `UPDATE bulk_rows SET errors = NULL WHERE bulk_id = $1 AND errors IS NOT NULL`, pgUUID(id)); err != nil {
-		return fmt.Errorf("clear row errors: %w", err)
+	if _, err := tx.Exec(ctx, `DELETE FROM bulk_results WHERE bulk_id = $1`, pgUUID(id)); err != nil {
+		return fmt.Errorf("clear results: %w", err)
 	}
-	if len(failedRows) > 0 {
-		if _, err := tx.Exec(ctx,
-			`UPDATE bulk_rows SET errors = u.errors
-			 FROM unnest($2::int[], $3::bytea[]) AS u(row, errors)
-			 WHERE bulk_rows.bulk_id = $1 AND bulk_rows.row = u.row`,
-			pgUUID(id), failedRows, reports); err != nil {
-			return fmt.Errorf("store row errors: %w", err)
-		}
+	counts := map[bulk.RowStatus]int{}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"bulk_results"}, []string{"bulk_id", "row", "status", "result", "errors"},
+		pgx.CopyFromSlice(len(plan.Results), func(i int) ([]any, error) {
+			r := &plan.Results[i]
+			w := r.Wire()
+			counts[w.Status]++
+			result, err := json.Marshal(w)
+			if err != nil {
+				return nil, fmt.Errorf("encode result of row %d: %w", r.Row, err)
+			}
+			var report []byte
+			if w.Errors != nil {
+				if report, err = json.Marshal(w.Errors); err != nil {
+					return nil, fmt.Errorf("encode errors of row %d: %w", r.Row, err)
+				}
+			}
+			return []any{pgUUID(id), r.Row, string(w.Status), result, report}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("store results: %w", err)
 	}
+	created, updated, unchanged, failed := counts[bulk.RowCreated], 0, counts[bulk.RowUnchanged], counts[bulk.RowFailed]
 	locations, customers, debtAccounts := plan.Written()
 	if _, err := tx.Exec(ctx,
 		`UPDATE bulks SET status = 'completed', rows_succeeded = $2, rows_failed = $3,
-		        locations_written = $4, customers_written = $5, debt_accounts_written = $6,
+		        rows_created = $4, rows_updated = $5, rows_unchanged = $6,
+		        locations_written = $7, customers_written = $8, debt_accounts_written = $9,
 		        completed_at = clock_timestamp(), updated_at = clock_timestamp(), failure_reason = NULL
-		 WHERE id = $1`, pgUUID(id), len(rows)-len(failedRows), len(failedRows), locations, customers, debtAccounts); err != nil {
+		 WHERE id = $1`, pgUUID(id), created+updated+unchanged, failed, created, updated, unchanged,
+		locations, customers, debtAccounts); err != nil {
 		return fmt.Errorf("complete bulk: %w", err)
 	}
 	return nil
