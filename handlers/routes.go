@@ -67,6 +67,7 @@ func New(cfg Config) *echo.Echo {
 	api.POST("/bulk", bulks.Create)
 	api.GET("/bulk/:id", bulks.Get)
 	api.GET("/bulk/:id/errors", bulks.Errors)
+	api.GET("/bulk/:id/results", bulks.Results)
 
 	if cfg.QueueUI != nil && cfg.AdminPassword != "" {
 		ui := echo.WrapHandler(cfg.QueueUI)
