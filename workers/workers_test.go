@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/bulks"
 	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/pkg/store"
@@ -126,6 +127,9 @@ func (n *notifications) EnqueueNotification(_ context.Context, id uuid.UUID) err
 	n.ids = append(n.ids, id)
 	return nil
 }
+
+// EnqueueImport is not what these tests watch: imports are run directly.
+func (n *notifications) EnqueueImport(context.Context, uuid.UUID) error { return nil }
 
 func (n *notifications) queued() []uuid.UUID {
 	n.mu.Lock()
@@ -321,7 +325,7 @@ func TestImporterImportsOnceAndQueuesNotification(t *testing.T) {
 	e := newEnv(t)
 	pending := e.createBulk(t)
 	notify := &notifications{}
-	im := workers.NewImporter(e.Store, notify, discard)
+	im := workers.NewImporter(bulks.New(e.Store, notify, discard), discard)
 
 	if err := im.Import(t.Context(), pending.ID); err != nil {
 		t.Fatalf("Import: %v", err)
@@ -359,7 +363,7 @@ func TestImporterUnknownBulkIsNotRetried(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	notify := &notifications{}
-	im := workers.NewImporter(e.Store, notify, discard)
+	im := workers.NewImporter(bulks.New(e.Store, notify, discard), discard)
 
 	err := im.Import(t.Context(), uuid.New())
 	if !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, store.ErrNotFound) {
@@ -379,7 +383,7 @@ func TestImporterRetriesQueuingTheNotification(t *testing.T) {
 	e := newEnv(t)
 	pending := e.createBulk(t)
 	notify := &notifications{}
-	im := workers.NewImporter(e.Store, notify, discard)
+	im := workers.NewImporter(bulks.New(e.Store, notify, discard), discard)
 
 	// Redis is down after the import committed: the task fails for a retry.
 	down := errors.New("redis: connection refused")
@@ -413,7 +417,7 @@ func TestImporterQueuesOneNotificationTaskInRedis(t *testing.T) {
 	e := newEnv(t)
 	opt := redis(t)
 	pending := e.createBulk(t)
-	im := workers.NewImporter(e.Store, newQueue(t, opt), discard)
+	im := workers.NewImporter(bulks.New(e.Store, newQueue(t, opt), discard), discard)
 	in := newInspector(t, opt)
 
 	for range 2 {
@@ -449,7 +453,7 @@ func TestFailExhaustedMarksBulkFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	notify := &notifications{}
-	im := workers.NewImporter(e.Store, notify, discard)
+	im := workers.NewImporter(bulks.New(e.Store, notify, discard), discard)
 	taskErr := errors.Join(errors.New("import bulk: bad data"), asynq.SkipRetry)
 
 	// Another task type's failure is none of the importer's business.
@@ -495,7 +499,7 @@ func TestFailExhaustedLeavesFinishedBulk(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	done := e.importedBulk(t)
-	im := workers.NewImporter(e.Store, &notifications{}, discard)
+	im := workers.NewImporter(bulks.New(e.Store, &notifications{}, discard), discard)
 
 	im.FailExhausted(t.Context(), importTask(t, done.ID), errors.Join(errors.New("late failure"), asynq.SkipRetry))
 	if diff := cmp.Diff(done, e.bulk(t, done.ID)); diff != "" {
@@ -512,7 +516,7 @@ func TestFailExhaustedThroughAsynq(t *testing.T) {
 	opt := redis(t)
 	pending := e.createBulk(t)
 	notify := &notifications{}
-	im := workers.NewImporter(e.Store, notify, discard)
+	im := workers.NewImporter(bulks.New(e.Store, notify, discard), discard)
 
 	type failure struct{ retried, maxRetry int }
 	handled := make(chan failure, 10)

@@ -32,6 +32,7 @@ import (
 
 	"github.com/bulkd/bulkd/configs"
 	"github.com/bulkd/bulkd/handlers"
+	"github.com/bulkd/bulkd/pkg/bulks"
 	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/workers"
@@ -194,7 +195,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		if err != nil {
 			return err
 		}
-		im := workers.NewImporter(s, queue, log)
+		im := workers.NewImporter(bulks.New(s, queue, log), log)
 		srv, mux := workers.NewServer(redisOpt, workers.ServerConfig{
 			Concurrency: cfg.WorkerConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
 		}, im, workers.NewNotifier(s, sender, cfg.BaseURL, log), log)

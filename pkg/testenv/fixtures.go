@@ -3,16 +3,16 @@ package testenv
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkd/bulkd/models"
-	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/bulks"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -78,24 +78,15 @@ func (db Database) Snapshot(t testing.TB) []string {
 	return out
 }
 
-// ImportBulk runs the import step of a stored bulk as a worker does, without
-// a queue: start it, parse its rows, write them.
+// ImportBulk runs the import of a stored bulk as a worker does, through the
+// service's one import pipeline, without a queue.
 func (db Database) ImportBulk(t testing.TB, id uuid.UUID) models.Bulk {
 	t.Helper()
-	ctx := context.Background()
-	b, err := db.Store.StartBulk(ctx, id)
+	b, err := bulks.New(db.Store, nil, slog.New(slog.DiscardHandler)).Import(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := db.Store.BulkRows(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := db.Store.Import(ctx, b, bulk.ParseRows(raw, time.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.Bulk
+	return b
 }
 
 // SeedExample is the Tratta seed's example request, ../shared/examples/tratta-bulk.json

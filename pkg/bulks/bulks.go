@@ -1,0 +1,154 @@
+// Package bulks is bulkd's service layer: the policy of submitting and
+// importing bulks, over the store and the task queue. The HTTP handlers, the
+// queue workers, the tests and the benchmarks all call it, so the import
+// pipeline is written once.
+package bulks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/store"
+)
+
+// EnqueueTimeout bounds how long a submission waits for the queue: the bulk
+// is durable in Postgres by then, and the reconciler queues it if Redis is
+// down or slow, so the client is not kept waiting on Redis.
+const EnqueueTimeout = time.Second
+
+// Queue is where the service queues work (workers/tasks.Queue in bulkd).
+// Enqueuing a task that is queued already is success.
+type Queue interface {
+	EnqueueImport(ctx context.Context, bulkID uuid.UUID) error
+	EnqueueNotification(ctx context.Context, bulkID uuid.UUID) error
+}
+
+// Service submits and imports bulks.
+type Service struct {
+	store *store.Store
+	queue Queue
+	log   *slog.Logger
+}
+
+// New returns the service. A nil queue queues nothing, for tests and
+// benchmarks that run the import step alone.
+func New(s *store.Store, q Queue, log *slog.Logger) *Service {
+	return &Service{store: s, queue: q, log: log}
+}
+
+// Submission is one POST /api/v1/bulk: the rows as submitted and, when the
+// client sent an Idempotency-Key, the key and a hash of the request.
+type Submission struct {
+	OrganizationID uuid.UUID
+	Rows           []json.RawMessage
+	IdempotencyKey *store.IdempotencyKey
+}
+
+// Submitted is the outcome of a submission. Replayed says that an earlier
+// submission with the same idempotency key created the bulk.
+type Submitted struct {
+	Bulk     models.Bulk
+	Replayed bool
+}
+
+// Submit stores a submission durably and queues its import. If the queue
+// cannot be reached within EnqueueTimeout, the bulk stays pending for the
+// reconciler and the submission still succeeds. A replay queues the bulk
+// again, harmlessly, in case the first attempt could not.
+func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error) {
+	var (
+		out Submitted
+		err error
+	)
+	if sub.IdempotencyKey == nil {
+		out.Bulk, err = s.store.CreateBulk(ctx, sub.OrganizationID, sub.Rows)
+	} else {
+		out.Bulk, out.Replayed, err = s.store.CreateBulkOnce(ctx, sub.OrganizationID, *sub.IdempotencyKey, sub.Rows)
+	}
+	if err != nil {
+		return Submitted{}, err
+	}
+	if out.Bulk.Status == models.StatusPending && s.queue != nil {
+		enqueueCtx, cancel := context.WithTimeout(ctx, EnqueueTimeout)
+		defer cancel()
+		if err := s.queue.EnqueueImport(enqueueCtx, out.Bulk.ID); err != nil {
+			s.log.WarnContext(ctx, "bulk stored but not queued; the reconciler will queue it", "bulk_id", out.Bulk.ID, "err", err)
+		}
+	}
+	return out, nil
+}
+
+// ErrNotFound is returned by Import for a bulk that does not exist: retrying
+// cannot help.
+var ErrNotFound = store.ErrNotFound
+
+// Import is the import pipeline, the one entry point that workers, tests and
+// benchmarks call: it marks the bulk processing, loads its rows, parses and
+// validates them, plans and writes them with the results of every row in one
+// transaction, completes the bulk and queues its notification. It is safe to
+// run again on the same bulk, whether an earlier run was interrupted or
+// finished: a finished bulk is left as it is (its notification is queued
+// again, which the task id keeps single).
+func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error) {
+	b, err := s.store.StartBulk(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return models.Bulk{}, fmt.Errorf("bulks: import %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return models.Bulk{}, fmt.Errorf("bulks: import %s: %w", id, err)
+	}
+	if b.Status == models.StatusProcessing {
+		started := time.Now()
+		raw, err := s.store.BulkRows(ctx, id)
+		if err != nil {
+			return models.Bulk{}, fmt.Errorf("bulks: import %s: %w", id, err)
+		}
+		res, err := s.store.Import(ctx, b, bulk.ParseRows(raw, Today(b)))
+		if err != nil {
+			return models.Bulk{}, fmt.Errorf("bulks: import %s: %w", id, err)
+		}
+		b = res.Bulk
+		s.log.InfoContext(ctx, "bulk imported", "bulk_id", id, "organization_id", b.OrganizationID,
+			"rows", b.Count, "rows_succeeded", b.RowsSucceeded, "rows_failed", b.RowsFailed,
+			"duration_ms", time.Since(started).Milliseconds())
+	}
+	// A retry after a crash between commit and enqueue lands here too: queue
+	// the notification of any finished bulk; its task id keeps it single.
+	if (b.Status == models.StatusCompleted || b.Status == models.StatusFailed) && s.queue != nil {
+		if err := s.queue.EnqueueNotification(ctx, id); err != nil {
+			return b, fmt.Errorf("bulks: import %s: %w", id, err)
+		}
+	}
+	return b, nil
+}
+
+// Today is the day that bounds a bulk's dates (a date of birth must be
+// before it): the day it was submitted, so that every attempt of its import,
+// whenever it runs, validates the same way.
+func Today(b models.Bulk) time.Time {
+	return b.CreatedAt.UTC().Truncate(24 * time.Hour)
+}
+
+// Fail marks an unfinished bulk failed with a reason the client reads, and
+// queues the notification that tells the organization. A finished bulk is
+// left as it is.
+func (s *Service) Fail(ctx context.Context, id uuid.UUID, reason string) error {
+	if err := s.store.FailBulk(ctx, id, reason); err != nil {
+		return fmt.Errorf("bulks: fail %s: %w", id, err)
+	}
+	if s.queue == nil {
+		return nil
+	}
+	if err := s.queue.EnqueueNotification(ctx, id); err != nil {
+		return fmt.Errorf("bulks: fail %s: %w", id, err)
+	}
+	return nil
+}
