@@ -374,8 +374,8 @@ func TestErrorsEndpointReadsWhateverWasStored(t *testing.T) {
 	}
 	var got struct {
 		Data []struct {
-			ID      int                 `json:"id"`
-			Payload json.RawMessage     `json:"payload"`
+			ID      int             `json:"id"`
+			Payload json.RawMessage `json:"payload"`
 			Errors  json.RawMessage `json:"errors"`
 		} `json:"data"`
 	}
