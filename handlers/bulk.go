@@ -1,15 +1,22 @@
 package handlers
 
 import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -28,6 +35,7 @@ type Bulks struct {
 	store        *store.Store
 	queue        *tasks.Queue
 	maxBodyBytes int64
+	timeout      time.Duration // of each phase of the server's work; 0: none
 	log          *slog.Logger
 }
 
@@ -76,35 +84,46 @@ const (
 // With an Idempotency-Key that this organization used in the last 24 hours
 // for the same body, it answers as the first time, creating nothing.
 func (h *Bulks) Create(c echo.Context) error {
-	key, err := idempotencyKey(c.Request().Header.Get(headerIdempotencyKey))
+	req := c.Request()
+	if err := jsonContentType(req.Header.Get(echo.HeaderContentType)); err != nil {
+		return err
+	}
+	gzipped, err := gzipEncoded(req.Header.Values(echo.HeaderContentEncoding))
 	if err != nil {
 		return err
 	}
-	var body io.Reader = http.MaxBytesReader(c.Response(), c.Request().Body, h.maxBodyBytes)
+	key, err := idempotencyKey(req.Header.Get(headerIdempotencyKey))
+	if err != nil {
+		return err
+	}
+	body, err := h.body(c, gzipped)
+	if err != nil {
+		return err
+	}
 	bodyHash := sha256.New()
-	if key != "" { // a retry must send the same bytes: hash them as they stream by
+	if key != "" { // a retry must send the same body: hash it as it streams by, decoded
 		body = io.TeeReader(body, bodyHash)
 	}
-	rows, err := bulk.DecodeSubmission(body)
+	rows, err := bulk.DecodeSubmission(skipBOM(body))
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
+
+	// The body is read: from here on the time is the server's own.
 	org := organization(c)
-	var b models.Bulk
-	if key == "" {
-		b, err = h.store.CreateBulk(ctx, org.ID, rows)
-	} else {
-		var replayed bool
-		b, replayed, err = h.store.CreateBulkOnce(ctx, org.ID, store.IdempotencyKey{Key: key, RequestHash: bodyHash.Sum(nil)}, rows)
-		if replayed {
-			c.Response().Header().Set(headerIdempotentReplay, "true")
+	var (
+		b        models.Bulk
+		replayed bool
+	)
+	err = work(req.Context(), h.timeout, func(ctx context.Context) (err error) {
+		if key == "" {
+			b, err = h.store.CreateBulk(ctx, org.ID, rows)
+		} else {
+			b, replayed, err = h.store.CreateBulkOnce(ctx, org.ID, store.IdempotencyKey{Key: key, RequestHash: bodyHash.Sum(nil)}, rows)
 		}
-	}
-	if err != nil {
-		return err
-	}
-	if b.Status == models.StatusPending {
+		if err != nil || b.Status != models.StatusPending {
+			return err
+		}
 		// The bulk is durable now; if Redis is down or slow, the reconciler
 		// queues it later, so the client is not kept waiting on Redis. A replay
 		// queues it again, harmlessly, in case the first attempt could not.
@@ -113,10 +132,105 @@ func (h *Bulks) Create(c echo.Context) error {
 		if err := h.queue.EnqueueImport(enqueueCtx, b.ID); err != nil {
 			h.log.WarnContext(ctx, "bulk stored but not queued; the reconciler will queue it", "bulk_id", b.ID, "err", err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if replayed {
+		c.Response().Header().Set(headerIdempotentReplay, "true")
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/bulk/"+b.ID.String())
 	// A replay repeats the first answer; GET shows how the bulk has moved on.
 	return c.JSON(http.StatusAccepted, envelope{acceptedView{BulkID: b.ID, Count: b.Count, Status: models.StatusPending}})
+}
+
+// body is the request body, decoded, bounded by maxBodyBytes both as sent
+// and once decoded, so that a small gzip body cannot unpack into more than
+// the limit.
+func (h *Bulks) body(c echo.Context, gzipped bool) (io.Reader, error) {
+	raw := http.MaxBytesReader(c.Response(), c.Request().Body, h.maxBodyBytes)
+	if !gzipped {
+		return raw, nil
+	}
+	zr, err := gzip.NewReader(raw)
+	if err != nil {
+		return nil, gzipError(err)
+	}
+	return http.MaxBytesReader(c.Response(), io.NopCloser(gzipReader{zr}), h.maxBodyBytes), nil
+}
+
+var errCorruptGzip = newError(http.StatusBadRequest, "body", "The request body must be valid gzip data, as its Content-Encoding says.")
+
+// gzipReader names the errors of a corrupt or truncated gzip stream, which
+// are the client's, apart from those of reading the body (a body too large,
+// a dropped connection).
+type gzipReader struct{ r *gzip.Reader }
+
+func (g gzipReader) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = gzipError(err)
+	}
+	return n, err
+}
+
+func gzipError(err error) error {
+	var corrupt flate.CorruptInputError
+	if errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) || errors.As(err, &corrupt) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errCorruptGzip
+	}
+	return err
+}
+
+// gzipEncoded reads Content-Encoding: gzip is decoded, identity (or none)
+// is the body as it is, and anything else is refused rather than read as
+// JSON it is not.
+func gzipEncoded(values []string) (bool, error) {
+	var codings []string
+	for _, v := range values {
+		for _, coding := range strings.Split(v, ",") {
+			if coding = strings.ToLower(strings.TrimSpace(coding)); coding != "" && coding != "identity" {
+				codings = append(codings, coding)
+			}
+		}
+	}
+	switch {
+	case len(codings) == 0:
+		return false, nil
+	case len(codings) == 1 && (codings[0] == "gzip" || codings[0] == "x-gzip"):
+		return true, nil
+	}
+	return false, newError(http.StatusUnsupportedMediaType, echo.HeaderContentEncoding,
+		"The Content-Encoding header must be gzip or identity; no other encoding is supported.")
+}
+
+// jsonContentType accepts a body declared as JSON (application/json or
+// application/<something>+json, in UTF-8) or not declared at all.
+func jsonContentType(v string) error {
+	if v == "" {
+		return nil
+	}
+	mediaType, params, err := mime.ParseMediaType(v)
+	isJSON := mediaType == "application/json" ||
+		(len(mediaType) > len("application/+json") && strings.HasPrefix(mediaType, "application/") && strings.HasSuffix(mediaType, "+json"))
+	charset, hasCharset := params["charset"]
+	if err != nil || !isJSON || (hasCharset && !strings.EqualFold(charset, "utf-8")) {
+		return newError(http.StatusUnsupportedMediaType, echo.HeaderContentType,
+			"The Content-Type header must be application/json, in UTF-8.")
+	}
+	return nil
+}
+
+// skipBOM drops a UTF-8 byte-order mark at the start of r, which RFC 8259
+// lets a parser ignore and some tools write.
+func skipBOM(r io.Reader) io.Reader {
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\xef\xbb\xbf")) {
+		_, _ = br.Discard(3)
+	}
+	return br
 }
 
 // idempotencyKey checks the Idempotency-Key header; "" means none was sent.
@@ -138,7 +252,11 @@ func (h *Bulks) Get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	b, err := h.store.Bulk(c.Request().Context(), organization(c).ID, id)
+	var b models.Bulk
+	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
+		b, err = h.store.Bulk(ctx, organization(c).ID, id)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -150,28 +268,60 @@ func (h *Bulks) Get(c echo.Context) error {
 	}})
 }
 
-type rowErrorsView struct {
-	ID      int             `json:"id"`
-	Payload json.RawMessage `json:"payload"`
-	Errors  json.RawMessage `json:"errors"`
-}
+// unreadableRow stands for a row whose stored payload or report is not JSON
+// that can be sent, so that one such row cannot hide the others.
+var unreadableRow = []byte(`"payload":null,"errors":{"report":["The errors of this row could not be read."]}}`)
 
-// Errors lists the failed rows of a bulk with their messages.
+// Errors lists the failed rows of a bulk with their messages:
+// {"data": [{"id": row, "payload": the row as submitted, "errors": report}]}.
+// The stored bytes are written as they are, not re-encoded: an encoder
+// refuses some valid JSON (nested very deep), and one refused row must not
+// make the whole report unreadable.
 func (h *Bulks) Errors(c echo.Context) error {
 	id, err := bulkID(c)
 	if err != nil {
 		return err
 	}
-	rows, err := h.store.BulkErrors(c.Request().Context(), organization(c).ID, id)
+	ctx := c.Request().Context()
+	var (
+		b    models.Bulk
+		rows []store.RowErrors
+	)
+	err = work(ctx, h.timeout, func(ctx context.Context) (err error) {
+		if b, err = h.store.Bulk(ctx, organization(c).ID, id); err != nil {
+			return err
+		}
+		rows, err = h.store.BulkErrors(ctx, organization(c).ID, id)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	out := make([]rowErrorsView, len(rows))
+	var out bytes.Buffer
+	// The status tells "nothing failed" from "not imported yet".
+	fmt.Fprintf(&out, `{"status":%q,"data":[`, b.Status)
 	for i, r := range rows {
-		out[i] = rowErrorsView{ID: r.Row, Payload: r.Payload, Errors: r.Errors}
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		fmt.Fprintf(&out, `{"id":%d,`, r.Row)
+		if !sendable(r.Payload) || !sendable(r.Errors) {
+			h.log.WarnContext(ctx, "a row's stored errors cannot be read; answered as unreadable", "bulk_id", id, "row", r.Row)
+			out.Write(unreadableRow)
+			continue
+		}
+		out.WriteString(`"payload":`)
+		out.Write(r.Payload)
+		out.WriteString(`,"errors":`)
+		out.Write(r.Errors)
+		out.WriteByte('}')
 	}
-	return c.JSON(http.StatusOK, envelope{out})
+	out.WriteString("]}\n")
+	return c.JSONBlob(http.StatusOK, out.Bytes())
 }
+
+// sendable tells whether stored bytes are one JSON value in UTF-8.
+func sendable(b []byte) bool { return utf8.Valid(b) && json.Valid(b) }
 
 // bulkID reads the {id} of the path; an id that is no UUID names no bulk.
 func bulkID(c echo.Context) (uuid.UUID, error) {

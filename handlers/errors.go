@@ -39,6 +39,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		e := toError(err)
+		if len(e.Errors) == 0 { // every error names a field, as documented
+			e = newError(e.Status, "request", e.Message)
+		}
 		if e.Status >= 500 {
 			log.ErrorContext(c.Request().Context(), "request failed",
 				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
@@ -50,6 +53,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="bulkd"`)
 		}
 		if c.Request().Method == http.MethodHead {
+			c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON) // as GET would answer
 			_ = c.NoContent(e.Status)
 			return
 		}
@@ -76,17 +80,21 @@ func toError(err error) *Error {
 		return newError(http.StatusUnprocessableEntity, headerIdempotencyKey,
 			"The Idempotency-Key has already been used with a different request body; use a new key for a new submission.")
 	case errors.Is(err, store.ErrNotFound):
-		return &Error{Status: http.StatusNotFound, Message: "Not found."}
+		return newError(http.StatusNotFound, "id", "The bulk was not found.")
 	case unavailable(err):
 		return newError(http.StatusServiceUnavailable, "service", "The database is unavailable; please try again shortly.")
+	case errors.Is(err, echo.ErrNotFound): // no route
+		return newError(http.StatusNotFound, "path", "No API endpoint has this path.")
+	case errors.Is(err, echo.ErrMethodNotAllowed): // the router has set Allow
+		return newError(http.StatusMethodNotAllowed, "method", "This endpoint does not accept this method; the Allow header lists those it does.")
 	case errors.As(err, &he):
 		msg, _ := he.Message.(string)
 		if msg == "" {
 			msg = http.StatusText(he.Code)
 		}
-		return &Error{Status: he.Code, Message: msg}
+		return newError(he.Code, "request", msg)
 	}
-	return &Error{Status: http.StatusInternalServerError, Message: "Internal server error."}
+	return newError(http.StatusInternalServerError, "service", "Internal server error.")
 }
 
 // unavailable tells whether err means Postgres could not be reached or the

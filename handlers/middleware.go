@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/time/rate"
 
+	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -27,26 +28,75 @@ const (
 )
 
 // authenticate admits requests that carry a valid API key and records its
-// organization; every query a handler makes is scoped to it.
-func authenticate(s *store.Store) echo.MiddlewareFunc {
+// organization; every query a handler makes is scoped to it. A credential
+// that cannot be a key is refused before any query, so that no header can
+// make the database fail.
+func authenticate(s *store.Store, timeout time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			key, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-			if !ok || strings.TrimSpace(key) == "" {
+			key, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+			if !ok {
 				return newError(http.StatusUnauthorized, "authorization", "An API key is required in the Authorization header, as \"Bearer\" and the key.")
 			}
-			org, err := s.Authenticate(c.Request().Context(), strings.TrimSpace(key))
+			if !store.WellFormedAPIKey(key) {
+				return errInvalidKey
+			}
+			var org models.Organization
+			err := work(c.Request().Context(), timeout, func(ctx context.Context) (err error) {
+				org, err = s.Authenticate(ctx, key)
+				return err
+			})
 			if errors.Is(err, store.ErrNotFound) {
-				return newError(http.StatusUnauthorized, "authorization", "The API key is invalid or revoked.")
+				return errInvalidKey
 			}
 			if err != nil {
 				return err
 			}
 			c.Set(orgKey, org)
-			c.Set(apiKeyKey, store.APIKeyPrefix(strings.TrimSpace(key)))
+			c.Set(apiKeyKey, store.APIKeyPrefix(key))
 			return next(c)
 		}
 	}
+}
+
+var errInvalidKey = newError(http.StatusUnauthorized, "authorization", "The API key is invalid or revoked.")
+
+// bearerToken reads the credentials of an Authorization header with the
+// Bearer scheme: the scheme is case-insensitive and followed by one or more
+// spaces or tabs (RFC 9110, section 11). ok is false for no header, another
+// scheme or no credentials.
+func bearerToken(header string) (token string, ok bool) {
+	const scheme = "bearer"
+	if len(header) <= len(scheme) || !strings.EqualFold(header[:len(scheme)], scheme) {
+		return "", false
+	}
+	rest := header[len(scheme):]
+	token = strings.TrimLeft(rest, " \t")
+	if len(token) == len(rest) { // "Bearerxyz" is another scheme
+		return "", false
+	}
+	token = strings.TrimRight(token, " \t")
+	return token, token != ""
+}
+
+// work runs fn, one phase of the server's own work (queries, the queue),
+// within timeout, so that a stuck dependency answers 503 rather than holding
+// the connection and the client. The phases are bounded one by one, not the
+// request as a whole: reading the client's upload is bounded by the server's
+// read timeout instead, so a slow link does not count against the database.
+func work(ctx context.Context, timeout time.Duration, fn func(ctx context.Context) error) error {
+	if timeout <= 0 {
+		return fn(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := fn(ctx)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// Whatever failed, it failed because the phase ran out of time.
+		return newError(http.StatusServiceUnavailable, "service",
+			fmt.Sprintf("The request did not finish within %s; please try again shortly.", timeout))
+	}
+	return err
 }
 
 // rateLimit answers 429 with Retry-After to an API key that sends more than
@@ -67,21 +117,6 @@ func rateLimit(perSecond, burst int) echo.MiddlewareFunc {
 			c.Response().Header().Set("Retry-After", retryAfter)
 			return newError(http.StatusTooManyRequests, "authorization",
 				fmt.Sprintf("Too many requests for this API key: at most %d a second; retry after %s s.", perSecond, retryAfter))
-		},
-	})
-}
-
-// requestTimeout bounds the database work of a request, so that a stuck query
-// answers 503 rather than holding the connection and the client.
-func requestTimeout(d time.Duration) echo.MiddlewareFunc {
-	return middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
-		Timeout: d,
-		ErrorHandler: func(err error, _ echo.Context) error {
-			if errors.Is(err, context.DeadlineExceeded) {
-				return newError(http.StatusServiceUnavailable, "service",
-					fmt.Sprintf("The request did not finish within %s; please try again shortly.", d))
-			}
-			return err
 		},
 	})
 }
@@ -125,5 +160,63 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 			log.InfoContext(c.Request().Context(), "request", attrs...)
 			return nil
 		}
+	}
+}
+
+// maxRequestIDLen is the longest X-Request-Id taken from a client.
+const maxRequestIDLen = 64
+
+// requestID gives every request an id, answered in X-Request-Id and logged
+// with each of its lines. A client's own id is kept only when it is short
+// and of safe characters (letters, digits, ".", "_", ":", "-"): anything else
+// would let any client, even without a key, write into the logs.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !safeRequestID(id) {
+			id = uuid.NewString()
+			c.Request().Header.Set(echo.HeaderXRequestID, id)
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+func safeRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// MaxHeaderBytes is the largest request line and headers bulkd reads. The
+// HTTP server is given more room (its own limit answers in plain text), so
+// that this limit answers in the documented JSON.
+const MaxHeaderBytes = 64 << 10
+
+// headerLimit answers 431 to a request whose request line and headers,
+// counted as they were sent, exceed MaxHeaderBytes.
+func headerLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 + len(r.Host) // spaces and CRLF; Host is kept out of Header
+		for name, values := range r.Header {
+			for _, v := range values {
+				n += len(name) + len(v) + 4 // ": " and CRLF
+			}
+		}
+		if n > MaxHeaderBytes {
+			return newError(http.StatusRequestHeaderFieldsTooLarge, "headers",
+				"The request headers must not be larger than "+byteSize(MaxHeaderBytes)+".")
+		}
+		return next(c)
 	}
 }

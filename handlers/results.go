@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -22,7 +23,7 @@ const (
 // tells "nothing yet" from "nothing failed"), and the totals of the rows by
 // status.
 type resultsView struct {
-	Data           []json.RawMessage `json:"data"`
+	Data           []json.RawMessage `json:"data"` // as stored; written without re-encoding
 	Status         string            `json:"status"`
 	TotalRows      int               `json:"total_rows"`
 	TotalCreated   int               `json:"total_created"`
@@ -50,24 +51,41 @@ func (h *Bulks) Results(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	b, err := h.store.Bulk(ctx, organization(c).ID, id)
+	var v resultsView
+	offset := (page - 1) * perPage
+	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) error {
+		b, err := h.store.Bulk(ctx, organization(c).ID, id)
+		if err != nil {
+			return err
+		}
+		v = resultsView{Data: []json.RawMessage{}, Status: b.Status, TotalRows: b.Count}
+		if b.Status != models.StatusCompleted {
+			return nil
+		}
+		v.TotalCreated, v.TotalUpdated, v.TotalUnchanged, v.TotalErrors = b.RowsCreated, b.RowsUpdated, b.RowsUnchanged, b.RowsFailed
+		if offset >= b.Count {
+			return nil
+		}
+		rows, err := h.store.BulkResults(ctx, b.ID, offset, perPage)
+		for _, r := range rows {
+			if !sendable(r.Result) {
+				// One unreadable row must not make the whole page fail.
+				h.log.WarnContext(ctx, "a row's stored result cannot be read; answered as unreadable", "bulk_id", id, "row", r.Row)
+				r.Result = fmt.Appendf(nil, `{"row":%d,"status":"failed","customer":null,"location":null,`+
+					`"parent_debt_accounts":[],"debt_accounts":[],"errors":{"report":["The result of this row could not be read."]}}`, r.Row)
+			}
+			v.Data = append(v.Data, r.Result)
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	v := resultsView{Data: []json.RawMessage{}, Status: b.Status, TotalRows: b.Count}
-	if b.Status != models.StatusCompleted {
+	if v.Status != models.StatusCompleted {
 		return c.JSON(http.StatusOK, v)
 	}
-	v.TotalCreated, v.TotalUpdated, v.TotalUnchanged, v.TotalErrors = b.RowsCreated, b.RowsUpdated, b.RowsUnchanged, b.RowsFailed
-	offset := (page - 1) * perPage
-	if offset < b.Count {
-		if v.Data, err = h.store.BulkResults(ctx, b.ID, offset, perPage); err != nil {
-			return err
-		}
-	}
-	if offset+perPage < b.Count {
-		next := fmt.Sprintf("/api/v1/bulk/%s/results?page=%d&per_page=%d", b.ID, page+1, perPage)
+	if offset+perPage < v.TotalRows {
+		next := fmt.Sprintf("/api/v1/bulk/%s/results?page=%d&per_page=%d", id, page+1, perPage)
 		v.Links.Next = &next
 	}
 	return c.JSON(http.StatusOK, v)

@@ -21,7 +21,9 @@ type Config struct {
 	Queue        *tasks.Queue
 	Checks       map[string]Pinger // readiness checks by name ("postgres", "redis")
 	MaxBodyBytes int64
-	// RequestTimeout bounds the database work of one API request.
+	// RequestTimeout bounds each phase of the server's own work in one API
+	// request (authentication, storing and queueing a submission, a read), not
+	// the client's upload.
 	RequestTimeout time.Duration
 	// RateLimit is the API requests per second allowed to one API key, with
 	// RateLimitBurst more at once; 0 turns the limit off. The count is kept per
@@ -42,32 +44,38 @@ func New(cfg Config) *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Log)
 	e.Use(
-		middleware.RequestID(),
+		requestID,
 		requestLog(cfg.Log),
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}),
 		middleware.SecureWithConfig(middleware.SecureConfig{
 			XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY",
 			ReferrerPolicy: "no-referrer", ContentSecurityPolicy: "",
 		}),
+		headerLimit,
 	)
 
-	health := &Health{checks: cfg.Checks}
-	e.GET("/healthz", health.Live)
-	e.GET("/readyz", health.Ready)
+	// Every GET route answers HEAD too (load balancers probe with HEAD);
+	// net/http drops the body of a HEAD answer.
+	get := func(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+		e.GET(path, h, m...)
+		e.HEAD(path, h, m...)
+	}
+	health := newHealth(cfg.Checks, cfg.Log)
+	get("/healthz", health.Live)
+	get("/readyz", health.Ready)
 
-	bulks := &Bulks{store: cfg.Store, queue: cfg.Queue, maxBodyBytes: cfg.MaxBodyBytes, log: cfg.Log}
-	api := e.Group("/api/v1", noStore)
-	if cfg.RequestTimeout > 0 {
-		api.Use(requestTimeout(cfg.RequestTimeout))
-	}
-	api.Use(authenticate(cfg.Store))
+	// The API's middleware is given route by route, not to a group: a group
+	// with middleware registers catch-all routes, which would turn a wrong
+	// method on a known path (405 with Allow) into a 404.
+	api := []echo.MiddlewareFunc{noStore, authenticate(cfg.Store, cfg.RequestTimeout)}
 	if cfg.RateLimit > 0 {
-		api.Use(rateLimit(cfg.RateLimit, cfg.RateLimitBurst))
+		api = append(api, rateLimit(cfg.RateLimit, cfg.RateLimitBurst))
 	}
-	api.POST("/bulk", bulks.Create)
-	api.GET("/bulk/:id", bulks.Get)
-	api.GET("/bulk/:id/errors", bulks.Errors)
-	api.GET("/bulk/:id/results", bulks.Results)
+	bulks := &Bulks{store: cfg.Store, queue: cfg.Queue, maxBodyBytes: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, log: cfg.Log}
+	e.POST("/api/v1/bulk", bulks.Create, api...)
+	get("/api/v1/bulk/:id", bulks.Get, api...)
+	get("/api/v1/bulk/:id/errors", bulks.Errors, api...)
+	get("/api/v1/bulk/:id/results", bulks.Results, api...)
 
 	if cfg.QueueUI != nil && cfg.AdminPassword != "" {
 		ui := echo.WrapHandler(cfg.QueueUI)

@@ -239,7 +239,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 			ReadTimeout:       2 * time.Minute, // a 16 MiB body over a slow link
 			WriteTimeout:      2 * time.Minute,
 			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
+			MaxHeaderBytes:    1 << 20, // room above handlers.MaxHeaderBytes, which answers in JSON
 		}
 		g.Go(func() error {
 			log.Info("listening", "addr", cfg.HTTPAddr)

@@ -184,16 +184,22 @@ func (s *Store) BulkErrors(ctx context.Context, orgID, id uuid.UUID) ([]RowError
 	return out, nil
 }
 
+// RowResult is the stored result of one row: JSON of a bulk.ResultRow.
+type RowResult struct {
+	Row    int
+	Result json.RawMessage
+}
+
 // BulkResults returns the stored results of rows offset+1 to offset+limit of
-// a bulk, in order, as GET /results shows each: JSON of a bulk.ResultRow.
-// The caller has checked that the bulk is the organization's.
-func (s *Store) BulkResults(ctx context.Context, id uuid.UUID, offset, limit int) ([]json.RawMessage, error) {
+// a bulk, in order. The caller has checked that the bulk is the
+// organization's.
+func (s *Store) BulkResults(ctx context.Context, id uuid.UUID, offset, limit int) ([]RowResult, error) {
 	rows, err := s.pool.Query(ctx,
-		`SELECT result FROM bulk_results WHERE bulk_id = $1 AND row > $2 ORDER BY row LIMIT $3`, pgUUID(id), offset, limit)
+		`SELECT row, result FROM bulk_results WHERE bulk_id = $1 AND row > $2 ORDER BY row LIMIT $3`, pgUUID(id), offset, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: bulk results: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[json.RawMessage])
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[RowResult])
 	if err != nil {
 		return nil, fmt.Errorf("store: bulk results: %w", err)
 	}

@@ -44,7 +44,25 @@ func (s *Store) Organization(ctx context.Context, id uuid.UUID) (models.Organiza
 const (
 	keyPrefixLen = 12
 	keyScheme    = "bk_"
+	keySecretLen = 48 // base32 characters of the 30 random bytes
 )
+
+// WellFormedAPIKey tells whether key has the shape CreateAPIKey gives every
+// key: "bk_" and 48 characters of lowercase base32. Anything else cannot be a
+// key, so it is refused without a query (and cannot reach Postgres as text
+// that is not UTF-8).
+func WellFormedAPIKey(key string) bool {
+	secret, ok := strings.CutPrefix(key, keyScheme)
+	if !ok || len(secret) != keySecretLen {
+		return false
+	}
+	for i := 0; i < len(secret); i++ {
+		if c := secret[i]; (c < 'a' || c > 'z') && (c < '2' || c > '7') {
+			return false
+		}
+	}
+	return true
+}
 
 // APIKeyPrefix is the part of a key stored in clear: it names the key (in
 // `bulkd apikey revoke`, in rate limits) without revealing it.
@@ -74,7 +92,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, orgID uuid.UUID) (string, erro
 // Authenticate returns the organization of a valid, unrevoked key, or
 // ErrNotFound.
 func (s *Store) Authenticate(ctx context.Context, key string) (models.Organization, error) {
-	if len(key) < keyPrefixLen || !strings.HasPrefix(key, keyScheme) {
+	if !WellFormedAPIKey(key) {
 		return models.Organization{}, ErrNotFound
 	}
 	var rec models.APIKey
