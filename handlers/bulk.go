@@ -23,17 +23,14 @@ import (
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/bulks"
 	"github.com/bulkd/bulkd/pkg/store"
-	"github.com/bulkd/bulkd/workers/tasks"
 )
 
-// enqueueTimeout bounds how long a submission waits for Redis.
-const enqueueTimeout = time.Second
 
 // Bulks serves the bulk endpoints.
 type Bulks struct {
-	store        *store.Store
-	queue        *tasks.Queue
+	bulks        *bulks.Service
 	maxBodyBytes int64
 	timeout      time.Duration // of each phase of the server's work; 0: none
 	log          *slog.Logger
@@ -110,33 +107,20 @@ func (h *Bulks) Create(c echo.Context) error {
 	}
 
 	// The body is read: from here on the time is the server's own.
-	org := organization(c)
-	var (
-		b        models.Bulk
-		replayed bool
-	)
+	sub := bulks.Submission{OrganizationID: organization(c).ID, Rows: rows}
+	if key != "" {
+		sub.IdempotencyKey = &store.IdempotencyKey{Key: key, RequestHash: bodyHash.Sum(nil)}
+	}
+	var done bulks.Submitted
 	err = work(req.Context(), h.timeout, func(ctx context.Context) (err error) {
-		if key == "" {
-			b, err = h.store.CreateBulk(ctx, org.ID, rows)
-		} else {
-			b, replayed, err = h.store.CreateBulkOnce(ctx, org.ID, store.IdempotencyKey{Key: key, RequestHash: bodyHash.Sum(nil)}, rows)
-		}
-		if err != nil || b.Status != models.StatusPending {
-			return err
-		}
-		// The bulk is durable now; if Redis is down or slow, the reconciler
-		// queues it later, so the client is not kept waiting on Redis. A replay
-		// queues it again, harmlessly, in case the first attempt could not.
-		enqueueCtx, cancel := context.WithTimeout(ctx, enqueueTimeout)
-		defer cancel()
-		if err := h.queue.EnqueueImport(enqueueCtx, b.ID); err != nil {
-			h.log.WarnContext(ctx, "bulk stored but not queued; the reconciler will queue it", "bulk_id", b.ID, "err", err)
-		}
-		return nil
+		done, err = h.bulks.Submit(ctx, sub)
+		return err
 	})
 	if err != nil {
 		return err
 	}
+	b := done.Bulk
+	replayed := done.Replayed
 	if replayed {
 		c.Response().Header().Set(headerIdempotentReplay, "true")
 	}
@@ -254,7 +238,7 @@ func (h *Bulks) Get(c echo.Context) error {
 	}
 	var b models.Bulk
 	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
-		b, err = h.store.Bulk(ctx, organization(c).ID, id)
+		b, err = h.bulks.Bulk(ctx, organization(c).ID, id)
 		return err
 	})
 	if err != nil {
@@ -288,10 +272,7 @@ func (h *Bulks) Errors(c echo.Context) error {
 		rows []store.RowErrors
 	)
 	err = work(ctx, h.timeout, func(ctx context.Context) (err error) {
-		if b, err = h.store.Bulk(ctx, organization(c).ID, id); err != nil {
-			return err
-		}
-		rows, err = h.store.BulkErrors(ctx, organization(c).ID, id)
+		b, rows, err = h.bulks.Errors(ctx, organization(c).ID, id)
 		return err
 	})
 	if err != nil {

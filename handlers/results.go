@@ -10,6 +10,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/store"
 )
 
 // Pagination of GET /api/v1/bulk/{id}/results.
@@ -51,40 +53,32 @@ func (h *Bulks) Results(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var v resultsView
-	offset := (page - 1) * perPage
-	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) error {
-		b, err := h.store.Bulk(ctx, organization(c).ID, id)
-		if err != nil {
-			return err
-		}
-		v = resultsView{Data: []json.RawMessage{}, Status: b.Status, TotalRows: b.Count}
-		if b.Status != models.StatusCompleted {
-			return nil
-		}
-		v.TotalCreated, v.TotalUpdated, v.TotalUnchanged, v.TotalErrors = b.RowsCreated, b.RowsUpdated, b.RowsUnchanged, b.RowsFailed
-		if offset >= b.Count {
-			return nil
-		}
-		rows, err := h.store.BulkResults(ctx, b.ID, offset, perPage)
-		for _, r := range rows {
-			if !sendable(r.Result) {
-				// One unreadable row must not make the whole page fail.
-				h.log.WarnContext(ctx, "a row's stored result cannot be read; answered as unreadable", "bulk_id", id, "row", r.Row)
-				r.Result = fmt.Appendf(nil, `{"row":%d,"status":"failed","customer":null,"location":null,`+
-					`"parent_debt_accounts":[],"debt_accounts":[],"errors":{"report":["The result of this row could not be read."]}}`, r.Row)
-			}
-			v.Data = append(v.Data, r.Result)
-		}
+	var (
+		b    models.Bulk
+		rows []store.RowResult
+	)
+	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
+		b, rows, err = h.bulks.Results(ctx, organization(c).ID, id, bulks.Page{Number: page, Size: perPage})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if v.Status != models.StatusCompleted {
+	v := resultsView{Data: make([]json.RawMessage, len(rows)), Status: b.Status, TotalRows: b.Count}
+	for i, r := range rows {
+		if !sendable(r.Result) {
+			// One unreadable row must not make the whole page fail.
+			h.log.WarnContext(c.Request().Context(), "a row's stored result cannot be read; answered as unreadable", "bulk_id", id, "row", r.Row)
+			r.Result = fmt.Appendf(nil, `{"row":%d,"status":"failed","customer":null,"location":null,`+
+				`"parent_debt_accounts":[],"debt_accounts":[],"errors":{"report":["The result of this row could not be read."]}}`, r.Row)
+		}
+		v.Data[i] = r.Result
+	}
+	if b.Status != models.StatusCompleted {
 		return c.JSON(http.StatusOK, v)
 	}
-	if offset+perPage < v.TotalRows {
+	v.TotalCreated, v.TotalUpdated, v.TotalUnchanged, v.TotalErrors = b.RowsCreated, b.RowsUpdated, b.RowsUnchanged, b.RowsFailed
+	if page*perPage < v.TotalRows {
 		next := fmt.Sprintf("/api/v1/bulk/%s/results?page=%d&per_page=%d", id, page+1, perPage)
 		v.Links.Next = &next
 	}

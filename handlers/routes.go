@@ -11,14 +11,14 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/bulkd/bulkd/pkg/bulks"
 	"github.com/bulkd/bulkd/pkg/store"
-	"github.com/bulkd/bulkd/workers/tasks"
 )
 
 // Config is what the HTTP layer needs.
 type Config struct {
-	Store        *store.Store
-	Queue        *tasks.Queue
+	Store        *store.Store // authenticates API keys
+	Bulks        *bulks.Service
 	Checks       map[string]Pinger // readiness checks by name ("postgres", "redis")
 	MaxBodyBytes int64
 	// RequestTimeout bounds each phase of the server's own work in one API
@@ -71,7 +71,7 @@ func New(cfg Config) *echo.Echo {
 	if cfg.RateLimit > 0 {
 		api = append(api, rateLimit(cfg.RateLimit, cfg.RateLimitBurst))
 	}
-	bulks := &Bulks{store: cfg.Store, queue: cfg.Queue, maxBodyBytes: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, log: cfg.Log}
+	bulks := &Bulks{bulks: cfg.Bulks, maxBodyBytes: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, log: cfg.Log}
 	e.POST("/api/v1/bulk", bulks.Create, api...)
 	get("/api/v1/bulk/:id", bulks.Get, api...)
 	get("/api/v1/bulk/:id/errors", bulks.Errors, api...)

@@ -185,6 +185,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 	defer rdb.Close()
 	client := asynq.NewClientFromRedisClient(rdb)
 	queue := tasks.NewQueue(client)
+	svc := bulks.New(s, queue, log)
 
 	g, ctx := errgroup.WithContext(ctx)
 	if mode == "serve" || mode == "worker" {
@@ -195,7 +196,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		if err != nil {
 			return err
 		}
-		im := workers.NewImporter(bulks.New(s, queue, log), log)
+		im := workers.NewImporter(svc, log)
 		srv, mux := workers.NewServer(redisOpt, workers.ServerConfig{
 			Concurrency: cfg.WorkerConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
 		}, im, workers.NewNotifier(s, sender, cfg.BaseURL, log), log)
@@ -218,7 +219,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		}
 		e := handlers.New(handlers.Config{
 			Store: s,
-			Queue: queue,
+			Bulks: svc,
 			Checks: map[string]handlers.Pinger{
 				"postgres": s.Ping,
 				"redis":    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },

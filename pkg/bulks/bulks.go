@@ -152,3 +152,39 @@ func (s *Service) Fail(ctx context.Context, id uuid.UUID, reason string) error {
 	}
 	return nil
 }
+
+// Bulk returns one of the organization's bulks; another organization's is
+// store.ErrNotFound.
+func (s *Service) Bulk(ctx context.Context, orgID, id uuid.UUID) (models.Bulk, error) {
+	return s.store.Bulk(ctx, orgID, id)
+}
+
+// Errors returns the bulk and the errors report of its failed rows, in order.
+func (s *Service) Errors(ctx context.Context, orgID, id uuid.UUID) (models.Bulk, []store.RowErrors, error) {
+	b, err := s.store.Bulk(ctx, orgID, id)
+	if err != nil {
+		return models.Bulk{}, nil, err
+	}
+	rows, err := s.store.BulkErrors(ctx, orgID, id)
+	return b, rows, err
+}
+
+// Page selects rows of a bulk's results: Number counts from 1.
+type Page struct {
+	Number, Size int
+}
+
+// Results returns the bulk and one page of its rows' results, in order. A
+// bulk not completed has none yet.
+func (s *Service) Results(ctx context.Context, orgID, id uuid.UUID, page Page) (models.Bulk, []store.RowResult, error) {
+	b, err := s.store.Bulk(ctx, orgID, id)
+	if err != nil || b.Status != models.StatusCompleted {
+		return b, nil, err
+	}
+	offset := (page.Number - 1) * page.Size
+	if offset >= b.Count {
+		return b, nil, nil
+	}
+	rows, err := s.store.BulkResults(ctx, id, offset, page.Size)
+	return b, rows, err
+}
