@@ -27,7 +27,6 @@ import (
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
-
 // Bulks serves the bulk endpoints.
 type Bulks struct {
 	bulks        *bulks.Service
