@@ -47,7 +47,7 @@ commands:
   migrate                                    apply the database migrations
   org create --name N --notify-email E       create an organization, print its id
   apikey create --org ID                     create an API key, print it (shown once)
-  apikey revoke --prefix P                   revoke the key that starts with P
+  apikey revoke --prefix P                   revoke a key: P is its first 12 characters or the whole key
 
 configuration: environment variables, see README.md
 `
@@ -133,9 +133,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return withStore(ctx, cfg, func(s *store.Store) error {
-			if err := s.RevokeAPIKey(ctx, *prefix); errors.Is(err, store.ErrNotFound) {
-				return errors.New("apikey revoke: no active key with that prefix")
-			} else if err != nil {
+			switch err := s.RevokeAPIKey(ctx, *prefix); {
+			case errors.Is(err, store.ErrAPIKeyPrefix):
+				return fmt.Errorf("apikey revoke: --prefix must be the key's first 12 characters or the whole key, not %d characters; nothing was revoked", len(*prefix))
+			case errors.Is(err, store.ErrNotFound):
+				return errors.New("apikey revoke: no active key matches; pass the key's first 12 characters or the whole key")
+			case err != nil:
 				return err
 			}
 			fmt.Fprintln(stdout, "revoked")
