@@ -183,6 +183,10 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
+	// go-redis (ours and asynq's clients) logs through one package-wide
+	// logger, plain text on stderr by default: while Redis is down that is
+	// a line per failed dial among the JSON ones.
+	redis.SetLogger(redisLogger{log: log, password: redisOpts.Password})
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
 	client := asynq.NewClientFromRedisClient(rdb)
@@ -268,4 +272,22 @@ func queueUI(ui *asynqmon.HTTPHandler) http.Handler {
 		return nil
 	}
 	return ui
+}
+
+// redisLogger writes go-redis' own lines through slog, at WARN: they tell of
+// connections that failed (a dial, a hook, a close). They name addresses,
+// never credentials; the password is masked all the same in case a future
+// version prints a URL.
+type redisLogger struct {
+	log      *slog.Logger
+	password string
+}
+
+// Printf implements go-redis' logging interface.
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	msg := strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: ")
+	if l.password != "" {
+		msg = strings.ReplaceAll(msg, l.password, "xxxxx")
+	}
+	l.log.WarnContext(ctx, "redis client", "detail", msg)
 }
