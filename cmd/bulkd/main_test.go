@@ -485,8 +485,8 @@ func TestOperationalEndpoints(t *testing.T) {
 		}
 	}
 	r := s.do(http.MethodGet, "/admin/queues", "", nil)
-	if r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") == "" {
-		t.Errorf("queue UI without credentials: %d", r.status)
+	if r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") != `Basic realm="bulkd queues"` {
+		t.Errorf("queue UI without credentials: %d, WWW-Authenticate %q", r.status, r.header.Get("WWW-Authenticate"))
 	}
 	req, _ := http.NewRequest(http.MethodGet, s.base+"/admin/queues", nil)
 	req.SetBasicAuth("admin", "wrong")
