@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/mail"
 	"net/url"
 	"regexp"
 	"runtime"
@@ -60,7 +61,6 @@ func Load(getenv func(string) string) (Config, error) {
 		RateLimit:         l.int("RATE_LIMIT", 20, 0, 1_000_000),
 		RateLimitBurst:    l.int("RATE_LIMIT_BURST", 40, 1, 1_000_000),
 		SMTPHost:          l.str("SMTP_HOST", ""),
-		SMTPPort:          l.int("SMTP_PORT", 587, 1, 65535),
 		SMTPUsername:      l.str("SMTP_USERNAME", ""),
 		SMTPPassword:      l.str("SMTP_PASSWORD", ""),
 		SMTPTLS:           l.oneOf("SMTP_TLS", "starttls", "none", "starttls", "tls"),
@@ -71,6 +71,9 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownTimeout:   l.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
 		ReconcileInterval: l.duration("RECONCILE_INTERVAL", time.Minute),
 	}
+	// The port follows the TLS mode unless set: implicit TLS (SMTPS) listens
+	// on 465, submission with STARTTLS on 587, plain relays on 25.
+	c.SMTPPort = l.int("SMTP_PORT", defaultSMTPPort[c.SMTPTLS], 1, 65535)
 	switch lvl := l.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"); lvl {
 	case "debug":
 		c.LogLevel = slog.LevelDebug
@@ -85,8 +88,19 @@ func Load(getenv func(string) string) (Config, error) {
 	if !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		l.fail("REDIS_URL", "must start with redis:// or rediss://")
 	}
+	// Checked in every mode, with or without SMTP_HOST: an api process that
+	// starts with a mail setting a worker would refuse is a surprise later.
+	if addr, err := mail.ParseAddress(c.MailFrom); err != nil || addr.Address == "" {
+		l.fail("MAIL_FROM", "must be an email address such as bulkd@example.com")
+	}
+	if c.SMTPPassword != "" && c.SMTPUsername == "" {
+		l.fail("SMTP_PASSWORD", "is set but SMTP_USERNAME is empty; set both, or neither for no authentication")
+	}
 	return c, errors.Join(l.errs...)
 }
+
+// defaultSMTPPort is SMTP_PORT's default for each SMTP_TLS mode.
+var defaultSMTPPort = map[string]int{"none": 25, "starttls": 587, "tls": 465}
 
 // LogValue shows the configuration with its secrets masked.
 func (c Config) LogValue() slog.Value {

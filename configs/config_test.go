@@ -88,6 +88,8 @@ func TestLoadNamesEachBadVariable(t *testing.T) {
 		"RATE_LIMIT":         "-5",
 		"RATE_LIMIT_BURST":   "0",
 		"REQUEST_TIMEOUT":    "30",
+		"MAIL_FROM":          "not an address",
+		"SMTP_PASSWORD":      "secret-without-a-user",
 	}
 	for name, value := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -119,6 +121,62 @@ func TestLoadNamesEachBadVariable(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestLoadMailSettings(t *testing.T) {
+	t.Parallel()
+	// The mail settings are checked whatever the mode and whether SMTP_HOST
+	// is set: an api process never sends, but must not start on settings a
+	// worker would refuse.
+	for _, tc := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"MAIL_FROM": "not an address"}, "MAIL_FROM must be an email address such as bulkd@example.com"},
+		{map[string]string{"MAIL_FROM": "not an address", "SMTP_HOST": "smtp.example.com"}, "MAIL_FROM must be an email address"},
+		{map[string]string{"MAIL_FROM": "bulkd@"}, "MAIL_FROM must be an email address"},
+		{map[string]string{"SMTP_PASSWORD": "pw"}, "SMTP_PASSWORD is set but SMTP_USERNAME is empty"},
+		{map[string]string{"SMTP_PASSWORD": "pw", "SMTP_HOST": "smtp.example.com"}, "SMTP_PASSWORD is set but SMTP_USERNAME is empty"},
+	} {
+		_, err := configs.Load(env(tc.vars))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Load(%v): error %v, want one containing %q", tc.vars, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "pw") {
+			t.Errorf("Load(%v): the error shows the password: %v", tc.vars, err)
+		}
+	}
+	for _, from := range []string{"bulkd@example.com", "Bulkd <bulkd@example.com>", "bulkd@localhost"} {
+		if _, err := configs.Load(env(map[string]string{"MAIL_FROM": from})); err != nil {
+			t.Errorf("MAIL_FROM=%s: %v", from, err)
+		}
+	}
+	if _, err := configs.Load(env(map[string]string{"SMTP_USERNAME": "u", "SMTP_PASSWORD": "p"})); err != nil {
+		t.Errorf("username and password: %v", err)
+	}
+}
+
+func TestLoadSMTPPortFollowsTLS(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		tls, port string
+		want      int
+	}{
+		{"", "", 587},
+		{"starttls", "", 587},
+		{"tls", "", 465},
+		{"none", "", 25},
+		{"tls", "2465", 2465}, // an explicit port wins
+		{"none", "1025", 1025},
+	} {
+		c, err := configs.Load(env(map[string]string{"SMTP_TLS": tc.tls, "SMTP_PORT": tc.port}))
+		if err != nil {
+			t.Fatalf("SMTP_TLS=%q SMTP_PORT=%q: %v", tc.tls, tc.port, err)
+		}
+		if c.SMTPPort != tc.want {
+			t.Errorf("SMTP_TLS=%q SMTP_PORT=%q: port %d, want %d", tc.tls, tc.port, c.SMTPPort, tc.want)
+		}
+	}
 }
 
 // names tells whether err mentions the variable as a word of its own, so that

@@ -49,7 +49,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if e.Status == http.StatusServiceUnavailable {
 			c.Response().Header().Set("Retry-After", "5")
 		}
-		if e.Status == http.StatusUnauthorized {
+		// A guard that set its own challenge keeps it: the queue UI's Basic
+		// one is what makes a browser prompt for the password.
+		if e.Status == http.StatusUnauthorized && c.Response().Header().Get(echo.HeaderWWWAuthenticate) == "" {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="bulkd"`)
 		}
 		if c.Request().Method == http.MethodHead {

@@ -283,3 +283,9 @@ if [[ ${NEED_REDIS_SERVER:-} == 1 ]] && ! have redis-server; then
   (apt_install redis-server) || true
   have redis-server || die "redis-server could not be installed; the fault tests need it (apt-get install redis-server)"
 fi
+
+# The queue UI test (make test) drives Debian's headless Chromium at this path.
+if [[ ${NEED_CHROMIUM:-} == 1 ]] && [[ ! -x /usr/bin/chromium ]]; then
+  apt_install chromium
+  [[ -x /usr/bin/chromium ]] || die "chromium could not be installed; the queue UI test needs it (apt-get install chromium)"
+fi

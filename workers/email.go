@@ -68,6 +68,16 @@ func (n *Notifier) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		c.Reason = *b.FailureReason
 	}
 	sendErr := n.sender.SendBulkNotification(ctx, claim.Organization.NotifyEmail, c)
+	if sendErr != nil {
+		// Without this line a refused recipient retries silently for hours.
+		// The sender's error never carries the address; the SMTP codes say
+		// why (5xx: the server will keep refusing until the address is fixed).
+		retried, _ := asynq.GetRetryCount(ctx)
+		code, enhanced := mailer.SMTPCode(sendErr)
+		n.log.WarnContext(ctx, "bulk notification not delivered",
+			"bulk_id", b.ID, "organization_id", b.OrganizationID, "attempt", retried+1,
+			"smtp_code", code, "smtp_status", enhanced, "err", sendErr)
+	}
 	// Record the outcome even if the task's context ended meanwhile.
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

@@ -57,9 +57,8 @@ func (im *Importer) FailExhausted(ctx context.Context, t *asynq.Task, taskErr er
 	if t.Type() != tasks.TypeImport {
 		return
 	}
-	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	if retried < maxRetry && !errors.Is(taskErr, asynq.SkipRetry) {
+	retried, ok := exhausted(ctx, taskErr)
+	if !ok {
 		return
 	}
 	p, err := tasks.ParsePayload(t)

@@ -1,6 +1,8 @@
 package workers
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -28,7 +30,7 @@ func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, n *Noti
 		// which a client polling a small bulk feels); 5 Redis calls a second
 		// per idle worker process is cheap.
 		TaskCheckInterval: 200 * time.Millisecond,
-		ErrorHandler:      asynq.ErrorHandlerFunc(im.FailExhausted),
+		ErrorHandler:      NewErrorHandler(im, log),
 		Logger:            slogAdapter{log},
 		LogLevel:          asynq.WarnLevel,
 	})
@@ -36,6 +38,38 @@ func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, n *Noti
 	mux.Handle(tasks.TypeImport, im)
 	mux.Handle(tasks.TypeBulkNotification, n)
 	return srv, mux
+}
+
+// NewErrorHandler returns the asynq error handler: a task that has used its
+// last retry (or may not retry) is logged at ERROR whatever its type, since
+// asynq itself says nothing, and an import's bulk is marked failed.
+func NewErrorHandler(im *Importer, log *slog.Logger) asynq.ErrorHandler {
+	return asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+		if t.Type() == tasks.TypeImport {
+			im.FailExhausted(ctx, t, err) // logs, marks the bulk failed, tells the organization
+			return
+		}
+		retried, ok := exhausted(ctx, err)
+		if !ok {
+			return
+		}
+		if t.Type() == tasks.TypeBulkNotification {
+			p, perr := tasks.ParsePayload(t)
+			if perr == nil {
+				log.ErrorContext(ctx, "notification failed for good", "bulk_id", p.BulkID, "retried", retried, "err", err)
+				return
+			}
+		}
+		log.ErrorContext(ctx, "task failed for good", "type", t.Type(), "retried", retried, "err", err)
+	})
+}
+
+// exhausted tells whether the task that failed with err will not run again,
+// and how often it was retried.
+func exhausted(ctx context.Context, err error) (retried int, ok bool) {
+	retried, _ = asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	return retried, retried >= maxRetry || errors.Is(err, asynq.SkipRetry)
 }
 
 // slogAdapter lets asynq log through slog.

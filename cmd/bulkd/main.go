@@ -48,7 +48,7 @@ commands:
   migrate                                    apply the database migrations
   org create --name N --notify-email E       create an organization, print its id
   apikey create --org ID                     create an API key, print it (shown once)
-  apikey revoke --prefix P                   revoke the key that starts with P
+  apikey revoke --prefix P                   revoke a key: P is its first 12 characters or the whole key
 
 configuration: environment variables, see README.md
 `
@@ -134,9 +134,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return withStore(ctx, cfg, func(s *store.Store) error {
-			if err := s.RevokeAPIKey(ctx, *prefix); errors.Is(err, store.ErrNotFound) {
-				return errors.New("apikey revoke: no active key with that prefix")
-			} else if err != nil {
+			switch err := s.RevokeAPIKey(ctx, *prefix); {
+			case errors.Is(err, store.ErrAPIKeyPrefix):
+				return fmt.Errorf("apikey revoke: --prefix must be the key's first 12 characters or the whole key, not %d characters; nothing was revoked", len(*prefix))
+			case errors.Is(err, store.ErrNotFound):
+				return errors.New("apikey revoke: no active key matches; pass the key's first 12 characters or the whole key")
+			case err != nil:
 				return err
 			}
 			fmt.Fprintln(stdout, "revoked")
@@ -181,6 +184,10 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
+	// go-redis (ours and asynq's clients) logs through one package-wide
+	// logger, plain text on stderr by default: while Redis is down that is
+	// a line per failed dial among the JSON ones.
+	redis.SetLogger(redisLogger{log: log, password: redisOpts.Password})
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
 	client := asynq.NewClientFromRedisClient(rdb)
@@ -267,4 +274,22 @@ func queueUI(ui *asynqmon.HTTPHandler) http.Handler {
 		return nil
 	}
 	return ui
+}
+
+// redisLogger writes go-redis' own lines through slog, at WARN: they tell of
+// connections that failed (a dial, a hook, a close). They name addresses,
+// never credentials; the password is masked all the same in case a future
+// version prints a URL.
+type redisLogger struct {
+	log      *slog.Logger
+	password string
+}
+
+// Printf implements go-redis' logging interface.
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	msg := strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: ")
+	if l.password != "" {
+		msg = strings.ReplaceAll(msg, l.password, "xxxxx")
+	}
+	l.log.WarnContext(ctx, "redis client", "detail", msg)
 }

@@ -534,3 +534,39 @@ func TestLogSender(t *testing.T) {
 		})
 	}
 }
+
+func TestSMTPSenderErrorHidesTheRecipientInAnyForm(t *testing.T) {
+	t.Parallel()
+	// Servers echo the recipient as they like: in another case, or only its
+	// local part. The error is logged and stored by the queue, so none may
+	// remain in it.
+	for _, reply := range []string{
+		"<OPS@ACME.EXAMPLE>: Recipient address rejected",
+		"<Ops@Acme.Example>... User unknown",
+		"mailbox OPS unavailable",
+		"ops: no such user here",
+	} {
+		t.Run(reply, func(t *testing.T) {
+			t.Parallel()
+			ts := smtptest.NewServer(t, smtptest.Options{
+				RcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: reply},
+			})
+			err := newSender(t, config(ts)).SendBulkNotification(t.Context(), testTo, completed())
+			if err == nil {
+				t.Fatal("SendBulkNotification succeeded, want an error")
+			}
+			if lower := strings.ToLower(err.Error()); strings.Contains(lower, "ops") || strings.Contains(lower, "acme") {
+				t.Errorf("error shows the recipient: %q", err)
+			}
+			if !strings.Contains(err.Error(), "550 5.1.1") {
+				t.Errorf("error %q does not give the server's codes", err)
+			}
+			if code, esc := mailer.SMTPCode(err); code != 550 || esc != "5.1.1" {
+				t.Errorf("SMTPCode = %d %q, want 550 5.1.1", code, esc)
+			}
+		})
+	}
+	if code, esc := mailer.SMTPCode(errors.New("dial tcp: connection refused")); code != 0 || esc != "" {
+		t.Errorf("SMTPCode of an error that is no SMTP reply = %d %q", code, esc)
+	}
+}

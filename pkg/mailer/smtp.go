@@ -2,9 +2,11 @@ package mailer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"regexp"
 	"strings"
 
 	gomail "github.com/wneessen/go-mail"
@@ -104,15 +106,47 @@ func (s *smtpSender) SendBulkNotification(ctx context.Context, to string, c Comp
 	msg.AddAlternativeString(gomail.TypeTextHTML, m.html)
 
 	if err := s.client.DialAndSendWithContext(ctx, msg); err != nil {
-		return redact(fmt.Sprintf("mailer: send bulk %s notification", c.BulkID), err, to, rcpt.Address)
+		return sendFailure(c.BulkID, err, to, rcpt.Address)
 	}
 	s.log.DebugContext(ctx, "bulk notification sent", "bulk_id", c.BulkID, "status", c.Status)
 	return nil
 }
 
+// SMTPCode returns the SMTP reply code (550) and enhanced status code
+// ("5.1.1", empty when the server has none) of a failed send, or 0 and ""
+// when the server did not refuse it (a connection that could not be made,
+// for instance).
+func SMTPCode(err error) (code int, enhanced string) {
+	var se *gomail.SendError
+	if errors.As(err, &se) {
+		return se.ErrorCode(), se.EnhancedStatusCode()
+	}
+	return 0, ""
+}
+
+// sendFailure is the error of a failed send. Servers echo the recipient in
+// their replies, in any case or only its local part ("550 5.1.1
+// <OPS@ACME.EXAMPLE>: Recipient address rejected"), and the error is stored
+// by the queue and logged: so a refusal is described by the SMTP step and
+// its codes only, never the server's text. Whatever text remains (a dial
+// error, a connection lost mid-session) is redacted as a second guard.
+func sendFailure(bulkID string, err error, addrs ...string) error {
+	prefix := fmt.Sprintf("mailer: send bulk %s notification", bulkID)
+	var se *gomail.SendError
+	if errors.As(err, &se) && se.ErrorCode() != 0 {
+		msg := fmt.Sprintf("%s: %s: the server answered %d", prefix, se.Reason, se.ErrorCode())
+		if esc := se.EnhancedStatusCode(); esc != "" {
+			msg += " " + esc
+		}
+		return &redactedError{msg: msg, err: err}
+	}
+	return redact(prefix, err, addrs...)
+}
+
 // redactedError is an error whose message has the recipient's address
-// removed, so that it can be logged, while errors.Is and errors.As still
-// reach the original error (a *gomail.SendError, for instance).
+// removed, so that it can be logged and stored, while errors.Is and
+// errors.As still reach the original error (a *gomail.SendError, for
+// instance). Never log or store the original's text.
 type redactedError struct {
 	msg string
 	err error
@@ -125,12 +159,22 @@ func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
 // redact wraps err under prefix, replacing every occurrence of the given
-// addresses in its message with "[recipient]".
+// addresses in its message, in any case, and of their local parts as words
+// of their own, with "[recipient]".
 func redact(prefix string, err error, addrs ...string) error {
 	text := err.Error()
 	for _, a := range addrs {
-		if a != "" {
-			text = strings.ReplaceAll(text, a, "[recipient]")
+		if a == "" {
+			continue
+		}
+		text = regexp.MustCompile(`(?i)`+regexp.QuoteMeta(a)).ReplaceAllString(text, "[recipient]")
+		if at := strings.LastIndexByte(a, '@'); at > 0 {
+			// A local part is matched only between characters that cannot be
+			// part of an address, so "ops" is hidden but "operations" is not.
+			local := regexp.MustCompile(`(?i)(^|[^\w.+%-])` + regexp.QuoteMeta(a[:at]) + `([^\w.+%-]|$)`)
+			for range 2 { // two matches side by side share a separator: a second pass gets the other
+				text = local.ReplaceAllString(text, "${1}[recipient]${2}")
+			}
 		}
 	}
 	return &redactedError{msg: prefix + ": " + text, err: err}

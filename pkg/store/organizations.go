@@ -110,15 +110,30 @@ func (s *Store) Authenticate(ctx context.Context, key string) (models.Organizati
 	return s.Organization(ctx, rec.OrganizationID)
 }
 
-// RevokeAPIKey disables the key that starts with prefix (its first 12
-// characters, or the whole key).
-func (s *Store) RevokeAPIKey(ctx context.Context, prefix string) error {
-	if len(prefix) < keyPrefixLen {
-		return ErrNotFound
+// ErrAPIKeyPrefix means RevokeAPIKey was given neither a key's stored
+// prefix nor a whole key.
+var ErrAPIKeyPrefix = fmt.Errorf("store: revoke api key: pass the key's first %d characters or the whole key (%d characters)", keyPrefixLen, keyLen)
+
+// keyLen is the length of a whole key: the scheme and 48 base32 characters.
+const keyLen = len(keyScheme) + 48
+
+// RevokeAPIKey disables the key named by prefixOrKey: exactly its first 12
+// characters, or the whole key, whose hash must then match. Anything else is
+// ErrAPIKeyPrefix, so that a mistyped longer prefix never revokes the key
+// its first 12 characters happen to name. No active key that matches is
+// ErrNotFound.
+func (s *Store) RevokeAPIKey(ctx context.Context, prefixOrKey string) error {
+	q := s.db.WithContext(ctx).Model(&models.APIKey{}).Where("revoked_at IS NULL")
+	switch len(prefixOrKey) {
+	case keyPrefixLen:
+		q = q.Where("prefix = ?", prefixOrKey)
+	case keyLen:
+		hash := sha256.Sum256([]byte(prefixOrKey))
+		q = q.Where("prefix = ? AND hash = ?", prefixOrKey[:keyPrefixLen], hash[:])
+	default:
+		return ErrAPIKeyPrefix
 	}
-	res := s.db.WithContext(ctx).Model(&models.APIKey{}).
-		Where("prefix = ? AND revoked_at IS NULL", prefix[:keyPrefixLen]).
-		Update("revoked_at", time.Now())
+	res := q.Update("revoked_at", time.Now())
 	if res.Error != nil {
 		return fmt.Errorf("store: revoke api key: %w", res.Error)
 	}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkd/bulkd/pkg/testenv"
+)
+
+// TestRedisDownLogsOnlyJSON runs `bulkd api` as a process of its own (go-redis
+// logs through one logger per process, so in-process services would share
+// it) with Redis down, makes requests that reach Redis, and reads the
+// process's stderr: go-redis' complaints are there, as JSON lines like every
+// other, and without Redis' password.
+func TestRedisDownLogsOnlyJSON(t *testing.T) {
+	t.Parallel()
+	const password = "redis-hunter2"
+	// Nothing listens on port 1: Redis is down for this API process.
+	s := newService(t, "REDIS_URL=redis://:"+password+"@127.0.0.1:1/0")
+	p := s.spawn("api")
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(s.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatalf("bulkd api did not answer /healthz within a minute; stderr:\n%s", p.logs.String())
+		}
+	}
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	if r := s.do(http.MethodGet, "/readyz", "", nil); r.status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with Redis down: %d %s", r.status, r.body)
+	}
+	s.submit(key, testenv.SeedExample(t)) // the enqueue dials Redis, and gives up after a second
+
+	var dialLine bool
+	for start := time.Now(); !dialLine; time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("no go-redis line about the failed dial on stderr within 30s:\n%s", p.logs.String())
+		}
+		dialLine = strings.Contains(p.logs.String(), "failed to dial")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(p.logs.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Errorf("stderr line is not a JSON object: %q", line)
+			continue
+		}
+		if strings.Contains(line, "failed to dial") && (entry["level"] != "WARN" || entry["msg"] != "redis client") {
+			t.Errorf("go-redis line not at WARN as \"redis client\": %s", line)
+		}
+	}
+	if strings.Contains(p.logs.String(), password) {
+		t.Errorf("stderr shows Redis' password:\n%s", p.logs.String())
+	}
+}
