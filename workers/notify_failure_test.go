@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/hibiken/asynq"
 
+	"github.com/bulkd/bulkd/pkg/bulks"
 	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/workers"
@@ -83,7 +84,7 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := workers.NewNotifier(e.Store, sender, baseURL, log)
-	im := workers.NewImporter(e.Store, &notifications{}, log)
+	im := workers.NewImporter(bulks.New(e.Store, &notifications{}, log), log)
 
 	srv := asynq.NewServer(opt, asynq.Config{
 		Concurrency:              1,
