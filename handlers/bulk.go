@@ -46,8 +46,15 @@ type acceptedView struct {
 // yet are null.
 type bulkView struct {
 	acceptedView
-	RowsSucceeded int `json:"rows_succeeded"`
-	RowsFailed    int `json:"rows_failed"`
+	// The options it was submitted with.
+	Mode         string `json:"mode"`
+	Atomic       bool   `json:"atomic"`
+	ValidateOnly bool   `json:"validate_only"`
+	Strict       bool   `json:"strict"`
+	// RolledBack: the bulk is atomic and a row failed, so nothing was written.
+	RolledBack    bool `json:"rolled_back"`
+	RowsSucceeded int  `json:"rows_succeeded"`
+	RowsFailed    int  `json:"rows_failed"`
 	// RecordsWritten says what is stored, since a row with errors may still
 	// have written its location, customer and some accounts.
 	RecordsWritten recordsView `json:"records_written"`
@@ -55,6 +62,17 @@ type bulkView struct {
 	CreatedAt      time.Time   `json:"created_at"`
 	StartedAt      *time.Time  `json:"started_at"`
 	CompletedAt    *time.Time  `json:"completed_at"`
+}
+
+// newBulkView shows a bulk as GET /api/v1/bulk/{id} does.
+func newBulkView(b models.Bulk) bulkView {
+	return bulkView{
+		acceptedView: acceptedView{BulkID: b.ID, Count: b.Count, Status: b.Status},
+		Mode:         b.Mode, Atomic: b.Atomic, ValidateOnly: b.ValidateOnly, Strict: b.Strict, RolledBack: b.RolledBack,
+		RowsSucceeded: b.RowsSucceeded, RowsFailed: b.RowsFailed, FailureReason: b.FailureReason,
+		RecordsWritten: recordsView{Locations: b.LocationsWritten, Customers: b.CustomersWritten, DebtAccounts: b.DebtAccountsWritten},
+		CreatedAt:      b.CreatedAt, StartedAt: b.StartedAt, CompletedAt: b.CompletedAt,
+	}
 }
 
 // recordsView counts the records a bulk's import wrote, by table.
@@ -88,6 +106,10 @@ func (h *Bulks) Create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	opts, err := bulk.ParseOptions(c.QueryParams())
+	if err != nil {
+		return err
+	}
 	key, err := idempotencyKey(req.Header.Get(headerIdempotencyKey))
 	if err != nil {
 		return err
@@ -97,7 +119,10 @@ func (h *Bulks) Create(c echo.Context) error {
 		return err
 	}
 	bodyHash := sha256.New()
-	if key != "" { // a retry must send the same body: hash it as it streams by, decoded
+	if key != "" {
+		// A retry must send the same request: the same options and body.
+		// The body is hashed as it streams by, decoded.
+		bodyHash.Write([]byte(opts.Query() + "\n"))
 		body = io.TeeReader(body, bodyHash)
 	}
 	rows, err := bulk.DecodeSubmission(skipBOM(body))
@@ -106,7 +131,7 @@ func (h *Bulks) Create(c echo.Context) error {
 	}
 
 	// The body is read: from here on the time is the server's own.
-	sub := bulks.Submission{OrganizationID: organization(c).ID, Rows: rows}
+	sub := bulks.Submission{OrganizationID: organization(c).ID, Options: opts, Rows: rows}
 	if key != "" {
 		sub.IdempotencyKey = &store.IdempotencyKey{Key: key, RequestHash: bodyHash.Sum(nil)}
 	}
@@ -243,12 +268,7 @@ func (h *Bulks) Get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, envelope{bulkView{
-		acceptedView:  acceptedView{BulkID: b.ID, Count: b.Count, Status: b.Status},
-		RowsSucceeded: b.RowsSucceeded, RowsFailed: b.RowsFailed, FailureReason: b.FailureReason,
-		RecordsWritten: recordsView{Locations: b.LocationsWritten, Customers: b.CustomersWritten, DebtAccounts: b.DebtAccountsWritten},
-		CreatedAt:      b.CreatedAt, StartedAt: b.StartedAt, CompletedAt: b.CompletedAt,
-	}})
+	return c.JSON(http.StatusOK, envelope{newBulkView(b)})
 }
 
 // unreadableRow stands for a row whose stored payload or report is not JSON

@@ -65,9 +65,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 
 func toError(err error) *Error {
 	var (
-		e      *Error
-		he     *echo.HTTPError
-		tooBig *http.MaxBytesError
+		e         *Error
+		he        *echo.HTTPError
+		tooBig    *http.MaxBytesError
+		badOption *bulk.OptionError
 	)
 	switch {
 	case errors.As(err, &e):
@@ -76,6 +77,8 @@ func toError(err error) *Error {
 		return newError(http.StatusRequestEntityTooLarge, "body", "The request body must not be larger than "+byteSize(tooBig.Limit)+".")
 	case errors.Is(err, bulk.ErrNotJSON), errors.Is(err, bulk.ErrNotArray), errors.Is(err, bulk.ErrInvalidUTF8):
 		return newError(http.StatusBadRequest, "body", sentence(err))
+	case errors.As(err, &badOption):
+		return newError(http.StatusBadRequest, badOption.Param, badOption.Message)
 	case errors.Is(err, bulk.ErrNoRows), errors.Is(err, bulk.ErrTooManyRows):
 		return newError(http.StatusUnprocessableEntity, "body", sentence(err))
 	case errors.Is(err, store.ErrIdempotencyKeyReused):

@@ -51,7 +51,14 @@ type Bulk struct {
 	OrganizationID uuid.UUID `gorm:"type:uuid"`
 	Status         string
 	Count          int
-	RowsSucceeded  int
+	// The options it was submitted with (see bulk.Options).
+	Mode         string
+	Atomic       bool
+	ValidateOnly bool
+	Strict       bool
+	// RolledBack: an atomic import met an error and wrote nothing.
+	RolledBack    bool
+	RowsSucceeded int
 	RowsFailed     int
 	// The rows by status: RowsSucceeded is their sum.
 	RowsCreated   int

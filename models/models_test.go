@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
@@ -22,7 +23,7 @@ func TestEntitiesMatchTheSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := db.Store.CreateBulk(t.Context(), org.ID, testenv.SeedRows(t))
+	b, _, err := db.Store.CreateBulk(t.Context(), store.NewBulk{OrganizationID: org.ID, Rows: testenv.SeedRows(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

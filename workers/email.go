@@ -42,7 +42,7 @@ func (n *Notifier) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	claim, err := n.store.ClaimNotification(ctx, p.BulkID, notifyLease)
 	switch {
-	case errors.Is(err, store.ErrAlreadyNotified), errors.Is(err, store.ErrNotFinished):
+	case errors.Is(err, store.ErrAlreadyNotified), errors.Is(err, store.ErrNotFinished), errors.Is(err, store.ErrNotNotified):
 		return nil // sent already; or not finished, and finishing queues it again
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("notify bulk %s: %w", p.BulkID, errors.Join(err, asynq.SkipRetry))

@@ -53,7 +53,7 @@ func newEnv(t *testing.T) env {
 // createBulk stores the seed as a pending bulk of the organization.
 func (e env) createBulk(t *testing.T) models.Bulk {
 	t.Helper()
-	b, err := e.Store.CreateBulk(t.Context(), e.org.ID, testenv.SeedRows(t))
+	b, _, err := e.Store.CreateBulk(t.Context(), store.NewBulk{OrganizationID: e.org.ID, Rows: testenv.SeedRows(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,7 +613,8 @@ func TestReconcilerRepairsWhatTheQueueLost(t *testing.T) {
 	if err := e.Store.FinishNotification(ctx, emailed.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	keyed, _, err := e.Store.CreateBulkOnce(ctx, e.org.ID, store.IdempotencyKey{Key: "old", RequestHash: []byte{1}}, testenv.SeedRows(t))
+	keyed, _, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID,
+		IdempotencyKey: &store.IdempotencyKey{Key: "old", RequestHash: []byte{1}}, Rows: testenv.SeedRows(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

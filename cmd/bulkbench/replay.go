@@ -52,7 +52,7 @@ func replay(ctx context.Context, cfg config, limit int64, write func(p *bulk.Pla
 			}
 			rows = append(rows, bulk.ParseRow(i+1, r, today)) // numbered as submitted
 		}
-		p := bulk.NewPlan(uuid.New(), rows, existing)
+		p := bulk.NewPlan(uuid.New(), rows, existing, bulk.Options{Today: today})
 		for _, r := range p.Results {
 			if _, failed := r.Errors(); failed {
 				res.failedRows++

@@ -218,7 +218,7 @@ func TestOverlappingBulksOnTwoWorkerProcesses(t *testing.T) {
 	if n := s.db.Count(t, `SELECT count(*) FROM debt_accounts`); n != (bulks*own+shared)*3 {
 		t.Errorf("%d debt accounts, want %d", n, (bulks*own+shared)*3)
 	}
-	taken := s.db.Count(t, `SELECT count(*) FROM bulk_rows WHERE convert_from(errors, 'UTF8') LIKE '%has already been taken%'`)
+	taken := s.db.Count(t, `SELECT count(*) FROM bulk_results WHERE convert_from(errors, 'UTF8') LIKE '%has already been taken%'`)
 	if taken != (bulks-1)*shared {
 		t.Errorf("%d rows report taken, want %d", taken, (bulks-1)*shared)
 	}

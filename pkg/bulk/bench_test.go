@@ -43,7 +43,7 @@ func BenchmarkPlan1000Rows(b *testing.B) {
 			rows[i] = bulk.ParseRow(i+1, r, today)
 		}
 		b.StartTimer()
-		if p := bulk.NewPlan(uuid.New(), rows, bulk.Existing{}); len(p.DebtAccounts) != 3000 {
+		if p := bulk.NewPlan(uuid.New(), rows, bulk.Existing{}, bulk.Options{Today: today}); len(p.DebtAccounts) != 3000 {
 			b.Fatalf("planned %d accounts", len(p.DebtAccounts))
 		}
 	}

@@ -241,7 +241,7 @@ func FuzzParseRow(f *testing.F) {
 		if !cmp.Equal(r, rows[0], sameBytes) {
 			t.Fatalf("ParseRows differs from ParseRow:\n%s", cmp.Diff(r, rows[0], sameBytes))
 		}
-		p := bulk.NewPlan(uuid.New(), rows, bulk.Existing{})
+		p := bulk.NewPlan(uuid.New(), rows, bulk.Existing{}, bulk.Options{Today: today})
 		checkPlan(t, p)
 		for _, row := range rows {
 			errs, _ := row.Errors()

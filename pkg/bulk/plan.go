@@ -14,6 +14,9 @@ const (
 	ActionCreated Action = "created" // written by this bulk
 	ActionFound   Action = "found"   // an existing customer or location, reused as it is
 	ActionFailed  Action = "failed"  // not written; its messages say why
+	// ActionRolledBack: the object was fine, but an atomic import met an
+	// error elsewhere and wrote nothing.
+	ActionRolledBack Action = "rolled_back"
 )
 
 // RowStatus sums up what an import did with a row.
@@ -22,9 +25,10 @@ type RowStatus string
 // Row statuses: failed when any object of the row failed, else created when
 // anything was created, else unchanged (everything was found as it was).
 const (
-	RowCreated   RowStatus = "created"
-	RowUnchanged RowStatus = "unchanged"
-	RowFailed    RowStatus = "failed"
+	RowCreated    RowStatus = "created"
+	RowUnchanged  RowStatus = "unchanged"
+	RowFailed     RowStatus = "failed"
+	RowRolledBack RowStatus = "rolled_back" // fine itself, but nothing of an atomic bulk was written
 )
 
 // Existing is what the organization's data already holds under the external
@@ -96,15 +100,19 @@ func (r *RowResult) objects(f func(*ObjectResult)) {
 	}
 }
 
-// Status sums up the row: failed when any object failed, else created when
-// any was created, else unchanged.
+// Status sums up the row: failed when any object failed, else rolled back
+// when an atomic import wrote nothing, else created when any object was
+// created, else unchanged.
 func (r *RowResult) Status() RowStatus {
 	status := RowUnchanged
 	r.objects(func(o *ObjectResult) {
 		switch {
 		case o.Failed():
 			status = RowFailed
-		case o.Action == ActionCreated && status != RowFailed:
+		case status == RowFailed:
+		case o.Action == ActionRolledBack:
+			status = RowRolledBack
+		case o.Action == ActionCreated && status != RowRolledBack:
 			status = RowCreated
 		}
 	})
@@ -139,7 +147,11 @@ type NewDebtAccount struct {
 // Plan is what an import writes, new records in dependency order (parents
 // before children), and the outcome of every submitted row, in order.
 type Plan struct {
-	BulkID       uuid.UUID
+	BulkID  uuid.UUID
+	Options Options
+	// RolledBack: the import is atomic and an object failed, so nothing is
+	// written.
+	RolledBack   bool
 	Results      []RowResult
 	Locations    []NewLocation
 	Customers    []NewCustomer
@@ -181,8 +193,12 @@ func ExternalIDs(rows []*Row) (locations, customers, debtAccounts []string) {
 // bulk wins and later ones are "taken". Records this bulk wrote in an earlier
 // attempt count as created by it, which makes a retried import report
 // exactly what the first one would.
-func NewPlan(bulkID uuid.UUID, rows []*Row, existing Existing) *Plan {
-	p := &Plan{BulkID: bulkID, Results: make([]RowResult, len(rows))}
+//
+// An atomic plan with any failed object writes nothing, and reports every
+// other object rolled back. A validate-only plan reports what the import
+// would do and writes nothing; objects it would create have no id.
+func NewPlan(bulkID uuid.UUID, rows []*Row, existing Existing, opts Options) *Plan {
+	p := &Plan{BulkID: bulkID, Options: opts, Results: make([]RowResult, len(rows))}
 	locations := map[string]uuid.UUID{}
 	customers := map[string]uuid.UUID{}
 	accounts := map[string]bool{}
@@ -193,7 +209,66 @@ func NewPlan(bulkID uuid.UUID, rows []*Row, existing Existing) *Plan {
 		p.planCustomer(r, res, existing.Customers, customers)
 		p.planDebtAccounts(r, res, existing.DebtAccounts, accounts)
 	}
+	if opts.Atomic && p.anyFailed() {
+		p.rollBack()
+	}
+	if opts.ValidateOnly {
+		p.dryRun()
+	}
 	return p
+}
+
+// Writes tells whether the plan writes any record.
+func (p *Plan) Writes() bool {
+	return len(p.Locations)+len(p.Customers)+len(p.DebtAccounts) > 0
+}
+
+func (p *Plan) anyFailed() bool {
+	for i := range p.Results {
+		if p.Results[i].Status() == RowFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// rollBack drops every write: the objects that would have been written or
+// reused are reported rolled back; a record that exists keeps its id.
+func (p *Plan) rollBack() {
+	p.RolledBack = true
+	p.Locations, p.Customers, p.DebtAccounts = nil, nil, nil
+	for i := range p.Results {
+		p.Results[i].objects(func(o *ObjectResult) {
+			if o.Failed() {
+				return
+			}
+			if o.Action == ActionCreated {
+				o.ID = uuid.Nil
+			}
+			o.Action = ActionRolledBack
+		})
+	}
+}
+
+// dryRun drops every write, keeping the actions: an object to be created
+// has no record, so no id, and neither has an object that reuses one of
+// them (a location created by an earlier row of the bulk).
+func (p *Plan) dryRun() {
+	planned := map[uuid.UUID]bool{}
+	for _, l := range p.Locations {
+		planned[l.ID] = true
+	}
+	for _, c := range p.Customers {
+		planned[c.ID] = true
+	}
+	p.Locations, p.Customers, p.DebtAccounts = nil, nil, nil
+	for i := range p.Results {
+		p.Results[i].objects(func(o *ObjectResult) {
+			if o.Action == ActionCreated || planned[o.ID] {
+				o.ID = uuid.Nil
+			}
+		})
+	}
 }
 
 // newRowResult starts the result of a row from its validation: objects with
@@ -344,8 +419,12 @@ func (p *Plan) planDebtAccounts(r *Row, res *RowResult, existing map[string]Reco
 
 // Written counts the records the plan's import stores, by table: the objects
 // it created, including those an interrupted attempt of the same bulk wrote
-// already. Reused customers and locations are not counted.
+// already. Reused customers and locations are not counted, nor anything of
+// a plan that writes nothing.
 func (p *Plan) Written() (locations, customers, debtAccounts int) {
+	if p.RolledBack || p.Options.ValidateOnly {
+		return 0, 0, 0
+	}
 	for i := range p.Results {
 		r := &p.Results[i]
 		if r.Location != nil && r.Location.Action == ActionCreated {

@@ -85,7 +85,7 @@ func TestPlanNewBulk(t *testing.T) {
 		simpleRow("c2", "l1", acct("solo", "")),
 		simpleRow("c1", "l2", acct("other", "")),
 	)
-	p := bulk.NewPlan(bulkID, rows, bulk.Existing{})
+	p := bulk.NewPlan(bulkID, rows, bulk.Existing{}, bulk.Options{Today: today})
 	if msgs := messages(p); len(msgs) > 0 {
 		t.Fatalf("unexpected messages: %v", msgs)
 	}
@@ -118,7 +118,7 @@ func TestPlanNewBulk(t *testing.T) {
 		}
 	}
 	// Planning is read-only: the same rows planned again give the same outcome.
-	again := bulk.NewPlan(bulkID, rows, bulk.Existing{})
+	again := bulk.NewPlan(bulkID, rows, bulk.Existing{}, bulk.Options{Today: today})
 	if len(again.DebtAccounts) != len(p.DebtAccounts) || len(messages(again)) != 0 {
 		t.Errorf("planning twice changed the outcome: %v", messages(again))
 	}
@@ -147,7 +147,7 @@ func TestPlanAgainstExistingRecords(t *testing.T) {
 		simpleRow("c2", "l1", acct("fresh", ""), acct("mine", "")),
 		simpleRow("c3", "l3", acct("taken-top", ""), acct("kid", "taken-top")),
 	)
-	p := bulk.NewPlan(bulkID, rows, existing)
+	p := bulk.NewPlan(bulkID, rows, existing, bulk.Options{Today: today})
 
 	want := []string{
 		"1/debt_accounts/taken: external_id: " + bulk.MsgTaken,
@@ -197,7 +197,7 @@ func TestPlanCascades(t *testing.T) {
 	badParent := simpleRow("c3", "l3", acct("p", ""), acct("k", "p"))
 	badParent["debt_accounts"].([]any)[0].(map[string]any)["balance"] = -5
 	rows := rowsOf(t, badLocation, badCustomer, badParent)
-	p := bulk.NewPlan(uuid.New(), rows, bulk.Existing{})
+	p := bulk.NewPlan(uuid.New(), rows, bulk.Existing{}, bulk.Options{Today: today})
 
 	want := []string{
 		"1/location/: external_id: The external id field is required.",
@@ -234,7 +234,7 @@ func ExampleNewPlan() {
 		]
 	}`)
 	row := bulk.ParseRow(1, raw, today)
-	p := bulk.NewPlan(uuid.New(), []*bulk.Row{row}, bulk.Existing{})
+	p := bulk.NewPlan(uuid.New(), []*bulk.Row{row}, bulk.Existing{}, bulk.Options{Today: today})
 	res := p.Results[0]
 	errs, failed := res.Errors()
 	fmt.Println("row:", res.Status(), failed)
@@ -246,4 +246,20 @@ func ExampleNewPlan() {
 	// customer: map[email:[The email field must be a valid email address.]]
 	// accounts: [The debt account was not saved because its customer failed.]
 	// location: created
+}
+
+// uuidOf is a fixed id for tests; uuidOf(0) is uuid.Nil.
+func uuidOf(n byte) uuid.UUID {
+	var id uuid.UUID
+	if n != 0 {
+		id[15] = n
+	}
+	return id
+}
+
+// planMessages is every message of the plan, sorted, as one string.
+func planMessages(p *bulk.Plan) string {
+	m := messages(p)
+	slices.Sort(m)
+	return fmt.Sprint(m)
 }

@@ -122,7 +122,7 @@ func TestImportOutcome(t *testing.T) {
 			t.Fatal(err)
 		}
 		rows := bulk.ParseRows(raw, today)
-		p := bulk.NewPlan(uuid.New(), rows, existing)
+		p := bulk.NewPlan(uuid.New(), rows, existing, bulk.Options{Today: today})
 		for _, l := range p.Locations {
 			existing.Locations[l.ExternalID] = bulk.Record{ID: l.ID}
 		}

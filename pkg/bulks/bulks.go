@@ -48,8 +48,9 @@ func New(s *store.Store, q Queue, log *slog.Logger) *Service {
 // client sent an Idempotency-Key, the key and a hash of the request.
 type Submission struct {
 	OrganizationID uuid.UUID
+	Options        bulk.Options
 	Rows           []json.RawMessage
-	IdempotencyKey *store.IdempotencyKey
+	IdempotencyKey *store.IdempotencyKey // its RequestHash covers the options and the body
 }
 
 // Submitted is the outcome of a submission. Replayed says that an earlier
@@ -68,11 +69,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error)
 		out Submitted
 		err error
 	)
-	if sub.IdempotencyKey == nil {
-		out.Bulk, err = s.store.CreateBulk(ctx, sub.OrganizationID, sub.Rows)
-	} else {
-		out.Bulk, out.Replayed, err = s.store.CreateBulkOnce(ctx, sub.OrganizationID, *sub.IdempotencyKey, sub.Rows)
-	}
+	out.Bulk, out.Replayed, err = s.store.CreateBulk(ctx, store.NewBulk(sub))
 	if err != nil {
 		return Submitted{}, err
 	}
@@ -111,7 +108,8 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 		if err != nil {
 			return models.Bulk{}, fmt.Errorf("bulks: import %s: %w", id, err)
 		}
-		res, err := s.store.Import(ctx, b, bulk.ParseRows(raw, Today(b)))
+		opts := ImportOptions(b)
+		res, err := s.store.Import(ctx, b, bulk.ParseRows(raw, opts.Today), opts)
 		if err != nil {
 			return models.Bulk{}, fmt.Errorf("bulks: import %s: %w", id, err)
 		}
@@ -121,8 +119,9 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 			"duration_ms", time.Since(started).Milliseconds())
 	}
 	// A retry after a crash between commit and enqueue lands here too: queue
-	// the notification of any finished bulk; its task id keeps it single.
-	if (b.Status == models.StatusCompleted || b.Status == models.StatusFailed) && s.queue != nil {
+	// the notification of any finished bulk; its task id keeps it single. A
+	// dry run is not news to email.
+	if (b.Status == models.StatusCompleted || b.Status == models.StatusFailed) && !b.ValidateOnly && s.queue != nil {
 		if err := s.queue.EnqueueNotification(ctx, id); err != nil {
 			return b, fmt.Errorf("bulks: import %s: %w", id, err)
 		}
@@ -130,11 +129,15 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 	return b, nil
 }
 
-// Today is the day that bounds a bulk's dates (a date of birth must be
-// before it): the day it was submitted, so that every attempt of its import,
-// whenever it runs, validates the same way.
-func Today(b models.Bulk) time.Time {
-	return b.CreatedAt.UTC().Truncate(24 * time.Hour)
+// ImportOptions are the options a bulk's import runs with: those it was
+// submitted with, and as the day that bounds its dates (a date of birth must
+// be before it) the day it was submitted, so that every attempt of its
+// import, whenever it runs, validates the same way.
+func ImportOptions(b models.Bulk) bulk.Options {
+	return bulk.Options{
+		Mode: bulk.Mode(b.Mode), Atomic: b.Atomic, ValidateOnly: b.ValidateOnly, Strict: b.Strict,
+		Today: b.CreatedAt.UTC().Truncate(24 * time.Hour),
+	}
 }
 
 // Fail marks an unfinished bulk failed with a reason the client reads, and
@@ -147,6 +150,7 @@ func (s *Service) Fail(ctx context.Context, id uuid.UUID, reason string) error {
 	if s.queue == nil {
 		return nil
 	}
+	// The notification task reads the bulk and sends nothing for a dry run.
 	if err := s.queue.EnqueueNotification(ctx, id); err != nil {
 		return fmt.Errorf("bulks: fail %s: %w", id, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/bulkgen"
+	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
@@ -45,7 +46,7 @@ func BenchmarkCreateBulk1000Rows(b *testing.B) {
 	}
 	b.SetBytes(int64(size))
 	for b.Loop() {
-		if _, err := db.Store.CreateBulk(ctx, org.ID, rows); err != nil {
+		if _, _, err := db.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: org.ID, Rows: rows}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -59,7 +60,7 @@ func BenchmarkImport1000Rows(b *testing.B) {
 		if err != nil {
 			return err
 		}
-		_, err = db.Store.Import(ctx, bk, rows)
+		_, err = db.Store.Import(ctx, bk, rows, bulk.Options{})
 		return err
 	})
 }
@@ -67,7 +68,7 @@ func BenchmarkImport1000Rows(b *testing.B) {
 // BenchmarkCopyPlan1000Rows writes the same records by raw COPY only.
 func BenchmarkCopyPlan1000Rows(b *testing.B) {
 	benchmarkWrite(b, func(db testenv.Database, orgID, bulkID uuid.UUID, rows []*bulk.Row) error {
-		return db.Store.CopyPlan(ctx, orgID, bulk.NewPlan(bulkID, rows, bulk.Existing{}))
+		return db.Store.CopyPlan(ctx, orgID, bulk.NewPlan(bulkID, rows, bulk.Existing{}, bulk.Options{}))
 	})
 }
 
@@ -83,12 +84,12 @@ func benchmarkWrite(b *testing.B, write func(db testenv.Database, orgID, bulkID 
 		b.StopTimer()
 		raw := benchRows(b, n)
 		n++
-		bk, err := db.Store.CreateBulk(ctx, org.ID, raw)
+		bk, _, err := db.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: org.ID, Rows: raw})
 		if err != nil {
 			b.Fatal(err)
 		}
 		rows := bulk.ParseRows(raw, time.Now().UTC())
-		p := bulk.NewPlan(bk.ID, rows, bulk.Existing{})
+		p := bulk.NewPlan(bk.ID, rows, bulk.Existing{}, bulk.Options{})
 		records += len(p.Locations) + len(p.Customers) + len(p.DebtAccounts)
 		b.StartTimer()
 		if err := write(db, org.ID, bk.ID, rows); err != nil {

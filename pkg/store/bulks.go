@@ -14,13 +14,16 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/bulk"
 )
 
-// CreateBulk stores a submission, the bulk and every row as submitted, in one
-// transaction: once it returns, the bulk survives any crash or queue outage.
-func (s *Store) CreateBulk(ctx context.Context, orgID uuid.UUID, rows []json.RawMessage) (models.Bulk, error) {
-	b, _, err := s.createBulk(ctx, orgID, nil, rows)
-	return b, err
+// NewBulk is a submission to store: its organization, its options and its
+// rows as submitted, and the client's idempotency key when it sent one.
+type NewBulk struct {
+	OrganizationID uuid.UUID
+	Options        bulk.Options
+	Rows           []json.RawMessage
+	IdempotencyKey *IdempotencyKey
 }
 
 // IdempotencyKey names a submission that the client may send more than once:
@@ -37,13 +40,16 @@ const IdempotencyKeyTTL = 24 * time.Hour
 // within IdempotencyKeyTTL with a different request body.
 var ErrIdempotencyKeyReused = errors.New("store: idempotency key used before with a different request")
 
-// CreateBulkOnce is CreateBulk for a submission with an idempotency key. The
-// first submission with the key creates the bulk; a later one with the same
-// body returns that bulk and replayed true, creating nothing; a later one with
-// another body is ErrIdempotencyKeyReused. Concurrent submissions with one key
-// wait for each other, so exactly one bulk is created.
-func (s *Store) CreateBulkOnce(ctx context.Context, orgID uuid.UUID, key IdempotencyKey, rows []json.RawMessage) (b models.Bulk, replayed bool, err error) {
-	return s.createBulk(ctx, orgID, &key, rows)
+// CreateBulk stores a submission, the bulk and every row as submitted, in one
+// transaction: once it returns, the bulk survives any crash or queue outage.
+//
+// With an idempotency key, the first submission with the key creates the
+// bulk; a later one with the same request hash returns that bulk and
+// replayed true, creating nothing; a later one with another hash is
+// ErrIdempotencyKeyReused. Concurrent submissions with one key wait for each
+// other, so exactly one bulk is created.
+func (s *Store) CreateBulk(ctx context.Context, nb NewBulk) (b models.Bulk, replayed bool, err error) {
+	return s.createBulk(ctx, nb)
 }
 
 // errKeyTaken rolls back a submission whose idempotency key has a bulk already.
@@ -54,17 +60,22 @@ type errKeyTaken struct {
 
 func (errKeyTaken) Error() string { return "idempotency key taken" }
 
-func (s *Store) createBulk(ctx context.Context, orgID uuid.UUID, key *IdempotencyKey, rows []json.RawMessage) (models.Bulk, bool, error) {
+func (s *Store) createBulk(ctx context.Context, nb NewBulk) (models.Bulk, bool, error) {
+	orgID, key, rows, opts := nb.OrganizationID, nb.IdempotencyKey, nb.Rows, nb.Options
+	if opts.Mode == "" {
+		opts.Mode = bulk.ModeCreate
+	}
 	id, err := uuid.NewV7() // time-ordered: new bulks land at the end of the index
 	if err != nil {
 		return models.Bulk{}, false, fmt.Errorf("store: create bulk: id: %w", err)
 	}
-	b := models.Bulk{ID: id, OrganizationID: orgID, Status: models.StatusPending, Count: len(rows)}
+	b := models.Bulk{ID: id, OrganizationID: orgID, Status: models.StatusPending, Count: len(rows),
+		Mode: string(opts.Mode), Atomic: opts.Atomic, ValidateOnly: opts.ValidateOnly, Strict: opts.Strict}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx,
-			`INSERT INTO bulks (id, organization_id, status, count) VALUES ($1, $2, $3, $4)
-			 RETURNING created_at, updated_at`,
-			pgUUID(b.ID), pgUUID(orgID), b.Status, b.Count).Scan(&b.CreatedAt, &b.UpdatedAt)
+			`INSERT INTO bulks (id, organization_id, status, count, mode, atomic, validate_only, strict)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at, updated_at`,
+			pgUUID(b.ID), pgUUID(orgID), b.Status, b.Count, b.Mode, b.Atomic, b.ValidateOnly, b.Strict).Scan(&b.CreatedAt, &b.UpdatedAt)
 		if err != nil {
 			return fmt.Errorf("insert bulk: %w", err)
 		}
@@ -264,7 +275,7 @@ func (s *Store) UnfinishedBulks(ctx context.Context, olderThan time.Duration, li
 // organization has not been emailed: their notification task may have been lost.
 func (s *Store) UnnotifiedBulks(ctx context.Context, olderThan time.Duration, limit int) ([]uuid.UUID, error) {
 	return s.bulkIDs(ctx, "unnotified bulks", limit,
-		"status IN ? AND notified_at IS NULL AND updated_at < ?", []string{models.StatusCompleted, models.StatusFailed}, time.Now().Add(-olderThan))
+		"status IN ? AND notified_at IS NULL AND NOT validate_only AND updated_at < ?", []string{models.StatusCompleted, models.StatusFailed}, time.Now().Add(-olderThan))
 }
 
 func (s *Store) bulkIDs(ctx context.Context, what string, limit int, where string, args ...any) ([]uuid.UUID, error) {
@@ -292,6 +303,9 @@ var (
 	ErrNotificationBusy = errors.New("store: notification being sent by another worker")
 	// ErrNotFinished: the bulk has not finished, there is nothing to tell yet.
 	ErrNotFinished = errors.New("store: bulk not finished")
+	// ErrNotNotified: the bulk is a dry run (validate-only), which is never
+	// emailed.
+	ErrNotNotified = errors.New("store: validate-only bulks are not notified")
 )
 
 // ClaimNotification reserves the right to send the notification of a finished
@@ -301,7 +315,7 @@ func (s *Store) ClaimNotification(ctx context.Context, id uuid.UUID, lease time.
 	var n Notification
 	err := s.db.WithContext(ctx).Raw(
 		`UPDATE bulks SET notify_claimed_at = now()
-		 WHERE id = ? AND status IN ('completed', 'failed') AND notified_at IS NULL
+		 WHERE id = ? AND status IN ('completed', 'failed') AND notified_at IS NULL AND NOT validate_only
 		   AND (notify_claimed_at IS NULL OR notify_claimed_at < now() - make_interval(secs => ?))
 		 RETURNING *`, id, lease.Seconds()).Scan(&n.Bulk).Error
 	if err != nil {
@@ -320,6 +334,8 @@ func (s *Store) ClaimNotification(ctx context.Context, id uuid.UUID, lease time.
 		switch {
 		case b.NotifiedAt != nil:
 			return Notification{}, ErrAlreadyNotified
+		case b.ValidateOnly:
+			return Notification{}, ErrNotNotified
 		case b.Status != models.StatusCompleted && b.Status != models.StatusFailed:
 			return Notification{}, ErrNotFinished
 		}

@@ -31,7 +31,10 @@ type ImportResult struct {
 // be plain COPY (no conflicts possible) and makes two bulks racing on the same
 // ids resolve as "first one wins, the other reports taken" instead of failing.
 // Imports of different organizations run in parallel.
-func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row) (ImportResult, error) {
+//
+// A validate-only or rolled-back plan writes no record, but its results and
+// the bulk's completion are stored all the same.
+func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row, opts bulk.Options) (ImportResult, error) {
 	var res ImportResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, importLockClass, b.OrganizationID.String()); err != nil {
@@ -48,9 +51,11 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row) (Im
 		if err != nil {
 			return err
 		}
-		plan := bulk.NewPlan(b.ID, rows, existing)
-		if err := writePlan(ctx, tx, b.OrganizationID, plan); err != nil {
-			return err
+		plan := bulk.NewPlan(b.ID, rows, existing, opts)
+		if plan.Writes() {
+			if err := writePlan(ctx, tx, b.OrganizationID, plan); err != nil {
+				return err
+			}
 		}
 		if err := completeBulk(ctx, tx, plan); err != nil {
 			return err
@@ -185,10 +190,10 @@ func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
 	if _, err := tx.Exec(ctx,
 		`UPDATE bulks SET status = 'completed', rows_succeeded = $2, rows_failed = $3,
 		        rows_created = $4, rows_updated = $5, rows_unchanged = $6,
-		        locations_written = $7, customers_written = $8, debt_accounts_written = $9,
+		        locations_written = $7, customers_written = $8, debt_accounts_written = $9, rolled_back = $10,
 		        completed_at = clock_timestamp(), updated_at = clock_timestamp(), failure_reason = NULL
 		 WHERE id = $1`, pgUUID(id), created+updated+unchanged, failed, created, updated, unchanged,
-		locations, customers, debtAccounts); err != nil {
+		locations, customers, debtAccounts, plan.RolledBack); err != nil {
 		return fmt.Errorf("complete bulk: %w", err)
 	}
 	return nil

@@ -39,7 +39,7 @@ func newEnv(t *testing.T) env {
 // submitAndImport stores rows as a bulk of org and imports it as a worker would.
 func (e env) submitAndImport(t *testing.T, org uuid.UUID, rows []json.RawMessage) models.Bulk {
 	t.Helper()
-	b, err := e.Store.CreateBulk(ctx, org, rows)
+	b, _, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: org, Rows: rows})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestImportOfCompletedBulkIsANoOp(t *testing.T) {
 	e := newEnv(t)
 	b := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
 	records := e.Snapshot(t)
-	res, err := e.Store.Import(ctx, b, bulk.ParseRows(testenv.SeedRows(t), time.Now()))
+	res, err := e.Store.Import(ctx, b, bulk.ParseRows(testenv.SeedRows(t), time.Now()), bulk.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestConcurrentBulksOnSameExternalIDs(t *testing.T) {
 	}
 	ids := make([]uuid.UUID, bulks)
 	for i := range ids {
-		b, err := e.Store.CreateBulk(ctx, e.org.ID, []json.RawMessage{row(i), row(i)})
+		b, _, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID, Rows: []json.RawMessage{row(i), row(i)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,11 +263,11 @@ func TestCreateBulkOnce(t *testing.T) {
 	key := store.IdempotencyKey{Key: "submit-7", RequestHash: []byte("hash of the body")}
 	countBulks := func() int { return e.Count(t, `SELECT count(*) FROM bulks`) }
 
-	first, replayed, err := e.Store.CreateBulkOnce(ctx, e.org.ID, key, rows)
+	first, replayed, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID, IdempotencyKey: &key, Rows: rows})
 	if err != nil || replayed {
 		t.Fatalf("first submission: replayed %v, err %v", replayed, err)
 	}
-	again, replayed, err := e.Store.CreateBulkOnce(ctx, e.org.ID, key, rows)
+	again, replayed, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID, IdempotencyKey: &key, Rows: rows})
 	if err != nil || !replayed || again.ID != first.ID || again.Count != first.Count {
 		t.Errorf("retry: bulk %s (count %d), replayed %v, err %v; want bulk %s replayed", again.ID, again.Count, replayed, err, first.ID)
 	}
@@ -280,7 +280,7 @@ func TestCreateBulkOnce(t *testing.T) {
 
 	other := key
 	other.RequestHash = []byte("another body")
-	if _, _, err := e.Store.CreateBulkOnce(ctx, e.org.ID, other, rows); !errors.Is(err, store.ErrIdempotencyKeyReused) {
+	if _, _, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID, IdempotencyKey: &other, Rows: rows}); !errors.Is(err, store.ErrIdempotencyKeyReused) {
 		t.Errorf("same key, other body: %v, want ErrIdempotencyKeyReused", err)
 	}
 	if n := countBulks(); n != 1 {
@@ -292,7 +292,7 @@ func TestCreateBulkOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs, replayed, err := e.Store.CreateBulkOnce(ctx, org2.ID, key, rows)
+	theirs, replayed, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: org2.ID, IdempotencyKey: &key, Rows: rows})
 	if err != nil || replayed || theirs.ID == first.ID {
 		t.Errorf("other organization, same key: bulk %s, replayed %v, err %v; want a new bulk", theirs.ID, replayed, err)
 	}
@@ -301,7 +301,7 @@ func TestCreateBulkOnce(t *testing.T) {
 	if _, err := e.Conn.Exec(ctx, `UPDATE idempotency_keys SET created_at = now() - interval '24 hours 1 second'`); err != nil {
 		t.Fatal(err)
 	}
-	later, replayed, err := e.Store.CreateBulkOnce(ctx, e.org.ID, other, rows)
+	later, replayed, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID, IdempotencyKey: &other, Rows: rows})
 	if err != nil || replayed || later.ID == first.ID {
 		t.Errorf("key older than 24 h: bulk %s, replayed %v, err %v; want a new bulk", later.ID, replayed, err)
 	}
@@ -321,7 +321,7 @@ func TestCreateBulkOnceConcurrently(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Go(func() {
-			b, replayed, err := e.Store.CreateBulkOnce(ctx, e.org.ID, key, rows)
+			b, replayed, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID, IdempotencyKey: &key, Rows: rows})
 			if err != nil {
 				t.Errorf("client %d: %v", i, err)
 			}
@@ -385,7 +385,7 @@ func TestAPIKeys(t *testing.T) {
 func TestNotificationIsClaimedOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	pending, err := e.Store.CreateBulk(ctx, e.org.ID, testenv.SeedRows(t))
+	pending, _, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID, Rows: testenv.SeedRows(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
