@@ -59,7 +59,7 @@ type Bulk struct {
 	// RolledBack: an atomic import met an error and wrote nothing.
 	RolledBack    bool
 	RowsSucceeded int
-	RowsFailed     int
+	RowsFailed    int
 	// The rows by status: RowsSucceeded is their sum.
 	RowsCreated   int
 	RowsUpdated   int
