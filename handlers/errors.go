@@ -62,6 +62,7 @@ func toError(err error) *Error {
 		e      *Error
 		he     *echo.HTTPError
 		tooBig *http.MaxBytesError
+		limit  bulk.LimitError
 	)
 	switch {
 	case errors.As(err, &e):
@@ -70,6 +71,8 @@ func toError(err error) *Error {
 		return newError(http.StatusRequestEntityTooLarge, "body", "The request body must not be larger than "+byteSize(tooBig.Limit)+".")
 	case errors.Is(err, bulk.ErrNotJSON), errors.Is(err, bulk.ErrNotArray), errors.Is(err, bulk.ErrInvalidUTF8):
 		return newError(http.StatusBadRequest, "body", sentence(err))
+	case errors.As(err, &limit):
+		return newError(http.StatusUnprocessableEntity, limit.Field, limit.Message)
 	case errors.Is(err, bulk.ErrNoRows), errors.Is(err, bulk.ErrTooManyRows):
 		return newError(http.StatusUnprocessableEntity, "body", sentence(err))
 	case errors.Is(err, store.ErrIdempotencyKeyReused):
