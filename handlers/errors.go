@@ -69,6 +69,7 @@ func toError(err error) *Error {
 		he        *echo.HTTPError
 		tooBig    *http.MaxBytesError
 		badOption *bulk.OptionError
+		limit     bulk.LimitError
 	)
 	switch {
 	case errors.As(err, &e):
@@ -79,11 +80,13 @@ func toError(err error) *Error {
 		return newError(http.StatusBadRequest, "body", sentence(err))
 	case errors.As(err, &badOption):
 		return newError(http.StatusBadRequest, badOption.Param, badOption.Message)
+	case errors.As(err, &limit):
+		return newError(http.StatusUnprocessableEntity, limit.Field, limit.Message)
 	case errors.Is(err, bulk.ErrNoRows), errors.Is(err, bulk.ErrTooManyRows):
 		return newError(http.StatusUnprocessableEntity, "body", sentence(err))
 	case errors.Is(err, store.ErrIdempotencyKeyReused):
 		return newError(http.StatusUnprocessableEntity, headerIdempotencyKey,
-			"The Idempotency-Key has already been used with a different request body; use a new key for a new submission.")
+			"The Idempotency-Key has already been used with a different request (body or options); use a new key for a new submission.")
 	case errors.Is(err, store.ErrNotFound):
 		return newError(http.StatusNotFound, "id", "The bulk was not found.")
 	case unavailable(err):

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -133,30 +134,93 @@ func email(m Messages, raw json.RawMessage) string {
 	if !ok || s == "" {
 		return ""
 	}
-	addr, err := mail.ParseAddress(s)
-	if err != nil || addr.Address != s || addr.Name != "" || !strings.Contains(s[strings.LastIndexByte(s, '@'):], ".") {
+	if !validEmail(s) {
 		m.add("email", MsgEmail)
 		return ""
 	}
 	return s
 }
 
-// earliestBirthDate keeps obvious typos (0199-01-01) out of the data.
+// validEmail tells whether s is a plain address, name@domain.tld: the local
+// part a dot-atom as net/mail reads it (no quoted local parts, no comments),
+// the domain a host name of at least two labels. A domain literal
+// (a@[127.0.0.1]) or a numeric "top-level domain" (a@1.2) is no address an
+// email to a customer can reach.
+func validEmail(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 || !dotAtom(s[:at]) || !hostName(s[at+1:]) {
+		return false
+	}
+	addr, err := mail.ParseAddress(s)
+	return err == nil && addr.Address == s && addr.Name == ""
+}
+
+// dotAtom tells whether s is atoms of atext joined by single dots (RFC 5322
+// 3.2.3, with UTF-8 as RFC 6532 and net/mail allow).
+func dotAtom(s string) bool {
+	if s == "" {
+		return false
+	}
+	for atom := range strings.SplitSeq(s, ".") {
+		if atom == "" {
+			return false
+		}
+		for _, r := range atom {
+			if r < utf8.RuneSelf && (r <= ' ' || r == 0x7f || strings.ContainsRune(`()<>[]:;@\,"`, r)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// hostName tells whether s is at least two dot-separated labels of letters,
+// digits and hyphens (letters and marks beyond ASCII for internationalised
+// names), each of 1 to 63 characters and neither starting nor ending with a
+// hyphen, the last not all digits.
+func hostName(s string) bool {
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || utf8.RuneCountInString(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			ok := r == '-' || isDigit(byte(r)) && r < utf8.RuneSelf || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' ||
+				r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsMark(r))
+			if !ok {
+				return false
+			}
+		}
+	}
+	return !isDigits(labels[len(labels)-1])
+}
+
+// earliestBirthDate keeps obvious typos (0199-01-01) out of the data: a date
+// of birth must be after it.
 var earliestBirthDate = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func dateOfBirth(m Messages, raw json.RawMessage, today time.Time) time.Time {
 	const field = "date_of_birth"
-	s, ok := text(m, field, raw, false, 10)
-	if !ok || s == "" {
+	// Any length is read, so that a timestamp gets the format message.
+	b, problem := readText(raw, false, math.MaxInt)
+	if problem != textOK {
+		m.add(field, problem.message(field, 0))
 		return time.Time{}
 	}
+	if len(b) == 0 {
+		return time.Time{}
+	}
+	s := string(b)
 	d, err := time.Parse(time.DateOnly, s)
 	switch {
 	case err != nil || len(s) != len(time.DateOnly):
 		m.add(field, "The date of birth field must be a real date in the format YYYY-MM-DD.")
 	case !d.Before(today):
 		m.add(field, "The date of birth field must be a date before today.")
-	case d.Before(earliestBirthDate):
+	case !d.After(earliestBirthDate):
 		m.add(field, "The date of birth field must be a date after 1900-01-01.")
 	default:
 		return d
@@ -249,7 +313,9 @@ func billingType(m Messages, raw json.RawMessage) []string {
 			m.add(field, MsgBillingTypeChoice)
 			return nil
 		}
-		out = append(out, b)
+		if !slices.Contains(out, b) { // a set: each type once, in the order first sent
+			out = append(out, b)
+		}
 	}
 	return out
 }
@@ -282,13 +348,19 @@ func metadata(m Messages, raw json.RawMessage) json.RawMessage {
 		m.add(field, msgObject(field))
 		return nil
 	}
-	// Like a map, the object holds each key once: the last value given. The
-	// buffer holds a usual object's keys without allocating.
+	// Members are counted as they are read, duplicates included, so that
+	// an object of a million keys costs no more than one of 51. The buffer
+	// holds a usual object's keys without allocating.
 	var buf [8]metadataMember
 	entries := buf[:0]
 	for key, value := range members(raw) {
+		if len(entries) == MaxMetadataKeys {
+			m.add(field, msgMetadataKeys)
+			return nil
+		}
 		entries = append(entries, metadataMember{unquote(key), value})
 	}
+	// Like a map, the object holds each key once: the last value given.
 	slices.SortStableFunc(entries, func(a, b metadataMember) int { return bytes.Compare(a.key, b.key) })
 	distinct := entries[:0]
 	for i, e := range entries {
@@ -296,10 +368,6 @@ func metadata(m Messages, raw json.RawMessage) json.RawMessage {
 			continue // a later value of the same key wins
 		}
 		distinct = append(distinct, e)
-	}
-	if len(distinct) > MaxMetadataKeys {
-		m.add(field, "The metadata field must not have more than "+strconv.Itoa(MaxMetadataKeys)+" keys.")
-		return nil
 	}
 
 	// If any key or value fails, what was written is dropped.
@@ -325,6 +393,8 @@ func metadata(m Messages, raw json.RawMessage) json.RawMessage {
 	}
 	return append(out, '}')
 }
+
+var msgMetadataKeys = "The metadata field must not have more than " + strconv.Itoa(MaxMetadataKeys) + " keys."
 
 // metadataMember is a key of a metadata object, decoded, and its value.
 type metadataMember struct {

@@ -81,6 +81,9 @@ func FuzzDecodeSubmission(f *testing.F) {
 		if diff := cmp.Diff(want, rows, sameBytes); diff != "" {
 			t.Fatalf("rows differ from the reference's (-want +got):\n%s", diff)
 		}
+		if err == nil {
+			checkReportsRoundTrip(t, rows)
+		}
 
 		// The outcome cannot depend on how the body arrives.
 		for name, r := range map[string]io.Reader{
@@ -121,7 +124,7 @@ var sameBytes = cmp.Comparer(func(a, b json.RawMessage) bool {
 	return (a == nil) == (b == nil) && bytes.Equal(a, b)
 })
 
-var documentedErrors = []error{bulk.ErrNotJSON, bulk.ErrNotArray, bulk.ErrInvalidUTF8, bulk.ErrNoRows, bulk.ErrTooManyRows}
+var documentedErrors = []error{bulk.ErrNotJSON, bulk.ErrNotArray, bulk.ErrInvalidUTF8, bulk.ErrNoRows, bulk.ErrTooManyRows, bulk.ErrRowLimit}
 
 // checkSubmission holds DecodeSubmission's result for body against what
 // encoding/json makes of the same bytes.
@@ -156,6 +159,9 @@ func checkSubmission(t *testing.T, body []byte, rows []json.RawMessage, err erro
 				}
 				if !utf8.Valid(e) {
 					want = bulk.ErrInvalidUTF8
+					break
+				}
+				if want = bulk.ReferenceCheckRowLimits(i, e); want != nil {
 					break
 				}
 			}
@@ -249,7 +255,58 @@ func FuzzParseRow(f *testing.F) {
 				t.Fatalf("errors report does not encode: %v", err)
 			}
 		}
+		if json.Valid(raw) && bulk.ReferenceCheckRowLimits(0, raw) == nil {
+			checkReportsRoundTrip(t, []json.RawMessage{raw})
+		}
 	})
+}
+
+// checkReportsRoundTrip holds the rows of an accepted body to what
+// GET /api/v1/bulk/{id}/errors relies on: each row's errors report encodes,
+// and wrapped as the endpoint wraps it, with the row as its payload, reads
+// back as JSON (no object is nested beyond what encoding/json accepts).
+func checkReportsRoundTrip(t *testing.T, raw []json.RawMessage) {
+	t.Helper()
+	for i, row := range bulk.ParseRows(raw, today) {
+		errs, _ := row.Errors()
+		report, err := json.Marshal(errs)
+		if err != nil {
+			t.Fatalf("row %d: errors report does not encode: %v", i+1, err)
+		}
+		page, err := json.Marshal(map[string]any{"data": []map[string]any{
+			{"id": i + 1, "payload": row.Raw, "errors": json.RawMessage(report)},
+		}})
+		if err != nil {
+			t.Fatalf("row %d: errors page does not encode: %v", i+1, err)
+		}
+		var back struct {
+			Data []struct {
+				Payload json.RawMessage `json:"payload"`
+				Errors  json.RawMessage `json:"errors"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(page, &back); err != nil || len(back.Data) != 1 {
+			t.Fatalf("row %d: errors page does not read back: %v", i+1, err)
+		}
+		if got, want := decodeNumbers(t, back.Data[0].Payload), decodeNumbers(t, row.Raw); !cmp.Equal(got, want) {
+			t.Fatalf("row %d: payload read back differs (-want +got):\n%s", i+1, cmp.Diff(want, got))
+		}
+		if got, want := decodeNumbers(t, back.Data[0].Errors), decodeNumbers(t, report); !cmp.Equal(got, want) {
+			t.Fatalf("row %d: errors read back differ (-want +got):\n%s", i+1, cmp.Diff(want, got))
+		}
+	}
+}
+
+// decodeNumbers decodes JSON keeping numbers as written (1e309 included).
+func decodeNumbers(t *testing.T, raw []byte) any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("does not decode: %v: %.200q", err, raw)
+	}
+	return v
 }
 
 // checkRow holds a parsed row to the package's rules: an object that does not

@@ -1,6 +1,7 @@
 package bulk_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
@@ -40,11 +41,19 @@ func TestParseMoney(t *testing.T) {
 		{"NaN", 0, true},
 		{"Infinity", 0, true},
 		{"1_000", 0, true},
+		// Over 64 characters, read like any other literal.
+		{"1." + strings.Repeat("0", 100), 100, false},
+		{"0.1" + strings.Repeat("0", 100), 10, false},
+		{"12.34" + strings.Repeat("0", 1<<20) + "e0", 1234, false},
+		{strings.Repeat("0", 70), 0, true},
+		{"0." + strings.Repeat("0", 100) + "1", 0, true},
+		{"1" + strings.Repeat("0", 100), 0, true},
+		{"1" + strings.Repeat("0", 100) + "e-100", 100, false},
 	}
 	for _, tt := range tests {
 		got, err := bulk.ParseMoney(tt.lit)
 		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("ParseMoney(%q) = %d, %v; want %d, error %v", tt.lit, got, err, tt.want, tt.wantErr)
+			t.Errorf("ParseMoney(%.80q) = %d, %v; want %d, error %v", tt.lit, got, err, tt.want, tt.wantErr)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -265,8 +266,10 @@ func refEmail(m Messages, raw json.RawMessage) string {
 	if !ok || s == "" {
 		return ""
 	}
+	// The rule changed with issue 8 (domain literals, malformed host names):
+	// the reference applies the package's rule on top of its old one.
 	addr, err := mail.ParseAddress(s)
-	if err != nil || addr.Address != s || addr.Name != "" || !strings.Contains(s[strings.LastIndexByte(s, '@'):], ".") {
+	if err != nil || addr.Address != s || addr.Name != "" || !strings.Contains(s[strings.LastIndexByte(s, '@'):], ".") || !validEmail(s) {
 		m.add("email", MsgEmail)
 		return ""
 	}
@@ -278,7 +281,7 @@ var refEarliestBirthDate = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func refDateOfBirth(m Messages, raw json.RawMessage, today time.Time) time.Time {
 	const field = "date_of_birth"
-	s, ok := refText(m, field, raw, false, 10)
+	s, ok := refText(m, field, raw, false, math.MaxInt) // any length: a timestamp gets the format message
 	if !ok || s == "" {
 		return time.Time{}
 	}
@@ -288,7 +291,7 @@ func refDateOfBirth(m Messages, raw json.RawMessage, today time.Time) time.Time 
 		m.add(field, "The date of birth field must be a real date in the format YYYY-MM-DD.")
 	case !d.Before(today):
 		m.add(field, "The date of birth field must be a date before today.")
-	case d.Before(refEarliestBirthDate):
+	case !d.After(refEarliestBirthDate):
 		m.add(field, "The date of birth field must be a date after 1900-01-01.")
 	default:
 		return d
@@ -375,7 +378,9 @@ func refBillingType(m Messages, raw json.RawMessage) []string {
 			m.add(field, MsgBillingTypeChoice)
 			return nil
 		}
-		out = append(out, s)
+		if !slices.Contains(out, s) { // stored once each, in the order first sent
+			out = append(out, s)
+		}
 	}
 	return out
 }
@@ -401,7 +406,7 @@ func refMetadata(m Messages, raw json.RawMessage) json.RawMessage {
 	if !refObject(m, field, raw, &obj) {
 		return nil
 	}
-	if len(obj) > MaxMetadataKeys {
+	if refCountMembers(raw) > MaxMetadataKeys { // duplicate keys count each time since issue 8
 		m.add(field, "The metadata field must not have more than "+strconv.Itoa(MaxMetadataKeys)+" keys.")
 		return nil
 	}
@@ -426,6 +431,23 @@ func refMetadata(m Messages, raw json.RawMessage) json.RawMessage {
 		return nil
 	}
 	return out
+}
+
+// refCountMembers counts the members of the object raw, duplicates included.
+func refCountMembers(raw json.RawMessage) int {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		return 0
+	}
+	n := 0
+	for dec.More() {
+		var value json.RawMessage
+		if _, err := dec.Token(); err != nil || dec.Decode(&value) != nil {
+			return n
+		}
+		n++
+	}
+	return n
 }
 
 func refMetadataValue(m Messages, field string, raw json.RawMessage) (any, bool) {
@@ -557,6 +579,9 @@ func ReferenceDecodeSubmission(r io.Reader) ([]json.RawMessage, error) {
 		if !utf8.Valid(row) {
 			return nil, ErrInvalidUTF8
 		}
+		if err := ReferenceCheckRowLimits(len(rows), row); err != nil {
+			return nil, err
+		}
 		rows = append(rows, row)
 	}
 	if _, err := dec.Token(); err != nil { // the closing bracket
@@ -583,4 +608,50 @@ func refSyntaxOr(err error) error {
 		return ErrNotJSON
 	}
 	return err
+}
+
+// ReferenceCheckRowLimits is checkRowLimits (issue 8) through encoding/json's
+// tokens: the depth of the row, then each section's entries, every
+// occurrence of a key that names one.
+func ReferenceCheckRowLimits(index int, row json.RawMessage) error {
+	dec := json.NewDecoder(bytes.NewReader(row))
+	depth, deepest := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			deepest = max(deepest, depth)
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
+	if deepest > MaxDepth {
+		return LimitError{"#/" + strconv.Itoa(index), "Row " + strconv.Itoa(index+1) + " is nested more than 32 levels deep."}
+	}
+	if refJsonKind(row) != '{' {
+		return nil
+	}
+	dec = json.NewDecoder(bytes.NewReader(row))
+	_, _ = dec.Token()
+	for dec.More() {
+		tok, _ := dec.Token()
+		var value json.RawMessage
+		_ = dec.Decode(&value)
+		key := tok.(string)
+		for _, section := range []string{"parent_debt_accounts", "debt_accounts"} {
+			if key != section && (key == "parent_debt_accounts" || key == "debt_accounts" || !strings.EqualFold(key, section)) {
+				continue
+			}
+			var items []json.RawMessage
+			if json.Unmarshal(value, &items) == nil && len(items) > MaxAccountsPerSection {
+				return LimitError{"#/" + strconv.Itoa(index) + "/" + section,
+					"Row " + strconv.Itoa(index+1) + ": the " + strings.ReplaceAll(section, "_", " ") + " field must not have more than 100 items."}
+			}
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package bulk_test
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,24 @@ func TestValidationRules(t *testing.T) {
 		{"email with display name", "customer.email", "Bob <bob@example.com>", "customer", "email", bulk.MsgEmail},
 		{"email without domain dot", "customer.email", "bob@localhost", "customer", "email", bulk.MsgEmail},
 		{"email wrong type", "customer.email", true, "customer", "email", "The email field must be a string."},
+		{"email a@[127.0.0.1]", "customer.email", `a@[127.0.0.1]`, "customer", "email", bulk.MsgEmail},
+		{"email a@-b.com", "customer.email", `a@-b.com`, "customer", "email", bulk.MsgEmail},
+		{"email a@b-.com", "customer.email", `a@b-.com`, "customer", "email", bulk.MsgEmail},
+		{"email a@b..com", "customer.email", `a@b..com`, "customer", "email", bulk.MsgEmail},
+		{"email a@.b.com", "customer.email", `a@.b.com`, "customer", "email", bulk.MsgEmail},
+		{"email a@b.c_m", "customer.email", `a@b.c_m`, "customer", "email", bulk.MsgEmail},
+		{"email a@123.456", "customer.email", `a@123.456`, "customer", "email", bulk.MsgEmail},
+		{"email 'a b'@example.com", "customer.email", `"a b"@example.com`, "customer", "email", bulk.MsgEmail},
+		{"email a..b@example.com", "customer.email", `a..b@example.com`, "customer", "email", bulk.MsgEmail},
+		{"email .a@example.com", "customer.email", `.a@example.com`, "customer", "email", bulk.MsgEmail},
+		{"email a@b.", "customer.email", `a@b.`, "customer", "email", bulk.MsgEmail},
+		{"email a@xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.com", "customer.email", `a@xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.com`, "customer", "email", bulk.MsgEmail},
+		{"email tatum.marks@example.com accepted", "customer.email", `tatum.marks@example.com`, "customer", "email", ""},
+		{"email a+b@sub.example.co.uk accepted", "customer.email", `a+b@sub.example.co.uk`, "customer", "email", ""},
+		{"email ü@exämple.de accepted", "customer.email", `ü@exämple.de`, "customer", "email", ""},
+		{"email o'brien@x-y.example accepted", "customer.email", `o'brien@x-y.example`, "customer", "email", ""},
+		{"email a@xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.com accepted", "customer.email", `a@xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.com`, "customer", "email", ""},
+		{"email a@b.c1 accepted", "customer.email", `a@b.c1`, "customer", "email", ""},
 		{"email optional", "customer.email", del, "customer", "email", ""},
 		{"phone too long", "customer.phone", strings.Repeat("1", 51), "customer", "phone", "The phone field must not be greater than 50 characters."},
 		{"date of birth format", "customer.date_of_birth", "01/02/1990", "customer", "date_of_birth", "The date of birth field must be a real date in the format YYYY-MM-DD."},
@@ -122,6 +141,11 @@ func TestValidationRules(t *testing.T) {
 		{"date of birth future", "customer.date_of_birth", "2030-01-01", "customer", "date_of_birth", "The date of birth field must be a date before today."},
 		{"date of birth ancient", "customer.date_of_birth", "1850-01-01", "customer", "date_of_birth", "The date of birth field must be a date after 1900-01-01."},
 		{"date of birth leap day", "customer.date_of_birth", "2000-02-29", "customer", "date_of_birth", ""},
+		{"date of birth timestamp", "customer.date_of_birth", "1990-01-01T00:00:00Z", "customer", "date_of_birth", "The date of birth field must be a real date in the format YYYY-MM-DD."},
+		{"date of birth long garbage", "customer.date_of_birth", long, "customer", "date_of_birth", "The date of birth field must be a real date in the format YYYY-MM-DD."},
+		{"date of birth 1900-01-01", "customer.date_of_birth", "1900-01-01", "customer", "date_of_birth", "The date of birth field must be a date after 1900-01-01."},
+		{"date of birth 1900-01-02", "customer.date_of_birth", "1900-01-02", "customer", "date_of_birth", ""},
+		{"date of birth not a string", "customer.date_of_birth", 19900101, "customer", "date_of_birth", "The date of birth field must be a string."},
 		{"ssn as string", "customer.ssn_last4", "0123", "customer", "ssn_last4", ""},
 		{"ssn three digits", "customer.ssn_last4", 123, "customer", "ssn_last4", "The ssn last4 field must be exactly 4 digits."},
 		{"ssn five digits", "customer.ssn_last4", "12345", "customer", "ssn_last4", "The ssn last4 field must be exactly 4 digits."},
@@ -146,6 +170,11 @@ func TestValidationRules(t *testing.T) {
 		{"account balance not a number", "debt_accounts.0.balance", "ten", "debt_accounts.0", "balance", "The balance field must be a number."},
 		{"account balance boolean", "debt_accounts.0.balance", true, "debt_accounts.0", "balance", "The balance field must be a number."},
 		{"account balance numeric string", "debt_accounts.0.balance", "10.50", "debt_accounts.0", "balance", ""},
+		{"account balance long number", "debt_accounts.0.balance", json.Number("1.0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"), "debt_accounts.0", "balance", ""},
+		{"account balance long numeric string", "debt_accounts.0.balance", "0.10000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000", "debt_accounts.0", "balance", ""},
+		{"account balance long and too large", "debt_accounts.0.balance", json.Number("10000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"), "debt_accounts.0", "balance", "The balance field must not be greater than 999999999999.99."},
+		{"account balance long and too many places", "debt_accounts.0.balance", json.Number("0.00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001"), "debt_accounts.0", "balance", "The balance field must have at most 2 decimal places."},
+		{"account balance long negative", "debt_accounts.0.balance", json.Number("-10000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"), "debt_accounts.0", "balance", "The balance field must be at least 0."},
 		{"account current balance negative", "debt_accounts.0.current_balance", -0.01, "debt_accounts.0", "current_balance", "The current balance field must be at least 0."},
 		{"account current balance too large", "debt_accounts.0.current_balance", 1e15, "debt_accounts.0", "current_balance", "The current balance field must not be greater than 999999999999.99."},
 		{"billing type required", "debt_accounts.0.billing_type", del, "debt_accounts.0", "billing_type", "The billing type field is required."},
@@ -204,6 +233,56 @@ func messagesOf(t *testing.T, r *bulk.Row, section string) bulk.Messages {
 	}
 	t.Fatalf("unknown section %s", section)
 	return nil
+}
+
+// Duplicate billing types are one type each: stored once, in the order
+// first sent.
+func TestBillingTypesAreASet(t *testing.T) {
+	row := seedRow(t)
+	set(t, row, "debt_accounts.0.billing_type", []any{"settlement", "full-payment", "settlement", "full-payment", "settlement"})
+	r := parse(t, row)
+	if diff := cmp.Diff([]string{"settlement", "full-payment"}, r.DebtAccounts[0].Value.BillingType); diff != "" || r.DebtAccounts[0].Failed() {
+		t.Errorf("billing types (-want +got):\n%s\nmessages: %v", diff, r.DebtAccounts[0].Messages)
+	}
+}
+
+// Metadata members are counted as read, duplicates included: 51 members
+// fail even when some repeat a key, and the count stops early.
+func TestMetadataCountsMembers(t *testing.T) {
+	members := make([]string, 0, bulk.MaxMetadataKeys+1)
+	for i := range bulk.MaxMetadataKeys {
+		members = append(members, fmt.Sprintf(`"k%d":%d`, i, i))
+	}
+	tests := []struct {
+		name    string
+		members []string
+		fails   bool
+	}{
+		{"50 keys", members, false},
+		{"51 keys", append(members[:50:50], `"k50":1`), true},
+		{"51 members, one a duplicate", append(members[:50:50], `"k0":1`), true},
+	}
+	for _, tt := range tests {
+		raw := `{"customer":{"external_id":"c","name":"n","metadata":{` + strings.Join(tt.members, ",") + `}}}`
+		r := bulk.ParseRow(1, json.RawMessage(raw), today)
+		got := r.Customer.Messages["metadata"]
+		if tt.fails != (len(got) > 0) || tt.fails && got[0] != "The metadata field must not have more than 50 keys." {
+			t.Errorf("%s: messages %v", tt.name, got)
+		}
+	}
+	// A million members cost no more memory than 51: they are not collected
+	// before counting (which took about 100 MB).
+	huge := json.RawMessage(`{"customer":{"external_id":"c","name":"n","metadata":{` + strings.Repeat(`"k":1,`, 1_000_000) + `"k":1}}}`)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	r := bulk.ParseRow(1, huge, today)
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Errorf("a metadata object of a million members allocated %d bytes", n)
+	}
+	if len(r.Customer.Messages["metadata"]) != 1 {
+		t.Errorf("messages %v", r.Customer.Messages)
+	}
 }
 
 func TestMetadataLimits(t *testing.T) {

@@ -17,13 +17,33 @@ var (
 	ErrTooManyRows = fmt.Errorf("the bulk may not have more than %d rows", MaxRows)
 )
 
+// ErrRowLimit is what every *LimitError is: a row over one of the structural
+// limits that keep one import's work and report bounded.
+var ErrRowLimit = errors.New("a row is over a limit")
+
+// LimitError is a row over a structural limit (MaxDepth,
+// MaxAccountsPerSection), found at submit so that nothing of it is stored.
+// Field is a JSON pointer into the body ("#/2/debt_accounts", rows counted
+// from 0) and Message reads as a sentence naming the row from 1.
+type LimitError struct {
+	Field   string
+	Message string
+}
+
+func (e LimitError) Error() string { return e.Message }
+
+// Is makes every LimitError match ErrRowLimit, whatever its row and field.
+func (e LimitError) Is(target error) bool { return target == ErrRowLimit }
+
 // DecodeSubmission reads a JSON array of rows from r as a stream, keeping each
 // row's bytes as submitted. It stops at the first problem; errors from r (such
 // as *http.MaxBytesError) are returned as they are. The rows share the blocks
 // the body was read into, so the body is held once, however large.
 //
 // It answers as encoding/json's Decoder would, reading the array token by
-// token and each row as one value.
+// token and each row as one value, except that a row over a structural limit
+// (nested deeper than MaxDepth, more than MaxAccountsPerSection entries in a
+// section) is a LimitError as soon as the row has been read.
 func DecodeSubmission(r io.Reader) ([]json.RawMessage, error) {
 	in := bodyReader{r: r}
 	c, err := in.peek()
@@ -56,6 +76,9 @@ func DecodeSubmission(r io.Reader) ([]json.RawMessage, error) {
 		}
 		if !utf8.Valid(row) {
 			return nil, ErrInvalidUTF8
+		}
+		if err := checkRowLimits(len(rows), row); err != nil {
+			return nil, err
 		}
 		rows = append(rows, row)
 	}
