@@ -50,7 +50,7 @@ func replay(ctx context.Context, cfg config, limit int64, write func(p *bulk.Pla
 				res.failedRows++
 				continue
 			}
-			rows = append(rows, bulk.ParseRow(i+1, r, today)) // numbered as submitted
+			rows = append(rows, bulk.ParseRow(i+1, r, bulk.Options{Today: today})) // numbered as submitted
 		}
 		p := bulk.NewPlan(uuid.New(), rows, existing, bulk.Options{Today: today})
 		for _, r := range p.Results {

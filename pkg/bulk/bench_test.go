@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -23,7 +22,7 @@ func BenchmarkDecodeAndValidate1000Rows(b *testing.B) {
 			b.Fatal(err)
 		}
 		for i, r := range raw {
-			if row := bulk.ParseRow(i+1, r, today); row.Customer.Failed() {
+			if row := bulk.ParseRow(i+1, r, bulk.Options{Today: today}); row.Customer.Failed() {
 				b.Fatal(row.Customer.Messages)
 			}
 		}
@@ -40,7 +39,7 @@ func BenchmarkPlan1000Rows(b *testing.B) {
 		b.StopTimer()
 		rows := make([]*bulk.Row, len(raw))
 		for i, r := range raw {
-			rows[i] = bulk.ParseRow(i+1, r, today)
+			rows[i] = bulk.ParseRow(i+1, r, bulk.Options{Today: today})
 		}
 		b.StartTimer()
 		if p := bulk.NewPlan(uuid.New(), rows, bulk.Existing{}, bulk.Options{Today: today}); len(p.DebtAccounts) != 3000 {
@@ -53,8 +52,12 @@ func BenchmarkPlan1000Rows(b *testing.B) {
 // DecodeSubmission and ParseRow replaced, so that a run compares the two on
 // the same machine at the same moment.
 
+func referenceParse(n int, raw json.RawMessage, opts bulk.Options) *bulk.Row {
+	return bulk.ReferenceParseRow(n, raw, opts.Today)
+}
+
 func BenchmarkDecodeAndValidate1000RowsReference(b *testing.B) {
-	benchmarkDecodeAndValidate(b, bulk.ReferenceDecodeSubmission, bulk.ReferenceParseRow)
+	benchmarkDecodeAndValidate(b, bulk.ReferenceDecodeSubmission, referenceParse)
 }
 
 func BenchmarkDecodeSubmission1000Rows(b *testing.B) {
@@ -70,14 +73,14 @@ func BenchmarkParseRow1000Rows(b *testing.B) {
 }
 
 func BenchmarkParseRow1000RowsReference(b *testing.B) {
-	benchmarkDecodeAndValidate(b, nil, bulk.ReferenceParseRow)
+	benchmarkDecodeAndValidate(b, nil, referenceParse)
 }
 
 // benchmarkDecodeAndValidate decodes a generated bulk of 1000 rows, when
 // decode is given, and parses its rows, when parse is given.
 func benchmarkDecodeAndValidate(b *testing.B,
 	decode func(io.Reader) ([]json.RawMessage, error),
-	parse func(int, json.RawMessage, time.Time) *bulk.Row,
+	parse func(int, json.RawMessage, bulk.Options) *bulk.Row,
 ) {
 	body := bulkgen.Body(bulkgen.Options{Seed: 1, Rows: 1000, Accounts: 3})
 	rows, err := bulk.DecodeSubmission(bytes.NewReader(body))
@@ -96,7 +99,7 @@ func benchmarkDecodeAndValidate(b *testing.B,
 			continue
 		}
 		for i, r := range rows {
-			if row := parse(i+1, r, today); row.Customer.Failed() {
+			if row := parse(i+1, r, bulk.Options{Today: today}); row.Customer.Failed() {
 				b.Fatal(row.Customer.Messages)
 			}
 		}

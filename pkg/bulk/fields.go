@@ -58,17 +58,6 @@ func jsonString(raw json.RawMessage) (string, bool) {
 	return string(unquote(raw)), true
 }
 
-// object reads the fields of raw when it is a JSON object; otherwise it
-// records that field must be an object.
-func object(m Messages, field string, raw json.RawMessage, fields []wireField) bool {
-	if jsonKind(raw) != '{' {
-		m.add(field, msgObject(field))
-		return false
-	}
-	readFields(raw, fields)
-	return true
-}
-
 // text reads a string field. It reports a message and returns ok=false when the
 // value has the wrong type, is too long or holds a NUL (Postgres text cannot).
 func text(m Messages, field string, raw json.RawMessage, required bool, maxLen int) (string, bool) {
@@ -467,7 +456,7 @@ func fitsNumeric(lit []byte) bool {
 
 // address accepts an object of the known address fields and returns it
 // re-encoded with only those fields, as encoding/json encodes a map.
-func address(m Messages, raw json.RawMessage) json.RawMessage {
+func (p parser) address(m Messages, pointer string, raw json.RawMessage) json.RawMessage {
 	const field = "address"
 	if isAbsent(raw) {
 		return nil
@@ -475,12 +464,14 @@ func address(m Messages, raw json.RawMessage) json.RawMessage {
 	var w struct {
 		Name, Line1, Line2, City, State, PostalCode, Country, IsPrimary json.RawMessage
 	}
-	if !object(m, field, raw, []wireField{
-		{"name", &w.Name}, {"line1", &w.Line1}, {"line2", &w.Line2}, {"city", &w.City},
-		{"state", &w.State}, {"postal_code", &w.PostalCode}, {"country", &w.Country}, {"is_primary", &w.IsPrimary},
-	}) {
+	if jsonKind(raw) != '{' {
+		m.add(field, msgObject(field))
 		return nil
 	}
+	readFields(raw, []wireField{
+		{"name", &w.Name}, {"line1", &w.Line1}, {"line2", &w.Line2}, {"city", &w.City},
+		{"state", &w.State}, {"postal_code", &w.PostalCode}, {"country", &w.Country}, {"is_primary", &w.IsPrimary},
+	}, p.unknown(m, pointer, field+"."))
 	// Written in the order of their names, as encoding/json sorts a map's
 	// keys; if any field fails, what was written is dropped.
 	out := make([]byte, 0, len(raw))

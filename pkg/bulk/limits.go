@@ -38,7 +38,7 @@ func checkRowLimits(index int, row json.RawMessage) error {
 	// Keys match as ParseRow matches them, and every occurrence of a
 	// duplicate key counts, so that no spelling of a section escapes.
 	for key, value := range members(row) {
-		f := matchField(unquote(key), sections)
+		f := matchField(unquote(key), sections, false)
 		if f == nil || jsonKind(value) != '[' {
 			continue
 		}

@@ -20,7 +20,7 @@ func rowsOf(t *testing.T, rows ...map[string]any) []*bulk.Row {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[i] = bulk.ParseRow(i+1, raw, today)
+		out[i] = bulk.ParseRow(i+1, raw, bulk.Options{Today: today})
 	}
 	return out
 }
@@ -233,7 +233,7 @@ func ExampleNewPlan() {
 			{"external_id": "child", "parent_external_id": "top", "balance": 25.5, "billing_type": ["payment-plan"]}
 		]
 	}`)
-	row := bulk.ParseRow(1, raw, today)
+	row := bulk.ParseRow(1, raw, bulk.Options{Today: today})
 	p := bulk.NewPlan(uuid.New(), []*bulk.Row{row}, bulk.Existing{}, bulk.Options{Today: today})
 	res := p.Results[0]
 	errs, failed := res.Errors()

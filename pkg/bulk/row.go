@@ -2,13 +2,39 @@ package bulk
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
 // MaxRows is the most rows one bulk may carry.
 const MaxRows = 1000
 
-// Customer is a validated customer. Optional fields are zero when absent.
+// Fields is a set of the fields of a submitted object that it carries, with
+// a value or null. An upsert changes exactly these; an explicit null clears
+// an optional field, an absent one keeps its value.
+type Fields uint32
+
+// The fields Fields can hold. External ids are always carried.
+const (
+	FieldName Fields = 1 << iota
+	FieldEmail
+	FieldPhone
+	FieldDateOfBirth
+	FieldSSNLast4
+	FieldAddress
+	FieldMetadata
+	FieldParentExternalID
+	FieldExternalAccountNumber
+	FieldBalance
+	FieldCurrentBalance
+	FieldBillingType
+)
+
+// Has tells whether every field of x is in the set.
+func (f Fields) Has(x Fields) bool { return f&x == x }
+
+// Customer is a validated customer. Optional fields are zero when absent or
+// null; Present tells which the object carried.
 type Customer struct {
 	ExternalID  string
 	Name        string
@@ -18,15 +44,19 @@ type Customer struct {
 	SSNLast4    string
 	Address     json.RawMessage // the known address fields, re-encoded; nil when absent
 	Metadata    json.RawMessage // nil when absent
+	Present     Fields
 }
 
 // Location is a validated location.
 type Location struct {
 	ExternalID string
 	Name       string
+	Present    Fields
 }
 
-// DebtAccount is a validated debt account, a parent or a child.
+// DebtAccount is a validated debt account, a parent or a child. An absent
+// current balance is the balance (on an account nobody has paid on yet), but
+// is not Present: an upsert keeps the stored one.
 type DebtAccount struct {
 	ExternalID            string
 	ParentExternalID      string // "" for a top-level account
@@ -35,6 +65,7 @@ type DebtAccount struct {
 	CurrentBalance        Money
 	BillingType           []string
 	Metadata              json.RawMessage
+	Present               Fields
 }
 
 // Input is one submitted object: its bytes as submitted, the value read from
@@ -61,28 +92,95 @@ type Row struct {
 	DebtAccounts       []*Input[DebtAccount]
 }
 
-// ParseRow decodes and validates one row as submitted. It never fails: every
-// problem becomes a message on the object it concerns. today bounds dates of
-// birth. The Raw of each object is a slice of raw, not a copy.
-func ParseRow(number int, raw json.RawMessage, today time.Time) *Row {
+// ParseRow decodes and validates one row as submitted, as opts say: Today
+// bounds dates of birth; Strict makes unknown keys errors; in ModeUpsert a
+// field required to create a record may be absent (the plan requires it of
+// the records it creates). It never fails: every problem becomes a message on
+// the object it concerns. The Raw of each object is a slice of raw, not a
+// copy.
+func ParseRow(number int, raw json.RawMessage, opts Options) *Row {
+	p := parser{opts: opts, row: "#/" + strconv.Itoa(number-1)}
 	r := &Row{Number: number, Raw: raw}
 	var w struct{ Customer, Location, ParentDebtAccounts, DebtAccounts json.RawMessage }
-	if !scanFields(trimSpace(raw), []wireField{
+	fields := []wireField{
 		{"customer", &w.Customer}, {"location", &w.Location},
 		{"parent_debt_accounts", &w.ParentDebtAccounts}, {"debt_accounts", &w.DebtAccounts},
-	}) {
+	}
+	extraneous := Messages{}
+	if !scanFields(trimSpace(raw), fields, p.unknown(extraneous, p.row, "")) {
 		r.Customer = &Input[Customer]{Messages: Messages{"row": {MsgRowNotObject}}}
 		return r
 	}
-	r.Customer = parseCustomer(w.Customer, today)
-	r.Location = parseLocation(w.Location)
-	r.ParentDebtAccounts = parseAccounts("parent_debt_accounts", w.ParentDebtAccounts, true)
-	r.DebtAccounts = parseAccounts("debt_accounts", w.DebtAccounts, false)
+	r.Customer = p.customer(w.Customer)
+	for field, msgs := range extraneous {
+		// A key the row itself does not know fails the row's customer: the
+		// report has no place for the row as such.
+		r.Customer.Messages[field] = append(r.Customer.Messages[field], msgs...)
+	}
+	r.Location = p.location(w.Location)
+	r.ParentDebtAccounts = p.accounts("parent_debt_accounts", w.ParentDebtAccounts, true)
+	r.DebtAccounts = p.accounts("debt_accounts", w.DebtAccounts, false)
 	checkNesting(r)
 	return r
 }
 
-func parseCustomer(raw json.RawMessage, today time.Time) *Input[Customer] {
+// parser reads the objects of one row.
+type parser struct {
+	opts Options
+	row  string // the row's JSON pointer, "#/0" for the first
+}
+
+// maxExtraneousReported bounds the messages strict mode gives one object
+// for its unknown keys: an object of a million of them costs a message each
+// for the first ones and one for the rest.
+const maxExtraneousReported = 10
+
+// unknown returns what readFields calls for each key the fields do not name:
+// nothing, or in strict mode a message under the key (prefixed with prefix,
+// "address." for the keys of an address) naming the object's pointer.
+func (p parser) unknown(m Messages, pointer, prefix string) func(key []byte) {
+	if !p.opts.Strict {
+		return nil
+	}
+	n := 0
+	return func(key []byte) {
+		n++
+		switch {
+		case n <= maxExtraneousReported:
+			m.add(prefix+string(key), pointer+": extraneous key ["+string(key)+"] is not permitted")
+		case n == maxExtraneousReported+1:
+			m.add(prefix+"*", pointer+": more extraneous keys are not permitted")
+		}
+	}
+}
+
+// required tells whether a field that must have a value to create a record
+// is required of this object: always, except that an upsert may leave one
+// out of an object that updates a record. An explicit null is always
+// checked.
+func (p parser) required(raw json.RawMessage) bool {
+	return p.opts.Mode != ModeUpsert || raw != nil
+}
+
+// present adds field to set when the object carried it.
+func present(set *Fields, field Fields, raw json.RawMessage) {
+	if raw != nil {
+		*set |= field
+	}
+}
+
+// object reads the fields of raw when it is a JSON object; otherwise it
+// records that field must be an object.
+func (p parser) object(m Messages, field, pointer string, raw json.RawMessage, fields []wireField) bool {
+	if jsonKind(raw) != '{' {
+		m.add(field, msgObject(field))
+		return false
+	}
+	readFields(raw, fields, p.unknown(m, pointer, ""))
+	return true
+}
+
+func (p parser) customer(raw json.RawMessage) *Input[Customer] {
 	in := &Input[Customer]{Raw: raw, Messages: Messages{}}
 	if isAbsent(raw) {
 		in.Messages.add("customer", msgRequired("customer"))
@@ -91,46 +189,58 @@ func parseCustomer(raw json.RawMessage, today time.Time) *Input[Customer] {
 	var w struct {
 		ExternalID, Name, Email, Phone, DateOfBirth, SSNLast4, Address, Metadata json.RawMessage
 	}
-	if !object(in.Messages, "customer", raw, []wireField{
+	pointer := p.row + "/customer"
+	if !p.object(in.Messages, "customer", pointer, raw, []wireField{
 		{"external_id", &w.ExternalID}, {"name", &w.Name}, {"email", &w.Email}, {"phone", &w.Phone},
 		{"date_of_birth", &w.DateOfBirth}, {"ssn_last4", &w.SSNLast4}, {"address", &w.Address}, {"metadata", &w.Metadata},
 	}) {
 		return in
 	}
 	m := in.Messages
-	in.Value = Customer{
+	c := Customer{
 		ExternalID:  must(text(m, "external_id", w.ExternalID, true, MaxExternalIDLen)),
-		Name:        must(text(m, "name", w.Name, true, MaxNameLen)),
+		Name:        must(text(m, "name", w.Name, p.required(w.Name), MaxNameLen)),
 		Email:       email(m, w.Email),
 		Phone:       must(text(m, "phone", w.Phone, false, MaxPhoneLen)),
-		DateOfBirth: dateOfBirth(m, w.DateOfBirth, today),
+		DateOfBirth: dateOfBirth(m, w.DateOfBirth, p.opts.Today),
 		SSNLast4:    ssnLast4(m, w.SSNLast4),
-		Address:     address(m, w.Address),
+		Address:     p.address(m, pointer+"/address", w.Address),
 		Metadata:    metadata(m, w.Metadata),
 	}
+	for _, f := range []struct {
+		field Fields
+		raw   json.RawMessage
+	}{
+		{FieldName, w.Name}, {FieldEmail, w.Email}, {FieldPhone, w.Phone}, {FieldDateOfBirth, w.DateOfBirth},
+		{FieldSSNLast4, w.SSNLast4}, {FieldAddress, w.Address}, {FieldMetadata, w.Metadata},
+	} {
+		present(&c.Present, f.field, f.raw)
+	}
+	in.Value = c
 	return in
 }
 
-func parseLocation(raw json.RawMessage) *Input[Location] {
+func (p parser) location(raw json.RawMessage) *Input[Location] {
 	in := &Input[Location]{Raw: raw, Messages: Messages{}}
 	if isAbsent(raw) {
 		in.Messages.add("location", msgRequired("location"))
 		return in
 	}
 	var w struct{ ExternalID, Name json.RawMessage }
-	if !object(in.Messages, "location", raw, []wireField{{"external_id", &w.ExternalID}, {"name", &w.Name}}) {
+	if !p.object(in.Messages, "location", p.row+"/location", raw, []wireField{{"external_id", &w.ExternalID}, {"name", &w.Name}}) {
 		return in
 	}
 	in.Value = Location{
 		ExternalID: must(text(in.Messages, "external_id", w.ExternalID, true, MaxExternalIDLen)),
 		Name:       must(text(in.Messages, "name", w.Name, false, MaxNameLen)),
 	}
+	present(&in.Value.Present, FieldName, w.Name)
 	return in
 }
 
-// parseAccounts reads a list of debt accounts. A section that is not a list
+// accounts reads a list of debt accounts. A section that is not a list
 // becomes a single failed entry carrying the section's message.
-func parseAccounts(section string, raw json.RawMessage, parents bool) []*Input[DebtAccount] {
+func (p parser) accounts(section string, raw json.RawMessage, parents bool) []*Input[DebtAccount] {
 	if isAbsent(raw) {
 		return nil
 	}
@@ -147,18 +257,18 @@ func parseAccounts(section string, raw json.RawMessage, parents bool) []*Input[D
 	out := make([]*Input[DebtAccount], len(items))
 	for i, item := range items {
 		out[i] = &inputs[i]
-		parseAccount(out[i], item, parents)
+		p.account(out[i], p.row+"/"+section+"/"+strconv.Itoa(i), item, parents)
 	}
 	return out
 }
 
-// parseAccount reads one debt account into in.
-func parseAccount(in *Input[DebtAccount], raw json.RawMessage, parent bool) {
+// account reads one debt account into in.
+func (p parser) account(in *Input[DebtAccount], pointer string, raw json.RawMessage, parent bool) {
 	in.Raw, in.Messages = raw, Messages{}
 	var w struct {
 		ExternalID, ParentExternalID, ExternalAccountNumber, Balance, CurrentBalance, BillingType, Metadata json.RawMessage
 	}
-	if !object(in.Messages, "debt_account", raw, []wireField{
+	if !p.object(in.Messages, "debt_account", pointer, raw, []wireField{
 		{"external_id", &w.ExternalID}, {"parent_external_id", &w.ParentExternalID},
 		{"external_account_number", &w.ExternalAccountNumber}, {"balance", &w.Balance},
 		{"current_balance", &w.CurrentBalance}, {"billing_type", &w.BillingType}, {"metadata", &w.Metadata},
@@ -170,10 +280,12 @@ func parseAccount(in *Input[DebtAccount], raw json.RawMessage, parent bool) {
 		ExternalID:            must(text(m, "external_id", w.ExternalID, true, MaxExternalIDLen)),
 		ParentExternalID:      must(text(m, "parent_external_id", w.ParentExternalID, false, MaxExternalIDLen)),
 		ExternalAccountNumber: must(text(m, "external_account_number", w.ExternalAccountNumber, false, MaxAccountNumberLen)),
-		BillingType:           billingType(m, w.BillingType),
 		Metadata:              metadata(m, w.Metadata),
 	}
-	a.Balance, _ = money(m, "balance", w.Balance, true)
+	if p.required(w.BillingType) {
+		a.BillingType = billingType(m, w.BillingType)
+	}
+	a.Balance, _ = money(m, "balance", w.Balance, p.required(w.Balance))
 	var hasCurrent bool
 	a.CurrentBalance, hasCurrent = money(m, "current_balance", w.CurrentBalance, false)
 	if hasCurrent && isAbsent(w.CurrentBalance) {
@@ -181,6 +293,16 @@ func parseAccount(in *Input[DebtAccount], raw json.RawMessage, parent bool) {
 	}
 	if parent && a.ParentExternalID != "" {
 		m.add("parent_external_id", MsgParentNotAllowed)
+	}
+	for _, f := range []struct {
+		field Fields
+		raw   json.RawMessage
+	}{
+		{FieldParentExternalID, w.ParentExternalID}, {FieldExternalAccountNumber, w.ExternalAccountNumber},
+		{FieldBalance, w.Balance}, {FieldCurrentBalance, w.CurrentBalance}, {FieldBillingType, w.BillingType},
+		{FieldMetadata, w.Metadata},
+	} {
+		present(&a.Present, f.field, f.raw)
 	}
 	in.Value = a
 }
@@ -225,10 +347,10 @@ func checkNesting(r *Row) {
 }
 
 // ParseRows parses every row of a bulk, numbering them from 1.
-func ParseRows(raw []json.RawMessage, today time.Time) []*Row {
+func ParseRows(raw []json.RawMessage, opts Options) []*Row {
 	rows := make([]*Row, len(raw))
 	for i, r := range raw {
-		rows[i] = ParseRow(i+1, r, today)
+		rows[i] = ParseRow(i+1, r, opts)
 	}
 	return rows
 }

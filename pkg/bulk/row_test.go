@@ -71,7 +71,7 @@ func parse(t *testing.T, row any) *bulk.Row {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bulk.ParseRow(1, raw, today)
+	return bulk.ParseRow(1, raw, bulk.Options{Today: today})
 }
 
 func TestSeedRowIsValid(t *testing.T) {
@@ -264,7 +264,7 @@ func TestMetadataCountsMembers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		raw := `{"customer":{"external_id":"c","name":"n","metadata":{` + strings.Join(tt.members, ",") + `}}}`
-		r := bulk.ParseRow(1, json.RawMessage(raw), today)
+		r := bulk.ParseRow(1, json.RawMessage(raw), bulk.Options{Today: today})
 		got := r.Customer.Messages["metadata"]
 		if tt.fails != (len(got) > 0) || tt.fails && got[0] != "The metadata field must not have more than 50 keys." {
 			t.Errorf("%s: messages %v", tt.name, got)
@@ -275,7 +275,7 @@ func TestMetadataCountsMembers(t *testing.T) {
 	huge := json.RawMessage(`{"customer":{"external_id":"c","name":"n","metadata":{` + strings.Repeat(`"k":1,`, 1_000_000) + `"k":1}}}`)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	r := bulk.ParseRow(1, huge, today)
+	r := bulk.ParseRow(1, huge, bulk.Options{Today: today})
 	runtime.ReadMemStats(&after)
 	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
 		t.Errorf("a metadata object of a million members allocated %d bytes", n)
@@ -301,7 +301,7 @@ func TestMetadataLimits(t *testing.T) {
 
 func TestRowThatIsNotAnObject(t *testing.T) {
 	for _, raw := range []string{`5`, `"row"`, `[]`, `null`} {
-		r := bulk.ParseRow(3, json.RawMessage(raw), today)
+		r := bulk.ParseRow(3, json.RawMessage(raw), bulk.Options{Today: today})
 		errs, failed := r.Errors()
 		if !failed || len(errs.Customer) != 1 || errs.Customer[0].Messages["row"][0] != bulk.MsgRowNotObject {
 			t.Errorf("%s: got %+v", raw, errs)
@@ -378,7 +378,7 @@ func TestMetadataNumbers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		row := `{"customer":{"external_id":"c","name":"n","metadata":{"n":` + tt.lit + `}}}`
-		r := bulk.ParseRow(1, json.RawMessage(row), today)
+		r := bulk.ParseRow(1, json.RawMessage(row), bulk.Options{Today: today})
 		var want []string
 		if tt.want != "" {
 			want = []string{tt.want}

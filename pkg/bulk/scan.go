@@ -251,7 +251,7 @@ func scanLiteral(data []byte, i int, lit string) (int, scanResult) {
 // scanFields checks that obj is one JSON object, nested no deeper than
 // encoding/json allows, and reads its fields as readFields does: one pass
 // both checks the row and finds its parts.
-func scanFields(obj []byte, fields []wireField) bool {
+func scanFields(obj []byte, fields []wireField, unknown func(key []byte)) bool {
 	if len(obj) == 0 || obj[0] != '{' {
 		return false
 	}
@@ -271,8 +271,11 @@ func scanFields(obj []byte, fields []wireField) bool {
 			return false
 		}
 		end := valueStart + n
-		if f := matchField(unquote(key), fields); f != nil {
+		k := unquote(key)
+		if f := matchField(k, fields, unknown != nil); f != nil {
 			*f.value = obj[valueStart:end:end]
+		} else if unknown != nil {
+			unknown(k)
 		}
 		if i = skipSpace(obj, end); i >= len(obj) {
 			return false
@@ -420,20 +423,29 @@ type wireField struct {
 // readFields sets each field to the value of its member in obj, an object
 // without surrounding space. Keys match as encoding/json matches them to
 // struct fields: exactly, or else regardless of case; of duplicate keys the
-// last wins, and unknown keys are ignored.
-func readFields(obj []byte, fields []wireField) {
+// last wins, and unknown keys are ignored. A strict reader (unknown not nil)
+// matches keys exactly and gives unknown every other key, decoded.
+func readFields(obj []byte, fields []wireField, unknown func(key []byte)) {
 	for key, value := range members(obj) {
-		if f := matchField(unquote(key), fields); f != nil {
+		k := unquote(key)
+		if f := matchField(k, fields, unknown != nil); f != nil {
 			*f.value = value
+		} else if unknown != nil {
+			unknown(k)
 		}
 	}
 }
 
-func matchField(key []byte, fields []wireField) *wireField {
+// matchField finds the field that key names: exactly, or unless exact is
+// set regardless of case.
+func matchField(key []byte, fields []wireField, exact bool) *wireField {
 	for i := range fields {
 		if string(key) == fields[i].name {
 			return &fields[i]
 		}
+	}
+	if exact {
+		return nil
 	}
 	for i := range fields {
 		if bytes.EqualFold(key, []byte(fields[i].name)) {

@@ -50,10 +50,10 @@ func FuzzScan(f *testing.F) {
 		// scanFields checks and reads an object in one pass, as scanValue and
 		// readFields do in two.
 		var scanned, read json.RawMessage
-		if isObject := scanFields(v, []wireField{{"a", &scanned}}); isObject != (valid && v[0] == '{') {
+		if isObject := scanFields(v, []wireField{{"a", &scanned}}, nil); isObject != (valid && v[0] == '{') {
 			t.Fatalf("scanFields(%q) = %v, want %v", v, isObject, valid && v[0] == '{')
 		} else if isObject {
-			readFields(v, []wireField{{"a", &read}})
+			readFields(v, []wireField{{"a", &read}}, nil)
 			if !bytes.Equal(scanned, read) {
 				t.Fatalf("scanFields(%q) reads a = %q, readFields %q", v, scanned, read)
 			}

@@ -121,7 +121,7 @@ func TestImportOutcome(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows := bulk.ParseRows(raw, today)
+		rows := bulk.ParseRows(raw, bulk.Options{Today: today})
 		p := bulk.NewPlan(uuid.New(), rows, existing, bulk.Options{Today: today})
 		for _, l := range p.Locations {
 			existing.Locations[l.ExternalID] = bulk.Record{ID: l.ID}

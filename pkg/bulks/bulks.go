@@ -109,7 +109,7 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 			return models.Bulk{}, fmt.Errorf("bulks: import %s: %w", id, err)
 		}
 		opts := ImportOptions(b)
-		res, err := s.store.Import(ctx, b, bulk.ParseRows(raw, opts.Today), opts)
+		res, err := s.store.Import(ctx, b, bulk.ParseRows(raw, opts), opts)
 		if err != nil {
 			return models.Bulk{}, fmt.Errorf("bulks: import %s: %w", id, err)
 		}

@@ -88,7 +88,7 @@ func benchmarkWrite(b *testing.B, write func(db testenv.Database, orgID, bulkID 
 		if err != nil {
 			b.Fatal(err)
 		}
-		rows := bulk.ParseRows(raw, time.Now().UTC())
+		rows := bulk.ParseRows(raw, bulk.Options{Today: time.Now().UTC()})
 		p := bulk.NewPlan(bk.ID, rows, bulk.Existing{}, bulk.Options{})
 		records += len(p.Locations) + len(p.Customers) + len(p.DebtAccounts)
 		b.StartTimer()

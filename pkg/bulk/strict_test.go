@@ -1,0 +1,109 @@
+package bulk_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/bulkd/bulkd/pkg/bulk"
+)
+
+// Strict mode makes every unknown key an error of the object that holds it,
+// with Propel's JSON-pointer message; without it unknown keys are ignored.
+func TestStrictUnknownKeys(t *testing.T) {
+	t.Parallel()
+	raw := json.RawMessage(`{
+		"customer": {"external_id": "c1", "name": "N", "company": "Acme", "address": {"city": "X", "zip": "1"}},
+		"location": {"external_id": "l1", "floor": 3},
+		"parent_debt_accounts": [{"external_id": "p", "balance": 1, "billing_type": ["settlement"]}],
+		"debt_accounts": [
+			{"external_id": "a0", "balance": 1, "billing_type": ["settlement"]},
+			{"external_id": "a1", "balance": 1, "billing_type": ["settlement"], "interest": 2, "Balance": 3}
+		],
+		"note": "row-level"
+	}`)
+	strict := bulk.ParseRow(4, raw, bulk.Options{Strict: true, Today: today})
+	want := map[string]bulk.Messages{
+		"customer": {
+			"company":     {"#/3/customer: extraneous key [company] is not permitted"},
+			"address.zip": {"#/3/customer/address: extraneous key [zip] is not permitted"},
+			"note":        {"#/3: extraneous key [note] is not permitted"},
+		},
+		"location":        {"floor": {"#/3/location: extraneous key [floor] is not permitted"}},
+		"parent":          {},
+		"debt_account[0]": {},
+		// A key of another case is not the field in strict mode.
+		"debt_account[1]": {
+			"interest": {"#/3/debt_accounts/1: extraneous key [interest] is not permitted"},
+			"Balance":  {"#/3/debt_accounts/1: extraneous key [Balance] is not permitted"},
+		},
+	}
+	got := map[string]bulk.Messages{
+		"customer": strict.Customer.Messages, "location": strict.Location.Messages,
+		"parent":          strict.ParentDebtAccounts[0].Messages,
+		"debt_account[0]": strict.DebtAccounts[0].Messages, "debt_account[1]": strict.DebtAccounts[1].Messages,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("strict messages (-want +got):\n%s", diff)
+	}
+	lax := bulk.ParseRow(4, raw, bulk.Options{Today: today})
+	for _, in := range []bool{lax.Customer.Failed(), lax.Location.Failed(), lax.DebtAccounts[1].Failed()} {
+		if in {
+			t.Errorf("unknown keys fail an object without strict: %v %v %v", lax.Customer.Messages, lax.Location.Messages, lax.DebtAccounts[1].Messages)
+		}
+	}
+	if lax.DebtAccounts[1].Value.Balance != 300 {
+		t.Errorf("without strict, Balance matches balance as encoding/json matches it: %v", lax.DebtAccounts[1].Value.Balance)
+	}
+}
+
+// An object of many unknown keys gets a bounded number of messages.
+func TestStrictBoundsItsMessages(t *testing.T) {
+	t.Parallel()
+	keys := make([]string, 10_000)
+	for i := range keys {
+		keys[i] = `"k` + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + `":1`
+	}
+	raw := json.RawMessage(`{"customer":{"external_id":"c","name":"N",` + strings.Join(keys, ",") + `},"location":{"external_id":"l"}}`)
+	r := bulk.ParseRow(1, raw, bulk.Options{Strict: true, Today: today})
+	n := 0
+	for _, msgs := range r.Customer.Messages {
+		n += len(msgs)
+	}
+	if n == 0 || n > 11 {
+		t.Errorf("%d messages for 10 000 unknown keys, want at most 11", n)
+	}
+}
+
+// Present records which fields an object carries, with a value or null: an
+// upsert changes exactly those. An upsert may leave out what only creating
+// a record needs; an explicit null of a required field is still an error.
+func TestPresentAndUpsertRequirements(t *testing.T) {
+	t.Parallel()
+	raw := json.RawMessage(`{"customer": {"external_id": "c1", "email": null, "phone": "1"},
+		"location": {"external_id": "l1"},
+		"debt_accounts": [{"external_id": "a1", "current_balance": 5}, {"external_id": "a2", "balance": null, "billing_type": null}]}`)
+	up := bulk.ParseRow(1, raw, bulk.Options{Mode: bulk.ModeUpsert, Today: today})
+	if up.Customer.Failed() || up.DebtAccounts[0].Failed() {
+		t.Fatalf("upsert requires what only creating needs: %v %v", up.Customer.Messages, up.DebtAccounts[0].Messages)
+	}
+	if got := up.Customer.Value.Present; got != bulk.FieldEmail|bulk.FieldPhone {
+		t.Errorf("customer present %b, want email and phone", got)
+	}
+	if got := up.Location.Value.Present; got != 0 {
+		t.Errorf("location present %b, want none", got)
+	}
+	if got := up.DebtAccounts[0].Value.Present; got != bulk.FieldCurrentBalance {
+		t.Errorf("account present %b, want current_balance", got)
+	}
+	want := bulk.Messages{"balance": {"The balance field is required."}, "billing_type": {"The billing type field is required."}}
+	if diff := cmp.Diff(want, up.DebtAccounts[1].Messages); diff != "" {
+		t.Errorf("explicit nulls of required fields (-want +got):\n%s", diff)
+	}
+	create := bulk.ParseRow(1, raw, bulk.Options{Today: today})
+	if create.Customer.Messages["name"] == nil || create.DebtAccounts[0].Messages["balance"] == nil {
+		t.Errorf("create mode requires name and balance: %v %v", create.Customer.Messages, create.DebtAccounts[0].Messages)
+	}
+}
