@@ -23,6 +23,8 @@ const (
 	MsgParentFailed      = "The debt account was not saved because its parent debt account failed."
 	MsgCustomerFailed    = "The debt account was not saved because its customer failed."
 	MsgLocationFailed    = "The customer was not saved because its location failed."
+	MsgOtherCustomer     = "The debt account belongs to another customer."
+	MsgHasChildren       = "The debt account has debt accounts nested under it, so it cannot be nested itself; only one level of nesting is allowed."
 	MsgRowNotObject      = "The row must be an object with customer, location and debt_accounts."
 	MsgEmail             = "The email field must be a valid email address."
 	MsgBillingTypeChoice = "The selected billing type is invalid."

@@ -105,6 +105,7 @@ func TestPlanValidateOnly(t *testing.T) {
 	rows := rowsOf(t, simpleRow("c1", "l1", acct("a1", ""), acct("taken", "")))
 	real := bulk.NewPlan(uuidOf(1), rows, existing, bulk.Options{Today: today})
 	dry := bulk.NewPlan(uuidOf(1), rows, existing, bulk.Options{ValidateOnly: true, Today: today})
+	dry.Settle(nil)
 	if dry.Writes() {
 		t.Fatalf("a dry run writes")
 	}

@@ -14,6 +14,11 @@ const (
 	ActionCreated Action = "created" // written by this bulk
 	ActionFound   Action = "found"   // an existing customer or location, reused as it is
 	ActionFailed  Action = "failed"  // not written; its messages say why
+	// ActionUpdated: an upsert changed the stored record.
+	ActionUpdated Action = "updated"
+	// ActionUnchanged: an upsert found the stored record already as
+	// submitted, and left it (its version and updated_at) alone.
+	ActionUnchanged Action = "unchanged"
 	// ActionRolledBack: the object was fine, but an atomic import met an
 	// error elsewhere and wrote nothing.
 	ActionRolledBack Action = "rolled_back"
@@ -26,6 +31,7 @@ type RowStatus string
 // anything was created, else unchanged (everything was found as it was).
 const (
 	RowCreated    RowStatus = "created"
+	RowUpdated    RowStatus = "updated"
 	RowUnchanged  RowStatus = "unchanged"
 	RowFailed     RowStatus = "failed"
 	RowRolledBack RowStatus = "rolled_back" // fine itself, but nothing of an atomic bulk was written
@@ -39,11 +45,17 @@ type Existing struct {
 	DebtAccounts map[string]Record
 }
 
-// Record identifies a stored record and the bulk row that wrote it.
+// Record identifies a stored record and the bulk row that wrote it. For an
+// upsert, the store also reads what the plan checks of a stored debt
+// account: its customer, its parent, and whether it has children.
 type Record struct {
 	ID      uuid.UUID
 	BulkID  uuid.UUID
 	BulkRow int
+
+	CustomerID  uuid.UUID
+	ParentID    uuid.UUID
+	HasChildren bool
 }
 
 // writtenBy tells whether this record was written by the given bulk row: a
@@ -101,19 +113,25 @@ func (r *RowResult) objects(f func(*ObjectResult)) {
 }
 
 // Status sums up the row: failed when any object failed, else rolled back
-// when an atomic import wrote nothing, else created when any object was
-// created, else unchanged.
+// when an atomic import wrote nothing, else updated when any object was
+// updated, else created when any was created, else unchanged.
 func (r *RowResult) Status() RowStatus {
+	rank := map[RowStatus]int{RowUnchanged: 0, RowCreated: 1, RowUpdated: 2, RowRolledBack: 3, RowFailed: 4}
 	status := RowUnchanged
 	r.objects(func(o *ObjectResult) {
-		switch {
-		case o.Failed():
-			status = RowFailed
-		case status == RowFailed:
-		case o.Action == ActionRolledBack:
-			status = RowRolledBack
-		case o.Action == ActionCreated && status != RowRolledBack:
-			status = RowCreated
+		s := RowUnchanged
+		switch o.Action {
+		case ActionFailed:
+			s = RowFailed
+		case ActionRolledBack:
+			s = RowRolledBack
+		case ActionUpdated:
+			s = RowUpdated
+		case ActionCreated:
+			s = RowCreated
+		}
+		if rank[s] > rank[status] {
+			status = s
 		}
 	})
 	return status
@@ -144,6 +162,33 @@ type NewDebtAccount struct {
 	DebtAccount
 }
 
+// LocationUpdate is an upsert's change to a stored location: the fields the
+// bulk carried (Location.Present), which the store applies over the stored
+// values. Row is the bulk row that changed it last.
+type LocationUpdate struct {
+	ID  uuid.UUID
+	Row int
+	Location
+}
+
+// CustomerUpdate is an upsert's change to a stored customer; its location is
+// the one of its row.
+type CustomerUpdate struct {
+	ID         uuid.UUID
+	Row        int
+	LocationID uuid.UUID
+	Customer
+}
+
+// DebtAccountUpdate is an upsert's change to a stored debt account. ParentID
+// applies when Present has FieldParentExternalID (uuid.Nil: top level).
+type DebtAccountUpdate struct {
+	ID       uuid.UUID
+	Row      int
+	ParentID uuid.UUID
+	DebtAccount
+}
+
 // Plan is what an import writes, new records in dependency order (parents
 // before children), and the outcome of every submitted row, in order.
 type Plan struct {
@@ -156,6 +201,23 @@ type Plan struct {
 	Locations    []NewLocation
 	Customers    []NewCustomer
 	DebtAccounts []NewDebtAccount
+	// An upsert's changes to stored records. Whether each changes anything
+	// is for the store to tell (Settle): their objects are unchanged until
+	// then.
+	LocationUpdates    []LocationUpdate
+	CustomerUpdates    []CustomerUpdate
+	DebtAccountUpdates []DebtAccountUpdate
+
+	// Where each customer and location of the bulk is planned, by external
+	// id, so that later rows naming it again add their fields to it.
+	locationAt, customerAt map[string]target
+}
+
+// target is where a customer or location is planned: new (an index into the
+// plan's new records) or an update of a stored one.
+type target struct {
+	update bool
+	index  int
 }
 
 // ExternalIDs lists the distinct external ids the valid objects of rows name,
@@ -195,32 +257,60 @@ func ExternalIDs(rows []*Row) (locations, customers, debtAccounts []string) {
 // exactly what the first one would.
 //
 // An atomic plan with any failed object writes nothing, and reports every
-// other object rolled back. A validate-only plan reports what the import
-// would do and writes nothing; objects it would create have no id.
+// other object rolled back. The store then applies the plan, or for a
+// validate-only one compares it with what is stored, and settles it.
 func NewPlan(bulkID uuid.UUID, rows []*Row, existing Existing, opts Options) *Plan {
-	p := &Plan{BulkID: bulkID, Options: opts, Results: make([]RowResult, len(rows))}
+	p := &Plan{BulkID: bulkID, Options: opts, Results: make([]RowResult, len(rows)),
+		locationAt: map[string]target{}, customerAt: map[string]target{}}
 	locations := map[string]uuid.UUID{}
 	customers := map[string]uuid.UUID{}
 	accounts := map[string]bool{}
 	for i, r := range rows {
 		res := &p.Results[i]
 		*res = newRowResult(r)
-		p.planLocation(r, res, existing.Locations, locations)
-		p.planCustomer(r, res, existing.Customers, customers)
+		if opts.Mode == ModeUpsert {
+			p.upsertLocation(r, res, existing.Locations, locations)
+			p.upsertCustomer(r, res, existing.Customers, customers)
+		} else {
+			p.planLocation(r, res, existing.Locations, locations)
+			p.planCustomer(r, res, existing.Customers, customers)
+		}
 		p.planDebtAccounts(r, res, existing.DebtAccounts, accounts)
 	}
 	if opts.Atomic && p.anyFailed() {
 		p.rollBack()
 	}
-	if opts.ValidateOnly {
+	return p
+}
+
+// Settle completes the plan once the store has applied it, or for a
+// validate-only plan compared it with the stored records: updated holds the
+// ids of the stored records its updates change. A validate-only plan then
+// writes nothing and names no record that does not exist.
+func (p *Plan) Settle(updated map[uuid.UUID]bool) {
+	p.setUpdated(updated)
+	if p.Options.ValidateOnly {
 		p.dryRun()
 	}
-	return p
 }
 
 // Writes tells whether the plan writes any record.
 func (p *Plan) Writes() bool {
-	return len(p.Locations)+len(p.Customers)+len(p.DebtAccounts) > 0
+	return len(p.Locations)+len(p.Customers)+len(p.DebtAccounts)+
+		len(p.LocationUpdates)+len(p.CustomerUpdates)+len(p.DebtAccountUpdates) > 0
+}
+
+// setUpdated settles the objects of the plan's updates: those whose record
+// the store found changed by them (updated) are ActionUpdated, the others
+// stay ActionUnchanged.
+func (p *Plan) setUpdated(updated map[uuid.UUID]bool) {
+	for i := range p.Results {
+		p.Results[i].objects(func(o *ObjectResult) {
+			if o.Action == ActionUnchanged && updated[o.ID] {
+				o.Action = ActionUpdated
+			}
+		})
+	}
 }
 
 func (p *Plan) anyFailed() bool {
@@ -236,7 +326,7 @@ func (p *Plan) anyFailed() bool {
 // reused are reported rolled back; a record that exists keeps its id.
 func (p *Plan) rollBack() {
 	p.RolledBack = true
-	p.Locations, p.Customers, p.DebtAccounts = nil, nil, nil
+	p.dropWrites()
 	for i := range p.Results {
 		p.Results[i].objects(func(o *ObjectResult) {
 			if o.Failed() {
@@ -250,6 +340,12 @@ func (p *Plan) rollBack() {
 	}
 }
 
+// dropWrites leaves the plan writing nothing.
+func (p *Plan) dropWrites() {
+	p.Locations, p.Customers, p.DebtAccounts = nil, nil, nil
+	p.LocationUpdates, p.CustomerUpdates, p.DebtAccountUpdates = nil, nil, nil
+}
+
 // dryRun drops every write, keeping the actions: an object to be created
 // has no record, so no id, and neither has an object that reuses one of
 // them (a location created by an earlier row of the bulk).
@@ -261,7 +357,7 @@ func (p *Plan) dryRun() {
 	for _, c := range p.Customers {
 		planned[c.ID] = true
 	}
-	p.Locations, p.Customers, p.DebtAccounts = nil, nil, nil
+	p.dropWrites()
 	for i := range p.Results {
 		p.Results[i].objects(func(o *ObjectResult) {
 			if o.Action == ActionCreated || planned[o.ID] {
@@ -350,6 +446,109 @@ func (p *Plan) planCustomer(r *Row, res *RowResult, existing map[string]Record, 
 	}
 }
 
+// upsertLocation settles a location of an upsert: a stored one is updated
+// with the fields submitted, a new one created. A later row naming it again
+// adds its fields (the later value wins) and reports it found.
+func (p *Plan) upsertLocation(r *Row, res *RowResult, existing map[string]Record, inBulk map[string]uuid.UUID) {
+	loc := res.Location
+	if loc == nil || loc.Failed() {
+		return
+	}
+	v := r.Location.Value
+	if at, ok := p.locationAt[v.ExternalID]; ok {
+		loc.Action, loc.ID = ActionFound, inBulk[v.ExternalID]
+		if at.update {
+			u := &p.LocationUpdates[at.index]
+			u.Location.apply(v)
+			u.Row = r.Number
+		} else {
+			p.Locations[at.index].Location.apply(v)
+		}
+		return
+	}
+	if rec, ok := existing[v.ExternalID]; ok {
+		loc.Action, loc.ID = ActionUnchanged, rec.ID
+		p.locationAt[v.ExternalID] = target{update: true, index: len(p.LocationUpdates)}
+		p.LocationUpdates = append(p.LocationUpdates, LocationUpdate{ID: rec.ID, Row: r.Number, Location: v})
+	} else {
+		loc.Action, loc.ID = ActionCreated, uuid.New()
+		p.locationAt[v.ExternalID] = target{index: len(p.Locations)}
+		p.Locations = append(p.Locations, NewLocation{ID: loc.ID, Row: r.Number, Location: v})
+	}
+	inBulk[v.ExternalID] = loc.ID
+}
+
+// upsertCustomer settles a customer of an upsert as upsertLocation does a
+// location; the customer moves to its row's location. A customer to create
+// needs the fields creating requires.
+func (p *Plan) upsertCustomer(r *Row, res *RowResult, existing map[string]Record, inBulk map[string]uuid.UUID) {
+	c := &res.Customer
+	if c.Failed() {
+		return
+	}
+	if res.Location == nil || res.Location.Failed() {
+		c.fail("location", MsgLocationFailed)
+		return
+	}
+	v, locationID := r.Customer.Value, res.Location.ID
+	if at, ok := p.customerAt[v.ExternalID]; ok {
+		c.Action, c.ID = ActionFound, inBulk[v.ExternalID]
+		if at.update {
+			u := &p.CustomerUpdates[at.index]
+			u.Customer.apply(v)
+			u.LocationID, u.Row = locationID, r.Number
+		} else {
+			n := &p.Customers[at.index]
+			n.Customer.apply(v)
+			n.LocationID = locationID
+		}
+		return
+	}
+	if rec, ok := existing[v.ExternalID]; ok {
+		c.Action, c.ID = ActionUnchanged, rec.ID
+		p.customerAt[v.ExternalID] = target{update: true, index: len(p.CustomerUpdates)}
+		p.CustomerUpdates = append(p.CustomerUpdates, CustomerUpdate{ID: rec.ID, Row: r.Number, LocationID: locationID, Customer: v})
+	} else {
+		if !v.Present.Has(FieldName) {
+			c.fail("name", msgRequired("name"))
+			return
+		}
+		c.Action, c.ID = ActionCreated, uuid.New()
+		p.customerAt[v.ExternalID] = target{index: len(p.Customers)}
+		p.Customers = append(p.Customers, NewCustomer{ID: c.ID, Row: r.Number, LocationID: locationID, Customer: v})
+	}
+	inBulk[v.ExternalID] = c.ID
+}
+
+// apply sets the fields v carries.
+func (l *Location) apply(v Location) {
+	if v.Present.Has(FieldName) {
+		l.Name = v.Name
+	}
+	l.Present |= v.Present
+}
+
+// apply sets the fields v carries.
+func (c *Customer) apply(v Customer) {
+	for _, f := range []struct {
+		field Fields
+		set   func()
+	}{
+		{FieldName, func() { c.Name = v.Name }},
+		{FieldEmail, func() { c.Email = v.Email }},
+		{FieldPhone, func() { c.Phone = v.Phone }},
+		{FieldDateOfBirth, func() { c.DateOfBirth = v.DateOfBirth }},
+		{FieldSSNLast4, func() { c.SSNLast4 = v.SSNLast4 }},
+		{FieldAddress, func() { c.Address = v.Address }},
+		{FieldMetadata, func() { c.Metadata = v.Metadata }},
+	} {
+		if v.Present.Has(f.field) {
+			f.set()
+		}
+	}
+	c.Present |= v.Present
+}
+
 // account pairs a submitted debt account with its result.
 type account struct {
 	in  *Input[DebtAccount]
@@ -381,39 +580,76 @@ func (p *Plan) planDebtAccounts(r *Row, res *RowResult, existing map[string]Reco
 			parents[id] = a.out
 		}
 	}
+	// An upsert keeps the parent of a stored account that names none: a
+	// parent of the row may then have one itself, which nesting forbids.
+	parentOf := map[*ObjectResult]uuid.UUID{}
 
+	upsert := p.Options.Mode == ModeUpsert
 	for _, a := range ordered {
 		if a.out.Failed() {
 			continue
 		}
-		extID := a.in.Value.ExternalID
-		rec, inDB := existing[extID]
+		v := a.in.Value
+		rec, inDB := existing[v.ExternalID]
+		stored := inDB && upsert
 		switch {
-		case inBulk[extID] || (inDB && !rec.writtenBy(p.BulkID, r.Number)):
+		case inBulk[v.ExternalID] || (inDB && !upsert && !rec.writtenBy(p.BulkID, r.Number)):
 			a.out.fail("external_id", MsgTaken)
 			continue
 		case res.Customer.Failed():
 			a.out.fail("customer", MsgCustomerFailed)
 			continue
+		case stored && rec.CustomerID != res.Customer.ID:
+			a.out.fail("customer", MsgOtherCustomer)
+			continue
+		case upsert && !stored && !v.Present.Has(FieldBalance|FieldBillingType):
+			// Creating an account needs what an update may leave out.
+			for _, f := range []struct {
+				field Fields
+				name  string
+			}{{FieldBalance, "balance"}, {FieldBillingType, "billing_type"}} {
+				if !v.Present.Has(f.field) {
+					a.out.fail(f.name, msgRequired(f.name))
+				}
+			}
+			continue
 		}
-		var parentID uuid.UUID
-		if ref := a.in.Value.ParentExternalID; ref != "" {
+		parentID := uuid.Nil
+		if stored && !v.Present.Has(FieldParentExternalID) {
+			parentID = rec.ParentID
+		}
+		if ref := v.ParentExternalID; ref != "" {
 			parent := parents[ref]
-			if parent == nil || parent.Failed() {
+			switch {
+			case parent == nil || parent.Failed():
 				a.out.fail("parent_external_id", MsgParentFailed)
+				continue
+			case parentOf[parent] != uuid.Nil:
+				a.out.fail("parent_external_id", MsgParentNested)
 				continue
 			}
 			parentID = parent.ID
 		}
-		inBulk[extID] = true
-		if inDB {
-			a.out.Action, a.out.ID = ActionCreated, rec.ID
+		if stored && parentID != uuid.Nil && rec.HasChildren {
+			a.out.fail("parent_external_id", MsgHasChildren)
 			continue
 		}
-		a.out.Action, a.out.ID = ActionCreated, uuid.New()
-		p.DebtAccounts = append(p.DebtAccounts, NewDebtAccount{
-			ID: a.out.ID, Row: r.Number, CustomerID: res.Customer.ID, ParentID: parentID, DebtAccount: a.in.Value,
-		})
+		parentOf[a.out] = parentID
+		inBulk[v.ExternalID] = true
+		switch {
+		case stored:
+			a.out.Action, a.out.ID = ActionUnchanged, rec.ID
+			u := DebtAccountUpdate{ID: rec.ID, Row: r.Number, ParentID: parentID, DebtAccount: v}
+			u.Present |= FieldParentExternalID // the parent is settled: kept, moved or cleared
+			p.DebtAccountUpdates = append(p.DebtAccountUpdates, u)
+		case inDB:
+			a.out.Action, a.out.ID = ActionCreated, rec.ID // written by an earlier attempt of this bulk
+		default:
+			a.out.Action, a.out.ID = ActionCreated, uuid.New()
+			p.DebtAccounts = append(p.DebtAccounts, NewDebtAccount{
+				ID: a.out.ID, Row: r.Number, CustomerID: res.Customer.ID, ParentID: parentID, DebtAccount: v,
+			})
+		}
 	}
 }
 

@@ -58,7 +58,7 @@ func (s *Store) CountRecords(ctx context.Context, orgID uuid.UUID) (RecordCounts
 // a baseline write to point at through bulk_id as imported records do.
 func (s *Store) CreateBaselineBulk(ctx context.Context, orgID, id uuid.UUID, count int) error {
 	now := time.Now()
-	b := models.Bulk{ID: id, OrganizationID: orgID, Status: models.StatusCompleted, Count: count,
+	b := models.Bulk{ID: id, OrganizationID: orgID, Status: models.StatusCompleted, Count: count, Mode: string(bulk.ModeCreate),
 		RowsSucceeded: count, StartedAt: &now, CompletedAt: &now}
 	if err := s.db.WithContext(ctx).Create(&b).Error; err != nil {
 		return fmt.Errorf("store: create baseline bulk: %w", err)
@@ -71,7 +71,10 @@ func (s *Store) CreateBaselineBulk(ctx context.Context, orgID, id uuid.UUID, cou
 // nothing else: no lock, no look-ups, no row reports, no status. The plan's
 // bulk must exist (CreateBaselineBulk).
 func (s *Store) CopyPlan(ctx context.Context, orgID uuid.UUID, p *bulk.Plan) error {
-	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return writePlan(ctx, tx, orgID, p) }); err != nil {
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := applyPlan(ctx, tx, orgID, p)
+		return err
+	}); err != nil {
 		return fmt.Errorf("store: copy plan: %w", err)
 	}
 	return nil

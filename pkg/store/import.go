@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -47,16 +48,18 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row, opt
 		if status != models.StatusProcessing && status != models.StatusPending {
 			return nil // a duplicate task finished it while this one waited for the lock
 		}
-		existing, err := lookupExisting(ctx, tx, b.OrganizationID, rows)
+		existing, err := lookupExisting(ctx, tx, b.OrganizationID, rows, opts.Mode == bulk.ModeUpsert)
 		if err != nil {
 			return err
 		}
 		plan := bulk.NewPlan(b.ID, rows, existing, opts)
+		updated := map[uuid.UUID]bool{}
 		if plan.Writes() {
-			if err := writePlan(ctx, tx, b.OrganizationID, plan); err != nil {
+			if updated, err = applyPlan(ctx, tx, b.OrganizationID, plan); err != nil {
 				return err
 			}
 		}
+		plan.Settle(updated)
 		if err := completeBulk(ctx, tx, plan); err != nil {
 			return err
 		}
@@ -72,7 +75,10 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row, opt
 	return res, nil
 }
 
-func lookupExisting(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, rows []*bulk.Row) (bulk.Existing, error) {
+// lookupExisting reads what the organization holds under the external ids
+// the rows name. For an upsert it also reads, of each debt account, its
+// customer, its parent and whether it has children, which the plan checks.
+func lookupExisting(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, rows []*bulk.Row, upsert bool) (bulk.Existing, error) {
 	locs, custs, accts := bulk.ExternalIDs(rows)
 	var e bulk.Existing
 	var err error
@@ -82,8 +88,33 @@ func lookupExisting(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, rows []*bul
 	if e.Customers, err = lookup(ctx, tx, "customers", orgID, custs); err != nil {
 		return e, err
 	}
-	if e.DebtAccounts, err = lookup(ctx, tx, "debt_accounts", orgID, accts); err != nil {
+	if !upsert {
+		e.DebtAccounts, err = lookup(ctx, tx, "debt_accounts", orgID, accts)
 		return e, err
+	}
+	e.DebtAccounts = make(map[string]bulk.Record)
+	if len(accts) == 0 {
+		return e, nil
+	}
+	found, err := tx.Query(ctx, `SELECT external_id, id, bulk_id, coalesce(bulk_row, 0), customer_id, parent_id,
+		       EXISTS (SELECT 1 FROM debt_accounts c WHERE c.parent_id = a.id)
+		  FROM debt_accounts a WHERE organization_id = $1 AND external_id = ANY($2)`, pgUUID(orgID), accts)
+	if err != nil {
+		return e, fmt.Errorf("look up debt accounts: %w", err)
+	}
+	var (
+		extID                            string
+		id, bulkID, customerID, parentID pgtype.UUID
+		bulkRow                          int
+		hasChildren                      bool
+	)
+	_, err = pgx.ForEachRow(found, []any{&extID, &id, &bulkID, &bulkRow, &customerID, &parentID, &hasChildren}, func() error {
+		e.DebtAccounts[extID] = bulk.Record{ID: id.Bytes, BulkID: bulkID.Bytes, BulkRow: bulkRow,
+			CustomerID: customerID.Bytes, ParentID: parentID.Bytes, HasChildren: hasChildren}
+		return nil
+	})
+	if err != nil {
+		return e, fmt.Errorf("look up debt accounts: %w", err)
 	}
 	return e, nil
 }
@@ -115,38 +146,79 @@ func lookup(ctx context.Context, tx pgx.Tx, table string, orgID uuid.UUID, exter
 	return found, nil
 }
 
-func writePlan(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, p *bulk.Plan) error {
+// applyPlan writes the plan's new records and, for an upsert, its changes to
+// stored ones, each table's new records before the changes that may point at
+// them (a customer moved to a new location, an account to a new parent). It
+// returns the ids of the stored records that changed. A validate-only plan
+// writes nothing and only compares its changes with what is stored.
+func applyPlan(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, p *bulk.Plan) (map[uuid.UUID]bool, error) {
 	org, bulkID := pgUUID(orgID), pgUUID(p.BulkID)
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"locations"},
-		[]string{"id", "organization_id", "external_id", "name", "bulk_id", "bulk_row"},
-		pgx.CopyFromSlice(len(p.Locations), func(i int) ([]any, error) {
-			l := p.Locations[i]
-			return []any{pgUUID(l.ID), org, l.ExternalID, nullText(l.Name), bulkID, l.Row}, nil
-		})); err != nil {
-		return fmt.Errorf("copy locations: %w", err)
+	dry := p.Options.ValidateOnly
+	updated := map[uuid.UUID]bool{}
+	if len(p.Locations) > 0 && !dry {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"locations"},
+			[]string{"id", "organization_id", "external_id", "name", "bulk_id", "bulk_row", "last_bulk_id", "last_bulk_row"},
+			pgx.CopyFromSlice(len(p.Locations), func(i int) ([]any, error) {
+				l := p.Locations[i]
+				return []any{pgUUID(l.ID), org, l.ExternalID, nullText(l.Name), bulkID, l.Row, bulkID, l.Row}, nil
+			})); err != nil {
+			return nil, fmt.Errorf("copy locations: %w", err)
+		}
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"customers"},
-		[]string{"id", "organization_id", "external_id", "location_id", "name", "email", "phone",
-			"date_of_birth", "ssn_last4", "address", "metadata", "bulk_id", "bulk_row"},
-		pgx.CopyFromSlice(len(p.Customers), func(i int) ([]any, error) {
-			c := p.Customers[i]
-			return []any{pgUUID(c.ID), org, c.ExternalID, pgUUID(c.LocationID), c.Name, nullText(c.Email), nullText(c.Phone),
-				pgtype.Date{Time: c.DateOfBirth, Valid: !c.DateOfBirth.IsZero()}, nullText(c.SSNLast4),
-				nullJSON(c.Address), nullJSON(c.Metadata), bulkID, c.Row}, nil
-		})); err != nil {
-		return fmt.Errorf("copy customers: %w", err)
+	if err := updateRecords(ctx, tx, locationUpdates, p.BulkID, dry, updated, len(p.LocationUpdates), func(i int) []any {
+		u := p.LocationUpdates[i]
+		return []any{pgUUID(u.ID), u.Row, int32(u.Present), nullText(u.Name)}
+	}); err != nil {
+		return nil, err
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"debt_accounts"},
-		[]string{"id", "organization_id", "external_id", "customer_id", "parent_id", "external_account_number",
-			"balance", "current_balance", "billing_type", "metadata", "bulk_id", "bulk_row"},
-		pgx.CopyFromSlice(len(p.DebtAccounts), func(i int) ([]any, error) {
-			a := p.DebtAccounts[i]
-			return []any{pgUUID(a.ID), org, a.ExternalID, pgUUID(a.CustomerID), pgUUID(a.ParentID), nullText(a.ExternalAccountNumber),
-				numeric(a.Balance), numeric(a.CurrentBalance), a.BillingType, nullJSON(a.Metadata), bulkID, a.Row}, nil
-		})); err != nil {
-		return fmt.Errorf("copy debt accounts: %w", err)
+	if len(p.Customers) > 0 && !dry {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"customers"},
+			[]string{"id", "organization_id", "external_id", "location_id", "name", "email", "phone",
+				"date_of_birth", "ssn_last4", "address", "metadata", "bulk_id", "bulk_row", "last_bulk_id", "last_bulk_row"},
+			pgx.CopyFromSlice(len(p.Customers), func(i int) ([]any, error) {
+				c := p.Customers[i]
+				return []any{pgUUID(c.ID), org, c.ExternalID, pgUUID(c.LocationID), c.Name, nullText(c.Email), nullText(c.Phone),
+					nullDate(c.DateOfBirth), nullText(c.SSNLast4), nullJSON(c.Address), nullJSON(c.Metadata), bulkID, c.Row, bulkID, c.Row}, nil
+			})); err != nil {
+			return nil, fmt.Errorf("copy customers: %w", err)
+		}
 	}
-	return nil
+	if err := updateRecords(ctx, tx, customerUpdates, p.BulkID, dry, updated, len(p.CustomerUpdates), func(i int) []any {
+		u := p.CustomerUpdates[i]
+		return []any{pgUUID(u.ID), u.Row, int32(u.Present), pgUUID(u.LocationID), nullText(u.Name), nullText(u.Email), nullText(u.Phone),
+			nullDate(u.DateOfBirth), nullText(u.SSNLast4), nullJSON(u.Address), nullJSON(u.Metadata)}
+	}); err != nil {
+		return nil, err
+	}
+	if len(p.DebtAccounts) > 0 && !dry {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"debt_accounts"},
+			[]string{"id", "organization_id", "external_id", "customer_id", "parent_id", "external_account_number",
+				"balance", "current_balance", "billing_type", "metadata", "bulk_id", "bulk_row", "last_bulk_id", "last_bulk_row"},
+			pgx.CopyFromSlice(len(p.DebtAccounts), func(i int) ([]any, error) {
+				a := p.DebtAccounts[i]
+				return []any{pgUUID(a.ID), org, a.ExternalID, pgUUID(a.CustomerID), pgUUID(a.ParentID), nullText(a.ExternalAccountNumber),
+					numeric(a.Balance), numeric(a.CurrentBalance), a.BillingType, nullJSON(a.Metadata), bulkID, a.Row, bulkID, a.Row}, nil
+			})); err != nil {
+			return nil, fmt.Errorf("copy debt accounts: %w", err)
+		}
+	}
+	if err := updateRecords(ctx, tx, debtAccountUpdates, p.BulkID, dry, updated, len(p.DebtAccountUpdates), func(i int) []any {
+		u := p.DebtAccountUpdates[i]
+		var billing []string
+		if u.Present.Has(bulk.FieldBillingType) {
+			billing = u.BillingType
+		}
+		return []any{pgUUID(u.ID), u.Row, int32(u.Present), pgUUID(u.ParentID), nullText(u.ExternalAccountNumber),
+			numeric(u.Balance), numeric(u.CurrentBalance), billing, nullJSON(u.Metadata)}
+	}); err != nil {
+		return nil, err
+	}
+	return updated, nil
+}
+
+// nullDate converts a date for pgx; the zero time becomes NULL.
+func nullDate(t time.Time) pgtype.Date {
+	return pgtype.Date{Time: t, Valid: !t.IsZero()}
 }
 
 // numeric encodes cents exactly as numeric(14,2).
@@ -185,7 +257,7 @@ func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
 	if err != nil {
 		return fmt.Errorf("store results: %w", err)
 	}
-	created, updated, unchanged, failed := counts[bulk.RowCreated], 0, counts[bulk.RowUnchanged], counts[bulk.RowFailed]
+	created, updated, unchanged, failed := counts[bulk.RowCreated], counts[bulk.RowUpdated], counts[bulk.RowUnchanged], counts[bulk.RowFailed]
 	locations, customers, debtAccounts := plan.Written()
 	if _, err := tx.Exec(ctx,
 		`UPDATE bulks SET status = 'completed', rows_succeeded = $2, rows_failed = $3,
