@@ -459,8 +459,10 @@ func (p *Plan) upsertLocation(r *Row, res *RowResult, existing map[string]Record
 		loc.Action, loc.ID = ActionFound, inBulk[v.ExternalID]
 		if at.update {
 			u := &p.LocationUpdates[at.index]
+			if v.Present != 0 {
+				u.Row = r.Number // the row that changed it last
+			}
 			u.Location.apply(v)
-			u.Row = r.Number
 		} else {
 			p.Locations[at.index].Location.apply(v)
 		}
@@ -495,8 +497,11 @@ func (p *Plan) upsertCustomer(r *Row, res *RowResult, existing map[string]Record
 		c.Action, c.ID = ActionFound, inBulk[v.ExternalID]
 		if at.update {
 			u := &p.CustomerUpdates[at.index]
+			if v.Present != 0 || u.LocationID != locationID {
+				u.Row = r.Number // the row that changed it last
+			}
 			u.Customer.apply(v)
-			u.LocationID, u.Row = locationID, r.Number
+			u.LocationID = locationID
 		} else {
 			n := &p.Customers[at.index]
 			n.Customer.apply(v)
