@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -468,6 +469,9 @@ func TestRequestErrorsStoreNothing(t *testing.T) {
 		{"nested 100 000 deep", key, "[" + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + "]", 400, "body"},
 		{"two arrays", key, `[{}][{}]`, 400, "body"},
 		{"a number", key, `1e309`, 400, "body"},
+		{"101 debt accounts", key, `[{},{"debt_accounts":[` + strings.Repeat(`{},`, 100) + `{}]}]`, 422, "#/1/debt_accounts"},
+		{"101 parent debt accounts", key, `[{"Parent_Debt_Accounts":[` + strings.Repeat(`{},`, 100) + `{}]}]`, 422, "#/0/parent_debt_accounts"},
+		{"a row nested 33 deep", key, "[" + strings.Repeat("[", 33) + strings.Repeat("]", 33) + "]", 422, "#/0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -555,6 +559,11 @@ func TestHostileRowsBecomeRowErrorsNotFailures(t *testing.T) {
 	row := func(customer, account string) string {
 		return `{"customer":` + customer + `,"location":{"external_id":"loc"},"debt_accounts":[` + account + `]}`
 	}
+	// A failed debt account as deep as a row may nest (the row, its
+	// debt_accounts and the account are 3 levels): its report wraps it
+	// deeper still, and must read back.
+	deepBalance := strings.Repeat("[", bulk.MaxDepth-3) + strings.Repeat("]", bulk.MaxDepth-3)
+	deepest := `{"external_id":"a13","balance":` + deepBalance + `,"billing_type":["full-payment"]}`
 	okAccount := func(id string) string {
 		return `{"external_id":"` + id + `","balance":1,"billing_type":["full-payment"]}`
 	}
@@ -572,8 +581,10 @@ func TestHostileRowsBecomeRowErrorsNotFailures(t *testing.T) {
 		{row(`{"external_id":"c8","name":"x","metadata":{`+strings.Join(manyKeys, ",")+`}}`, okAccount("a8")), false},
 		{row(`{"external_id":["c9"],"name":{"first":"x"},"email":12,"date_of_birth":true}`, `"not an account"`), false},
 		{row(`{"external_id":"c10","name":"`+strings.Repeat("é", 300)+`"}`, okAccount("a10")), false},
-		{`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`, false},
+		{strings.Repeat("[", bulk.MaxDepth) + strings.Repeat("]", bulk.MaxDepth), false}, // the deepest row accepted
 		{row(`{"external_id":"c12","name":"-0 balance"}`, `{"external_id":"a12","balance":-0,"current_balance":"0.10","billing_type":["settlement"]}`), true},
+		{row(`{"external_id":"c13","name":"x"}`, deepest), false},
+		{row(`{"external_id":"c14","name":"x"}`, `{"external_id":"a14","balance":1,"billing_type":["full-payment"],"metadata":{`+strings.Join(manyKeys[:bulk.MaxMetadataKeys+1], ",")+`}}`), false},
 	}
 	parts := make([]string, len(rows))
 	wantFailed := 0
@@ -591,11 +602,26 @@ func TestHostileRowsBecomeRowErrorsNotFailures(t *testing.T) {
 	r := s.do(http.MethodGet, "/api/v1/bulk/"+id+"/errors", key, nil)
 	var report struct {
 		Data []struct {
-			ID int `json:"id"`
+			ID     int `json:"id"`
+			Errors struct {
+				DebtAccounts []struct {
+					Data     json.RawMessage     `json:"data"`
+					Messages map[string][]string `json:"messages"`
+				} `json:"debt_accounts"`
+			} `json:"errors"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(r.body, &report); err != nil || r.status != 200 {
 		t.Fatalf("errors report: %d %v", r.status, err)
+	}
+	for _, d := range report.Data {
+		if d.ID != 13 {
+			continue
+		}
+		if len(d.Errors.DebtAccounts) != 1 || !jsonEqual(t, d.Errors.DebtAccounts[0].Data, []byte(deepest)) ||
+			d.Errors.DebtAccounts[0].Messages["balance"] == nil {
+			t.Errorf("the deepest failed account did not come back intact: %s", r.body)
+		}
 	}
 	var failedRows []int
 	for _, d := range report.Data {
@@ -616,6 +642,19 @@ func TestHostileRowsBecomeRowErrorsNotFailures(t *testing.T) {
 	if n := s.db.Count(t, `SELECT count(*) FROM debt_accounts WHERE external_id = 'a12' AND balance = 0 AND current_balance = 0.10`); n != 1 {
 		t.Errorf("-0 and a numeric string balance not stored exactly")
 	}
+}
+
+// jsonEqual tells whether a and b hold the same JSON value.
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var va, vb any
+	if err := json.Unmarshal(a, &va); err != nil {
+		t.Fatalf("%v: %s", err, a)
+	}
+	if err := json.Unmarshal(b, &vb); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	return reflect.DeepEqual(va, vb)
 }
 
 func TestSubmitSucceedsWhileRedisIsDown(t *testing.T) {

@@ -36,7 +36,21 @@ func label(field string) string {
 	return strings.ReplaceAll(field, "_", " ")
 }
 
+// requiredMessages are the "required" messages of the fields every failed
+// object may carry, made once: a bulk of 200 000 empty accounts would
+// otherwise format 600 000 copies of three sentences.
+var requiredMessages = func() map[string]string {
+	m := map[string]string{}
+	for _, f := range []string{"customer", "location", "external_id", "name", "balance", "billing_type"} {
+		m[f] = fmt.Sprintf("The %s field is required.", label(f))
+	}
+	return m
+}()
+
 func msgRequired(field string) string {
+	if msg, ok := requiredMessages[field]; ok {
+		return msg
+	}
 	return fmt.Sprintf("The %s field is required.", label(field))
 }
 

@@ -112,3 +112,52 @@ func TestDecodeSubmissionAcrossReads(t *testing.T) {
 		})
 	}
 }
+
+// Rows over a structural limit are refused at submit, naming the row (from
+// 0 in the pointer, from 1 in the message) and the section.
+func TestDecodeSubmissionLimits(t *testing.T) {
+	accounts := func(n int) string { return "[" + strings.TrimSuffix(strings.Repeat("{},", n), ",") + "]" }
+	nested := func(levels int) string { // a row whose balance nests to levels in all
+		return `{"debt_accounts":[{"balance":` + strings.Repeat("[", levels-3) + strings.Repeat("]", levels-3) + `}]}`
+	}
+	tests := []struct {
+		name string
+		rows []string
+		want error
+	}{
+		{"100 accounts", []string{`{"debt_accounts":` + accounts(100) + `,"parent_debt_accounts":` + accounts(100) + `}`}, nil},
+		{"101 accounts", []string{`{}`, `{}`, `{"debt_accounts":` + accounts(101) + `}`},
+			bulk.LimitError{Field: "#/2/debt_accounts", Message: "Row 3: the debt accounts field must not have more than 100 items."}},
+		{"101 parents", []string{`{"parent_debt_accounts":` + accounts(101) + `}`},
+			bulk.LimitError{Field: "#/0/parent_debt_accounts", Message: "Row 1: the parent debt accounts field must not have more than 100 items."}},
+		{"another spelling", []string{`{"DEBT_ACCOUNTS":` + accounts(101) + `}`},
+			bulk.LimitError{Field: "#/0/debt_accounts", Message: "Row 1: the debt accounts field must not have more than 100 items."}},
+		{"an escaped spelling", []string{`{"debt\u005faccounts":` + accounts(101) + `}`},
+			bulk.LimitError{Field: "#/0/debt_accounts", Message: "Row 1: the debt accounts field must not have more than 100 items."}},
+		{"a duplicate key that does not win", []string{`{"debt_accounts":` + accounts(101) + `,"debt_accounts":[]}`},
+			bulk.LimitError{Field: "#/0/debt_accounts", Message: "Row 1: the debt accounts field must not have more than 100 items."}},
+		{"a million accounts", []string{`{"debt_accounts":` + accounts(1_000_000) + `}`},
+			bulk.LimitError{Field: "#/0/debt_accounts", Message: "Row 1: the debt accounts field must not have more than 100 items."}},
+		{"unknown fields are not sections", []string{`{"debt_accounts_x":` + accounts(101) + `,"customer":{"debt_accounts":` + accounts(101) + `}}`}, nil},
+		{"32 levels", []string{nested(32)}, nil},
+		{"33 levels", []string{`{}`, nested(33)}, bulk.LimitError{Field: "#/1", Message: "Row 2 is nested more than 32 levels deep."}},
+		{"33 levels in a row that is not an object", []string{strings.Repeat("[", 33) + strings.Repeat("]", 33)},
+			bulk.LimitError{Field: "#/0", Message: "Row 1 is nested more than 32 levels deep."}},
+		{"brackets in strings do not count", []string{`{"a":"` + strings.Repeat("[{", 100) + `"}`}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := "[" + strings.Join(tt.rows, ",") + "]"
+			rows, err := bulk.DecodeSubmission(strings.NewReader(body))
+			if err != tt.want {
+				t.Fatalf("err = %#v, want %#v", err, tt.want)
+			}
+			if err != nil && (!errors.Is(err, bulk.ErrRowLimit) || rows != nil) {
+				t.Fatalf("err = %v is not ErrRowLimit, or rows returned", err)
+			}
+			if err == nil && len(rows) != len(tt.rows) {
+				t.Fatalf("%d rows", len(rows))
+			}
+		})
+	}
+}

@@ -1,0 +1,135 @@
+//go:build memory
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkd/bulkd/pkg/bulk"
+)
+
+// TestWorstBodyMemory measures one import of the worst body the limits
+// allow: peak RSS (VmHWM) of a `bulkd api` and a `bulkd worker` process, and
+// the size of the errors report. Run it with
+//
+//	go test -tags memory -count=1 -v -run TestWorstBodyMemory ./cmd/bulkd/
+//
+// It fails only when the import does not complete; the figures are logged.
+func TestWorstBodyMemory(t *testing.T) {
+	for _, metadata := range []bool{true, false} {
+		t.Run(fmt.Sprintf("failing metadata %v", metadata), func(t *testing.T) { measureWorstBody(t, metadata) })
+	}
+}
+
+func measureWorstBody(t *testing.T, withMetadata bool) {
+	const maxBody = 16 << 20 // MAX_BODY_BYTES's default
+	s := newService(t, "MAX_BODY_BYTES="+strconv.Itoa(maxBody))
+	api := s.spawn("api")
+	worker := s.spawn("worker", "HTTP_ADDR=127.0.0.1:0")
+	waitHealthy(t, s.base)
+	_, key := s.newOrg("Acme", "ops@acme.example")
+
+	body := worstBody(maxBody)
+	if !withMetadata { // the accounts alone: 1000 rows of 2 × 100 empty accounts
+		body = worstBody(0)
+	}
+	t.Logf("body: %d bytes", len(body))
+	id := s.submit(key, body)
+	s.waitCompletedWithin(key, id, 10*time.Minute)
+	r := s.do(http.MethodGet, "/api/v1/bulk/"+id+"/errors", key, nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET errors: %d %.300s", r.status, r.body)
+	}
+	t.Logf("errors report: %d bytes (%.1f MiB)", len(r.body), float64(len(r.body))/(1<<20))
+	t.Logf("peak RSS: worker %.0f MiB, api %.0f MiB", peakMiB(t, worker.cmd.Process.Pid), peakMiB(t, api.cmd.Process.Pid))
+}
+
+// worstBody is the body of at most limit bytes that gives the worker the most
+// to hold: 1000 rows, each with MaxAccountsPerSection failing parents and
+// children, as many of them as fit carrying MaxMetadataKeys failing metadata
+// keys (each a message of its own), the shortest keys giving the most
+// messages per byte.
+func worstBody(limit int) []byte {
+	keys := make([]string, bulk.MaxMetadataKeys)
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	for i := range keys {
+		keys[i] = `"` + alphabet[i:i+1] + `":[]`
+	}
+	metadata := `{"metadata":{` + strings.Join(keys, ",") + `}}`
+	plain := strings.Repeat(`{},`, bulk.MaxAccountsPerSection-1) + `{}`
+	rowBase := `{"customer":{},"location":{},"parent_debt_accounts":[` + plain + `],"debt_accounts":[` + plain + `]}`
+	// Each metadata object replaces a {} of a section: what it adds.
+	extra := len(metadata) - len(`{}`)
+	room := limit - 2 - bulk.MaxRows*(len(rowBase)+1)
+	perRow := max(room/bulk.MaxRows/extra, 0)
+	perRow = min(perRow, 2*bulk.MaxAccountsPerSection)
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i := range bulk.MaxRows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		section := func(n int) string {
+			items := make([]string, bulk.MaxAccountsPerSection)
+			for j := range items {
+				items[j] = `{}`
+				if j < n {
+					items[j] = metadata
+				}
+			}
+			return strings.Join(items, ",")
+		}
+		parents := min(perRow, bulk.MaxAccountsPerSection)
+		fmt.Fprintf(&b, `{"customer":{},"location":{},"parent_debt_accounts":[%s],"debt_accounts":[%s]}`,
+			section(parents), section(perRow-parents))
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}
+
+// waitHealthy waits until the API answers /healthz.
+func waitHealthy(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("api did not start: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// peakMiB reads a process's peak resident set size, VmHWM, in MiB.
+func peakMiB(t *testing.T, pid int) float64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return float64(kb) / 1024
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
