@@ -286,38 +286,57 @@ func (h *Bulks) Errors(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	var (
-		b    models.Bulk
-		rows []store.RowErrors
-	)
+	var b models.Bulk
 	err = work(ctx, h.timeout, func(ctx context.Context) (err error) {
-		b, rows, err = h.bulks.Errors(ctx, organization(c).ID, id)
+		b, err = h.bulks.Bulk(ctx, organization(c).ID, id)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	var out bytes.Buffer
-	// The status tells "nothing failed" from "not imported yet".
-	fmt.Fprintf(&out, `{"status":%q,"data":[`, b.Status)
-	for i, r := range rows {
-		if i > 0 {
-			out.WriteByte(',')
+	// The report is written as it is read, a page of rows at a time, so
+	// that a large one is never held whole. The status tells "nothing
+	// failed" from "not imported yet".
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, `{"status":%q,"data":[`, b.Status)
+	for after, first := 0, true; ; {
+		var rows []store.RowErrors
+		err := work(ctx, h.timeout, func(ctx context.Context) (err error) {
+			rows, err = h.bulks.Errors(ctx, b.OrganizationID, id, after)
+			return err
+		})
+		if err != nil {
+			// The answer has begun: all that is left is to cut it short, which
+			// the client sees as JSON that does not end.
+			h.log.WarnContext(ctx, "errors report cut short", "bulk_id", id, "after_row", after, "err", err)
+			return nil
 		}
-		fmt.Fprintf(&out, `{"id":%d,`, r.Row)
-		if !sendable(r.Payload) || !sendable(r.Errors) {
-			h.log.WarnContext(ctx, "a row's stored errors cannot be read; answered as unreadable", "bulk_id", id, "row", r.Row)
-			out.Write(unreadableRow)
-			continue
+		for _, r := range rows {
+			if !first {
+				w.Write([]byte{','})
+			}
+			first = false
+			fmt.Fprintf(w, `{"id":%d,`, r.Row)
+			if !sendable(r.Payload) || !sendable(r.Errors) {
+				h.log.WarnContext(ctx, "a row's stored errors cannot be read; answered as unreadable", "bulk_id", id, "row", r.Row)
+				w.Write(unreadableRow)
+				continue
+			}
+			w.Write([]byte(`"payload":`))
+			w.Write(r.Payload)
+			w.Write([]byte(`,"errors":`))
+			w.Write(r.Errors)
+			w.Write([]byte{'}'})
 		}
-		out.WriteString(`"payload":`)
-		out.Write(r.Payload)
-		out.WriteString(`,"errors":`)
-		out.Write(r.Errors)
-		out.WriteByte('}')
+		if len(rows) < bulks.ErrorsPageSize {
+			break
+		}
+		after = rows[len(rows)-1].Row
 	}
-	out.WriteString("]}\n")
-	return c.JSONBlob(http.StatusOK, out.Bytes())
+	w.Write([]byte("]}\n"))
+	return nil
 }
 
 // sendable tells whether stored bytes are one JSON value in UTF-8.

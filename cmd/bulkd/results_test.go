@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/bulks"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
@@ -180,5 +182,37 @@ func TestResultsOfAPendingBulk(t *testing.T) {
 	p := s.results(key, "/api/v1/bulk/"+id+"/results")
 	if p.Status != "pending" || len(p.Data) != 0 || p.TotalRows != 1 || p.Links.Next != nil {
 		t.Errorf("results of a pending bulk: %+v", p)
+	}
+}
+
+// The errors report is read and written a page at a time: a report of more
+// rows than a page is whole, in order, and valid JSON.
+func TestErrorsReportLongerThanAPage(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	const n = 2*bulks.ErrorsPageSize + 50
+	rows := make([]string, n)
+	for i := range rows {
+		rows[i] = `{"customer":{"external_id":"c` + strconv.Itoa(i) + `"},"location":{"external_id":"l"}}` // no name
+	}
+	id := s.submit(key, []byte("["+strings.Join(rows, ",")+"]"))
+	s.waitCompleted(key, id)
+	var report struct {
+		Status string `json:"status"`
+		Data   []struct {
+			ID int `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(s.errorsReport(key, id)), &report); err != nil {
+		t.Fatal(err)
+	}
+	if report.Status != "completed" || len(report.Data) != n {
+		t.Fatalf("status %q, %d rows, want %d", report.Status, len(report.Data), n)
+	}
+	for i, r := range report.Data {
+		if r.ID != i+1 {
+			t.Fatalf("row %d at position %d", r.ID, i+1)
+		}
 	}
 }

@@ -18,21 +18,29 @@ const (
 	// MaxAccountsPerSection is the most entries parent_debt_accounts and
 	// debt_accounts may each hold.
 	MaxAccountsPerSection = 100
+	// MaxAccountsPerBulk is the most entries of both sections all the rows of
+	// a bulk may hold together: 20 a row on average. It bounds the objects,
+	// and so the memory, of one import (see the README's Limits).
+	MaxAccountsPerBulk = 20_000
+	// MaxMessagesPerObject is the most messages the report gives one object;
+	// an object with more problems gets one more message saying so.
+	MaxMessagesPerObject = 10
 )
 
 // checkRowLimits holds row, the index-th of the body (from 0) and valid JSON,
-// to MaxDepth and MaxAccountsPerSection. Its work is one pass over the row's
-// bytes, and it stops counting a section's entries past the limit.
-func checkRowLimits(index int, row json.RawMessage) error {
+// to MaxDepth and MaxAccountsPerSection, and returns how many accounts its
+// sections hold. Its work is one pass over the row's bytes, and it stops
+// counting a section's entries past the limit.
+func checkRowLimits(index int, row json.RawMessage) (accounts int, err error) {
 	row = trimSpace(row)
 	if depth(row) > MaxDepth {
-		return LimitError{
+		return 0, LimitError{
 			Field:   "#/" + strconv.Itoa(index),
 			Message: "Row " + strconv.Itoa(index+1) + " is nested more than " + strconv.Itoa(MaxDepth) + " levels deep.",
 		}
 	}
 	if len(row) == 0 || row[0] != '{' {
-		return nil
+		return 0, nil
 	}
 	sections := []wireField{{name: "parent_debt_accounts"}, {name: "debt_accounts"}}
 	// Keys match as ParseRow matches them, and every occurrence of a
@@ -45,15 +53,16 @@ func checkRowLimits(index int, row json.RawMessage) error {
 		n := 0
 		for range elements(value) {
 			if n++; n > MaxAccountsPerSection {
-				return LimitError{
+				return 0, LimitError{
 					Field: "#/" + strconv.Itoa(index) + "/" + f.name,
 					Message: "Row " + strconv.Itoa(index+1) + ": the " + label(f.name) +
 						" field must not have more than " + strconv.Itoa(MaxAccountsPerSection) + " items.",
 				}
 			}
 		}
+		accounts += n
 	}
-	return nil
+	return accounts, nil
 }
 
 // depth is how deeply the valid JSON value v nests objects and arrays: 0 for

@@ -9,14 +9,27 @@ import (
 // field name ("email", "address.city", "metadata.color").
 type Messages map[string][]string
 
+// add records msg under field, unless the object has MaxMessagesPerObject
+// messages already: then one last message says there are more, so that an
+// object's report stays bounded whatever it holds.
 func (m Messages) add(field, msg string) {
-	m[field] = append(m[field], msg)
+	n := 0
+	for _, msgs := range m {
+		n += len(msgs)
+	}
+	switch {
+	case n < MaxMessagesPerObject:
+		m[field] = append(m[field], msg)
+	case n == MaxMessagesPerObject:
+		m["*"] = append(m["*"], MsgMoreProblems)
+	}
 }
 
 // Messages shown to clients. They follow the wording of the Tratta API, which
 // bulkd is compatible with ("The external id has already been taken.").
 const (
 	MsgTaken             = "The external id has already been taken."
+	MsgMoreProblems      = "The object has more problems than are listed here."
 	MsgInvalidParent     = "The selected parent external id is invalid."
 	MsgParentNested      = "The selected parent external id names a debt account that has a parent itself; only one level of nesting is allowed."
 	MsgParentNotAllowed  = "The parent external id field is not allowed on parent debt accounts."

@@ -2,6 +2,8 @@ package bulk_test
 
 import (
 	"encoding/json"
+	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -105,5 +107,42 @@ func TestPresentAndUpsertRequirements(t *testing.T) {
 	create := bulk.ParseRow(1, raw, bulk.Options{Today: today})
 	if create.Customer.Messages["name"] == nil || create.DebtAccounts[0].Messages["balance"] == nil {
 		t.Errorf("create mode requires name and balance: %v %v", create.Customer.Messages, create.DebtAccounts[0].Messages)
+	}
+}
+
+// A bulk holds at most MaxAccountsPerBulk accounts in all: the row that goes
+// over is named, and nothing of the body is kept.
+func TestDecodeSubmissionAccountsPerBulk(t *testing.T) {
+	t.Parallel()
+	row := `{"customer":{},"debt_accounts":[` + strings.TrimSuffix(strings.Repeat(`{},`, bulk.MaxAccountsPerSection), ",") + `]}`
+	rows := bulk.MaxAccountsPerBulk / bulk.MaxAccountsPerSection
+	body := "[" + strings.TrimSuffix(strings.Repeat(row+",", rows), ",") + "]"
+	if got, err := bulk.DecodeSubmission(strings.NewReader(body)); err != nil || len(got) != rows {
+		t.Fatalf("%d accounts: %d rows, %v", bulk.MaxAccountsPerBulk, len(got), err)
+	}
+	over := strings.TrimSuffix(body, "]") + `,{"parent_debt_accounts":[{}]}]`
+	_, err := bulk.DecodeSubmission(strings.NewReader(over))
+	var limit bulk.LimitError
+	if !errors.As(err, &limit) || limit.Field != "#/"+strconv.Itoa(rows) || !strings.Contains(limit.Message, "row "+strconv.Itoa(rows+1)) {
+		t.Errorf("one account more: %v", err)
+	}
+}
+
+// An object's report lists at most MaxMessagesPerObject messages, then says
+// there are more.
+func TestMessagesPerObjectAreBounded(t *testing.T) {
+	t.Parallel()
+	keys := make([]string, bulk.MaxMetadataKeys)
+	for i := range keys {
+		keys[i] = `"k` + strconv.Itoa(i) + `":[]`
+	}
+	raw := json.RawMessage(`{"customer":{"external_id":"c","name":"N","metadata":{` + strings.Join(keys, ",") + `}},"location":{"external_id":"l"}}`)
+	m := bulk.ParseRow(1, raw, bulk.Options{Today: today}).Customer.Messages
+	n := 0
+	for _, msgs := range m {
+		n += len(msgs)
+	}
+	if n != bulk.MaxMessagesPerObject+1 || len(m["*"]) != 1 || m["*"][0] != bulk.MsgMoreProblems {
+		t.Errorf("%d messages: %v", n, m)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -55,7 +56,10 @@ func DecodeSubmission(r io.Reader) ([]json.RawMessage, error) {
 	}
 	in.pos++
 
-	var rows []json.RawMessage
+	var (
+		rows     []json.RawMessage
+		accounts int // in the rows so far, for MaxAccountsPerBulk
+	)
 	for {
 		c, err := in.peek()
 		if err != nil || c == ']' || c == '}' {
@@ -77,8 +81,14 @@ func DecodeSubmission(r io.Reader) ([]json.RawMessage, error) {
 		if !utf8.Valid(row) {
 			return nil, ErrInvalidUTF8
 		}
-		if err := checkRowLimits(len(rows), row); err != nil {
+		n, err := checkRowLimits(len(rows), row)
+		if err != nil {
 			return nil, err
+		}
+		if accounts += n; accounts > MaxAccountsPerBulk {
+			return nil, LimitError{Field: "#/" + strconv.Itoa(len(rows)),
+				Message: fmt.Sprintf("The bulk must not have more than %d debt accounts in all (parent_debt_accounts and debt_accounts of every row); row %d brings it over.",
+					MaxAccountsPerBulk, len(rows)+1)}
 		}
 		rows = append(rows, row)
 	}

@@ -163,14 +163,14 @@ func (s *Service) Bulk(ctx context.Context, orgID, id uuid.UUID) (models.Bulk, e
 	return s.store.Bulk(ctx, orgID, id)
 }
 
-// Errors returns the bulk and the errors report of its failed rows, in order.
-func (s *Service) Errors(ctx context.Context, orgID, id uuid.UUID) (models.Bulk, []store.RowErrors, error) {
-	b, err := s.store.Bulk(ctx, orgID, id)
-	if err != nil {
-		return models.Bulk{}, nil, err
-	}
-	rows, err := s.store.BulkErrors(ctx, orgID, id)
-	return b, rows, err
+// ErrorsPageSize is how many failed rows Errors reads at a time.
+const ErrorsPageSize = 100
+
+// Errors returns the errors report of the bulk's failed rows after row
+// number after, in order, ErrorsPageSize at most: a caller reads a large
+// report a page at a time, never all of it at once.
+func (s *Service) Errors(ctx context.Context, orgID, id uuid.UUID, after int) ([]store.RowErrors, error) {
+	return s.store.BulkErrors(ctx, orgID, id, after, ErrorsPageSize)
 }
 
 // Page selects rows of a bulk's results: Number counts from 1.

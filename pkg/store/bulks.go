@@ -172,15 +172,16 @@ type RowErrors struct {
 	Errors  json.RawMessage // the sections of bulk.RowErrors
 }
 
-// BulkErrors returns the errors report of the organization's bulk, failed rows
-// in order. A bulk not imported yet has none.
-func (s *Store) BulkErrors(ctx context.Context, orgID, id uuid.UUID) ([]RowErrors, error) {
+// BulkErrors returns the errors report of the organization's bulk: at most
+// limit of its failed rows after row number after, in order. A bulk not
+// imported yet has none.
+func (s *Store) BulkErrors(ctx context.Context, orgID, id uuid.UUID, after, limit int) ([]RowErrors, error) {
 	if _, err := s.Bulk(ctx, orgID, id); err != nil {
 		return nil, err
 	}
 	rows, err := s.pool.Query(ctx,
 		`SELECT r.row, p.payload, r.errors FROM bulk_results r JOIN bulk_rows p USING (bulk_id, row)
-		 WHERE r.bulk_id = $1 AND r.status = 'failed' ORDER BY r.row`, pgUUID(id))
+		 WHERE r.bulk_id = $1 AND r.status = 'failed' AND r.row > $2 ORDER BY r.row LIMIT $3`, pgUUID(id), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: bulk errors: %w", err)
 	}

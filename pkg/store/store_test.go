@@ -48,7 +48,7 @@ func (e env) submitAndImport(t *testing.T, org uuid.UUID, rows []json.RawMessage
 
 func (e env) errorsReport(t *testing.T, org, id uuid.UUID) string {
 	t.Helper()
-	rows, err := e.Store.BulkErrors(ctx, org, id)
+	rows, err := e.Store.BulkErrors(ctx, org, id, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestResubmittedSeedIsTaken(t *testing.T) {
 	if diff := cmp.Diff(before, e.Snapshot(t)); diff != "" {
 		t.Errorf("resubmission changed records (-before +after):\n%s", diff)
 	}
-	report, err := e.Store.BulkErrors(ctx, e.org.ID, second.ID)
+	report, err := e.Store.BulkErrors(ctx, e.org.ID, second.ID, 0, 1000)
 	if err != nil || len(report) != 1 {
 		t.Fatalf("report: %v %v", report, err)
 	}
@@ -213,7 +213,7 @@ func TestConcurrentBulksOnSameExternalIDs(t *testing.T) {
 	// Exactly one bulk won the shared account; every other occurrence says taken.
 	taken := 0
 	for _, id := range ids {
-		report, err := e.Store.BulkErrors(ctx, e.org.ID, id)
+		report, err := e.Store.BulkErrors(ctx, e.org.ID, id, 0, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +246,7 @@ func TestBulksAreScopedToTheirOrganization(t *testing.T) {
 	if _, err := e.Store.Bulk(ctx, other.ID, b.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("another organization read the bulk: %v", err)
 	}
-	if _, err := e.Store.BulkErrors(ctx, other.ID, b.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.Store.BulkErrors(ctx, other.ID, b.ID, 0, 1000); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("another organization read the errors: %v", err)
 	}
 	// The same external ids in another organization are independent records.
