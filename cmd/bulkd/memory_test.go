@@ -24,12 +24,12 @@ import (
 //
 // It fails only when the import does not complete; the figures are logged.
 func TestWorstBodyMemory(t *testing.T) {
-	for _, metadata := range []bool{true, false} {
-		t.Run(fmt.Sprintf("failing metadata %v", metadata), func(t *testing.T) { measureWorstBody(t, metadata) })
+	for _, padded := range []bool{true, false} {
+		t.Run(fmt.Sprintf("padded to the body limit %v", padded), func(t *testing.T) { measureWorstBody(t, padded) })
 	}
 }
 
-func measureWorstBody(t *testing.T, withMetadata bool) {
+func measureWorstBody(t *testing.T, padded bool) {
 	const maxBody = 16 << 20 // MAX_BODY_BYTES's default
 	s := newService(t, "MAX_BODY_BYTES="+strconv.Itoa(maxBody))
 	api := s.spawn("api")
@@ -38,7 +38,7 @@ func measureWorstBody(t *testing.T, withMetadata bool) {
 	_, key := s.newOrg("Acme", "ops@acme.example")
 
 	body := worstBody(maxBody)
-	if !withMetadata { // the accounts alone: 1000 rows of 2 × 100 empty accounts
+	if !padded { // the objects alone
 		body = worstBody(0)
 	}
 	t.Logf("body: %d bytes", len(body))
@@ -52,44 +52,39 @@ func measureWorstBody(t *testing.T, withMetadata bool) {
 	t.Logf("peak RSS: worker %.0f MiB, api %.0f MiB", peakMiB(t, worker.cmd.Process.Pid), peakMiB(t, api.cmd.Process.Pid))
 }
 
-// worstBody is the body of at most limit bytes that gives the worker the most
-// to hold: 1000 rows, each with MaxAccountsPerSection failing parents and
-// children, as many of them as fit carrying MaxMetadataKeys failing metadata
-// keys (each a message of its own), the shortest keys giving the most
-// messages per byte.
+// worstBody is the body of at most limit bytes (0: as small as it can be)
+// that gives an import the most to hold: 1000 rows carrying together
+// MaxAccountsPerBulk accounts, every object failing with as many messages as
+// the report lists (a metadata member that is not a scalar is one each), and
+// what room is left padding every object with an unknown field, which the
+// report echoes back as the object submitted.
 func worstBody(limit int) []byte {
-	keys := make([]string, bulk.MaxMetadataKeys)
-	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	keys := make([]string, bulk.MaxMessagesPerObject+1)
 	for i := range keys {
-		keys[i] = `"` + alphabet[i:i+1] + `":[]`
+		keys[i] = `"` + string(rune('a'+i)) + `":[]`
 	}
-	metadata := `{"metadata":{` + strings.Join(keys, ",") + `}}`
-	plain := strings.Repeat(`{},`, bulk.MaxAccountsPerSection-1) + `{}`
-	rowBase := `{"customer":{},"location":{},"parent_debt_accounts":[` + plain + `],"debt_accounts":[` + plain + `]}`
-	// Each metadata object replaces a {} of a section: what it adds.
-	extra := len(metadata) - len(`{}`)
-	room := limit - 2 - bulk.MaxRows*(len(rowBase)+1)
-	perRow := max(room/bulk.MaxRows/extra, 0)
-	perRow = min(perRow, 2*bulk.MaxAccountsPerSection)
+	failing := `"metadata":{` + strings.Join(keys, ",") + `}`
+	perRow := bulk.MaxAccountsPerBulk / bulk.MaxRows
+	objects := bulk.MaxRows * (perRow + 2)
+	// Each object's share of the body, less the object itself and the
+	// brackets and commas around it.
+	pad := 0
+	if limit > 0 {
+		pad = max(limit/objects-len(failing)-len(`{,"x":""},`)-8, 0)
+	}
+	object := `{` + failing + `,"x":"` + strings.Repeat("p", pad) + `"}`
 	var b bytes.Buffer
 	b.WriteByte('[')
 	for i := range bulk.MaxRows {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		section := func(n int) string {
-			items := make([]string, bulk.MaxAccountsPerSection)
-			for j := range items {
-				items[j] = `{}`
-				if j < n {
-					items[j] = metadata
-				}
-			}
-			return strings.Join(items, ",")
+		accounts := make([]string, perRow/2)
+		for j := range accounts {
+			accounts[j] = object
 		}
-		parents := min(perRow, bulk.MaxAccountsPerSection)
-		fmt.Fprintf(&b, `{"customer":{},"location":{},"parent_debt_accounts":[%s],"debt_accounts":[%s]}`,
-			section(parents), section(perRow-parents))
+		section := strings.Join(accounts, ",")
+		fmt.Fprintf(&b, `{"customer":%s,"location":%s,"parent_debt_accounts":[%s],"debt_accounts":[%s]}`, object, object, section, section)
 	}
 	b.WriteByte(']')
 	return b.Bytes()
