@@ -1,15 +1,11 @@
 package handlers
 
 import (
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
@@ -89,7 +85,7 @@ func toError(err error) *Error {
 			"The Idempotency-Key has already been used with a different request (body or options); use a new key for a new submission.")
 	case errors.Is(err, store.ErrNotFound):
 		return newError(http.StatusNotFound, "id", "The bulk was not found.")
-	case unavailable(err):
+	case errors.Is(err, store.ErrUnavailable):
 		return newError(http.StatusServiceUnavailable, "service", "The database is unavailable; please try again shortly.")
 	case errors.Is(err, echo.ErrNotFound): // no route
 		return newError(http.StatusNotFound, "path", "No API endpoint has this path.")
@@ -103,16 +99,6 @@ func toError(err error) *Error {
 		return newError(he.Code, "request", msg)
 	}
 	return newError(http.StatusInternalServerError, "service", "Internal server error.")
-}
-
-// unavailable tells whether err means Postgres could not be reached or the
-// connection broke, as opposed to a query that failed: the client should
-// retry, not report a bug.
-func unavailable(err error) bool {
-	var connectErr *pgconn.ConnectError
-	var netErr *net.OpError
-	return errors.As(err, &connectErr) || errors.As(err, &netErr) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn)
 }
 
 // sentence turns a Go error text into a message: capitalised, with a full stop.

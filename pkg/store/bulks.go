@@ -67,7 +67,7 @@ func (s *Store) createBulk(ctx context.Context, nb NewBulk) (models.Bulk, bool, 
 	}
 	id, err := uuid.NewV7() // time-ordered: new bulks land at the end of the index
 	if err != nil {
-		return models.Bulk{}, false, fmt.Errorf("store: create bulk: id: %w", err)
+		return models.Bulk{}, false, errorf("store: create bulk: id: %w", err)
 	}
 	b := models.Bulk{ID: id, OrganizationID: orgID, Status: models.StatusPending, Count: len(rows),
 		Mode: string(opts.Mode), Atomic: opts.Atomic, ValidateOnly: opts.ValidateOnly, Strict: opts.Strict}
@@ -101,11 +101,11 @@ func (s *Store) createBulk(ctx context.Context, nb NewBulk) (models.Bulk, bool, 
 		}
 		first, err := s.Bulk(ctx, orgID, taken.bulkID)
 		if err != nil {
-			return models.Bulk{}, false, fmt.Errorf("store: create bulk: replay: %w", err)
+			return models.Bulk{}, false, errorf("store: create bulk: replay: %w", err)
 		}
 		return first, true, nil
 	case err != nil:
-		return models.Bulk{}, false, fmt.Errorf("store: create bulk: %w", err)
+		return models.Bulk{}, false, errorf("store: create bulk: %w", err)
 	}
 	return b, false, nil
 }
@@ -146,7 +146,7 @@ func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context) (int64, error)
 	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)`,
 		IdempotencyKeyTTL.Seconds())
 	if err != nil {
-		return 0, fmt.Errorf("store: delete expired idempotency keys: %w", err)
+		return 0, errorf("store: delete expired idempotency keys: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }
@@ -160,7 +160,7 @@ func (s *Store) Bulk(ctx context.Context, orgID, id uuid.UUID) (models.Bulk, err
 		return models.Bulk{}, ErrNotFound
 	}
 	if err != nil {
-		return models.Bulk{}, fmt.Errorf("store: get bulk: %w", err)
+		return models.Bulk{}, errorf("store: get bulk: %w", err)
 	}
 	return b, nil
 }
@@ -183,7 +183,7 @@ func (s *Store) BulkErrors(ctx context.Context, orgID, id uuid.UUID, after, limi
 		`SELECT r.row, p.payload, r.errors FROM bulk_results r JOIN bulk_rows p USING (bulk_id, row)
 		 WHERE r.bulk_id = $1 AND r.status = 'failed' AND r.row > $2 ORDER BY r.row LIMIT $3`, pgUUID(id), after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("store: bulk errors: %w", err)
+		return nil, errorf("store: bulk errors: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RowErrors, error) {
 		var r RowErrors
@@ -191,7 +191,7 @@ func (s *Store) BulkErrors(ctx context.Context, orgID, id uuid.UUID, after, limi
 		return r, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: bulk errors: %w", err)
+		return nil, errorf("store: bulk errors: %w", err)
 	}
 	return out, nil
 }
@@ -209,11 +209,11 @@ func (s *Store) BulkResults(ctx context.Context, id uuid.UUID, offset, limit int
 	rows, err := s.pool.Query(ctx,
 		`SELECT row, result FROM bulk_results WHERE bulk_id = $1 AND row > $2 ORDER BY row LIMIT $3`, pgUUID(id), offset, limit)
 	if err != nil {
-		return nil, fmt.Errorf("store: bulk results: %w", err)
+		return nil, errorf("store: bulk results: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[RowResult])
 	if err != nil {
-		return nil, fmt.Errorf("store: bulk results: %w", err)
+		return nil, errorf("store: bulk results: %w", err)
 	}
 	return out, nil
 }
@@ -227,7 +227,7 @@ func (s *Store) StartBulk(ctx context.Context, id uuid.UUID) (models.Bulk, error
 		`UPDATE bulks SET status = 'processing', started_at = coalesce(started_at, now()), updated_at = now()
 		 WHERE id = ? AND status IN ('pending', 'processing') RETURNING *`, id).Scan(&b).Error
 	if err != nil {
-		return models.Bulk{}, fmt.Errorf("store: start bulk: %w", err)
+		return models.Bulk{}, errorf("store: start bulk: %w", err)
 	}
 	if b.ID != uuid.Nil {
 		return b, nil
@@ -236,7 +236,7 @@ func (s *Store) StartBulk(ctx context.Context, id uuid.UUID) (models.Bulk, error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return models.Bulk{}, ErrNotFound
 		}
-		return models.Bulk{}, fmt.Errorf("store: start bulk: %w", err)
+		return models.Bulk{}, errorf("store: start bulk: %w", err)
 	}
 	return b, nil
 }
@@ -245,11 +245,11 @@ func (s *Store) StartBulk(ctx context.Context, id uuid.UUID) (models.Bulk, error
 func (s *Store) BulkRows(ctx context.Context, id uuid.UUID) ([]json.RawMessage, error) {
 	rows, err := s.pool.Query(ctx, `SELECT payload FROM bulk_rows WHERE bulk_id = $1 ORDER BY row`, pgUUID(id))
 	if err != nil {
-		return nil, fmt.Errorf("store: bulk rows: %w", err)
+		return nil, errorf("store: bulk rows: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, pgx.RowTo[json.RawMessage])
 	if err != nil {
-		return nil, fmt.Errorf("store: bulk rows: %w", err)
+		return nil, errorf("store: bulk rows: %w", err)
 	}
 	return out, nil
 }
@@ -260,7 +260,7 @@ func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error
 		`UPDATE bulks SET status = 'failed', failure_reason = ?, completed_at = now(), updated_at = now()
 		 WHERE id = ? AND status IN ('pending', 'processing')`, reason, id).Error
 	if err != nil {
-		return fmt.Errorf("store: fail bulk: %w", err)
+		return errorf("store: fail bulk: %w", err)
 	}
 	return nil
 }
@@ -284,7 +284,7 @@ func (s *Store) bulkIDs(ctx context.Context, what string, limit int, where strin
 	err := s.db.WithContext(ctx).Model(&models.Bulk{}).Where(where, args...).
 		Order("updated_at").Limit(limit).Pluck("id", &ids).Error
 	if err != nil {
-		return nil, fmt.Errorf("store: %s: %w", what, err)
+		return nil, errorf("store: %s: %w", what, err)
 	}
 	return ids, nil
 }
@@ -320,7 +320,7 @@ func (s *Store) ClaimNotification(ctx context.Context, id uuid.UUID, lease time.
 		   AND (notify_claimed_at IS NULL OR notify_claimed_at < now() - make_interval(secs => ?))
 		 RETURNING *`, id, lease.Seconds()).Scan(&n.Bulk).Error
 	if err != nil {
-		return Notification{}, fmt.Errorf("store: claim notification: %w", err)
+		return Notification{}, errorf("store: claim notification: %w", err)
 	}
 	if n.Bulk.ID == uuid.Nil {
 		// Say why, so that a claim held by a live or dead worker is retried
@@ -330,7 +330,7 @@ func (s *Store) ClaimNotification(ctx context.Context, id uuid.UUID, lease time.
 			if errors.Is(err, gorm.ErrRecordNotFound) {
 				return Notification{}, ErrNotFound
 			}
-			return Notification{}, fmt.Errorf("store: claim notification: %w", err)
+			return Notification{}, errorf("store: claim notification: %w", err)
 		}
 		switch {
 		case b.NotifiedAt != nil:
@@ -356,7 +356,7 @@ func (s *Store) FinishNotification(ctx context.Context, id uuid.UUID, sent bool)
 		q = `UPDATE bulks SET notified_at = now() WHERE id = ?`
 	}
 	if err := s.db.WithContext(ctx).Exec(q, id).Error; err != nil {
-		return fmt.Errorf("store: finish notification: %w", err)
+		return errorf("store: finish notification: %w", err)
 	}
 	return nil
 }

@@ -49,7 +49,7 @@ func (s *Store) CountRecords(ctx context.Context, orgID uuid.UUID) (RecordCounts
 		(SELECT count(*) FROM debt_accounts WHERE organization_id = $1)`, pgUUID(orgID)).
 		Scan(&c.Locations, &c.Customers, &c.DebtAccounts)
 	if err != nil {
-		return RecordCounts{}, fmt.Errorf("store: count records: %w", err)
+		return RecordCounts{}, errorf("store: count records: %w", err)
 	}
 	return c, nil
 }
@@ -61,7 +61,7 @@ func (s *Store) CreateBaselineBulk(ctx context.Context, orgID, id uuid.UUID, cou
 	b := models.Bulk{ID: id, OrganizationID: orgID, Status: models.StatusCompleted, Count: count, Mode: string(bulk.ModeCreate),
 		RowsSucceeded: count, StartedAt: &now, CompletedAt: &now}
 	if err := s.db.WithContext(ctx).Create(&b).Error; err != nil {
-		return fmt.Errorf("store: create baseline bulk: %w", err)
+		return errorf("store: create baseline bulk: %w", err)
 	}
 	return nil
 }
@@ -75,7 +75,7 @@ func (s *Store) CopyPlan(ctx context.Context, orgID uuid.UUID, p *bulk.Plan) err
 		_, err := applyPlan(ctx, tx, orgID, p)
 		return err
 	}); err != nil {
-		return fmt.Errorf("store: copy plan: %w", err)
+		return errorf("store: copy plan: %w", err)
 	}
 	return nil
 }
@@ -119,7 +119,7 @@ func (s *Store) CreatePlanOneByOne(ctx context.Context, orgID uuid.UUID, p *bulk
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("store: create plan one by one: %w", err)
+		return errorf("store: create plan one by one: %w", err)
 	}
 	return nil
 }

@@ -67,10 +67,10 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row, opt
 		return nil
 	})
 	if err != nil {
-		return ImportResult{}, fmt.Errorf("store: import bulk %s: %w", b.ID, err)
+		return ImportResult{}, errorf("store: import bulk %s: %w", b.ID, err)
 	}
 	if err := s.db.WithContext(ctx).Take(&res.Bulk, "id = ?", b.ID).Error; err != nil {
-		return ImportResult{}, fmt.Errorf("store: import bulk %s: reload: %w", b.ID, err)
+		return ImportResult{}, errorf("store: import bulk %s: reload: %w", b.ID, err)
 	}
 	return res, nil
 }

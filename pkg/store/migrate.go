@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"embed"
-	"fmt"
 	"io/fs"
 	"sort"
 	"strings"
@@ -25,28 +24,28 @@ const migrateLockID = 7_240_001
 func (s *Store) Migrate(ctx context.Context) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("store: migrate: acquire: %w", err)
+		return errorf("store: migrate: acquire: %w", err)
 	}
 	defer conn.Release()
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLockID); err != nil {
-		return fmt.Errorf("store: migrate: lock: %w", err)
+		return errorf("store: migrate: lock: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrateLockID) //nolint:errcheck // the session ends the lock anyway
 
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return fmt.Errorf("store: migrate: create schema_migrations: %w", err)
+		return errorf("store: migrate: create schema_migrations: %w", err)
 	}
 	names, err := fs.Glob(Migrations, "migrations/*.sql")
 	if err != nil {
-		return fmt.Errorf("store: migrate: list: %w", err)
+		return errorf("store: migrate: list: %w", err)
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
 		sql, err := Migrations.ReadFile(name)
 		if err != nil {
-			return fmt.Errorf("store: migrate: read %s: %w", name, err)
+			return errorf("store: migrate: read %s: %w", name, err)
 		}
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			tag, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING`, version)
@@ -57,7 +56,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("store: migrate: apply %s: %w", version, err)
+			return errorf("store: migrate: apply %s: %w", version, err)
 		}
 	}
 	return nil

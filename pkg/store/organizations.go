@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -21,7 +20,7 @@ import (
 func (s *Store) CreateOrganization(ctx context.Context, name, notifyEmail string) (models.Organization, error) {
 	org := models.Organization{ID: uuid.New(), Name: name, NotifyEmail: notifyEmail}
 	if err := s.db.WithContext(ctx).Create(&org).Error; err != nil {
-		return models.Organization{}, fmt.Errorf("store: create organization: %w", err)
+		return models.Organization{}, errorf("store: create organization: %w", err)
 	}
 	return org, nil
 }
@@ -33,7 +32,7 @@ func (s *Store) Organization(ctx context.Context, id uuid.UUID) (models.Organiza
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return models.Organization{}, ErrNotFound
 		}
-		return models.Organization{}, fmt.Errorf("store: get organization: %w", err)
+		return models.Organization{}, errorf("store: get organization: %w", err)
 	}
 	return org, nil
 }
@@ -75,7 +74,7 @@ var keyEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 func (s *Store) CreateAPIKey(ctx context.Context, orgID uuid.UUID) (string, error) {
 	secret := make([]byte, 30)
 	if _, err := rand.Read(secret); err != nil {
-		return "", fmt.Errorf("store: create api key: random: %w", err)
+		return "", errorf("store: create api key: random: %w", err)
 	}
 	key := keyScheme + strings.ToLower(keyEncoding.EncodeToString(secret))
 	hash := sha256.Sum256([]byte(key))
@@ -84,7 +83,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, orgID uuid.UUID) (string, erro
 		if errors.Is(err, gorm.ErrForeignKeyViolated) {
 			return "", ErrNotFound
 		}
-		return "", fmt.Errorf("store: create api key: %w", err)
+		return "", errorf("store: create api key: %w", err)
 	}
 	return key, nil
 }
@@ -101,7 +100,7 @@ func (s *Store) Authenticate(ctx context.Context, key string) (models.Organizati
 		return models.Organization{}, ErrNotFound
 	}
 	if err != nil {
-		return models.Organization{}, fmt.Errorf("store: authenticate: %w", err)
+		return models.Organization{}, errorf("store: authenticate: %w", err)
 	}
 	hash := sha256.Sum256([]byte(key))
 	if subtle.ConstantTimeCompare(hash[:], rec.Hash) != 1 {
@@ -112,7 +111,7 @@ func (s *Store) Authenticate(ctx context.Context, key string) (models.Organizati
 
 // ErrAPIKeyPrefix means RevokeAPIKey was given neither a key's stored
 // prefix nor a whole key.
-var ErrAPIKeyPrefix = fmt.Errorf("store: revoke api key: pass the key's first %d characters or the whole key (%d characters)", keyPrefixLen, keyLen)
+var ErrAPIKeyPrefix = errorf("store: revoke api key: pass the key's first %d characters or the whole key (%d characters)", keyPrefixLen, keyLen)
 
 // keyLen is the length of a whole key: the scheme and 48 base32 characters.
 const keyLen = len(keyScheme) + 48
@@ -135,7 +134,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, prefixOrKey string) error {
 	}
 	res := q.Update("revoked_at", time.Now())
 	if res.Error != nil {
-		return fmt.Errorf("store: revoke api key: %w", res.Error)
+		return errorf("store: revoke api key: %w", res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return ErrNotFound

@@ -9,10 +9,14 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -25,6 +29,35 @@ import (
 // organization: callers cannot tell the two apart, by design.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrUnavailable is what every error of the store is as well when Postgres
+// could not be reached or the connection broke, as opposed to a query that
+// failed: the caller should retry later, not report a bug.
+var ErrUnavailable = errors.New("store: the database is unavailable")
+
+// errorf is fmt.Errorf for the store's errors: it names ErrUnavailable where
+// the cause is a lost database.
+func errorf(format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	if connectionLost(err) {
+		return unavailableError{err}
+	}
+	return err
+}
+
+type unavailableError struct{ error }
+
+func (e unavailableError) Is(target error) bool { return target == ErrUnavailable }
+func (e unavailableError) Unwrap() error        { return e.error }
+
+// connectionLost tells whether err comes from Postgres being out of reach: a
+// refused or failed connection, or one that broke.
+func connectionLost(err error) bool {
+	var connectErr *pgconn.ConnectError
+	var netErr *net.OpError
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn)
+}
+
 // Store is the database of bulkd.
 type Store struct {
 	pool *pgxpool.Pool
@@ -35,14 +68,14 @@ type Store struct {
 func Open(ctx context.Context, databaseURL string, maxConns int32) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("store: parse database url: %w", err)
+		return nil, errorf("store: parse database url: %w", err)
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("store: connect: %w", err)
+		return nil, errorf("store: connect: %w", err)
 	}
 	db, err := gorm.Open(postgres.New(postgres.Config{Conn: stdlib.OpenDBFromPool(pool)}), &gorm.Config{
 		Logger:                 logger.Discard, // queries carry personal data; errors are returned, not logged
@@ -52,7 +85,7 @@ func Open(ctx context.Context, databaseURL string, maxConns int32) (*Store, erro
 	})
 	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("store: open gorm: %w", err)
+		return nil, errorf("store: open gorm: %w", err)
 	}
 	return &Store{pool: pool, db: db}, nil
 }
@@ -68,7 +101,7 @@ func (s *Store) Close() {
 // Ping checks that Postgres answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("store: ping: %w", err)
+		return errorf("store: ping: %w", err)
 	}
 	return nil
 }
