@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -221,3 +222,92 @@ func waitQueuesEmptyOf(t *testing.T, s *service) {
 	defer in.Close()
 	waitQueuesEmpty(t, in)
 }
+
+// Every combination of the options works, alone and together, and does what
+// each option says.
+func TestEveryCombinationOfOptions(t *testing.T) {
+	t.Parallel()
+	s := startService(t, "RATE_LIMIT=0")
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	for combo := range 16 {
+		upsert, atomic, dry, strict := combo&1 != 0, combo&2 != 0, combo&4 != 0, combo&8 != 0
+		p := fmt.Sprintf("x%d-", combo) // external ids of this combination
+		query := fmt.Sprintf("mode=%s&atomic=%v&validate_only=%v&strict=%v", map[bool]string{false: "create", true: "upsert"}[upsert], atomic, dry, strict)
+		func() {
+			t := &prefixed{T: t, prefix: query + ": "}
+			// What exists before: a customer with an account of balance 1.
+			s.waitCompleted(key, s.submit(key, []byte(`[{"customer":{"external_id":"`+p+`old","name":"Old"},"location":{"external_id":"L"},
+				"debt_accounts":[{"external_id":"`+p+`old-a","balance":1,"billing_type":["settlement"]}]}]`)))
+			account := func(id, balance string) string {
+				return `{"external_id":"` + p + id + `","balance":` + balance + `,"billing_type":["settlement"]}`
+			}
+			body := `[
+				{"customer":{"external_id":"` + p + `c1","name":"A"},"location":{"external_id":"L"},"debt_accounts":[` + account("a1", "1") + `]},
+				{"customer":{"external_id":"` + p + `c2","name":"B","company":"Acme"},"location":{"external_id":"L"},"debt_accounts":[` + account("a2", "1") + `]},
+				{"customer":{"external_id":"` + p + `c3","name":"C"},"location":{"external_id":"L"},"debt_accounts":[` + account("a3", "-1") + `]},
+				{"customer":{"external_id":"` + p + `old"},"location":{"external_id":"L"},"debt_accounts":[{"external_id":"` + p + `old-a","balance":9}]}]`
+			if !upsert { // create mode needs the customer's name; the account is taken
+				body = strings.Replace(body, `"external_id":"`+p+`old"}`, `"external_id":"`+p+`old","name":"Old"}`, 1)
+			}
+			id := s.submitWith(key, query, []byte(body))
+			got := s.waitCompleted(key, id)
+
+			failed := map[int]bool{3: true, 2: strict, 4: !upsert}
+			wantFailed := 0
+			for _, f := range failed {
+				if f {
+					wantFailed++
+				}
+			}
+			writes := !atomic && !dry
+			if got["rows_failed"] != float64(wantFailed) || got["rolled_back"] != atomic || got["validate_only"] != dry ||
+				got["strict"] != strict || got["atomic"] != atomic {
+				t.Errorf("bulk: %v; want %d failed rows", got, wantFailed)
+			}
+			wantAccounts := 1 // old-a
+			if writes {
+				wantAccounts += 1 + map[bool]int{true: 0, false: 1}[strict] // a1, and a2 unless strict
+			}
+			if n := s.db.Count(t.T, `SELECT count(*) FROM debt_accounts WHERE external_id LIKE $1`, p+"%"); n != wantAccounts {
+				t.Errorf("%d accounts, want %d", n, wantAccounts)
+			}
+			wantBalance := "1.00"
+			if writes && upsert {
+				wantBalance = "9.00"
+			}
+			if got := s.record(t.T, `SELECT balance::text FROM debt_accounts WHERE external_id = $1`, p+"old-a"); got != wantBalance {
+				t.Errorf("old-a balance %s, want %s", got, wantBalance)
+			}
+			res := s.results(key, "/api/v1/bulk/"+id+"/results")
+			for i, r := range res.Data {
+				want := bulk.RowFailed
+				switch {
+				case failed[i+1]:
+				case atomic:
+					want = bulk.RowRolledBack
+				case i+1 == 4:
+					want = bulk.RowUpdated
+				default:
+					want = bulk.RowCreated
+				}
+				if r.Status != want {
+					t.Errorf("row %d: %s, want %s", i+1, r.Status, want)
+				}
+			}
+			if strict {
+				e := res.Data[1].Errors
+				if e == nil || len(e.Customer) != 1 || !cmp.Equal(e.Customer[0].Messages["company"], []string{"#/1/customer: extraneous key [company] is not permitted"}) {
+					t.Errorf("strict pointer of row 2: %+v", e)
+				}
+			}
+		}()
+	}
+}
+
+// prefixed reports a test's errors with a prefix, for checks in a loop.
+type prefixed struct {
+	*testing.T
+	prefix string
+}
+
+func (p *prefixed) Errorf(format string, args ...any) { p.T.Helper(); p.T.Errorf(p.prefix+format, args...) }
