@@ -310,4 +310,7 @@ type prefixed struct {
 	prefix string
 }
 
-func (p *prefixed) Errorf(format string, args ...any) { p.T.Helper(); p.T.Errorf(p.prefix+format, args...) }
+func (p *prefixed) Errorf(format string, args ...any) {
+	p.T.Helper()
+	p.T.Errorf(p.prefix+format, args...)
+}
