@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hibiken/asynq"
 
+	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/bulkgen"
 	"github.com/bulkd/bulkd/pkg/testenv"
 	"github.com/bulkd/bulkd/workers/tasks"
@@ -43,6 +44,7 @@ func faultBulk(t testing.TB, prefix string, rows int) []byte {
 type outcome struct {
 	records []string
 	report  string // GET /errors
+	results []bulk.ResultRow
 	status  map[string]any
 }
 
@@ -52,7 +54,34 @@ func (s *service) outcome(key, id string) outcome {
 	for _, k := range []string{"bulk_id", "created_at", "started_at", "completed_at"} {
 		delete(status, k)
 	}
-	return outcome{records: s.db.Snapshot(s.t), report: s.errorsReport(key, id), status: status}
+	o := outcome{records: s.db.Snapshot(s.t), report: s.errorsReport(key, id), status: status}
+	for next := "/api/v1/bulk/" + id + "/results?per_page=1000"; next != ""; {
+		p := s.results(key, next)
+		o.results, next = append(o.results, p.Data...), ""
+		if p.Links.Next != nil {
+			next = *p.Links.Next
+		}
+	}
+	// Record ids are drawn anew in every run; what they name is in records.
+	for i := range o.results {
+		r := &o.results[i]
+		for _, obj := range append([]*bulk.ResultObject{r.Customer, r.Location}, objectRefs(r.ParentDebtAccounts, r.DebtAccounts)...) {
+			if obj != nil {
+				obj.ID = nil
+			}
+		}
+	}
+	return o
+}
+
+func objectRefs(lists ...[]bulk.ResultObject) []*bulk.ResultObject {
+	var out []*bulk.ResultObject
+	for _, l := range lists {
+		for i := range l {
+			out = append(out, &l[i])
+		}
+	}
+	return out
 }
 
 func (s *service) errorsReport(key, id string) string {
@@ -64,12 +93,66 @@ func (s *service) errorsReport(key, id string) string {
 	return string(r.body)
 }
 
-// cleanRun imports body in a `bulkd serve` that nothing disturbs.
-func cleanRun(t *testing.T, body []byte) outcome {
+// faultImport is a bulk to import with the options query: in upsert mode
+// over what before, imported first in create mode, wrote.
+type faultImport struct {
+	query        string
+	before, body []byte
+}
+
+// cleanRun imports the bulk in a `bulkd serve` that nothing disturbs.
+func cleanRun(t *testing.T, fi faultImport) outcome {
 	t.Helper()
 	s := startService(t)
 	_, key := s.newOrg("Acme", "ops@acme.example")
-	return s.outcome(key, s.submit(key, body))
+	if fi.before != nil {
+		s.waitCompleted(key, s.submit(key, fi.before))
+	}
+	return s.outcome(key, s.submitWith(key, fi.query, fi.body))
+}
+
+// faultImports are the bulks every fault is tried on: each mode of the import.
+func faultImports(t testing.TB, prefix string, rows int) []faultImport {
+	t.Helper()
+	body := faultBulk(t, prefix, rows)
+	return []faultImport{
+		{query: "mode=create", body: body},
+		{query: "mode=upsert", before: faultBulk(t, prefix, rows/2), body: changedBulk(t, body)},
+		{query: "atomic=true", body: body},
+		{query: "validate_only=true", body: body},
+		{query: "mode=upsert&atomic=true&strict=true", before: faultBulk(t, prefix, rows/2), body: changedBulk(t, body)},
+	}
+}
+
+// changedBulk is body with other values in every customer, location and
+// account: an upsert of it over body's records changes each.
+func changedBulk(t testing.TB, body []byte) []byte {
+	t.Helper()
+	var rows []map[string]any
+	if err := json.Unmarshal(body, &rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if c, ok := r["customer"].(map[string]any); ok {
+			c["name"] = fmt.Sprint(c["name"], " (changed)")
+		}
+		if l, ok := r["location"].(map[string]any); ok {
+			l["name"] = fmt.Sprint(l["name"], " (changed)")
+		}
+		for _, section := range []string{"parent_debt_accounts", "debt_accounts"} {
+			list, _ := r[section].([]any)
+			for _, a := range list {
+				if a, ok := a.(map[string]any); ok {
+					a["current_balance"] = "0.01"
+				}
+			}
+		}
+	}
+	b, err := json.Marshal(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func (o outcome) diff(want outcome) string {
@@ -81,16 +164,18 @@ func TestWorkerKilledMidImportIsFinishedByAnother(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits about a minute for asynq to give the dead worker's task back; make test runs it")
 	}
-	body := faultBulk(t, "k-", 200)
-	want := cleanRun(t, body)
+	// An upsert over stored records, the mode that changes the most.
+	fi := faultImports(t, "k-", 200)[1]
+	want := cleanRun(t, fi)
 
 	s := newService(t)
-	key, id, doomed, lock := s.importStuckMidTransaction(body)
+	key, id, doomed, lock := s.importStuckMidTransaction(fi)
 	doomed.kill()
 	lock.release()
 
-	if n := s.db.Count(t, `SELECT (SELECT count(*) FROM locations) + (SELECT count(*) FROM customers) + (SELECT count(*) FROM debt_accounts)`); n != 0 {
-		t.Errorf("%d records visible after the worker died mid-import, want none", n)
+	if n := s.db.Count(t, `SELECT (SELECT count(*) FROM locations WHERE last_bulk_id = $1) + (SELECT count(*) FROM customers WHERE last_bulk_id = $1)
+		+ (SELECT count(*) FROM debt_accounts WHERE last_bulk_id = $1)`, id); n != 0 {
+		t.Errorf("%d records of the bulk visible after the worker died mid-import, want none", n)
 	}
 	if n := s.db.Count(t, `SELECT count(*) FROM bulks WHERE status = 'processing'`); n != 1 {
 		t.Errorf("the bulk must stay processing, not completed, when its worker dies")
@@ -103,10 +188,11 @@ func TestWorkerKilledMidImportIsFinishedByAnother(t *testing.T) {
 	if d := got.diff(want); d != "" {
 		t.Errorf("after a worker was killed mid-import (-clean run +this run):\n%s", d)
 	}
-	s.smtp.WaitForMessages(t, 1, time.Minute)
+	// One email for the bulk the upsert changes, one for the upsert.
+	s.smtp.WaitForMessages(t, 2, time.Minute)
 	waitQueuesEmpty(t, asynq.NewInspector(s.redisOpt))
-	if n := len(s.smtp.Messages()); n != 1 {
-		t.Errorf("%d emails, want 1", n)
+	if n := len(s.smtp.Messages()); n != 2 {
+		t.Errorf("%d emails, want 2", n)
 	}
 }
 
@@ -120,18 +206,21 @@ func (s *service) waitAllNotified() {
 	}
 }
 
-// importStuckMidTransaction starts the API and a worker process, submits body
-// and returns once the import has written the bulk's locations and customers
-// and waits, inside its transaction, to write its debt accounts: held there by
-// lock until the test, having struck the worker, releases it.
-func (s *service) importStuckMidTransaction(body []byte) (key, id string, worker *process, lock *tableLock) {
+// importStuckMidTransaction starts the API and a worker process, submits the
+// bulk and returns once the import has written (or, validate-only, checked)
+// every record and waits, inside its transaction, to store its results: held
+// there by lock until the test, having struck the worker, releases it.
+func (s *service) importStuckMidTransaction(fi faultImport) (key, id string, worker *process, lock *tableLock) {
 	s.t.Helper()
 	s.start("api")
 	_, key = s.newOrg("Acme", "ops@acme.example")
-	lock = lockTable(s.t, s.db, "debt_accounts")
 	worker = s.spawn("worker")
-	id = s.submit(key, body)
-	waitForWriteBlockedOn(s.t, s.db, "debt_accounts")
+	if fi.before != nil {
+		s.waitCompleted(key, s.submit(key, fi.before))
+	}
+	lock = lockTable(s.t, s.db, "bulk_results")
+	id = s.submitWith(key, fi.query, fi.body)
+	waitForWriteBlockedOn(s.t, s.db, "bulk_results")
 	return key, id, worker, lock
 }
 
@@ -143,32 +232,36 @@ func (s *service) waitOutcomeWithin(key, id string, within time.Duration) outcom
 
 func TestWorkerStoppedMidImportHandsItsTaskBack(t *testing.T) {
 	t.Parallel()
-	body := faultBulk(t, "t-", 100)
-	want := cleanRun(t, body)
+	for _, fi := range faultImports(t, "t-", 100) {
+		t.Run(fi.query, func(t *testing.T) {
+			t.Parallel()
+			want := cleanRun(t, fi)
 
-	s := newService(t, "SHUTDOWN_TIMEOUT=2s")
-	key, id, stopping, lock := s.importStuckMidTransaction(body)
+			s := newService(t, "SHUTDOWN_TIMEOUT=2s")
+			key, id, stopping, lock := s.importStuckMidTransaction(fi)
 
-	took, err := stopping.terminate(30 * time.Second)
-	if err != nil {
-		t.Errorf("worker after SIGTERM: %v\n%s", err, stopping.logs)
-	}
-	// SHUTDOWN_TIMEOUT for the import to finish, then a moment to hand it back.
-	if took > 10*time.Second {
-		t.Errorf("worker took %v to stop with SHUTDOWN_TIMEOUT=2s", took)
-	}
-	lock.release()
-	if n := s.db.Count(t, `SELECT count(*) FROM bulks WHERE status = 'completed'`); n != 0 {
-		t.Errorf("a bulk whose import was interrupted is marked completed")
-	}
-	info, err := asynq.NewInspector(s.redisOpt).GetTaskInfo(tasks.QueueImports, id)
-	if err != nil || info.State != asynq.TaskStatePending {
-		t.Fatalf("import task after the worker stopped: %+v, %v; want it pending for the next worker", info, err)
-	}
+			took, err := stopping.terminate(30 * time.Second)
+			if err != nil {
+				t.Errorf("worker after SIGTERM: %v\n%s", err, stopping.logs)
+			}
+			// SHUTDOWN_TIMEOUT for the import to finish, then a moment to hand it back.
+			if took > 10*time.Second {
+				t.Errorf("worker took %v to stop with SHUTDOWN_TIMEOUT=2s", took)
+			}
+			lock.release()
+			if n := s.db.Count(t, `SELECT count(*) FROM bulks WHERE id = $1 AND status = 'completed'`, id); n != 0 {
+				t.Errorf("a bulk whose import was interrupted is marked completed")
+			}
+			info, err := asynq.NewInspector(s.redisOpt).GetTaskInfo(tasks.QueueImports, id)
+			if err != nil || info.State != asynq.TaskStatePending {
+				t.Fatalf("import task after the worker stopped: %+v, %v; want it pending for the next worker", info, err)
+			}
 
-	s.spawn("worker")
-	if d := s.waitOutcomeWithin(key, id, time.Minute).diff(want); d != "" {
-		t.Errorf("after a worker stopped mid-import (-clean run +this run):\n%s", d)
+			s.spawn("worker")
+			if d := s.waitOutcomeWithin(key, id, time.Minute).diff(want); d != "" {
+				t.Errorf("after a worker stopped mid-import (-clean run +this run):\n%s", d)
+			}
+		})
 	}
 }
 
@@ -334,5 +427,89 @@ func TestPostgresOutage(t *testing.T) {
 	}
 	if n := db.Count(t, `SELECT count(*) FROM bulk_rows`); n != 53 {
 		t.Errorf("%d rows stored, want 53", n)
+	}
+}
+
+// Overlapping upserts of the same ids from several worker processes end with
+// one record per id, every bulk's change applied in the order the imports
+// took turns, and each change counted once in the version.
+func TestOverlappingUpsertsOnTwoWorkerProcesses(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "WORKER_CONCURRENCY=4")
+	s.start("api")
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	s.spawn("worker")
+	s.spawn("worker")
+
+	// Every bulk upserts the same 30 rows, its own balance in every account.
+	const bulks, rows = 8, 30
+	ids := make([]string, bulks)
+	var wg sync.WaitGroup
+	for i := range bulks {
+		all := bulkgen.Rows(bulkgen.Options{Seed: 3, Rows: rows, Accounts: 3, Prefix: "up-", Locations: 4})
+		for _, r := range all {
+			for _, a := range r["debt_accounts"].([]any) {
+				a.(map[string]any)["balance"] = fmt.Sprintf("%d.00", 100+i)
+				a.(map[string]any)["current_balance"] = fmt.Sprintf("%d.00", 100+i)
+			}
+		}
+		body, err := json.Marshal(all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { ids[i] = s.submitWith(key, "mode=upsert", body) })
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if b := s.waitCompletedWithin(key, id, time.Minute); b["rows_failed"] != 0.0 {
+			t.Errorf("bulk %s: %v", id, b)
+		}
+	}
+	for _, table := range []string{"locations", "customers", "debt_accounts"} {
+		if n := s.db.Count(t, `SELECT count(*) - count(DISTINCT external_id) FROM `+table); n != 0 {
+			t.Errorf("%s: %d external ids written more than once", table, n)
+		}
+	}
+	// The import that took its turn last wrote every account's final value;
+	// the first created them, each of the other seven changed them once.
+	var last string
+	if err := s.db.Conn.QueryRow(t.Context(), `SELECT id::text FROM bulks ORDER BY completed_at DESC LIMIT 1`).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.db.Count(t, `SELECT count(*) FROM debt_accounts a JOIN bulks b ON b.id = $1
+		WHERE a.version = $2 AND a.last_bulk_id = b.id`, last, bulks); n != rows*3 {
+		t.Errorf("%d accounts at version %d changed last by the last import, want %d", n, bulks, rows*3)
+	}
+	var balances []string
+	rowsOf, err := s.db.Conn.Query(t.Context(), `SELECT DISTINCT balance::text FROM debt_accounts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rowsOf.Next() {
+		var b string
+		_ = rowsOf.Scan(&b)
+		balances = append(balances, b)
+	}
+	rowsOf.Close()
+	if len(balances) != 1 {
+		t.Errorf("accounts end with balances %v, want one bulk's", balances)
+	}
+	// Results: one bulk created everything; every later one updated each account.
+	created, updated := 0, 0
+	for _, id := range ids {
+		p := s.results(key, "/api/v1/bulk/"+id+"/results")
+		created += p.TotalCreated
+		updated += p.TotalUpdated
+	}
+	if created != rows || updated != (bulks-1)*rows {
+		t.Errorf("%d rows created and %d updated over all bulks, want %d and %d", created, updated, rows, (bulks-1)*rows)
+	}
+	q, err := asynq.NewInspector(s.redisOpt).GetQueueInfo(tasks.QueueImports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.FailedTotal != 0 || q.Retry != 0 || q.Archived != 0 || q.ProcessedTotal != bulks {
+		t.Errorf("imports queue: %d processed, %d failed, %d to retry, %d archived; want %d processed and no failure",
+			q.ProcessedTotal, q.FailedTotal, q.Retry, q.Archived, bulks)
 	}
 }

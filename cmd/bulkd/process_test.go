@@ -116,7 +116,7 @@ func lockTable(t testing.TB, db testenv.Database, table string) *tableLock {
 
 func (l *tableLock) release() { _ = l.tx.Rollback(context.Background()) }
 
-// waitForWriteBlockedOn waits until a session of db waits to COPY into table.
+// waitForWriteBlockedOn waits until a session of db waits to write into table.
 func waitForWriteBlockedOn(t testing.TB, db testenv.Database, table string) {
 	t.Helper()
 	if !writeBlockedOn(t, db, table, time.Minute) {
@@ -124,13 +124,13 @@ func waitForWriteBlockedOn(t testing.TB, db testenv.Database, table string) {
 	}
 }
 
-// writeBlockedOn tells whether a session of db comes to wait to COPY into
-// table within the given time.
+// writeBlockedOn tells whether a session of db comes to wait to write into
+// table (COPY, DELETE, UPDATE) within the given time.
 func writeBlockedOn(t testing.TB, db testenv.Database, table string, within time.Duration) bool {
 	t.Helper()
 	for start := time.Now(); time.Since(start) < within; time.Sleep(20 * time.Millisecond) {
 		n := db.Count(t, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE 'copy%' || $1 || '%'`, table)
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ~* ('^\s*(copy|delete from|update)\s+"?' || $1 || '\M')`, table)
 		if n > 0 {
 			return true
 		}

@@ -56,16 +56,17 @@ func (db Database) Count(t testing.TB, query string, args ...any) int {
 func (db Database) Snapshot(t testing.TB) []string {
 	t.Helper()
 	rows, err := db.Conn.Query(context.Background(), `
-		SELECT 'location ' || external_id || ' ' || coalesce(name, '') || ' row ' || bulk_row FROM locations
+		SELECT 'location ' || external_id || ' ' || coalesce(name, '') || ' row ' || bulk_row || ' v' || version || ' last row ' || coalesce(last_bulk_row, 0) FROM locations
 		UNION ALL
 		SELECT 'customer ' || c.external_id || ' at ' || l.external_id || ' ' || c.name || ' ' || coalesce(c.email, '') || ' '
 		       || coalesce(c.date_of_birth::text, '') || ' ' || coalesce(c.ssn_last4, '') || ' ' || coalesce(c.address::text, '') || ' '
-		       || coalesce(c.metadata::text, '') || ' row ' || c.bulk_row
+		       || coalesce(c.metadata::text, '') || ' row ' || c.bulk_row || ' v' || c.version || ' last row ' || coalesce(c.last_bulk_row, 0)
 		  FROM customers c JOIN locations l ON l.id = c.location_id
 		UNION ALL
 		SELECT 'account ' || a.external_id || ' of ' || c.external_id || ' under ' || coalesce(p.external_id, '-') || ' '
 		       || a.balance || '/' || a.current_balance || ' ' || array_to_string(a.billing_type, ',') || ' '
 		       || coalesce(a.external_account_number, '') || ' ' || coalesce(a.metadata::text, '') || ' row ' || a.bulk_row
+		       || ' v' || a.version || ' last row ' || coalesce(a.last_bulk_row, 0)
 		  FROM debt_accounts a JOIN customers c ON c.id = a.customer_id LEFT JOIN debt_accounts p ON p.id = a.parent_id
 		ORDER BY 1`)
 	if err != nil {
