@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,19 +24,32 @@ func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
 		workers = 3
 		rounds  = 8
 	)
-	bodies := make([][]byte, bulks)
-	for i := range bodies {
-		bodies[i] = faultBulk(t, fmt.Sprintf("c%d-", i), rows)
+	// The bulks take turns through the import's modes; an upsert changes
+	// what a bulk imported before the chaos wrote.
+	imports := make([]faultImport, bulks)
+	for i := range imports {
+		modes := faultImports(t, fmt.Sprintf("c%d-", i), rows)
+		imports[i] = modes[i%len(modes)]
+	}
+	importBefore := func(s *service, key string) (emails int) {
+		for _, fi := range imports {
+			if fi.before != nil {
+				s.waitCompletedWithin(key, s.submit(key, fi.before), time.Minute)
+				emails++
+			}
+		}
+		return emails
 	}
 
 	// The reference: the same bulks in a `bulkd serve` that nothing disturbs.
 	clean := startService(t)
 	_, cleanKey := clean.newOrg("Acme", "ops@acme.example")
-	cleanReports := make([]string, bulks)
-	for i, body := range bodies {
-		id := clean.submit(cleanKey, body)
+	importBefore(clean, cleanKey)
+	cleanOutcomes := make([]outcome, bulks)
+	for i, fi := range imports {
+		id := clean.submitWith(cleanKey, fi.query, fi.body)
 		clean.waitCompletedWithin(cleanKey, id, time.Minute)
-		cleanReports[i] = clean.errorsReport(cleanKey, id)
+		cleanOutcomes[i] = clean.outcome(cleanKey, id)
 	}
 	want := clean.db.Snapshot(t)
 
@@ -46,11 +60,12 @@ func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
 	for range workers {
 		running = append(running, s.spawn("worker"))
 	}
+	wantEmails := importBefore(s, key)
 	// Half the bulks now, half in the middle of the rounds.
 	ids := make([]string, bulks)
 	submit := func(from, to int) {
 		for i := from; i < to; i++ {
-			ids[i] = s.submit(key, bodies[i])
+			ids[i] = s.submitWith(key, imports[i].query, imports[i].body)
 		}
 	}
 	submit(0, bulks/2)
@@ -63,8 +78,8 @@ func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
 		}
 		// Catch an import in the middle of its transaction, then strike. A
 		// killed worker's task comes back after about a minute: wait for it.
-		lock := lockTable(t, s.db, "debt_accounts")
-		if !writeBlockedOn(t, s.db, "debt_accounts", 90*time.Second) {
+		lock := lockTable(t, s.db, "bulk_results")
+		if !writeBlockedOn(t, s.db, "bulk_results", 90*time.Second) {
 			lock.release()
 			t.Logf("round %d: no import in flight within 90 s; every bulk may be done", round)
 			break
@@ -95,8 +110,10 @@ func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
 	// Killed workers' tasks come back after asynq's lease (about a minute).
 	for i, id := range ids {
 		s.waitCompletedWithin(key, id, 5*time.Minute)
-		if got := s.errorsReport(key, id); got != cleanReports[i] {
-			t.Errorf("bulk %d: error report differs from the clean run's:\n%s", i, cmp.Diff(cleanReports[i], got))
+		got := s.outcome(key, id)
+		got.records, cleanOutcomes[i].records = nil, nil // compared as a whole below
+		if d := got.diff(cleanOutcomes[i]); d != "" {
+			t.Errorf("bulk %d (%s): report, results or status differ from the clean run's (-clean +chaos):\n%s", i, imports[i].query, d)
 		}
 	}
 	got := s.db.Snapshot(t)
@@ -104,8 +121,14 @@ func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
 		t.Errorf("records differ from the clean run's (-clean +chaos):\n%s", diff)
 	}
 	s.waitAllNotified()
-	if n := len(s.smtp.Messages()); n != bulks {
-		t.Errorf("%d emails for %d bulks", n, bulks)
+	// Every bulk is emailed once but the dry runs.
+	for _, fi := range imports {
+		if !strings.Contains(fi.query, "validate_only=true") {
+			wantEmails++
+		}
+	}
+	if n := len(s.smtp.Messages()); n != wantEmails {
+		t.Errorf("%d emails, want %d", n, wantEmails)
 	}
 	t.Logf("checked: %d bulks, %d records compared with a clean run, %d emails", bulks, len(got), len(s.smtp.Messages()))
 }
