@@ -42,7 +42,7 @@ func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
 	}
 
 	// The reference: the same bulks in a `bulkd serve` that nothing disturbs.
-	clean := startService(t)
+	clean := startService(t, "RATE_LIMIT=0")
 	_, cleanKey := clean.newOrg("Acme", "ops@acme.example")
 	importBefore(clean, cleanKey)
 	cleanOutcomes := make([]outcome, bulks)
@@ -53,7 +53,7 @@ func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
 	}
 	want := clean.db.Snapshot(t)
 
-	s := newService(t, "SHUTDOWN_TIMEOUT=1s", "RECONCILE_INTERVAL=5s")
+	s := newService(t, "SHUTDOWN_TIMEOUT=1s", "RECONCILE_INTERVAL=5s", "RATE_LIMIT=0")
 	s.start("api")
 	_, key := s.newOrg("Acme", "ops@acme.example")
 	running := make([]*process, 0, workers)
