@@ -300,7 +300,7 @@ func (h *Bulks) Errors(c echo.Context) error {
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(w, `{"status":%q,"data":[`, b.Status)
+	w.Write([]byte(`{"data":[`))
 	for after, first := 0, true; ; {
 		var rows []store.RowErrors
 		err := work(ctx, h.timeout, func(ctx context.Context) (err error) {
@@ -335,7 +335,7 @@ func (h *Bulks) Errors(c echo.Context) error {
 		}
 		after = rows[len(rows)-1].Row
 	}
-	w.Write([]byte("]}\n"))
+	fmt.Fprintf(w, "],\"status\":%q}\n", b.Status)
 	return nil
 }
 

@@ -75,14 +75,14 @@ func (h *Bulks) Results(c echo.Context) error {
 		v.Data[i] = r.Result
 	}
 	if b.Status != models.StatusCompleted {
-		return c.JSON(http.StatusOK, v)
+		return writeJSON(c, http.StatusOK, v)
 	}
 	v.TotalCreated, v.TotalUpdated, v.TotalUnchanged, v.TotalErrors = b.RowsCreated, b.RowsUpdated, b.RowsUnchanged, b.RowsFailed
 	if page*perPage < v.TotalRows {
 		next := fmt.Sprintf("/api/v1/bulk/%s/results?page=%d&per_page=%d", id, page+1, perPage)
 		v.Links.Next = &next
 	}
-	return c.JSON(http.StatusOK, v)
+	return writeJSON(c, http.StatusOK, v)
 }
 
 // intParam reads a whole-number query parameter within [lo, hi]; absent, it
@@ -98,4 +98,15 @@ func intParam(c echo.Context, name string, def, lo, hi int) (int, error) {
 			fmt.Sprintf("The %s parameter must be a whole number from %d to %d.", name, lo, hi))
 	}
 	return n, nil
+}
+
+// writeJSON answers v as JSON without escaping &, < and > (a link's query
+// reads as written, not as \u0026).
+func writeJSON(c echo.Context, status int, v any) error {
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }

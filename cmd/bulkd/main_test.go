@@ -276,7 +276,7 @@ func TestSeedExampleEndToEnd(t *testing.T) {
 	if got["count"] != 1.0 || got["rows_succeeded"] != 1.0 || got["rows_failed"] != 0.0 {
 		t.Errorf("first bulk: %v", got)
 	}
-	if r := s.do(http.MethodGet, "/api/v1/bulk/"+first+"/errors", key, nil); r.status != 200 || string(r.body) != `{"status":"completed","data":[]}`+"\n" {
+	if r := s.do(http.MethodGet, "/api/v1/bulk/"+first+"/errors", key, nil); r.status != 200 || string(r.body) != `{"data":[],"status":"completed"}`+"\n" {
 		t.Errorf("errors of a clean bulk: %d %s", r.status, r.body)
 	}
 
