@@ -422,7 +422,9 @@ func TestParsedValues(t *testing.T) {
 	}{
 		{"a key of another case, the last duplicate winning",
 			`{"customer":{"external_id":"first","EXTERNAL_ID":"second","Name":"n","name":"last"},"Location":{"external_id":"l"}}`,
-			func(r *bulk.Row) any { return []string{r.Customer.Value.ExternalID, r.Customer.Value.Name, r.Location.Value.ExternalID} },
+			func(r *bulk.Row) any {
+				return []string{r.Customer.Value.ExternalID, r.Customer.Value.Name, r.Location.Value.ExternalID}
+			},
 			[]string{"second", "last", "l"}},
 		{"keys folded as Unicode folds them, escapes decoded",
 			`{"customer":{"external_id":"c","ſſn_laſt4":"1234","\u006eame":"n"},"location":{"external_id":"l"}}`,
