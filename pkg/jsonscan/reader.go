@@ -135,7 +135,7 @@ func syntaxOr(err error) error {
 // peek returns the next byte that is not white space, without consuming it.
 func (in *ArrayReader) peek() (byte, error) {
 	for {
-		if in.pos = SkipSpace(in.block, in.pos); in.pos < len(in.block) {
+		if in.pos = skipSpace(in.block, in.pos); in.pos < len(in.block) {
 			return in.block[in.pos], nil
 		}
 		if in.err != nil {

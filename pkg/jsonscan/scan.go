@@ -53,7 +53,7 @@ func scanNested(data []byte, final bool, maxDepth int) (int, scanResult) {
 				return i, scanInvalid
 			}
 			open = append(open, c)
-			if i = SkipSpace(data, i+1); i >= len(data) {
+			if i = skipSpace(data, i+1); i >= len(data) {
 				return i, scanTruncated
 			}
 			if data[i] == closing(c) {
@@ -91,7 +91,7 @@ func scanNested(data []byte, final bool, maxDepth int) (int, scanResult) {
 			if len(open) == 0 {
 				return i, scanOK
 			}
-			if i = SkipSpace(data, i); i >= len(data) {
+			if i = skipSpace(data, i); i >= len(data) {
 				return i, scanTruncated
 			}
 			c := open[len(open)-1]
@@ -100,7 +100,7 @@ func scanNested(data []byte, final bool, maxDepth int) (int, scanResult) {
 				i++
 				open = open[:len(open)-1]
 			case ',':
-				i = SkipSpace(data, i+1)
+				i = skipSpace(data, i+1)
 				if c == '{' {
 					if i, res = scanKey(data, i); res != scanOK {
 						return i, res
@@ -129,13 +129,13 @@ func scanKey(data []byte, i int) (int, scanResult) {
 	if res != scanOK {
 		return i, res
 	}
-	if i = SkipSpace(data, i); i >= len(data) {
+	if i = skipSpace(data, i); i >= len(data) {
 		return i, scanTruncated
 	}
 	if data[i] != ':' {
 		return i, scanInvalid
 	}
-	return SkipSpace(data, i+1), scanOK
+	return skipSpace(data, i+1), scanOK
 }
 
 // plainInString marks the bytes that stand for themselves in a JSON string:
@@ -258,7 +258,7 @@ func ScanFields(obj []byte, fields []Field, unknown func(key []byte)) bool {
 	if len(obj) == 0 || obj[0] != '{' {
 		return false
 	}
-	i := SkipSpace(obj, 1)
+	i := skipSpace(obj, 1)
 	if i < len(obj) && obj[i] == '}' {
 		return i+1 == len(obj)
 	}
@@ -280,14 +280,14 @@ func ScanFields(obj []byte, fields []Field, unknown func(key []byte)) bool {
 		} else if unknown != nil {
 			unknown(k)
 		}
-		if i = SkipSpace(obj, end); i >= len(obj) {
+		if i = skipSpace(obj, end); i >= len(obj) {
 			return false
 		}
 		switch obj[i] {
 		case '}':
 			return i+1 == len(obj)
 		case ',':
-			i = SkipSpace(obj, i+1)
+			i = skipSpace(obj, i+1)
 		default:
 			return false
 		}
@@ -298,9 +298,9 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// SkipSpace returns the index of the first byte of data at or after i that
+// skipSpace returns the index of the first byte of data at or after i that
 // is not JSON white space (space, tab, newline, carriage return).
-func SkipSpace(data []byte, i int) int {
+func skipSpace(data []byte, i int) int {
 	for i < len(data) && isSpace(data[i]) {
 		i++
 	}
@@ -309,7 +309,7 @@ func SkipSpace(data []byte, i int) int {
 
 // TrimSpace returns data without the JSON white space around it.
 func TrimSpace(data []byte) []byte {
-	i, j := SkipSpace(data, 0), len(data)
+	i, j := skipSpace(data, 0), len(data)
 	for j > i && isSpace(data[j-1]) {
 		j--
 	}
@@ -381,22 +381,22 @@ func skipString(data []byte, i int) int {
 // the order written, duplicates included.
 func Members(obj []byte) iter.Seq2[[]byte, json.RawMessage] {
 	return func(yield func([]byte, json.RawMessage) bool) {
-		i := SkipSpace(obj, 1)
+		i := skipSpace(obj, 1)
 		if obj[i] == '}' {
 			return
 		}
 		for {
 			keyEnd := skipString(obj, i)
 			key := obj[i:keyEnd]
-			i = SkipSpace(obj, SkipSpace(obj, keyEnd)+1) // past the colon
+			i = skipSpace(obj, skipSpace(obj, keyEnd)+1) // past the colon
 			end := skipValue(obj, i)
 			if !yield(key, obj[i:end:end]) {
 				return
 			}
-			if i = SkipSpace(obj, end); obj[i] == '}' {
+			if i = skipSpace(obj, end); obj[i] == '}' {
 				return
 			}
-			i = SkipSpace(obj, i+1) // past the comma
+			i = skipSpace(obj, i+1) // past the comma
 		}
 	}
 }
@@ -405,7 +405,7 @@ func Members(obj []byte) iter.Seq2[[]byte, json.RawMessage] {
 // space, in order.
 func Elements(arr []byte) iter.Seq[json.RawMessage] {
 	return func(yield func(json.RawMessage) bool) {
-		i := SkipSpace(arr, 1)
+		i := skipSpace(arr, 1)
 		if arr[i] == ']' {
 			return
 		}
@@ -414,10 +414,10 @@ func Elements(arr []byte) iter.Seq[json.RawMessage] {
 			if !yield(arr[i:end:end]) {
 				return
 			}
-			if i = SkipSpace(arr, end); arr[i] == ']' {
+			if i = skipSpace(arr, end); arr[i] == ']' {
 				return
 			}
-			i = SkipSpace(arr, i+1)
+			i = skipSpace(arr, i+1)
 		}
 	}
 }
@@ -611,7 +611,7 @@ func AppendString[Text []byte | string](dst []byte, s Text) []byte {
 // '[', 'n', 't' or 'f', or '0' for any number; 0 when raw is empty or only
 // white space (a member that is absent).
 func Kind(raw []byte) byte {
-	i := SkipSpace(raw, 0)
+	i := skipSpace(raw, 0)
 	if i == len(raw) {
 		return 0
 	}
