@@ -46,9 +46,12 @@ chaos: test-services ## the slow fault tests: workers killed again and again und
 	$(GO) test -tags chaos -run '^TestChaos' -count=1 -v -timeout 20m ./cmd/bulkd
 
 FUZZTIME ?= 2m
-fuzz: ## run each fuzz target of pkg/bulk for FUZZTIME (default 2m); crashers land in pkg/bulk/testdata/fuzz
-	@for target in $$($(GO) test -list '^Fuzz' ./pkg/bulk | grep '^Fuzz'); do \
-		echo "$$target"; $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./pkg/bulk || exit 1; \
+FUZZPKGS := ./pkg/jsonscan ./pkg/bulk
+fuzz: ## run each fuzz target of pkg/jsonscan and pkg/bulk for FUZZTIME (default 2m); crashers land in their testdata/fuzz
+	@for pkg in $(FUZZPKGS); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "$$pkg $$target"; $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
 	done
 
 lint: ## go vet, gofmt, staticcheck (skipped if it cannot be fetched)

@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/bulkd/bulkd/pkg/jsonscan"
 )
 
 // Limits on submitted values. They keep one row's storage and messages bounded
@@ -32,30 +34,17 @@ const (
 // BillingTypes are the accepted values of a debt account's billing_type.
 var BillingTypes = []string{"full-payment", "partial-payment", "payment-plan", "settlement"}
 
-// jsonKind is the first byte of a JSON value: '"', '{', '[', 'n', 't', 'f' or a
-// digit/minus for numbers; 0 when the value is absent.
-func jsonKind(raw json.RawMessage) byte {
-	i := skipSpace(raw, 0)
-	if i == len(raw) {
-		return 0
-	}
-	if c := raw[i]; c == '-' || isDigit(c) {
-		return '0'
-	}
-	return raw[i]
-}
-
 func isAbsent(raw json.RawMessage) bool {
-	k := jsonKind(raw)
+	k := jsonscan.Kind(raw)
 	return k == 0 || k == 'n'
 }
 
 // jsonString decodes a JSON string value.
 func jsonString(raw json.RawMessage) (string, bool) {
-	if jsonKind(raw) != '"' {
+	if jsonscan.Kind(raw) != '"' {
 		return "", false
 	}
-	return string(unquote(raw)), true
+	return string(jsonscan.Unquote(raw)), true
 }
 
 // text reads a string field. It reports a message and returns ok=false when the
@@ -96,7 +85,7 @@ func (p textProblem) message(field string, maxLen int) string {
 // readText is text without the message, for callers that name the field only
 // when it fails. The string it returns may share raw's bytes.
 func readText(raw json.RawMessage, required bool, maxLen int) ([]byte, textProblem) {
-	switch jsonKind(raw) {
+	switch jsonscan.Kind(raw) {
 	case 0, 'n':
 		if required {
 			return nil, textRequired
@@ -106,7 +95,7 @@ func readText(raw json.RawMessage, required bool, maxLen int) ([]byte, textProbl
 	default:
 		return nil, textNotString
 	}
-	s := unquote(raw)
+	s := jsonscan.Unquote(raw)
 	switch {
 	case required && len(bytes.TrimSpace(s)) == 0:
 		return nil, textRequired
@@ -177,7 +166,7 @@ func hostName(s string) bool {
 			return false
 		}
 		for _, r := range l {
-			ok := r == '-' || isDigit(byte(r)) && r < utf8.RuneSelf || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' ||
+			ok := r == '-' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' ||
 				r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsMark(r))
 			if !ok {
 				return false
@@ -221,7 +210,7 @@ func dateOfBirth(m Messages, raw json.RawMessage, today time.Time) time.Time {
 // number cannot carry a leading zero, so 123 is three digits and rejected.
 func ssnLast4(m Messages, raw json.RawMessage) string {
 	const msg = "The ssn last4 field must be exactly 4 digits."
-	switch jsonKind(raw) {
+	switch jsonscan.Kind(raw) {
 	case 0, 'n':
 		return ""
 	case '0':
@@ -242,7 +231,7 @@ func ssnLast4(m Messages, raw json.RawMessage) string {
 // with at most two decimal places.
 func money(m Messages, field string, raw json.RawMessage, required bool) (Money, bool) {
 	var lit string
-	switch jsonKind(raw) {
+	switch jsonscan.Kind(raw) {
 	case 0, 'n':
 		if required {
 			m.add(field, msgRequired(field))
@@ -276,13 +265,13 @@ func billingType(m Messages, raw json.RawMessage) []string {
 		m.add(field, msgRequired(field))
 		return nil
 	}
-	if jsonKind(raw) != '[' {
+	if jsonscan.Kind(raw) != '[' {
 		m.add(field, msgList(field))
 		return nil
 	}
 	var buf [MaxBillingTypes + 1]json.RawMessage
 	items := buf[:0]
-	for item := range elements(raw) {
+	for item := range jsonscan.Elements(raw) {
 		if items = append(items, item); len(items) > MaxBillingTypes {
 			break // too many, however many more there are
 		}
@@ -312,10 +301,10 @@ func billingType(m Messages, raw json.RawMessage) []string {
 // knownBillingType finds the billing type that raw names, a string of
 // BillingTypes, so that accepted values share its strings.
 func knownBillingType(raw json.RawMessage) (string, bool) {
-	if jsonKind(raw) != '"' {
+	if jsonscan.Kind(raw) != '"' {
 		return "", false
 	}
-	s := unquote(raw)
+	s := jsonscan.Unquote(raw)
 	for _, b := range BillingTypes {
 		if string(s) == b {
 			return b, true
@@ -333,7 +322,7 @@ func metadata(m Messages, raw json.RawMessage) json.RawMessage {
 	if isAbsent(raw) {
 		return nil
 	}
-	if jsonKind(raw) != '{' {
+	if jsonscan.Kind(raw) != '{' {
 		m.add(field, msgObject(field))
 		return nil
 	}
@@ -342,12 +331,12 @@ func metadata(m Messages, raw json.RawMessage) json.RawMessage {
 	// holds a usual object's keys without allocating.
 	var buf [8]metadataMember
 	entries := buf[:0]
-	for key, value := range members(raw) {
+	for key, value := range jsonscan.Members(raw) {
 		if len(entries) == MaxMetadataKeys {
 			m.add(field, msgMetadataKeys)
 			return nil
 		}
-		entries = append(entries, metadataMember{unquote(key), value})
+		entries = append(entries, metadataMember{jsonscan.Unquote(key), value})
 	}
 	// Like a map, the object holds each key once: the last value given.
 	slices.SortStableFunc(entries, func(a, b metadataMember) int { return bytes.Compare(a.key, b.key) })
@@ -372,7 +361,7 @@ func metadata(m Messages, raw json.RawMessage) json.RawMessage {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = append(appendString(out, e.key), ':')
+		out = append(jsonscan.AppendString(out, e.key), ':')
 		var valid bool
 		out, valid = appendMetadataValue(out, m, e.key, e.value)
 		ok = ok && valid
@@ -395,7 +384,7 @@ type metadataMember struct {
 // that Postgres can store; otherwise it records why under metadata.<key>.
 func appendMetadataValue(out []byte, m Messages, key []byte, raw json.RawMessage) ([]byte, bool) {
 	field := func() string { return "metadata." + string(key) }
-	switch jsonKind(raw) {
+	switch jsonscan.Kind(raw) {
 	case 'n', 't', 'f':
 		return append(out, raw...), true
 	case '0':
@@ -415,7 +404,7 @@ func appendMetadataValue(out []byte, m Messages, key []byte, raw json.RawMessage
 			m.add(field(), problem.message(field(), MaxMetadataValueLen))
 			return out, false
 		}
-		return appendString(out, s), true
+		return jsonscan.AppendString(out, s), true
 	}
 	m.add(field(), "The "+label(field())+" field must be a string, number, boolean or null.")
 	return out, false
@@ -464,13 +453,14 @@ func (p parser) address(m Messages, pointer string, raw json.RawMessage) json.Ra
 	var w struct {
 		Name, Line1, Line2, City, State, PostalCode, Country, IsPrimary json.RawMessage
 	}
-	if jsonKind(raw) != '{' {
+	if jsonscan.Kind(raw) != '{' {
 		m.add(field, msgObject(field))
 		return nil
 	}
-	readFields(raw, []wireField{
-		{"name", &w.Name}, {"line1", &w.Line1}, {"line2", &w.Line2}, {"city", &w.City},
-		{"state", &w.State}, {"postal_code", &w.PostalCode}, {"country", &w.Country}, {"is_primary", &w.IsPrimary},
+	jsonscan.ReadFields(raw, []jsonscan.Field{
+		{Name: "name", Value: &w.Name}, {Name: "line1", Value: &w.Line1}, {Name: "line2", Value: &w.Line2},
+		{Name: "city", Value: &w.City}, {Name: "state", Value: &w.State}, {Name: "postal_code", Value: &w.PostalCode},
+		{Name: "country", Value: &w.Country}, {Name: "is_primary", Value: &w.IsPrimary},
 	}, p.unknown(m, pointer, field+"."))
 	// Written in the order of their names, as encoding/json sorts a map's
 	// keys; if any field fails, what was written is dropped.
@@ -490,9 +480,9 @@ func (p parser) address(m Messages, pointer string, raw json.RawMessage) json.Ra
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = append(appendString(out, f.name), ':')
+		out = append(jsonscan.AppendString(out, f.name), ':')
 		if f.name == "is_primary" {
-			if k := jsonKind(f.raw); k != 't' && k != 'f' {
+			if k := jsonscan.Kind(f.raw); k != 't' && k != 'f' {
 				m.add(field+".is_primary", msgBoolean(field+".is_primary"))
 				ok = false
 			}
@@ -504,7 +494,7 @@ func (p parser) address(m Messages, pointer string, raw json.RawMessage) json.Ra
 			m.add(field+"."+f.name, problem.message(field+"."+f.name, MaxAddressFieldLen))
 			ok = false
 		}
-		out = appendString(out, s)
+		out = jsonscan.AppendString(out, s)
 	}
 	if !ok {
 		return nil

@@ -3,6 +3,8 @@ package bulk
 import (
 	"encoding/json"
 	"strconv"
+
+	"github.com/bulkd/bulkd/pkg/jsonscan"
 )
 
 // Structural limits of a row, checked at submit by DecodeSubmission. Real
@@ -32,8 +34,8 @@ const (
 // sections hold. Its work is one pass over the row's bytes, and it stops
 // counting a section's entries past the limit.
 func checkRowLimits(index int, row json.RawMessage) (accounts int, err error) {
-	row = trimSpace(row)
-	if depth(row) > MaxDepth {
+	row = jsonscan.TrimSpace(row)
+	if jsonscan.Depth(row) > MaxDepth {
 		return 0, LimitError{
 			Field:   "#/" + strconv.Itoa(index),
 			Message: "Row " + strconv.Itoa(index+1) + " is nested more than " + strconv.Itoa(MaxDepth) + " levels deep.",
@@ -42,20 +44,20 @@ func checkRowLimits(index int, row json.RawMessage) (accounts int, err error) {
 	if len(row) == 0 || row[0] != '{' {
 		return 0, nil
 	}
-	sections := []wireField{{name: "parent_debt_accounts"}, {name: "debt_accounts"}}
+	sections := []jsonscan.Field{{Name: "parent_debt_accounts"}, {Name: "debt_accounts"}}
 	// Keys match as ParseRow matches them, and every occurrence of a
 	// duplicate key counts, so that no spelling of a section escapes.
-	for key, value := range members(row) {
-		f := matchField(unquote(key), sections, false)
-		if f == nil || jsonKind(value) != '[' {
+	for key, value := range jsonscan.Members(row) {
+		f := jsonscan.MatchField(jsonscan.Unquote(key), sections, false)
+		if f == nil || jsonscan.Kind(value) != '[' {
 			continue
 		}
 		n := 0
-		for range elements(value) {
+		for range jsonscan.Elements(value) {
 			if n++; n > MaxAccountsPerSection {
 				return 0, LimitError{
-					Field: "#/" + strconv.Itoa(index) + "/" + f.name,
-					Message: "Row " + strconv.Itoa(index+1) + ": the " + label(f.name) +
+					Field: "#/" + strconv.Itoa(index) + "/" + f.Name,
+					Message: "Row " + strconv.Itoa(index+1) + ": the " + label(f.Name) +
 						" field must not have more than " + strconv.Itoa(MaxAccountsPerSection) + " items.",
 				}
 			}
@@ -63,23 +65,4 @@ func checkRowLimits(index int, row json.RawMessage) (accounts int, err error) {
 		accounts += n
 	}
 	return accounts, nil
-}
-
-// depth is how deeply the valid JSON value v nests objects and arrays: 0 for
-// a scalar, 1 for {} or [1], 2 for [[]].
-func depth(v []byte) int {
-	d, deepest := 0, 0
-	for i := 0; i < len(v); i++ {
-		switch v[i] {
-		case '"':
-			i = skipString(v, i) - 1
-		case '{', '[':
-			if d++; d > deepest {
-				deepest = d
-			}
-		case '}', ']':
-			d--
-		}
-	}
-	return deepest
 }

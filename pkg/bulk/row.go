@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/bulkd/bulkd/pkg/jsonscan"
 )
 
 // MaxRows is the most rows one bulk may carry.
@@ -102,12 +104,12 @@ func ParseRow(number int, raw json.RawMessage, opts Options) *Row {
 	p := parser{opts: opts, row: "#/" + strconv.Itoa(number-1)}
 	r := &Row{Number: number, Raw: raw}
 	var w struct{ Customer, Location, ParentDebtAccounts, DebtAccounts json.RawMessage }
-	fields := []wireField{
-		{"customer", &w.Customer}, {"location", &w.Location},
-		{"parent_debt_accounts", &w.ParentDebtAccounts}, {"debt_accounts", &w.DebtAccounts},
+	fields := []jsonscan.Field{
+		{Name: "customer", Value: &w.Customer}, {Name: "location", Value: &w.Location},
+		{Name: "parent_debt_accounts", Value: &w.ParentDebtAccounts}, {Name: "debt_accounts", Value: &w.DebtAccounts},
 	}
 	extraneous := Messages{}
-	if !scanFields(trimSpace(raw), fields, p.unknown(extraneous, p.row, "")) {
+	if !jsonscan.ScanFields(jsonscan.TrimSpace(raw), fields, p.unknown(extraneous, p.row, "")) {
 		r.Customer = &Input[Customer]{Messages: Messages{"row": {MsgRowNotObject}}}
 		return r
 	}
@@ -135,7 +137,7 @@ type parser struct {
 // for the first ones and one for the rest.
 const maxExtraneousReported = 10
 
-// unknown returns what readFields calls for each key the fields do not name:
+// unknown returns what jsonscan.ReadFields calls for each key the fields do not name:
 // nothing, or in strict mode a message under the key (prefixed with prefix,
 // "address." for the keys of an address) naming the object's pointer.
 func (p parser) unknown(m Messages, pointer, prefix string) func(key []byte) {
@@ -171,12 +173,12 @@ func present(set *Fields, field Fields, raw json.RawMessage) {
 
 // object reads the fields of raw when it is a JSON object; otherwise it
 // records that field must be an object.
-func (p parser) object(m Messages, field, pointer string, raw json.RawMessage, fields []wireField) bool {
-	if jsonKind(raw) != '{' {
+func (p parser) object(m Messages, field, pointer string, raw json.RawMessage, fields []jsonscan.Field) bool {
+	if jsonscan.Kind(raw) != '{' {
 		m.add(field, msgObject(field))
 		return false
 	}
-	readFields(raw, fields, p.unknown(m, pointer, ""))
+	jsonscan.ReadFields(raw, fields, p.unknown(m, pointer, ""))
 	return true
 }
 
@@ -190,9 +192,11 @@ func (p parser) customer(raw json.RawMessage) *Input[Customer] {
 		ExternalID, Name, Email, Phone, DateOfBirth, SSNLast4, Address, Metadata json.RawMessage
 	}
 	pointer := p.row + "/customer"
-	if !p.object(in.Messages, "customer", pointer, raw, []wireField{
-		{"external_id", &w.ExternalID}, {"name", &w.Name}, {"email", &w.Email}, {"phone", &w.Phone},
-		{"date_of_birth", &w.DateOfBirth}, {"ssn_last4", &w.SSNLast4}, {"address", &w.Address}, {"metadata", &w.Metadata},
+	if !p.object(in.Messages, "customer", pointer, raw, []jsonscan.Field{
+		{Name: "external_id", Value: &w.ExternalID}, {Name: "name", Value: &w.Name},
+		{Name: "email", Value: &w.Email}, {Name: "phone", Value: &w.Phone},
+		{Name: "date_of_birth", Value: &w.DateOfBirth}, {Name: "ssn_last4", Value: &w.SSNLast4},
+		{Name: "address", Value: &w.Address}, {Name: "metadata", Value: &w.Metadata},
 	}) {
 		return in
 	}
@@ -227,7 +231,9 @@ func (p parser) location(raw json.RawMessage) *Input[Location] {
 		return in
 	}
 	var w struct{ ExternalID, Name json.RawMessage }
-	if !p.object(in.Messages, "location", p.row+"/location", raw, []wireField{{"external_id", &w.ExternalID}, {"name", &w.Name}}) {
+	if !p.object(in.Messages, "location", p.row+"/location", raw, []jsonscan.Field{
+		{Name: "external_id", Value: &w.ExternalID}, {Name: "name", Value: &w.Name},
+	}) {
 		return in
 	}
 	in.Value = Location{
@@ -244,12 +250,12 @@ func (p parser) accounts(section string, raw json.RawMessage, parents bool) []*I
 	if isAbsent(raw) {
 		return nil
 	}
-	if jsonKind(raw) != '[' {
+	if jsonscan.Kind(raw) != '[' {
 		return []*Input[DebtAccount]{{Raw: raw, Messages: Messages{section: {msgList(section)}}}}
 	}
 	var buf [8]json.RawMessage // a usual section's accounts, without allocating
 	items := buf[:0]
-	for item := range elements(raw) {
+	for item := range jsonscan.Elements(raw) {
 		items = append(items, item)
 	}
 	// One allocation for all the accounts of the section.
@@ -268,10 +274,11 @@ func (p parser) account(in *Input[DebtAccount], pointer string, raw json.RawMess
 	var w struct {
 		ExternalID, ParentExternalID, ExternalAccountNumber, Balance, CurrentBalance, BillingType, Metadata json.RawMessage
 	}
-	if !p.object(in.Messages, "debt_account", pointer, raw, []wireField{
-		{"external_id", &w.ExternalID}, {"parent_external_id", &w.ParentExternalID},
-		{"external_account_number", &w.ExternalAccountNumber}, {"balance", &w.Balance},
-		{"current_balance", &w.CurrentBalance}, {"billing_type", &w.BillingType}, {"metadata", &w.Metadata},
+	if !p.object(in.Messages, "debt_account", pointer, raw, []jsonscan.Field{
+		{Name: "external_id", Value: &w.ExternalID}, {Name: "parent_external_id", Value: &w.ParentExternalID},
+		{Name: "external_account_number", Value: &w.ExternalAccountNumber}, {Name: "balance", Value: &w.Balance},
+		{Name: "current_balance", Value: &w.CurrentBalance}, {Name: "billing_type", Value: &w.BillingType},
+		{Name: "metadata", Value: &w.Metadata},
 	}) {
 		return
 	}

@@ -190,6 +190,21 @@ func TestValidationRules(t *testing.T) {
 		{"debt accounts not a list", "debt_accounts", "x", "debt_accounts.0", "debt_accounts", "The debt accounts field must be a list."},
 		{"account not an object", "debt_accounts.0", 5, "debt_accounts.0", "debt_account", "The debt account field must be an object."},
 		{"unknown fields are ignored", "customer.favourite_colour", "blue", "customer", "favourite_colour", ""},
+		{"customer required", "customer", del, "customer", "customer", "The customer field is required."},
+		{"customer not an object", "customer", "Tremaine", "customer", "customer", "The customer field must be an object."},
+		{"location name optional", "location.name", del, "location", "name", ""},
+		{"parent debt accounts not a list", "parent_debt_accounts", "x", "parent_debt_accounts.0", "parent_debt_accounts", "The parent debt accounts field must be a list."},
+		{"billing type 11 items", "debt_accounts.0.billing_type", []any{"settlement", "settlement", "settlement", "settlement", "settlement", "settlement", "settlement", "settlement", "settlement", "settlement", "settlement"}, "debt_accounts.0", "billing_type", "The billing type field must not have more than 10 items."},
+		{"billing type not a string", "debt_accounts.0.billing_type", []any{1}, "debt_accounts.0", "billing_type", bulk.MsgBillingTypeChoice},
+		{"metadata key too long", "customer.metadata", map[string]any{strings.Repeat("k", 41): 1}, "customer", "metadata", "The metadata keys must be 1 to 40 characters without NUL."},
+		{"metadata key of 40 characters", "customer.metadata", map[string]any{strings.Repeat("ķ", 40): 1}, "customer", "metadata", ""},
+		{"metadata key empty", "customer.metadata", map[string]any{"": 1}, "customer", "metadata", "The metadata keys must be 1 to 40 characters without NUL."},
+		{"metadata key with NUL", "customer.metadata", map[string]any{"a\x00": 1}, "customer", "metadata", "The metadata keys must be 1 to 40 characters without NUL."},
+		{"metadata value with NUL", "customer.metadata.ad", "a\x00", "customer", "metadata.ad", "The metadata.ad field must not contain NUL characters."},
+		{"metadata value a list", "customer.metadata.ad", []any{1}, "customer", "metadata.ad", "The metadata.ad field must be a string, number, boolean or null."},
+		{"metadata value boolean", "customer.metadata.ad", false, "customer", "metadata.ad", ""},
+		{"metadata value null", "customer.metadata.ad", nil, "customer", "metadata.ad", ""},
+		{"account metadata value wrong", "debt_accounts.0.metadata", map[string]any{"x": map[string]any{}}, "debt_accounts.0", "metadata.x", "The metadata.x field must be a string, number, boolean or null."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -389,5 +404,56 @@ func TestMetadataNumbers(t *testing.T) {
 		if tt.want == "" && !strings.Contains(string(r.Customer.Value.Metadata), tt.lit) {
 			t.Errorf("%.20s: metadata %s does not keep the number as written", tt.lit, r.Customer.Value.Metadata)
 		}
+	}
+}
+
+// Keys match fields as encoding/json matches them to struct fields (exactly,
+// else regardless of case as Unicode folds it, escapes decoded; of duplicates
+// the last wins), and what is kept of an address or metadata is re-encoded
+// as encoding/json would encode it: known fields only, keys sorted, broken
+// strings repaired.
+func TestParsedValues(t *testing.T) {
+	const account = `{"external_id":"a","balance":"12.50","billing_type":["settlement"]`
+	tests := []struct {
+		name string
+		raw  string
+		got  func(r *bulk.Row) any
+		want any
+	}{
+		{"a key of another case, the last duplicate winning",
+			`{"customer":{"external_id":"first","EXTERNAL_ID":"second","Name":"n","name":"last"},"Location":{"external_id":"l"}}`,
+			func(r *bulk.Row) any {
+				return []string{r.Customer.Value.ExternalID, r.Customer.Value.Name, r.Location.Value.ExternalID}
+			},
+			[]string{"second", "last", "l"}},
+		{"keys folded as Unicode folds them, escapes decoded",
+			`{"customer":{"external_id":"c","ſſn_laſt4":"1234","\u006eame":"n"},"location":{"external_id":"l"}}`,
+			func(r *bulk.Row) any { return []string{r.Customer.Value.SSNLast4, r.Customer.Value.Name} },
+			[]string{"1234", "n"}},
+		{"current balance absent is the balance",
+			`{"debt_accounts":[` + account + `}]}`,
+			func(r *bulk.Row) any { return r.DebtAccounts[0].Value.CurrentBalance }, bulk.Money(1250)},
+		{"current balance null is the balance",
+			`{"debt_accounts":[` + account + `,"current_balance":null}]}`,
+			func(r *bulk.Row) any { return r.DebtAccounts[0].Value.CurrentBalance }, bulk.Money(1250)},
+		{"current balance given",
+			`{"debt_accounts":[` + account + `,"current_balance":0}]}`,
+			func(r *bulk.Row) any { return r.DebtAccounts[0].Value.CurrentBalance }, bulk.Money(0)},
+		{"address: known fields, sorted, nulls left out",
+			`{"customer":{"external_id":"c","name":"n","address":{"line1":"1 <Main>","zip":"x","city":"Y","line2":null,"IS_PRIMARY":true,"city":"Z"}}}`,
+			func(r *bulk.Row) any { return string(r.Customer.Value.Address) },
+			`{"city":"Z","is_primary":true,"line1":"1 \u003cMain\u003e"}`},
+		{"metadata: sorted, the last duplicate winning, numbers as written, broken strings repaired",
+			`{"customer":{"external_id":"c","name":"n","metadata":{"k":1,"b":"\ud800&","n":null,"t":true,"x":1.50,"k":2}}}`,
+			func(r *bulk.Row) any { return string(r.Customer.Value.Metadata) },
+			`{"b":"` + "\ufffd" + `\u0026","k":2,"n":null,"t":true,"x":1.50}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := bulk.ParseRow(1, json.RawMessage(tt.raw), bulk.Options{Today: today})
+			if diff := cmp.Diff(tt.want, tt.got(r)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }

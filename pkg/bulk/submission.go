@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/bulkd/bulkd/pkg/jsonscan"
 )
 
 // Errors of a submission as a whole; nothing of such a submission is stored.
@@ -46,37 +48,21 @@ func (e LimitError) Is(target error) bool { return target == ErrRowLimit }
 // (nested deeper than MaxDepth, more than MaxAccountsPerSection entries in a
 // section) is a LimitError as soon as the row has been read.
 func DecodeSubmission(r io.Reader) ([]json.RawMessage, error) {
-	in := bodyReader{r: r}
-	c, err := in.peek()
-	if err != nil {
-		return nil, syntaxOr(err)
+	in := jsonscan.NewArrayReader(r)
+	if err := in.Begin(); err != nil {
+		return nil, submissionError(err)
 	}
-	if c != '[' {
-		return nil, in.notArray(c)
-	}
-	in.pos++
-
 	var (
 		rows     []json.RawMessage
 		accounts int // in the rows so far, for MaxAccountsPerBulk
 	)
-	for {
-		c, err := in.peek()
-		if err != nil || c == ']' || c == '}' {
-			break // whichever it is, the closing bracket below says
-		}
+	for in.More() {
 		if len(rows) == MaxRows {
 			return nil, ErrTooManyRows
 		}
-		if len(rows) > 0 {
-			if c != ',' {
-				return nil, ErrNotJSON
-			}
-			in.pos++
-		}
-		row, err := in.value()
+		row, err := in.Next()
 		if err != nil {
-			return nil, err
+			return nil, submissionError(err)
 		}
 		if !utf8.Valid(row) {
 			return nil, ErrInvalidUTF8
@@ -92,27 +78,8 @@ func DecodeSubmission(r io.Reader) ([]json.RawMessage, error) {
 		}
 		rows = append(rows, row)
 	}
-	if c, err := in.peek(); err != nil || c != ']' {
-		if err != nil {
-			return nil, syntaxOr(err)
-		}
-		return nil, ErrNotJSON
-	}
-	in.pos++
-
-	switch c, err := in.peek(); {
-	case err == io.EOF:
-	case err != nil:
-		return nil, syntaxOr(err)
-	case c == '{' || c == '[':
-		return nil, ErrNotJSON // something after the array
-	default:
-		// Another value after the array; only a read error while reading it
-		// changes the answer, as it does for encoding/json.
-		if _, err := in.value(); err != nil && !errors.Is(err, ErrNotJSON) {
-			return nil, err
-		}
-		return nil, ErrNotJSON
+	if err := in.End(); err != nil {
+		return nil, submissionError(err)
 	}
 	if len(rows) == 0 {
 		return nil, ErrNoRows
@@ -120,102 +87,14 @@ func DecodeSubmission(r io.Reader) ([]json.RawMessage, error) {
 	return rows, nil
 }
 
-// notArray is the error of a body that starts with c, not '['. An object is
-// not an array whatever follows; any other value must be read first, since a
-// broken one is not JSON at all.
-func (in *bodyReader) notArray(c byte) error {
-	if c == '{' {
+// submissionError names the scanner's errors as the package's; reader errors
+// (a body too large, a dropped connection) are left for the caller.
+func submissionError(err error) error {
+	switch {
+	case errors.Is(err, jsonscan.ErrSyntax):
+		return ErrNotJSON
+	case errors.Is(err, jsonscan.ErrNotArray):
 		return ErrNotArray
 	}
-	if _, err := in.value(); err != nil {
-		return err
-	}
-	return ErrNotArray
-}
-
-// syntaxOr maps an end of the body in the middle of the JSON to ErrNotJSON
-// and leaves reader errors (a body too large, a dropped connection) for the
-// caller.
-func syntaxOr(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return ErrNotJSON
-	}
 	return err
-}
-
-// Blocks grow from firstBlockSize to maxBlockSize, so that a small body costs
-// little and a large one is read in few pieces without much left unused at
-// the end of the last.
-const (
-	firstBlockSize = 4 << 10
-	maxBlockSize   = 64 << 10
-)
-
-// bodyReader reads a body into blocks and scans JSON values in them.
-type bodyReader struct {
-	r     io.Reader
-	block []byte // bytes read into the current block
-	pos   int    // the next byte of block to scan
-	err   error  // the error that ended reading, io.EOF at the end of the body
-}
-
-// peek returns the next byte that is not white space, without consuming it.
-func (in *bodyReader) peek() (byte, error) {
-	for {
-		if in.pos = skipSpace(in.block, in.pos); in.pos < len(in.block) {
-			return in.block[in.pos], nil
-		}
-		if in.err != nil {
-			return 0, in.err
-		}
-		in.fill()
-	}
-}
-
-// value reads the JSON value at the next byte that is not white space and
-// returns it as a slice of the block, of its own capacity so that appending
-// to it cannot overwrite what follows.
-func (in *bodyReader) value() (json.RawMessage, error) {
-	if _, err := in.peek(); err != nil {
-		return nil, syntaxOr(err)
-	}
-	for {
-		data := in.block[in.pos:]
-		end, res := scanValue(data, in.err == io.EOF)
-		if res == scanOK && end == len(data) && data[0] != '{' && data[0] != '[' && in.err != io.EOF {
-			// encoding/json takes a string, number or literal only once it
-			// has seen the byte after it, or the end of the body.
-			res = scanTruncated
-		}
-		switch res {
-		case scanOK:
-			in.pos += end
-			return data[:end:end], nil
-		case scanInvalid:
-			return nil, ErrNotJSON
-		}
-		if in.err != nil {
-			return nil, syntaxOr(in.err)
-		}
-		in.fill()
-	}
-}
-
-// fill reads more of the body. The block is filled up, so that a value too
-// long for one read is scanned again only after it has at least doubled; a
-// full block is replaced by a new one, into which the unscanned bytes move.
-func (in *bodyReader) fill() {
-	if len(in.block) == cap(in.block) {
-		rest := in.block[in.pos:]
-		size := min(2*cap(in.block), maxBlockSize)
-		size = max(size, firstBlockSize, 2*len(rest))
-		block := make([]byte, len(rest), size)
-		copy(block, rest)
-		in.block, in.pos = block, 0
-	}
-	for len(in.block) < cap(in.block) && in.err == nil {
-		var n int
-		n, in.err = in.r.Read(in.block[len(in.block):cap(in.block)])
-		in.block = in.block[:len(in.block)+n]
-	}
 }

@@ -1,4 +1,11 @@
-package bulk
+// Package jsonscan reads JSON the way encoding/json accepts and decodes it,
+// in one pass and without reflection: a value is checked once, then walked,
+// each member, element and value a slice of the input rather than a copy.
+// It accepts exactly what encoding/json accepts (nesting up to its 10 000
+// levels, UTF-8 left unchecked), matches keys to fields as encoding/json
+// matches them to struct fields, and decodes and encodes strings byte for
+// byte as it does; FuzzScan holds it to that.
+package jsonscan
 
 import (
 	"bytes"
@@ -7,12 +14,6 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 )
-
-// Rows are read with a hand-written scanner rather than encoding/json: a row
-// is checked once, in one pass, and its objects are then walked without
-// reflection, each value a slice of the row's bytes. Everything here keeps
-// encoding/json's rules, so that exactly the same rows are accepted and read
-// the same way; the fuzz tests compare the two.
 
 // maxNestingDepth is encoding/json's limit on nested objects and arrays.
 const maxNestingDepth = 10000
@@ -248,10 +249,12 @@ func scanLiteral(data []byte, i int, lit string) (int, scanResult) {
 	return i + len(lit), scanOK
 }
 
-// scanFields checks that obj is one JSON object, nested no deeper than
-// encoding/json allows, and reads its fields as readFields does: one pass
-// both checks the row and finds its parts.
-func scanFields(obj []byte, fields []wireField, unknown func(key []byte)) bool {
+// ScanFields checks that obj, without surrounding space, is one JSON object
+// that encoding/json accepts (nested no deeper than it allows) and reads its
+// fields as ReadFields does: one pass both checks the object and finds its
+// parts. On anything but such an object it returns false, having possibly
+// set some fields and called unknown for some keys.
+func ScanFields(obj []byte, fields []Field, unknown func(key []byte)) bool {
 	if len(obj) == 0 || obj[0] != '{' {
 		return false
 	}
@@ -271,9 +274,9 @@ func scanFields(obj []byte, fields []wireField, unknown func(key []byte)) bool {
 			return false
 		}
 		end := valueStart + n
-		k := unquote(key)
-		if f := matchField(k, fields, unknown != nil); f != nil {
-			*f.value = obj[valueStart:end:end]
+		k := Unquote(key)
+		if f := MatchField(k, fields, unknown != nil); f != nil {
+			*f.Value = obj[valueStart:end:end]
 		} else if unknown != nil {
 			unknown(k)
 		}
@@ -295,6 +298,8 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
+// skipSpace returns the index of the first byte of data at or after i that
+// is not JSON white space (space, tab, newline, carriage return).
 func skipSpace(data []byte, i int) int {
 	for i < len(data) && isSpace(data[i]) {
 		i++
@@ -302,7 +307,8 @@ func skipSpace(data []byte, i int) int {
 	return i
 }
 
-func trimSpace(data []byte) []byte {
+// TrimSpace returns data without the JSON white space around it.
+func TrimSpace(data []byte) []byte {
 	i, j := skipSpace(data, 0), len(data)
 	for j > i && isSpace(data[j-1]) {
 		j--
@@ -322,8 +328,8 @@ func hexValue(c byte) rune {
 	return -1
 }
 
-// The functions below walk JSON that scanValue has accepted; on anything
-// else their results are meaningless.
+// The functions below walk JSON that scanValue (or ScanFields) has accepted;
+// on anything else their results are meaningless, and they may panic.
 
 // structural marks the bytes that skipValue stops at inside a container.
 var structural = [256]bool{'"': true, '{': true, '[': true, '}': true, ']': true}
@@ -370,9 +376,10 @@ func skipString(data []byte, i int) int {
 	}
 }
 
-// members yields the key, quoted as written, and the value of each member of
-// obj, an object without surrounding space.
-func members(obj []byte) iter.Seq2[[]byte, json.RawMessage] {
+// Members yields the key, quoted as written (Unquote decodes it), and the
+// value of each member of obj, a valid object without surrounding space, in
+// the order written, duplicates included.
+func Members(obj []byte) iter.Seq2[[]byte, json.RawMessage] {
 	return func(yield func([]byte, json.RawMessage) bool) {
 		i := skipSpace(obj, 1)
 		if obj[i] == '}' {
@@ -394,8 +401,9 @@ func members(obj []byte) iter.Seq2[[]byte, json.RawMessage] {
 	}
 }
 
-// elements yields each element of arr, an array without surrounding space.
-func elements(arr []byte) iter.Seq[json.RawMessage] {
+// Elements yields each element of arr, a valid array without surrounding
+// space, in order.
+func Elements(arr []byte) iter.Seq[json.RawMessage] {
 	return func(yield func(json.RawMessage) bool) {
 		i := skipSpace(arr, 1)
 		if arr[i] == ']' {
@@ -414,33 +422,36 @@ func elements(arr []byte) iter.Seq[json.RawMessage] {
 	}
 }
 
-// wireField names a member of a submitted object and where to keep its value.
-type wireField struct {
-	name  string
-	value *json.RawMessage
+// Field names a member of an object and where to keep its value: Value is
+// left as it is when the object has no such member, and is otherwise set to a
+// slice of the object.
+type Field struct {
+	Name  string
+	Value *json.RawMessage
 }
 
-// readFields sets each field to the value of its member in obj, an object
-// without surrounding space. Keys match as encoding/json matches them to
-// struct fields: exactly, or else regardless of case; of duplicate keys the
-// last wins, and unknown keys are ignored. A strict reader (unknown not nil)
-// matches keys exactly and gives unknown every other key, decoded.
-func readFields(obj []byte, fields []wireField, unknown func(key []byte)) {
-	for key, value := range members(obj) {
-		k := unquote(key)
-		if f := matchField(k, fields, unknown != nil); f != nil {
-			*f.value = value
+// ReadFields sets each field to the value of its member in obj, a valid
+// object without surrounding space. Keys match as encoding/json matches them
+// to struct fields: exactly, or else regardless of case; of duplicate keys
+// the last wins, and unknown keys are ignored. A strict reader (unknown not
+// nil) matches keys exactly and gives unknown every other key, decoded (and
+// valid only during the call).
+func ReadFields(obj []byte, fields []Field, unknown func(key []byte)) {
+	for key, value := range Members(obj) {
+		k := Unquote(key)
+		if f := MatchField(k, fields, unknown != nil); f != nil {
+			*f.Value = value
 		} else if unknown != nil {
 			unknown(k)
 		}
 	}
 }
 
-// matchField finds the field that key names: exactly, or unless exact is
-// set regardless of case.
-func matchField(key []byte, fields []wireField, exact bool) *wireField {
+// MatchField finds the field that key, decoded, names: exactly, or unless
+// exact is set regardless of case (as encoding/json folds it); nil if none.
+func MatchField(key []byte, fields []Field, exact bool) *Field {
 	for i := range fields {
-		if string(key) == fields[i].name {
+		if string(key) == fields[i].Name {
 			return &fields[i]
 		}
 	}
@@ -448,17 +459,17 @@ func matchField(key []byte, fields []wireField, exact bool) *wireField {
 		return nil
 	}
 	for i := range fields {
-		if bytes.EqualFold(key, []byte(fields[i].name)) {
+		if bytes.EqualFold(key, []byte(fields[i].Name)) {
 			return &fields[i]
 		}
 	}
 	return nil
 }
 
-// unquote decodes the string quoted in s as encoding/json does: broken UTF-8
-// and lone surrogates become U+FFFD. The result is a slice of s when the
-// string holds nothing to decode, as nearly all do.
-func unquote(s []byte) []byte {
+// Unquote decodes s, a valid JSON string with its quotes, as encoding/json
+// does: broken UTF-8 and lone surrogates become U+FFFD. The result is a slice
+// of s when the string holds nothing to decode, as nearly all do.
+func Unquote(s []byte) []byte {
 	s = s[1 : len(s)-1]
 	plain := 0
 	for plain < len(s) {
@@ -544,9 +555,9 @@ var htmlSafe = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
-// appendString appends s as a JSON string, byte for byte as encoding/json
-// writes it.
-func appendString[Text []byte | string](dst []byte, s Text) []byte {
+// AppendString appends s as a JSON string, byte for byte as encoding/json
+// writes it (with <, > and & escaped, and broken UTF-8 as U+FFFD).
+func AppendString[Text []byte | string](dst []byte, s Text) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
@@ -594,4 +605,37 @@ func appendString[Text []byte | string](dst []byte, s Text) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// Kind is the first byte of the JSON value raw, after white space: '"', '{',
+// '[', 'n', 't' or 'f', or '0' for any number; 0 when raw is empty or only
+// white space (a member that is absent).
+func Kind(raw []byte) byte {
+	i := skipSpace(raw, 0)
+	if i == len(raw) {
+		return 0
+	}
+	if c := raw[i]; c == '-' || isDigit(c) {
+		return '0'
+	}
+	return raw[i]
+}
+
+// Depth is how deeply the valid JSON value v nests objects and arrays: 0 for
+// a scalar, 1 for {} or [1], 2 for [[]].
+func Depth(v []byte) int {
+	d, deepest := 0, 0
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '"':
+			i = skipString(v, i) - 1
+		case '{', '[':
+			if d++; d > deepest {
+				deepest = d
+			}
+		case '}', ']':
+			d--
+		}
+	}
+	return deepest
 }
