@@ -1,0 +1,99 @@
+//go:build memory
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkd/bulkd/pkg/bulk"
+)
+
+// The README states the memory of the worst body the limits allow: 136 MiB
+// in the worker, 53 MiB in the API. Both are beaten within the limits:
+//
+//   - GET /results?per_page=1000 (a documented page size) holds the whole
+//     page, then encodes it again in memory: 142 MiB in the API for the
+//     README's own worst body, 355 MiB when its padding is '<', 764 MiB for
+//     the strict body below, and each concurrent reader adds as much.
+//   - a strict bulk whose objects carry ten unknown keys of '<' each: 200 MiB
+//     in the worker, a 253 MiB /errors answer from a 16 MiB body.
+//
+// Run with
+//
+//	go test -tags memory -count=1 -v -run TestHostileBodyMemory ./cmd/bulkd/
+func TestHostileBodyMemory(t *testing.T) {
+	const (
+		maxBody   = 16 << 20
+		apiMiB    = 53 * 1.5 // the README's figures, with room to spare
+		workerMiB = 136 * 1.25
+	)
+	for _, c := range []struct {
+		name, query string
+		body        []byte
+	}{
+		{"the README's worst body", "", worstBody(maxBody)},
+		{"strict, unknown keys of '<'", "strict=true&mode=upsert", strictWorstBody(maxBody)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newService(t, "MAX_BODY_BYTES="+strconv.Itoa(maxBody))
+			api := s.spawn("api")
+			worker := s.spawn("worker", "HTTP_ADDR=127.0.0.1:0")
+			waitHealthy(t, s.base)
+			_, key := s.newOrg("Acme", "ops@acme.example")
+			t.Logf("body: %d bytes", len(c.body))
+			id := s.submitWith(key, c.query, c.body)
+			s.waitCompletedWithin(key, id, 10*time.Minute)
+			if w := peakMiB(t, worker.cmd.Process.Pid); w > workerMiB {
+				t.Errorf("worker peak RSS %.0f MiB, over %.0f", w, float64(workerMiB))
+			}
+			r := s.do(http.MethodGet, "/api/v1/bulk/"+id+"/results?per_page=1000", key, nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("GET results: %d %.300s", r.status, r.body)
+			}
+			t.Logf("results page: %.1f MiB", float64(len(r.body))/(1<<20))
+			if a := peakMiB(t, api.cmd.Process.Pid); a > apiMiB {
+				t.Errorf("API peak RSS %.0f MiB after GET /results?per_page=1000, over %.0f", a, float64(apiMiB))
+			}
+		})
+	}
+}
+
+// strictWorstBody is worstBody's shape, 1000 rows of 22 failing objects,
+// where each object pads with ten unknown keys of '<': strict mode names each
+// key in a message, and the report's encoder writes each '<' as six bytes.
+func strictWorstBody(limit int) []byte {
+	keys := make([]string, bulk.MaxMessagesPerObject+1)
+	for i := range keys {
+		keys[i] = `"` + string(rune('a'+i)) + `":[]`
+	}
+	failing := `"metadata":{` + strings.Join(keys, ",") + `}`
+	perRow := bulk.MaxAccountsPerBulk / bulk.MaxRows
+	objects := bulk.MaxRows * (perRow + 2)
+	n := max((limit/objects-len(failing)-20)/10-6, 1)
+	unknown := make([]string, 10)
+	for i := range unknown {
+		unknown[i] = `"` + string(rune('A'+i)) + strings.Repeat("<", n-1) + `":0`
+	}
+	object := `{` + failing + `,` + strings.Join(unknown, ",") + `}`
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i := range bulk.MaxRows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		accounts := make([]string, perRow/2)
+		for j := range accounts {
+			accounts[j] = object
+		}
+		section := strings.Join(accounts, ",")
+		fmt.Fprintf(&b, `{"customer":%s,"location":%s,"parent_debt_accounts":[%s],"debt_accounts":[%s]}`, object, object, section, section)
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}
