@@ -106,7 +106,11 @@ func (h *Bulks) Create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	opts, err := bulk.ParseOptions(c.QueryParams())
+	q, err := queryParams(c)
+	if err != nil {
+		return err
+	}
+	opts, err := bulk.ParseOptions(q)
 	if err != nil {
 		return err
 	}

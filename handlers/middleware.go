@@ -34,6 +34,10 @@ const (
 func authenticate(s *store.Store, timeout time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			header := c.Request().Header.Values(echo.HeaderAuthorization)
+			if len(header) > 1 {
+				return errInvalidKey // one request, one credential (RFC 9110 allows one field)
+			}
 			key, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
 			if !ok {
 				return newError(http.StatusUnauthorized, "authorization", "An API key is required in the Authorization header, as \"Bearer\" and the key.")

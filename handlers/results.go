@@ -1,11 +1,15 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -20,12 +24,11 @@ const (
 	maxPerPage     = 1000
 )
 
-// resultsView is GET /api/v1/bulk/{id}/results: a page of rows in the order
-// submitted, the bulk's status (a bulk not finished yet has no rows, which
-// tells "nothing yet" from "nothing failed"), and the totals of the rows by
-// status.
-type resultsView struct {
-	Data           []json.RawMessage `json:"data"` // as stored; written without re-encoding
+// GET /api/v1/bulk/{id}/results answers a page of rows in the order
+// submitted, as stored ("data"), then resultsTail: the bulk's status (a bulk
+// not finished yet has no rows, which tells "nothing yet" from "nothing
+// failed"), the totals of the rows by status, and the next page.
+type resultsTail struct {
 	Status         string            `json:"status"`
 	TotalRows      int               `json:"total_rows"`
 	TotalCreated   int               `json:"total_created"`
@@ -45,50 +48,108 @@ func (h *Bulks) Results(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page, err := intParam(c, "page", 1, 1, 1<<31-1)
+	q, err := queryParams(c, "page", "per_page")
 	if err != nil {
 		return err
 	}
-	perPage, err := intParam(c, "per_page", defaultPerPage, 1, maxPerPage)
+	page, err := intParam(q, "page", 1, 1, 1<<31-1)
 	if err != nil {
 		return err
 	}
-	var (
-		b    models.Bulk
-		rows []store.RowResult
-	)
-	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
-		b, rows, err = h.bulks.Results(ctx, organization(c).ID, id, bulks.Page{Number: page, Size: perPage})
+	perPage, err := intParam(q, "per_page", defaultPerPage, 1, maxPerPage)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	var b models.Bulk
+	err = work(ctx, h.timeout, func(ctx context.Context) (err error) {
+		b, err = h.bulks.Bulk(ctx, organization(c).ID, id)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	v := resultsView{Data: make([]json.RawMessage, len(rows)), Status: b.Status, TotalRows: b.Count}
-	for i, r := range rows {
-		if !sendable(r.Result) {
-			// One unreadable row must not make the whole page fail.
-			h.log.WarnContext(c.Request().Context(), "a row's stored result cannot be read; answered as unreadable", "bulk_id", id, "row", r.Row)
-			r.Result = fmt.Appendf(nil, `{"row":%d,"status":"failed","customer":null,"location":null,`+
-				`"parent_debt_accounts":[],"debt_accounts":[],"errors":{"report":["The result of this row could not be read."]}}`, r.Row)
+	// The rows are written as they are read, a chunk at a time, so that a
+	// page of large rows is never held whole; what follows them is known
+	// from the bulk.
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte(`{"data":[`))
+	if b.Status == models.StatusCompleted {
+		first := true
+		for offset, end := (page-1)*perPage, min(page*perPage, b.Count); offset < end; offset += bulks.ResultsChunk {
+			var rows []store.RowResult
+			err := work(ctx, h.timeout, func(ctx context.Context) (err error) {
+				rows, err = h.bulks.Results(ctx, b.ID, offset, min(bulks.ResultsChunk, end-offset))
+				return err
+			})
+			if err != nil {
+				h.log.WarnContext(ctx, "results cut short", "bulk_id", id, "offset", offset, "err", err)
+				return nil // the answer has begun: all that is left is to cut it short
+			}
+			for _, r := range rows {
+				if !first {
+					w.Write([]byte{','})
+				}
+				first = false
+				if !sendable(r.Result) {
+					// One unreadable row must not make the whole page fail.
+					h.log.WarnContext(ctx, "a row's stored result cannot be read; answered as unreadable", "bulk_id", id, "row", r.Row)
+					r.Result = fmt.Appendf(nil, `{"row":%d,"status":"failed","customer":null,"location":null,`+
+						`"parent_debt_accounts":[],"debt_accounts":[],"errors":{"report":["The result of this row could not be read."]}}`, r.Row)
+				}
+				w.Write(r.Result)
+			}
 		}
-		v.Data[i] = r.Result
 	}
-	if b.Status != models.StatusCompleted {
-		return writeJSON(c, http.StatusOK, v)
+	v := resultsTail{Status: b.Status, TotalRows: b.Count}
+	if b.Status == models.StatusCompleted {
+		v.TotalCreated, v.TotalUpdated, v.TotalUnchanged, v.TotalErrors = b.RowsCreated, b.RowsUpdated, b.RowsUnchanged, b.RowsFailed
+		if page*perPage < b.Count {
+			next := fmt.Sprintf("/api/v1/bulk/%s/results?page=%d&per_page=%d", id, page+1, perPage)
+			v.Links.Next = &next
+		}
 	}
-	v.TotalCreated, v.TotalUpdated, v.TotalUnchanged, v.TotalErrors = b.RowsCreated, b.RowsUpdated, b.RowsUnchanged, b.RowsFailed
-	if page*perPage < v.TotalRows {
-		next := fmt.Sprintf("/api/v1/bulk/%s/results?page=%d&per_page=%d", id, page+1, perPage)
-		v.Links.Next = &next
+	tail, err := marshalPlain(v)
+	if err != nil {
+		return err
 	}
-	return writeJSON(c, http.StatusOK, v)
+	w.Write([]byte("],"))
+	w.Write(tail[1:]) // the tail's members, after its opening brace
+	return nil
+}
+
+// queryParams reads the request's query parameters, each given at most
+// once. Unless allowed is nil, a parameter not in it is refused too.
+// echo's own reading drops what it cannot parse (a ';' separator, a bad
+// %-escape) without a word, which would turn ?atomic=true;strict=true into
+// no option at all.
+func queryParams(c echo.Context, allowed ...string) (url.Values, error) {
+	q, err := url.ParseQuery(c.Request().URL.RawQuery)
+	if err != nil {
+		return nil, newError(http.StatusBadRequest, "query",
+			"The query string must be name=value pairs joined by &, with valid %-escapes.")
+	}
+	if allowed == nil {
+		return q, nil
+	}
+	for name, values := range q {
+		if !slices.Contains(allowed, name) {
+			return nil, newError(http.StatusBadRequest, name,
+				fmt.Sprintf("The %s parameter is unknown; the parameters are %s.", name, strings.Join(allowed, ", ")))
+		}
+		if len(values) > 1 {
+			return nil, newError(http.StatusBadRequest, name, "The "+name+" parameter must be given at most once.")
+		}
+	}
+	return q, nil
 }
 
 // intParam reads a whole-number query parameter within [lo, hi]; absent, it
 // is def.
-func intParam(c echo.Context, name string, def, lo, hi int) (int, error) {
-	s := c.QueryParam(name)
+func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
+	s := q.Get(name)
 	if s == "" {
 		return def, nil
 	}
@@ -100,13 +161,12 @@ func intParam(c echo.Context, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// writeJSON answers v as JSON without escaping &, < and > (a link's query
-// reads as written, not as \u0026).
-func writeJSON(c echo.Context, status int, v any) error {
-	w := c.Response()
-	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
+// marshalPlain encodes v as JSON with a final newline, without escaping &,
+// < and > (a link's query reads as written, not as \u0026).
+func marshalPlain(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	err := enc.Encode(v)
+	return b.Bytes(), err
 }

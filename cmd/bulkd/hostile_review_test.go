@@ -10,13 +10,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// Findings of the hostile review (helper H6). Each test fails on the code it
-// was written against and says what a client relies on.
+// Findings of a hostile review. Each test failed on the code it was written
+// against and says what a client relies on.
 
 // A query string Go's parser cannot read whole (a ';' separator, a bad
-// percent escape) must not be half-read: today the unreadable pairs are
-// dropped silently, so "?atomic=true;strict=true" is imported as a partial,
-// non-strict bulk and writes the rows an all-or-nothing bulk would not have.
+// percent escape) must not be half-read: echo drops the unreadable pairs
+// silently, which imported "?atomic=true;strict=true" as a partial,
+// non-strict bulk that wrote the rows an all-or-nothing bulk would not have.
 func TestMalformedQueryIsRefusedNotIgnored(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
@@ -43,12 +43,12 @@ func TestMalformedQueryIsRefusedNotIgnored(t *testing.T) {
 	}
 }
 
-// The report echoes each failed object. Today it is re-encoded with HTML
-// escaping, so every '<', '>' and '&' a client sent becomes six bytes, in
-// /errors and again in /results: a string of '<' makes the stored report and
-// the answers about 7 times the body (a 16 MiB body gives a 118 MiB /errors
-// and, in strict mode with such keys, 253 MiB), past every figure the README
-// states. The report must stay about the size of what was sent.
+// The report echoes each failed object. Re-encoded with HTML escaping, every
+// '<', '>' and '&' a client sent became six bytes, in /errors and again in
+// /results: a string of '<' made the stored report and the answers about 7
+// times the body (a 16 MiB body gave a 118 MiB /errors and, in strict mode
+// with such keys, 253 MiB). The report must stay about the size of what was
+// sent.
 func TestReportIsNotInflatedByEscaping(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
@@ -80,7 +80,7 @@ func TestReportIsNotInflatedByEscaping(t *testing.T) {
 // README: a child may move to the top level ("parent_external_id": null), and
 // nesting an account that has children of its own fails. When the only child
 // of C2 moves to the top level in the same row, C2 has no children left and
-// may be nested; today it fails with "has debt accounts nested under it".
+// may be nested (it failed with "has debt accounts nested under it").
 func TestUpsertNestsAnAccountWhoseChildMovesAwayInTheSameRow(t *testing.T) {
 	t.Parallel()
 	s := startService(t)

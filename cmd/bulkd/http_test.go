@@ -120,6 +120,13 @@ func TestMalformedCredentialsAre401(t *testing.T) {
 			}
 		})
 	}
+	t.Run("two Authorization fields", func(t *testing.T) {
+		r := s.rawRequest("GET " + unknown + " HTTP/1.1\r\nHost: bulkd\r\nAuthorization: Bearer " + key +
+			"\r\nAuthorization: Bearer " + key + "\r\nConnection: close\r\n\r\n")
+		if r.status != http.StatusUnauthorized {
+			t.Errorf("status %d, want 401", r.status)
+		}
+	})
 	// Go's server itself answers 400 to other control characters in a header,
 	// before bulkd reads it: still no 500, and nothing logged.
 	t.Run("other control characters", func(t *testing.T) {

@@ -163,9 +163,10 @@ func TestResultsOrderActionsTotalsAndPages(t *testing.T) {
 	if p := s.results(key, "/api/v1/bulk/"+id+"/results?page=9"); len(p.Data) != 0 || p.Links.Next != nil || p.TotalRows != 7 {
 		t.Errorf("a page past the end: %+v", p)
 	}
-	for _, q := range []string{"page=0", "page=x", "per_page=1001", "per_page=0"} {
+	for _, q := range []string{"page=0", "page=x", "per_page=1001", "per_page=0", "page=1&page=2", "color=red", "query;=1"} {
 		r := s.do(http.MethodGet, "/api/v1/bulk/"+id+"/results?"+q, key, nil)
 		name, _, _ := strings.Cut(q, "=")
+		name = strings.TrimSuffix(name, ";")
 		if r.status != http.StatusBadRequest || r.json(t)["errors"].(map[string]any)[name] == nil {
 			t.Errorf("?%s: %d %s", q, r.status, r.body)
 		}

@@ -53,9 +53,9 @@ type Record struct {
 	BulkID  uuid.UUID
 	BulkRow int
 
-	CustomerID  uuid.UUID
-	ParentID    uuid.UUID
-	HasChildren bool
+	CustomerID uuid.UUID
+	ParentID   uuid.UUID
+	Children   int // stored accounts nested under it
 }
 
 // writtenBy tells whether this record was written by the given bulk row: a
@@ -211,6 +211,10 @@ type Plan struct {
 	// Where each customer and location of the bulk is planned, by external
 	// id, so that later rows naming it again add their fields to it.
 	locationAt, customerAt map[string]target
+	// movedAway counts, by stored account, its stored children that the
+	// bulk moves elsewhere (so far): an account whose children all leave
+	// may be nested itself.
+	movedAway map[uuid.UUID]int
 }
 
 // target is where a customer or location is planned: new (an index into the
@@ -261,7 +265,7 @@ func ExternalIDs(rows []*Row) (locations, customers, debtAccounts []string) {
 // validate-only one compares it with what is stored, and settles it.
 func NewPlan(bulkID uuid.UUID, rows []*Row, existing Existing, opts Options) *Plan {
 	p := &Plan{BulkID: bulkID, Options: opts, Results: make([]RowResult, len(rows)),
-		locationAt: map[string]target{}, customerAt: map[string]target{}}
+		locationAt: map[string]target{}, customerAt: map[string]target{}, movedAway: map[uuid.UUID]int{}}
 	locations := map[string]uuid.UUID{}
 	customers := map[string]uuid.UUID{}
 	accounts := map[string]bool{}
@@ -635,9 +639,12 @@ func (p *Plan) planDebtAccounts(r *Row, res *RowResult, existing map[string]Reco
 			}
 			parentID = parent.ID
 		}
-		if stored && parentID != uuid.Nil && rec.HasChildren {
+		if stored && parentID != uuid.Nil && rec.Children > p.movedAway[rec.ID] {
 			a.out.fail("parent_external_id", MsgHasChildren)
 			continue
+		}
+		if stored && rec.ParentID != uuid.Nil && parentID != rec.ParentID {
+			p.movedAway[rec.ParentID]++
 		}
 		parentOf[a.out] = parentID
 		inBulk[v.ExternalID] = true

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bulkd/bulkd/pkg/jsonscan"
 )
@@ -115,9 +116,10 @@ func ParseRow(number int, raw json.RawMessage, opts Options) *Row {
 	}
 	r.Customer = p.customer(w.Customer)
 	for field, msgs := range extraneous {
-		// A key the row itself does not know fails the row's customer: the
-		// report has no place for the row as such.
-		r.Customer.Messages[field] = append(r.Customer.Messages[field], msgs...)
+		// A key the row itself does not know fails the row's customer (the
+		// report has no place for the row as such), under row.<key> so as
+		// not to read as a field of the customer.
+		r.Customer.Messages["row."+field] = append(r.Customer.Messages["row."+field], msgs...)
 	}
 	r.Location = p.location(w.Location)
 	r.ParentDebtAccounts = p.accounts("parent_debt_accounts", w.ParentDebtAccounts, true)
@@ -149,11 +151,31 @@ func (p parser) unknown(m Messages, pointer, prefix string) func(key []byte) {
 		n++
 		switch {
 		case n <= maxExtraneousReported:
-			m.add(prefix+string(key), pointer+": extraneous key ["+string(key)+"] is not permitted")
+			k := shortKey(key)
+			m.add(prefix+k, pointer+": extraneous key ["+k+"] is not permitted")
 		case n == maxExtraneousReported+1:
 			m.add(prefix+"*", pointer+": more extraneous keys are not permitted")
 		}
 	}
+}
+
+// maxKeyReported is how much of an unknown key a message repeats: the
+// object itself, echoed in the report, shows it whole.
+const maxKeyReported = 64
+
+// shortKey is key as a message names it: whole, or its first
+// maxKeyReported characters and an ellipsis.
+func shortKey(key []byte) string {
+	if utf8.RuneCount(key) <= maxKeyReported {
+		return string(key)
+	}
+	i, n := 0, 0
+	for n < maxKeyReported {
+		_, size := utf8.DecodeRune(key[i:])
+		i += size
+		n++
+	}
+	return string(key[:i]) + "…"
 }
 
 // required tells whether a field that must have a value to create a record

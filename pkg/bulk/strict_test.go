@@ -31,7 +31,7 @@ func TestStrictUnknownKeys(t *testing.T) {
 		"customer": {
 			"company":     {"#/3/customer: extraneous key [company] is not permitted"},
 			"address.zip": {"#/3/customer/address: extraneous key [zip] is not permitted"},
-			"note":        {"#/3: extraneous key [note] is not permitted"},
+			"row.note":    {"#/3: extraneous key [note] is not permitted"},
 		},
 		"location":        {"floor": {"#/3/location: extraneous key [floor] is not permitted"}},
 		"parent":          {},
@@ -58,6 +58,19 @@ func TestStrictUnknownKeys(t *testing.T) {
 	}
 	if lax.DebtAccounts[1].Value.Balance != 300 {
 		t.Errorf("without strict, Balance matches balance as encoding/json matches it: %v", lax.DebtAccounts[1].Value.Balance)
+	}
+}
+
+// A long unknown key is named by its first 64 characters: the report echoes
+// the object, and so the key, whole.
+func TestStrictShortensLongKeys(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", 1000)
+	raw := json.RawMessage(`{"customer":{"external_id":"c","name":"N","` + long + `":1},"location":{"external_id":"l"}}`)
+	m := bulk.ParseRow(1, raw, bulk.Options{Strict: true, Today: today}).Customer.Messages
+	short := strings.Repeat("é", 64) + "…"
+	if diff := cmp.Diff(bulk.Messages{short: {"#/0/customer: extraneous key [" + short + "] is not permitted"}}, m); diff != "" {
+		t.Errorf("messages (-want +got):\n%s", diff)
 	}
 }
 

@@ -173,22 +173,12 @@ func (s *Service) Errors(ctx context.Context, orgID, id uuid.UUID, after int) ([
 	return s.store.BulkErrors(ctx, orgID, id, after, ErrorsPageSize)
 }
 
-// Page selects rows of a bulk's results: Number counts from 1.
-type Page struct {
-	Number, Size int
+// ResultsChunk is how many rows' results a caller reads at a time.
+const ResultsChunk = 100
+
+// Results returns the stored results of rows offset+1 to offset+limit of a
+// bulk the caller has read (Bulk) as the organization's, in order.
+func (s *Service) Results(ctx context.Context, id uuid.UUID, offset, limit int) ([]store.RowResult, error) {
+	return s.store.BulkResults(ctx, id, offset, limit)
 }
 
-// Results returns the bulk and one page of its rows' results, in order. A
-// bulk not completed has none yet.
-func (s *Service) Results(ctx context.Context, orgID, id uuid.UUID, page Page) (models.Bulk, []store.RowResult, error) {
-	b, err := s.store.Bulk(ctx, orgID, id)
-	if err != nil || b.Status != models.StatusCompleted {
-		return b, nil, err
-	}
-	offset := (page.Number - 1) * page.Size
-	if offset >= b.Count {
-		return b, nil, nil
-	}
-	rows, err := s.store.BulkResults(ctx, id, offset, page.Size)
-	return b, rows, err
-}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -77,7 +78,7 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row, opt
 
 // lookupExisting reads what the organization holds under the external ids
 // the rows name. For an upsert it also reads, of each debt account, its
-// customer, its parent and whether it has children, which the plan checks.
+// customer, its parent and how many children it has, which the plan checks.
 func lookupExisting(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, rows []*bulk.Row, upsert bool) (bulk.Existing, error) {
 	locs, custs, accts := bulk.ExternalIDs(rows)
 	var e bulk.Existing
@@ -97,7 +98,7 @@ func lookupExisting(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, rows []*bul
 		return e, nil
 	}
 	found, err := tx.Query(ctx, `SELECT external_id, id, bulk_id, coalesce(bulk_row, 0), customer_id, parent_id,
-		       EXISTS (SELECT 1 FROM debt_accounts c WHERE c.parent_id = a.id)
+		       (SELECT count(*) FROM debt_accounts c WHERE c.parent_id = a.id)
 		  FROM debt_accounts a WHERE organization_id = $1 AND external_id = ANY($2)`, pgUUID(orgID), accts)
 	if err != nil {
 		return e, fmt.Errorf("look up debt accounts: %w", err)
@@ -106,11 +107,11 @@ func lookupExisting(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, rows []*bul
 		extID                            string
 		id, bulkID, customerID, parentID pgtype.UUID
 		bulkRow                          int
-		hasChildren                      bool
+		children                         int
 	)
-	_, err = pgx.ForEachRow(found, []any{&extID, &id, &bulkID, &bulkRow, &customerID, &parentID, &hasChildren}, func() error {
+	_, err = pgx.ForEachRow(found, []any{&extID, &id, &bulkID, &bulkRow, &customerID, &parentID, &children}, func() error {
 		e.DebtAccounts[extID] = bulk.Record{ID: id.Bytes, BulkID: bulkID.Bytes, BulkRow: bulkRow,
-			CustomerID: customerID.Bytes, ParentID: parentID.Bytes, HasChildren: hasChildren}
+			CustomerID: customerID.Bytes, ParentID: parentID.Bytes, Children: children}
 		return nil
 	})
 	if err != nil {
@@ -221,6 +222,19 @@ func nullDate(t time.Time) pgtype.Date {
 	return pgtype.Date{Time: t, Valid: !t.IsZero()}
 }
 
+// marshalAsSubmitted encodes a result or report without escaping <, > and
+// &: the objects it echoes stay as they were submitted, not six bytes for
+// each such character (an echo of a body full of them was 7 times its size).
+func marshalAsSubmitted(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
 // numeric encodes cents exactly as numeric(14,2).
 func numeric(m bulk.Money) pgtype.Numeric {
 	return pgtype.Numeric{Int: big.NewInt(int64(m)), Exp: -2, Valid: true}
@@ -242,13 +256,13 @@ func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
 			r := &plan.Results[i]
 			w := r.Wire()
 			counts[w.Status]++
-			result, err := json.Marshal(w)
+			result, err := marshalAsSubmitted(w)
 			if err != nil {
 				return nil, fmt.Errorf("encode result of row %d: %w", r.Row, err)
 			}
 			var report []byte
 			if w.Errors != nil {
-				if report, err = json.Marshal(w.Errors); err != nil {
+				if report, err = marshalAsSubmitted(w.Errors); err != nil {
 					return nil, fmt.Errorf("encode errors of row %d: %w", r.Row, err)
 				}
 			}
