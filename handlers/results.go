@@ -29,13 +29,13 @@ const (
 // not finished yet has no rows, which tells "nothing yet" from "nothing
 // failed"), the totals of the rows by status, and the next page.
 type resultsTail struct {
-	Status         string            `json:"status"`
-	TotalRows      int               `json:"total_rows"`
-	TotalCreated   int               `json:"total_created"`
-	TotalUpdated   int               `json:"total_updated"`
-	TotalUnchanged int               `json:"total_unchanged"`
-	TotalErrors    int               `json:"total_errors"`
-	Links          linksView         `json:"links"`
+	Status         string    `json:"status"`
+	TotalRows      int       `json:"total_rows"`
+	TotalCreated   int       `json:"total_created"`
+	TotalUpdated   int       `json:"total_updated"`
+	TotalUnchanged int       `json:"total_unchanged"`
+	TotalErrors    int       `json:"total_errors"`
+	Links          linksView `json:"links"`
 }
 
 type linksView struct {

@@ -181,4 +181,3 @@ const ResultsChunk = 100
 func (s *Service) Results(ctx context.Context, id uuid.UUID, offset, limit int) ([]store.RowResult, error) {
 	return s.store.BulkResults(ctx, id, offset, limit)
 }
-
