@@ -4,6 +4,7 @@
 package configs
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,12 @@ type Config struct {
 	WorkerConcurrency int
 	ShutdownTimeout   time.Duration
 	ReconcileInterval time.Duration
+	// WebhookSecretKey seals the webhooks' secrets in the database (32
+	// bytes, given as base64); nil turns webhooks off.
+	WebhookSecretKey []byte
+	// WebhookAllowPrivate lets webhooks go to http and to loopback, private
+	// and link-local addresses: for development and tests only.
+	WebhookAllowPrivate bool
 	LogLevel          slog.Level
 }
 
@@ -70,6 +77,14 @@ func Load(getenv func(string) string) (Config, error) {
 		WorkerConcurrency: l.int("WORKER_CONCURRENCY", runtime.NumCPU(), 1, 1000),
 		ShutdownTimeout:   l.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
 		ReconcileInterval: l.duration("RECONCILE_INTERVAL", time.Minute),
+		WebhookSecretKey:  l.key("WEBHOOK_SECRET_KEY"),
+	}
+	switch v := strings.ToLower(l.str("WEBHOOK_ALLOW_PRIVATE", "false")); v {
+	case "true", "1":
+		c.WebhookAllowPrivate = true
+	case "false", "0":
+	default:
+		l.fail("WEBHOOK_ALLOW_PRIVATE", fmt.Sprintf("must be true or false, not %q", v))
 	}
 	// The port follows the TLS mode unless set: implicit TLS (SMTPS) listens
 	// on 465, submission with STARTTLS on 587, plain relays on 25.
@@ -119,6 +134,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("smtp_password_set", c.SMTPPassword != ""),
 		slog.Bool("admin_ui", c.AdminPassword != ""),
 		slog.Int("worker_concurrency", c.WorkerConcurrency),
+		slog.Bool("webhooks", c.WebhookSecretKey != nil),
+		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 	)
 }
 
@@ -180,6 +197,20 @@ func (l *loader) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// key reads a 32-byte key given as standard base64; absent, nil.
+func (l *loader) key(name string) []byte {
+	v := l.str(name, "")
+	if v == "" {
+		return nil
+	}
+	k, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(k) != 32 {
+		l.fail(name, "must be 32 random bytes in base64, such as the output of: openssl rand -base64 32")
+		return nil
+	}
+	return k
 }
 
 func (l *loader) oneOf(name, def string, allowed ...string) string {

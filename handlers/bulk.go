@@ -35,53 +35,6 @@ type Bulks struct {
 	log          *slog.Logger
 }
 
-// acceptedView is the answer to a submission.
-type acceptedView struct {
-	BulkID uuid.UUID `json:"bulk_id"`
-	Count  int       `json:"count"`
-	Status string    `json:"status"`
-}
-
-// bulkView is a bulk as GET /api/v1/bulk/{id} shows it; times not reached
-// yet are null.
-type bulkView struct {
-	acceptedView
-	// The options it was submitted with.
-	Mode         string `json:"mode"`
-	Atomic       bool   `json:"atomic"`
-	ValidateOnly bool   `json:"validate_only"`
-	Strict       bool   `json:"strict"`
-	// RolledBack: the bulk is atomic and a row failed, so nothing was written.
-	RolledBack    bool `json:"rolled_back"`
-	RowsSucceeded int  `json:"rows_succeeded"`
-	RowsFailed    int  `json:"rows_failed"`
-	// RecordsWritten says what is stored, since a row with errors may still
-	// have written its location, customer and some accounts.
-	RecordsWritten recordsView `json:"records_written"`
-	FailureReason  *string     `json:"failure_reason,omitempty"`
-	CreatedAt      time.Time   `json:"created_at"`
-	StartedAt      *time.Time  `json:"started_at"`
-	CompletedAt    *time.Time  `json:"completed_at"`
-}
-
-// newBulkView shows a bulk as GET /api/v1/bulk/{id} does.
-func newBulkView(b models.Bulk) bulkView {
-	return bulkView{
-		acceptedView: acceptedView{BulkID: b.ID, Count: b.Count, Status: b.Status},
-		Mode:         b.Mode, Atomic: b.Atomic, ValidateOnly: b.ValidateOnly, Strict: b.Strict, RolledBack: b.RolledBack,
-		RowsSucceeded: b.RowsSucceeded, RowsFailed: b.RowsFailed, FailureReason: b.FailureReason,
-		RecordsWritten: recordsView{Locations: b.LocationsWritten, Customers: b.CustomersWritten, DebtAccounts: b.DebtAccountsWritten},
-		CreatedAt:      b.CreatedAt, StartedAt: b.StartedAt, CompletedAt: b.CompletedAt,
-	}
-}
-
-// recordsView counts the records a bulk's import wrote, by table.
-type recordsView struct {
-	Locations    int `json:"locations"`
-	Customers    int `json:"customers"`
-	DebtAccounts int `json:"debt_accounts"`
-}
-
 type envelope struct {
 	Data any `json:"data"`
 }
@@ -154,7 +107,7 @@ func (h *Bulks) Create(c echo.Context) error {
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/bulk/"+b.ID.String())
 	// A replay repeats the first answer; GET shows how the bulk has moved on.
-	return c.JSON(http.StatusAccepted, envelope{acceptedView{BulkID: b.ID, Count: b.Count, Status: models.StatusPending}})
+	return c.JSON(http.StatusAccepted, envelope{bulks.Accepted{BulkID: b.ID, Count: b.Count, Status: models.StatusPending}})
 }
 
 // body is the request body, decoded, bounded by maxBodyBytes both as sent
@@ -258,6 +211,29 @@ func idempotencyKey(v string) (string, error) {
 	return v, nil
 }
 
+// Cancel cancels a pending or processing bulk and answers it as GET shows
+// it, with canceled_at; a finished one is 409 with its status.
+func (h *Bulks) Cancel(c echo.Context) error {
+	id, err := bulkID(c)
+	if err != nil {
+		return err
+	}
+	var b models.Bulk
+	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
+		b, err = h.bulks.Cancel(ctx, organization(c).ID, id)
+		return err
+	})
+	var done bulks.ErrNotCancelable
+	if errors.As(err, &done) {
+		msg := fmt.Sprintf("The bulk is %s; only a pending or processing bulk can be canceled.", done.Bulk.Status)
+		return newError(http.StatusConflict, "status", msg)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, envelope{bulks.NewView(b)})
+}
+
 // Get shows one bulk's progress.
 func (h *Bulks) Get(c echo.Context) error {
 	id, err := bulkID(c)
@@ -272,7 +248,7 @@ func (h *Bulks) Get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, envelope{newBulkView(b)})
+	return c.JSON(http.StatusOK, envelope{bulks.NewView(b)})
 }
 
 // unreadableRow stands for a row whose stored payload or report is not JSON

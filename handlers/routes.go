@@ -19,6 +19,7 @@ import (
 type Config struct {
 	Store        *store.Store // authenticates API keys
 	Bulks        *bulks.Service
+	Webhooks     *bulks.Webhooks
 	Checks       map[string]Pinger // readiness checks by name ("postgres", "redis")
 	MaxBodyBytes int64
 	// RequestTimeout bounds each phase of the server's own work in one API
@@ -76,6 +77,13 @@ func New(cfg Config) *echo.Echo {
 	get("/api/v1/bulk/:id", bulks.Get, api...)
 	get("/api/v1/bulk/:id/errors", bulks.Errors, api...)
 	get("/api/v1/bulk/:id/results", bulks.Results, api...)
+	e.POST("/api/v1/bulk/:id/cancel", bulks.Cancel, api...)
+
+	hooks := &Webhooks{webhooks: cfg.Webhooks, timeout: cfg.RequestTimeout}
+	e.PUT("/api/v1/webhook", hooks.Put, api...)
+	get("/api/v1/webhook", hooks.Get, api...)
+	e.DELETE("/api/v1/webhook", hooks.Delete, api...)
+	e.POST("/api/v1/webhook/rotate", hooks.Rotate, api...)
 
 	if cfg.QueueUI != nil && cfg.AdminPassword != "" {
 		ui := echo.WrapHandler(cfg.QueueUI)

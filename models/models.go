@@ -74,8 +74,7 @@ type Bulk struct {
 	UpdatedAt           time.Time
 	StartedAt           *time.Time
 	CompletedAt         *time.Time
-	NotifyClaimedAt     *time.Time
-	NotifiedAt          *time.Time
+	CanceledAt          *time.Time
 }
 
 // Location is a place customers belong to.

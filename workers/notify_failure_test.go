@@ -17,6 +17,7 @@ import (
 	"github.com/bulkd/bulkd/pkg/bulks"
 	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/smtptest"
+	"github.com/bulkd/bulkd/pkg/webhook"
 	"github.com/bulkd/bulkd/workers"
 	"github.com/bulkd/bulkd/workers/tasks"
 )
@@ -83,7 +84,7 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := workers.NewNotifier(e.Store, sender, baseURL, log)
+	d := workers.NewDeliverer(e.Store, sender, bulks.NewWebhooks(e.Store, nil, webhook.Policy{}), baseURL, log)
 	im := workers.NewImporter(bulks.New(e.Store, &notifications{}, log), log)
 
 	srv := asynq.NewServer(opt, asynq.Config{
@@ -91,11 +92,11 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 		Queues:                   tasks.QueueWeights,
 		RetryDelayFunc:           func(int, error, *asynq.Task) time.Duration { return 0 },
 		DelayedTaskCheckInterval: 50 * time.Millisecond,
-		ErrorHandler:             workers.NewErrorHandler(im, log),
+		ErrorHandler:             workers.NewErrorHandler(im, d, log),
 		LogLevel:                 asynq.FatalLevel,
 	})
 	mux := asynq.NewServeMux()
-	mux.Handle(tasks.TypeBulkNotification, n)
+	mux.Handle(tasks.TypeEmailDelivery, d)
 	if err := srv.Start(mux); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 	client := asynq.NewClient(opt)
 	t.Cleanup(func() { client.Close() })
 	const maxRetry = 2
-	info, err := client.Enqueue(notificationTask(t, b.ID), asynq.MaxRetry(maxRetry))
+	info, err := client.Enqueue(e.emailTask(t, b.ID), asynq.MaxRetry(maxRetry))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,18 +115,22 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 			t.Fatalf("no ERROR line for the exhausted notification within %v; logs:\n%s", deadline, logs.String())
 		}
 		for _, l := range logs.lines(t) {
-			if l["level"] == "ERROR" && l["msg"] == "notification failed for good" {
+			if l["level"] == "ERROR" && l["msg"] == "delivery failed for good" {
 				failed = l
 			}
 		}
 	}
-	if failed["bulk_id"] != b.ID.String() {
-		t.Errorf("ERROR line without the bulk id: %v", failed)
+	if failed["delivery_id"] != e.emailOf(t, b.ID).String() {
+		t.Errorf("ERROR line without the delivery id: %v", failed)
+	}
+	// Given up for good: the reconciler does not queue it again.
+	if n := e.Count(t, `SELECT count(*) FROM deliveries WHERE bulk_id = $1 AND abandoned_at IS NOT NULL`, b.ID); n != 1 {
+		t.Errorf("the exhausted delivery is not marked abandoned")
 	}
 
 	var attempts []float64
 	for _, l := range logs.lines(t) {
-		if l["level"] == "WARN" && l["msg"] == "bulk notification not delivered" {
+		if l["level"] == "WARN" && l["msg"] == "delivery not made" {
 			attempts = append(attempts, l["attempt"].(float64))
 			if l["bulk_id"] != b.ID.String() || l["smtp_code"] != float64(550) || l["smtp_status"] != "5.1.1" {
 				t.Errorf("WARN line without the bulk id or the SMTP codes: %v", l)

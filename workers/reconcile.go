@@ -38,7 +38,8 @@ func NewReconciler(s *store.Store, q *tasks.Queue, in *asynq.Inspector, interval
 type Reconciled struct {
 	ImportsQueued       int   // unfinished bulks that had no import task
 	Failed              int   // bulks whose import used its last retry without being marked failed
-	NotificationsQueued int   // finished bulks not emailed that had no notification task
+	DeliveriesQueued    int   // deliveries of the outbox still to make that had no task
+	DeliveriesAbandoned int   // deliveries whose task gave up without saying so
 	ExpiredKeys         int64 // idempotency keys past their 24 hours, deleted
 }
 
@@ -57,7 +58,8 @@ func (r *Reconciler) Run(ctx context.Context) {
 			}
 			if res != (Reconciled{}) {
 				r.log.InfoContext(ctx, "reconciled", "imports_queued", res.ImportsQueued, "failed", res.Failed,
-					"notifications_queued", res.NotificationsQueued, "expired_idempotency_keys", res.ExpiredKeys)
+					"deliveries_queued", res.DeliveriesQueued, "deliveries_abandoned", res.DeliveriesAbandoned,
+					"expired_idempotency_keys", res.ExpiredKeys)
 			}
 		}
 	}
@@ -69,7 +71,8 @@ func (r *Reconciler) Run(ctx context.Context) {
 //   - a bulk whose import task was archived after its last retry, but which
 //     is not marked failed (Postgres was down when the task gave up), is
 //     marked failed, and its email queued;
-//   - a finished bulk not emailed with no notification task gets it again;
+//   - a delivery still to make (email, webhook) with no task gets it again,
+//     and one whose task was archived is given up;
 //   - idempotency keys older than 24 hours are deleted.
 func (r *Reconciler) Once(ctx context.Context) (Reconciled, error) {
 	var res Reconciled
@@ -93,26 +96,40 @@ func (r *Reconciler) Once(ctx context.Context) (Reconciled, error) {
 				return res, err
 			}
 			res.Failed++
-			if err := r.queue.EnqueueNotification(ctx, id); err != nil {
+			pending, err := r.store.PendingDeliveries(ctx, id)
+			if err != nil {
 				return res, err
+			}
+			for _, d := range pending {
+				if err := r.queue.EnqueueDelivery(ctx, d.ID, d.Channel); err != nil {
+					return res, err
+				}
 			}
 		}
 	}
 
-	unnotified, err := r.store.UnnotifiedBulks(ctx, r.interval, reconcileBatch)
+	// One pass for the deliveries of every channel: queued again when their
+	// task is gone, given up when it was archived without a word (the error
+	// handler could not reach Postgres then).
+	undelivered, err := r.store.UndeliveredDeliveries(ctx, r.interval, reconcileBatch)
 	if err != nil {
 		return res, err
 	}
-	for _, id := range unnotified {
-		state, err := r.taskState(tasks.QueueNotifications, tasks.NotificationTaskID(id))
-		if err != nil {
+	for _, d := range undelivered {
+		state, err := r.taskState(tasks.QueueNotifications, tasks.DeliveryTaskID(d.ID))
+		switch {
+		case err != nil:
 			return res, err
-		}
-		if state == 0 {
-			if err := r.queue.EnqueueNotification(ctx, id); err != nil {
+		case state == 0:
+			if err := r.queue.EnqueueDelivery(ctx, d.ID, d.Channel); err != nil {
 				return res, err
 			}
-			res.NotificationsQueued++
+			res.DeliveriesQueued++
+		case state == asynq.TaskStateArchived:
+			if err := r.store.AbandonDelivery(ctx, d.ID); err != nil {
+				return res, err
+			}
+			res.DeliveriesAbandoned++
 		}
 	}
 

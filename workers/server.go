@@ -20,7 +20,7 @@ type ServerConfig struct {
 
 // NewServer returns the asynq server and the handler that routes each task
 // type, ready for srv.Start(mux).
-func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, n *Notifier, log *slog.Logger) (*asynq.Server, *asynq.ServeMux) {
+func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, d *Deliverer, log *slog.Logger) (*asynq.Server, *asynq.ServeMux) {
 	srv := asynq.NewServer(redis, asynq.Config{
 		Concurrency:     cfg.Concurrency,
 		Queues:          tasks.QueueWeights,
@@ -30,20 +30,21 @@ func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, n *Noti
 		// which a client polling a small bulk feels); 5 Redis calls a second
 		// per idle worker process is cheap.
 		TaskCheckInterval: 200 * time.Millisecond,
-		ErrorHandler:      NewErrorHandler(im, log),
+		ErrorHandler:      NewErrorHandler(im, d, log),
 		Logger:            slogAdapter{log},
 		LogLevel:          asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeImport, im)
-	mux.Handle(tasks.TypeBulkNotification, n)
+	mux.Handle(tasks.TypeEmailDelivery, d)
+	mux.Handle(tasks.TypeWebhookDelivery, d)
 	return srv, mux
 }
 
 // NewErrorHandler returns the asynq error handler: a task that has used its
 // last retry (or may not retry) is logged at ERROR whatever its type, since
 // asynq itself says nothing, and an import's bulk is marked failed.
-func NewErrorHandler(im *Importer, log *slog.Logger) asynq.ErrorHandler {
+func NewErrorHandler(im *Importer, d *Deliverer, log *slog.Logger) asynq.ErrorHandler {
 	return asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 		if t.Type() == tasks.TypeImport {
 			im.FailExhausted(ctx, t, err) // logs, marks the bulk failed, tells the organization
@@ -53,12 +54,9 @@ func NewErrorHandler(im *Importer, log *slog.Logger) asynq.ErrorHandler {
 		if !ok {
 			return
 		}
-		if t.Type() == tasks.TypeBulkNotification {
-			p, perr := tasks.ParsePayload(t)
-			if perr == nil {
-				log.ErrorContext(ctx, "notification failed for good", "bulk_id", p.BulkID, "retried", retried, "err", err)
-				return
-			}
+		if t.Type() == tasks.TypeEmailDelivery || t.Type() == tasks.TypeWebhookDelivery {
+			d.Abandon(ctx, t, err, retried)
+			return
 		}
 		log.ErrorContext(ctx, "task failed for good", "type", t.Type(), "retried", retried, "err", err)
 	})

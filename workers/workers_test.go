@@ -20,6 +20,7 @@ import (
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/testenv"
+	"github.com/bulkd/bulkd/pkg/webhook"
 	"github.com/bulkd/bulkd/workers"
 	"github.com/bulkd/bulkd/workers/tasks"
 )
@@ -80,8 +81,9 @@ func (e env) bulk(t *testing.T, id uuid.UUID) models.Bulk {
 	return b
 }
 
-// newNotifier returns a Notifier that sends through ts in clear text.
-func (e env) newNotifier(t *testing.T, ts *smtptest.Server) *workers.Notifier {
+// newDeliverer returns a Deliverer that sends email through ts in clear
+// text (webhooks off).
+func (e env) newDeliverer(t *testing.T, ts *smtptest.Server) *workers.Deliverer {
 	t.Helper()
 	sender, err := mailer.New(mailer.Config{
 		Host: ts.Host(), Port: ts.Port(), TLS: mailer.TLSNone, From: "bulkd@example.com", Timeout: 10 * time.Second,
@@ -89,12 +91,34 @@ func (e env) newNotifier(t *testing.T, ts *smtptest.Server) *workers.Notifier {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return workers.NewNotifier(e.Store, sender, baseURL, discard)
+	return workers.NewDeliverer(e.Store, sender, bulks.NewWebhooks(e.Store, nil, webhook.Policy{}), baseURL, discard)
 }
 
-func notificationTask(t *testing.T, id uuid.UUID) *asynq.Task {
+// emailOf returns the email delivery of a finished bulk.
+func (e env) emailOf(t *testing.T, bulkID uuid.UUID) uuid.UUID {
 	t.Helper()
-	task, err := tasks.NewNotificationTask(id)
+	var id uuid.UUID
+	if err := e.Conn.QueryRow(t.Context(), `SELECT id FROM deliveries WHERE bulk_id = $1 AND channel = 'email'`, bulkID).Scan(&id); err != nil {
+		t.Fatalf("email delivery of bulk %s: %v", bulkID, err)
+	}
+	return id
+}
+
+// emailed tells whether the bulk's email is recorded as delivered, and
+// whether its claim is held.
+func (e env) emailed(t *testing.T, bulkID uuid.UUID) (delivered, claimed bool) {
+	t.Helper()
+	if err := e.Conn.QueryRow(t.Context(), `SELECT delivered_at IS NOT NULL, claimed_at IS NOT NULL FROM deliveries
+		WHERE bulk_id = $1 AND channel = 'email'`, bulkID).Scan(&delivered, &claimed); err != nil {
+		t.Fatalf("email delivery of bulk %s: %v", bulkID, err)
+	}
+	return delivered, claimed
+}
+
+// emailTask is the task of a finished bulk's email.
+func (e env) emailTask(t *testing.T, bulkID uuid.UUID) *asynq.Task {
+	t.Helper()
+	task, err := tasks.NewDeliveryTask(e.emailOf(t, bulkID), store.ChannelEmail)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,15 +134,14 @@ func importTask(t *testing.T, id uuid.UUID) *asynq.Task {
 	return task
 }
 
-// notifications records the bulks whose notification was queued, or fails
-// with err.
+// notifications records the deliveries queued, or fails with err.
 type notifications struct {
 	mu  sync.Mutex
 	ids []uuid.UUID
 	err error
 }
 
-func (n *notifications) EnqueueNotification(_ context.Context, id uuid.UUID) error {
+func (n *notifications) EnqueueDelivery(_ context.Context, id uuid.UUID, _ string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.err != nil {
@@ -128,8 +151,10 @@ func (n *notifications) EnqueueNotification(_ context.Context, id uuid.UUID) err
 	return nil
 }
 
-// EnqueueImport is not what these tests watch: imports are run directly.
+// EnqueueImport and CancelImport are not what these tests watch: imports
+// are run directly.
 func (n *notifications) EnqueueImport(context.Context, uuid.UUID) error { return nil }
+func (n *notifications) CancelImport(context.Context, uuid.UUID) error  { return nil }
 
 func (n *notifications) queued() []uuid.UUID {
 	n.mu.Lock()
@@ -157,7 +182,9 @@ func newQueue(t *testing.T, opt asynq.RedisConnOpt) *tasks.Queue {
 	t.Helper()
 	client := asynq.NewClient(opt)
 	t.Cleanup(func() { client.Close() })
-	return tasks.NewQueue(client)
+	in := asynq.NewInspector(opt)
+	t.Cleanup(func() { in.Close() })
+	return tasks.NewQueue(client, in)
 }
 
 func newInspector(t *testing.T, opt asynq.RedisConnOpt) *asynq.Inspector {
@@ -167,14 +194,14 @@ func newInspector(t *testing.T, opt asynq.RedisConnOpt) *asynq.Inspector {
 	return in
 }
 
-func TestNotifierSendsOneEmailPerBulk(t *testing.T) {
+func TestDelivererSendsOneEmailPerBulk(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	b := e.importedBulk(t)
 	ts := smtptest.NewServer(t, smtptest.Options{})
-	n := e.newNotifier(t, ts)
+	n := e.newDeliverer(t, ts)
 
-	if err := n.ProcessTask(t.Context(), notificationTask(t, b.ID)); err != nil {
+	if err := n.ProcessTask(t.Context(), e.emailTask(t, b.ID)); err != nil {
 		t.Fatalf("ProcessTask: %v", err)
 	}
 	msgs := ts.Messages()
@@ -191,12 +218,12 @@ func TestNotifierSendsOneEmailPerBulk(t *testing.T) {
 	if url := baseURL + "/api/v1/bulk/" + b.ID.String() + "/errors"; !strings.Contains(p.Text, url) {
 		t.Errorf("text does not link %s:\n%s", url, p.Text)
 	}
-	if got := e.bulk(t, b.ID); got.NotifiedAt == nil {
-		t.Errorf("notified_at not recorded: %+v", got)
+	if delivered, _ := e.emailed(t, b.ID); !delivered {
+		t.Errorf("the email is not recorded as delivered")
 	}
 
 	// A duplicate task, as asynq may deliver, sends nothing more.
-	if err := n.ProcessTask(t.Context(), notificationTask(t, b.ID)); err != nil {
+	if err := n.ProcessTask(t.Context(), e.emailTask(t, b.ID)); err != nil {
 		t.Fatalf("ProcessTask of a duplicate: %v", err)
 	}
 	if got := len(ts.Messages()); got != 1 {
@@ -204,7 +231,7 @@ func TestNotifierSendsOneEmailPerBulk(t *testing.T) {
 	}
 }
 
-func TestNotifierReleasesClaimWhenSendFails(t *testing.T) {
+func TestDelivererReleasesClaimWhenSendFails(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	b := e.importedBulk(t)
@@ -212,7 +239,7 @@ func TestNotifierReleasesClaimWhenSendFails(t *testing.T) {
 		DataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "message refused"},
 	})
 
-	err := e.newNotifier(t, refusing).ProcessTask(t.Context(), notificationTask(t, b.ID))
+	err := e.newDeliverer(t, refusing).ProcessTask(t.Context(), e.emailTask(t, b.ID))
 	if err == nil {
 		t.Fatal("ProcessTask succeeded although the server refused the message")
 	}
@@ -225,13 +252,13 @@ func TestNotifierReleasesClaimWhenSendFails(t *testing.T) {
 	if n := len(refusing.Messages()); n != 0 {
 		t.Errorf("refusing server recorded %d messages", n)
 	}
-	if got := e.bulk(t, b.ID); got.NotifyClaimedAt != nil || got.NotifiedAt != nil {
-		t.Errorf("claim not released after a failed send: claimed %v, notified %v", got.NotifyClaimedAt, got.NotifiedAt)
+	if delivered, claimed := e.emailed(t, b.ID); claimed || delivered {
+		t.Errorf("claim not released after a failed send: claimed %v, delivered %v", claimed, delivered)
 	}
 
 	// The retry, once the server accepts mail again, sends the email.
 	working := smtptest.NewServer(t, smtptest.Options{})
-	if err := e.newNotifier(t, working).ProcessTask(t.Context(), notificationTask(t, b.ID)); err != nil {
+	if err := e.newDeliverer(t, working).ProcessTask(t.Context(), e.emailTask(t, b.ID)); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
 	if n := len(working.Messages()); n != 1 {
@@ -239,19 +266,20 @@ func TestNotifierReleasesClaimWhenSendFails(t *testing.T) {
 	}
 }
 
-func TestNotifierConcurrentTasksSendOneEmail(t *testing.T) {
+func TestDelivererConcurrentTasksSendOneEmail(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	b := e.importedBulk(t)
 	ts := smtptest.NewServer(t, smtptest.Options{})
-	n := e.newNotifier(t, ts)
+	n := e.newDeliverer(t, ts)
 
 	const workers = 8
 	errs := make(chan error, workers)
+	task := e.emailTask(t, b.ID)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			errs <- n.ProcessTask(t.Context(), notificationTask(t, b.ID))
+			errs <- n.ProcessTask(t.Context(), task)
 		})
 	}
 	wg.Wait()
@@ -272,45 +300,40 @@ func TestNotifierConcurrentTasksSendOneEmail(t *testing.T) {
 	if got := len(ts.Messages()); got != 1 {
 		t.Errorf("%d emails from %d concurrent tasks, want 1", got, workers)
 	}
-	if got := e.bulk(t, b.ID); got.NotifiedAt == nil {
-		t.Errorf("notified_at not recorded: %+v", got)
+	if delivered, _ := e.emailed(t, b.ID); !delivered {
+		t.Errorf("the email is not recorded as delivered")
 	}
 }
 
-// TestNotifierRetryAfterAbandonedClaim is the retry of a notification task
+// TestDelivererRetryAfterAbandonedClaim is the retry of a notification task
 // whose worker claimed the bulk and died before recording the outcome (or
 // could not record it: FinishNotification failed). asynq re-runs the task
 // well within the claim's lease; the task must then either send the email or
 // fail so that asynq tries again after the lease. Succeeding without sending
 // drops the task, and the organization is never told.
-func TestNotifierRetryAfterAbandonedClaim(t *testing.T) {
+func TestDelivererRetryAfterAbandonedClaim(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	b := e.importedBulk(t)
-	if _, err := e.Store.ClaimNotification(t.Context(), b.ID, time.Minute); err != nil {
+	if _, err := e.Store.ClaimDelivery(t.Context(), e.emailOf(t, b.ID), time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	ts := smtptest.NewServer(t, smtptest.Options{})
 
-	err := e.newNotifier(t, ts).ProcessTask(t.Context(), notificationTask(t, b.ID))
+	err := e.newDeliverer(t, ts).ProcessTask(t.Context(), e.emailTask(t, b.ID))
 	if err == nil && len(ts.Messages()) == 0 {
-		t.Errorf("the retried task succeeded without sending: asynq deletes it and no email is ever sent (notified_at %v)",
-			e.bulk(t, b.ID).NotifiedAt)
+		t.Errorf("the retried task succeeded without sending: asynq deletes it and no email is ever sent")
 	}
 }
 
-func TestNotifierIgnoresUnfinishedBulkAndRejectsBadPayload(t *testing.T) {
+func TestDelivererRejectsBadPayload(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	pending := e.createBulk(t)
 	ts := smtptest.NewServer(t, smtptest.Options{})
-	n := e.newNotifier(t, ts)
-
-	if err := n.ProcessTask(t.Context(), notificationTask(t, pending.ID)); err != nil {
-		t.Errorf("ProcessTask of a pending bulk: %v", err)
-	}
-	for _, payload := range []string{`not json`, `{}`, `{"bulk_id":"00000000-0000-0000-0000-000000000000"}`} {
-		err := n.ProcessTask(t.Context(), asynq.NewTask(tasks.TypeBulkNotification, []byte(payload)))
+	d := e.newDeliverer(t, ts)
+	for _, payload := range []string{`not json`, `{}`, `{"delivery_id":"00000000-0000-0000-0000-000000000000"}`,
+		`{"delivery_id":"` + uuid.NewString() + `"}`} {
+		err := d.ProcessTask(t.Context(), asynq.NewTask(tasks.TypeEmailDelivery, []byte(payload)))
 		if !errors.Is(err, asynq.SkipRetry) {
 			t.Errorf("payload %s: err %v, want SkipRetry", payload, err)
 		}
@@ -339,8 +362,8 @@ func TestImporterImportsOnceAndQueuesNotification(t *testing.T) {
 	if accounts != 6 {
 		t.Errorf("%d accounts imported, want 6", accounts)
 	}
-	if diff := cmp.Diff([]uuid.UUID{pending.ID}, notify.queued()); diff != "" {
-		t.Errorf("queued notifications (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]uuid.UUID{e.emailOf(t, pending.ID)}, notify.queued()); diff != "" {
+		t.Errorf("queued deliveries (-want +got):\n%s", diff)
 	}
 
 	// A duplicate task on the completed bulk writes nothing and queues the
@@ -354,8 +377,8 @@ func TestImporterImportsOnceAndQueuesNotification(t *testing.T) {
 	if n := e.Count(t, `SELECT count(*) FROM debt_accounts`); n != accounts {
 		t.Errorf("%d accounts after a duplicate task, want %d", n, accounts)
 	}
-	if diff := cmp.Diff([]uuid.UUID{pending.ID, pending.ID}, notify.queued()); diff != "" {
-		t.Errorf("queued notifications (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]uuid.UUID{e.emailOf(t, pending.ID), e.emailOf(t, pending.ID)}, notify.queued()); diff != "" {
+		t.Errorf("queued deliveries (-want +got):\n%s", diff)
 	}
 }
 
@@ -401,8 +424,8 @@ func TestImporterRetriesQueuingTheNotification(t *testing.T) {
 	if err := im.Import(t.Context(), pending.ID); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if diff := cmp.Diff([]uuid.UUID{pending.ID}, notify.queued()); diff != "" {
-		t.Errorf("queued notifications (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]uuid.UUID{e.emailOf(t, pending.ID)}, notify.queued()); diff != "" {
+		t.Errorf("queued deliveries (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(done, e.bulk(t, pending.ID)); diff != "" {
 		t.Errorf("the retry changed the bulk (-before +after):\n%s", diff)
@@ -425,11 +448,11 @@ func TestImporterQueuesOneNotificationTaskInRedis(t *testing.T) {
 			t.Fatalf("Import: %v", err)
 		}
 	}
-	info, err := in.GetTaskInfo(tasks.QueueNotifications, "email:"+pending.ID.String())
+	info, err := in.GetTaskInfo(tasks.QueueNotifications, tasks.DeliveryTaskID(e.emailOf(t, pending.ID)))
 	if err != nil {
 		t.Fatalf("notification task: %v", err)
 	}
-	if info.Type != tasks.TypeBulkNotification || info.MaxRetry != tasks.NotificationMaxRetry {
+	if info.Type != tasks.TypeEmailDelivery || info.MaxRetry != tasks.NotificationMaxRetry {
 		t.Errorf("notification task: type %q, max retry %d", info.Type, info.MaxRetry)
 	}
 	pendingTasks, err := in.ListPendingTasks(tasks.QueueNotifications)
@@ -457,7 +480,11 @@ func TestFailExhaustedMarksBulkFailed(t *testing.T) {
 	taskErr := errors.Join(errors.New("import bulk: bad data"), asynq.SkipRetry)
 
 	// Another task type's failure is none of the importer's business.
-	im.FailExhausted(t.Context(), notificationTask(t, other.ID), taskErr)
+	otherTask, err := tasks.NewDeliveryTask(uuid.New(), store.ChannelEmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im.FailExhausted(t.Context(), otherTask, taskErr)
 	if got := e.bulk(t, other.ID); got.Status != models.StatusProcessing || got.FailureReason != nil {
 		t.Errorf("a notification task's failure changed the bulk: %+v", got)
 	}
@@ -473,13 +500,13 @@ func TestFailExhaustedMarksBulkFailed(t *testing.T) {
 	if strings.Contains(*failed.FailureReason, "bad data") {
 		t.Errorf("failure reason shows the internal error: %q", *failed.FailureReason)
 	}
-	if diff := cmp.Diff([]uuid.UUID{processing.ID}, notify.queued()); diff != "" {
+	if diff := cmp.Diff([]uuid.UUID{e.emailOf(t, processing.ID)}, notify.queued()); diff != "" {
 		t.Errorf("queued notifications (-want +got):\n%s", diff)
 	}
 
 	// The organization is told why.
 	ts := smtptest.NewServer(t, smtptest.Options{})
-	if err := e.newNotifier(t, ts).ProcessTask(t.Context(), notificationTask(t, processing.ID)); err != nil {
+	if err := e.newDeliverer(t, ts).ProcessTask(t.Context(), e.emailTask(t, processing.ID)); err != nil {
 		t.Fatalf("notify: %v", err)
 	}
 	msgs := ts.Messages()
@@ -574,7 +601,7 @@ func TestFailExhaustedThroughAsynq(t *testing.T) {
 	if got := e.bulk(t, pending.ID); got.Status != models.StatusFailed || got.FailureReason == nil {
 		t.Errorf("bulk after its last retry failed: %+v", got)
 	}
-	if diff := cmp.Diff([]uuid.UUID{pending.ID}, notify.queued()); diff != "" {
+	if diff := cmp.Diff([]uuid.UUID{e.emailOf(t, pending.ID)}, notify.queued()); diff != "" {
 		t.Errorf("queued notifications (-want +got):\n%s", diff)
 	}
 }
@@ -610,7 +637,7 @@ func TestReconcilerRepairsWhatTheQueueLost(t *testing.T) {
 	}
 	finishedNotEmailed := e.importedBulk(t)
 	emailed := e.importedBulk(t)
-	if err := e.Store.FinishNotification(ctx, emailed.ID, true); err != nil {
+	if err := e.Store.FinishDelivery(ctx, e.emailOf(t, emailed.ID), store.Attempt{StartedAt: time.Now()}, true); err != nil {
 		t.Fatal(err)
 	}
 	keyed, _, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID,
@@ -634,7 +661,7 @@ func TestReconcilerRepairsWhatTheQueueLost(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Once: %v", err)
 	}
-	if want := (workers.Reconciled{ImportsQueued: 3, Failed: 1, NotificationsQueued: 1}); got != want {
+	if want := (workers.Reconciled{ImportsQueued: 3, Failed: 1, DeliveriesQueued: 1}); got != want {
 		t.Errorf("Once: %+v, want %+v", got, want)
 	}
 	for _, b := range []models.Bulk{pendingNoTask, processingNoTask, pendingQueued, keyed} {
@@ -647,11 +674,11 @@ func TestReconcilerRepairsWhatTheQueueLost(t *testing.T) {
 		t.Errorf("bulk whose import gave up: status %s, reason %v", b.Status, b.FailureReason)
 	}
 	for _, b := range []models.Bulk{gaveUp, finishedNotEmailed} {
-		if _, err := in.GetTaskInfo(tasks.QueueNotifications, tasks.NotificationTaskID(b.ID)); err != nil {
-			t.Errorf("notification task of bulk %s: %v", b.ID, err)
+		if _, err := in.GetTaskInfo(tasks.QueueNotifications, tasks.DeliveryTaskID(e.emailOf(t, b.ID))); err != nil {
+			t.Errorf("email task of bulk %s: %v", b.ID, err)
 		}
 	}
-	if _, err := in.GetTaskInfo(tasks.QueueNotifications, tasks.NotificationTaskID(emailed.ID)); !errors.Is(err, asynq.ErrTaskNotFound) {
+	if _, err := in.GetTaskInfo(tasks.QueueNotifications, tasks.DeliveryTaskID(e.emailOf(t, emailed.ID))); !errors.Is(err, asynq.ErrTaskNotFound) {
 		t.Errorf("notification task of a bulk already emailed: %v, want none", err)
 	}
 

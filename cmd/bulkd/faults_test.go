@@ -199,7 +199,7 @@ func TestWorkerKilledMidImportIsFinishedByAnother(t *testing.T) {
 // waitAllNotified waits until every bulk's email is recorded as sent.
 func (s *service) waitAllNotified() {
 	s.t.Helper()
-	for start := time.Now(); s.db.Count(s.t, `SELECT count(*) FROM bulks WHERE notified_at IS NULL AND NOT validate_only`) > 0; time.Sleep(50 * time.Millisecond) {
+	for start := time.Now(); s.db.Count(s.t, `SELECT count(*) FROM deliveries WHERE delivered_at IS NULL AND abandoned_at IS NULL`) > 0; time.Sleep(50 * time.Millisecond) {
 		if time.Since(start) > time.Minute {
 			s.t.Fatal("bulks still not notified after a minute")
 		}

@@ -5,6 +5,7 @@
 //	bulkd api | worker           either half, to scale apart
 //	bulkd migrate                apply the schema migrations
 //	bulkd org create --name N --notify-email E
+//	bulkd org webhook --org ID --url URL
 //	bulkd apikey create --org ID
 //	bulkd apikey revoke --prefix P
 package main
@@ -35,6 +36,7 @@ import (
 	"github.com/bulkd/bulkd/pkg/bulks"
 	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/store"
+	"github.com/bulkd/bulkd/pkg/webhook"
 	"github.com/bulkd/bulkd/workers"
 	"github.com/bulkd/bulkd/workers/tasks"
 )
@@ -47,6 +49,7 @@ commands:
   worker                                     run a worker
   migrate                                    apply the database migrations
   org create --name N --notify-email E       create an organization, print its id
+  org webhook --org ID --url URL             register the organization's webhook, print its secret (shown once)
   apikey create --org ID                     create an API key, print it (shown once)
   apikey revoke --prefix P                   revoke a key: P is its first 12 characters or the whole key
 
@@ -104,6 +107,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return err
 			}
 			fmt.Fprintln(stdout, org.ID)
+			return nil
+		})
+	case cmd == "org webhook":
+		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		orgID := fs.String("org", "", "organization id")
+		url := fs.String("url", "", "the endpoint's https URL")
+		if err := fs.Parse(args[2:]); err != nil {
+			return err
+		}
+		id, err := uuid.Parse(*orgID)
+		if err != nil || *url == "" {
+			return errors.New("org webhook: --org must be an organization id and --url the endpoint's https URL")
+		}
+		return withStore(ctx, cfg, func(s *store.Store) error {
+			hooks, err := newWebhooks(s, cfg)
+			if err != nil {
+				return err
+			}
+			if _, err := s.Organization(ctx, id); err != nil {
+				return fmt.Errorf("org webhook: no organization %s", id)
+			}
+			e, _, err := hooks.Put(ctx, id, *url)
+			var urlErr *webhook.URLError
+			switch {
+			case errors.As(err, &urlErr):
+				return fmt.Errorf("org webhook: %s", urlErr.Reason)
+			case errors.Is(err, bulks.ErrWebhooksOff):
+				return errors.New("org webhook: set WEBHOOK_SECRET_KEY (openssl rand -base64 32) to use webhooks")
+			case err != nil:
+				return err
+			}
+			fmt.Fprintln(stdout, "url", e.URL)
+			if e.Secret != "" {
+				fmt.Fprintln(stdout, "secret", e.Secret) // shown once
+			} else {
+				fmt.Fprintln(stdout, "secret unchanged (POST /api/v1/webhook/rotate makes a new one)")
+			}
 			return nil
 		})
 	case cmd == "apikey create":
@@ -191,8 +231,13 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
 	client := asynq.NewClientFromRedisClient(rdb)
-	queue := tasks.NewQueue(client)
+	inspector := asynq.NewInspectorFromRedisClient(rdb)
+	queue := tasks.NewQueue(client, inspector)
 	svc := bulks.New(s, queue, log)
+	hooks, err := newWebhooks(s, cfg)
+	if err != nil {
+		return err
+	}
 
 	g, ctx := errgroup.WithContext(ctx)
 	if mode == "serve" || mode == "worker" {
@@ -206,11 +251,11 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		im := workers.NewImporter(svc, log)
 		srv, mux := workers.NewServer(redisOpt, workers.ServerConfig{
 			Concurrency: cfg.WorkerConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
-		}, im, workers.NewNotifier(s, sender, cfg.BaseURL, log), log)
+		}, im, workers.NewDeliverer(s, sender, hooks, cfg.BaseURL, log), log)
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}
-		rec := workers.NewReconciler(s, queue, asynq.NewInspectorFromRedisClient(rdb), cfg.ReconcileInterval, log)
+		rec := workers.NewReconciler(s, queue, inspector, cfg.ReconcileInterval, log)
 		g.Go(func() error { rec.Run(ctx); return nil })
 		g.Go(func() error {
 			<-ctx.Done()
@@ -225,8 +270,9 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 			defer ui.Close()
 		}
 		e := handlers.New(handlers.Config{
-			Store: s,
-			Bulks: svc,
+			Store:    s,
+			Bulks:    svc,
+			Webhooks: hooks,
 			Checks: map[string]handlers.Pinger{
 				"postgres": s.Ping,
 				"redis":    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
@@ -266,6 +312,19 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 	err = g.Wait()
 	log.Info("bulkd stopped", "mode", mode)
 	return err
+}
+
+// newWebhooks returns the manager of the organizations' endpoints; without
+// WEBHOOK_SECRET_KEY webhooks are off.
+func newWebhooks(s *store.Store, cfg configs.Config) (*bulks.Webhooks, error) {
+	var sealer *webhook.Sealer
+	if cfg.WebhookSecretKey != nil {
+		var err error
+		if sealer, err = webhook.NewSealer(cfg.WebhookSecretKey); err != nil {
+			return nil, fmt.Errorf("WEBHOOK_SECRET_KEY: %w", err)
+		}
+	}
+	return bulks.NewWebhooks(s, sealer, webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate}), nil
 }
 
 // queueUI keeps a nil *asynqmon.HTTPHandler from becoming a non-nil interface.

@@ -350,15 +350,24 @@ func TestSeedExampleEndToEnd(t *testing.T) {
 		}
 	}
 
-	// A duplicated notification task and a duplicated import task change nothing.
+	// A duplicated email task and a duplicated import task change nothing.
 	client := asynq.NewClient(s.redisOpt)
 	defer client.Close()
-	for _, newTask := range []func(uuid.UUID) (*asynq.Task, error){tasks.NewNotificationTask, tasks.NewImportTask} {
-		task, err := newTask(uuid.MustParse(first))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := client.Enqueue(task); err != nil {
+	var emailID uuid.UUID
+	if err := s.db.Conn.QueryRow(t.Context(), `SELECT id FROM deliveries WHERE bulk_id = $1`, first).Scan(&emailID); err != nil {
+		t.Fatal(err)
+	}
+	emailTask, err := tasks.NewDeliveryTask(emailID, "email")
+	if err != nil {
+		t.Fatal(err)
+	}
+	importTask, err := tasks.NewImportTask(uuid.MustParse(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range []*asynq.Task{emailTask, importTask} {
+		// A new task id: asynq runs it even while the first is retained.
+		if _, err := client.Enqueue(task, asynq.TaskID(task.Type()+"-again")); err != nil {
 			t.Fatalf("enqueue duplicate %s: %v", task.Type(), err)
 		}
 	}

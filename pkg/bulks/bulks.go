@@ -28,7 +28,10 @@ const EnqueueTimeout = time.Second
 // Enqueuing a task that is queued already is success.
 type Queue interface {
 	EnqueueImport(ctx context.Context, bulkID uuid.UUID) error
-	EnqueueNotification(ctx context.Context, bulkID uuid.UUID) error
+	// EnqueueDelivery queues a delivery of the outbox on its channel.
+	EnqueueDelivery(ctx context.Context, deliveryID uuid.UUID, channel string) error
+	// CancelImport removes a bulk's import task if it waits in the queue.
+	CancelImport(ctx context.Context, bulkID uuid.UUID) error
 }
 
 // Service submits and imports bulks.
@@ -119,11 +122,57 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 			"duration_ms", time.Since(started).Milliseconds())
 	}
 	// A retry after a crash between commit and enqueue lands here too: queue
-	// the notification of any finished bulk; its task id keeps it single. A
-	// dry run is not news to email.
-	if (b.Status == models.StatusCompleted || b.Status == models.StatusFailed) && !b.ValidateOnly && s.queue != nil {
-		if err := s.queue.EnqueueNotification(ctx, id); err != nil {
+	// the deliveries of any finished bulk still to make; their task ids keep
+	// them single.
+	if b.Status != models.StatusPending && b.Status != models.StatusProcessing {
+		if err := s.queueDeliveries(ctx, id); err != nil {
 			return b, fmt.Errorf("bulks: import %s: %w", id, err)
+		}
+	}
+	return b, nil
+}
+
+// queueDeliveries queues the tasks of a bulk's deliveries still to make.
+func (s *Service) queueDeliveries(ctx context.Context, bulkID uuid.UUID) error {
+	if s.queue == nil {
+		return nil
+	}
+	pending, err := s.store.PendingDeliveries(ctx, bulkID)
+	if err != nil {
+		return err
+	}
+	for _, d := range pending {
+		if err := s.queue.EnqueueDelivery(ctx, d.ID, d.Channel); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrNotCancelable is a cancel of a bulk that has finished; it carries the
+// bulk.
+type ErrNotCancelable = store.ErrNotCancelable
+
+// Cancel cancels one of the organization's bulks that is pending (its task
+// leaves the queue) or processing (the import stops at its next check and
+// rolls back, so that nothing of it is written). A bulk that has finished is
+// ErrNotCancelable. The cancel is told by webhook, not by email; the bulk
+// is never imported after it.
+func (s *Service) Cancel(ctx context.Context, orgID, id uuid.UUID) (models.Bulk, error) {
+	b, err := s.store.CancelBulk(ctx, orgID, id)
+	if err != nil {
+		return models.Bulk{}, err
+	}
+	if s.queue != nil {
+		// Best effort within the enqueue timeout: an import task left in the
+		// queue finds the bulk canceled and does nothing.
+		queueCtx, cancel := context.WithTimeout(ctx, EnqueueTimeout)
+		defer cancel()
+		if err := s.queue.CancelImport(queueCtx, id); err != nil {
+			s.log.WarnContext(ctx, "canceled bulk's task not removed from the queue; it will find the bulk canceled", "bulk_id", id, "err", err)
+		}
+		if err := s.queueDeliveries(queueCtx, id); err != nil {
+			s.log.WarnContext(ctx, "canceled bulk's webhook not queued; the reconciler will queue it", "bulk_id", id, "err", err)
 		}
 	}
 	return b, nil
@@ -141,17 +190,12 @@ func ImportOptions(b models.Bulk) bulk.Options {
 }
 
 // Fail marks an unfinished bulk failed with a reason the client reads, and
-// queues the notification that tells the organization. A finished bulk is
-// left as it is.
+// queues the deliveries that tell of it. A finished bulk is left as it is.
 func (s *Service) Fail(ctx context.Context, id uuid.UUID, reason string) error {
 	if err := s.store.FailBulk(ctx, id, reason); err != nil {
 		return fmt.Errorf("bulks: fail %s: %w", id, err)
 	}
-	if s.queue == nil {
-		return nil
-	}
-	// The notification task reads the bulk and sends nothing for a dry run.
-	if err := s.queue.EnqueueNotification(ctx, id); err != nil {
+	if err := s.queueDeliveries(ctx, id); err != nil {
 		return fmt.Errorf("bulks: fail %s: %w", id, err)
 	}
 	return nil

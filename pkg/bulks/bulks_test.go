@@ -36,7 +36,7 @@ func service(t *testing.T, redisURL string) (*bulks.Service, testenv.Database, m
 	t.Cleanup(func() { client.Close() })
 	in := asynq.NewInspector(opt)
 	t.Cleanup(func() { in.Close() })
-	return bulks.New(db.Store, tasks.NewQueue(client), discard), db, org, in
+	return bulks.New(db.Store, tasks.NewQueue(client, in), discard), db, org, in
 }
 
 func TestSubmitStoresAndQueues(t *testing.T) {
@@ -120,9 +120,19 @@ func TestImport(t *testing.T) {
 		if n := db.Count(t, `SELECT count(*) FROM bulk_results WHERE bulk_id = $1`, id); n != 1 {
 			t.Errorf("%d results stored, want 1", n)
 		}
-		_, err = in.GetTaskInfo(tasks.QueueNotifications, tasks.NotificationTaskID(id))
-		if dry != errors.Is(err, asynq.ErrTaskNotFound) {
-			t.Errorf("validate-only %v: notification task: %v", dry, err)
+		var emails int
+		if err := db.Conn.QueryRow(t.Context(), `SELECT count(*) FROM deliveries WHERE bulk_id = $1 AND channel = 'email'`, id).Scan(&emails); err != nil {
+			t.Fatal(err)
+		}
+		if emails != map[bool]int{false: 1, true: 0}[dry] {
+			t.Errorf("validate-only %v: %d email deliveries", dry, emails)
+		}
+		if !dry {
+			var emailID uuid.UUID
+			_ = db.Conn.QueryRow(t.Context(), `SELECT id FROM deliveries WHERE bulk_id = $1`, id).Scan(&emailID)
+			if _, err := in.GetTaskInfo(tasks.QueueNotifications, tasks.DeliveryTaskID(emailID)); err != nil {
+				t.Errorf("email task: %v", err)
+			}
 		}
 		again, err := svc.Import(t.Context(), id)
 		if err != nil || again.CompletedAt == nil || !again.CompletedAt.Equal(*b.CompletedAt) {

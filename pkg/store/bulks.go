@@ -254,15 +254,65 @@ func (s *Store) BulkRows(ctx context.Context, id uuid.UUID) ([]json.RawMessage, 
 	return out, nil
 }
 
-// FailBulk marks an unfinished bulk as failed with a reason the client reads.
+// FailBulk marks an unfinished bulk as failed with a reason the client
+// reads, and records the deliveries that tell of it, in one transaction.
 func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error {
-	err := s.db.WithContext(ctx).Exec(
-		`UPDATE bulks SET status = 'failed', failure_reason = ?, completed_at = now(), updated_at = now()
-		 WHERE id = ? AND status IN ('pending', 'processing')`, reason, id).Error
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var dry bool
+		err := tx.QueryRow(ctx,
+			`UPDATE bulks SET status = 'failed', failure_reason = $2, completed_at = clock_timestamp(), updated_at = clock_timestamp()
+			 WHERE id = $1 AND status IN ('pending', 'processing') RETURNING validate_only`, pgUUID(id), reason).Scan(&dry)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // finished already
+		}
+		if err != nil {
+			return err
+		}
+		return recordDeliveries(ctx, tx, id, EventFailed, !dry)
+	})
 	if err != nil {
 		return errorf("store: fail bulk: %w", err)
 	}
 	return nil
+}
+
+// ErrNotCancelable is returned by CancelBulk for a bulk that has finished:
+// completed, failed or canceled already. It carries the bulk.
+type ErrNotCancelable struct{ Bulk models.Bulk }
+
+func (e ErrNotCancelable) Error() string { return "store: the bulk is " + e.Bulk.Status + ", not cancelable" }
+
+// CancelBulk cancels one of the organization's bulks that is pending or
+// processing, and records the webhook delivery that tells of it (canceled
+// bulks are not emailed), in one transaction. An import running meanwhile
+// sees the status at its next check and rolls back: the bulk is never
+// completed after this.
+func (s *Store) CancelBulk(ctx context.Context, orgID, id uuid.UUID) (models.Bulk, error) {
+	var b models.Bulk
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx,
+			`UPDATE bulks SET status = 'canceled', canceled_at = clock_timestamp(), completed_at = clock_timestamp(), updated_at = clock_timestamp()
+			 WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'processing')`, pgUUID(id), pgUUID(orgID))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 1 {
+			if err := recordDeliveries(ctx, tx, id, EventCanceled, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return models.Bulk{}, errorf("store: cancel bulk: %w", err)
+	}
+	if b, err = s.Bulk(ctx, orgID, id); err != nil {
+		return models.Bulk{}, err
+	}
+	if b.Status != models.StatusCanceled || b.CanceledAt == nil {
+		return models.Bulk{}, ErrNotCancelable{Bulk: b}
+	}
+	return b, nil
 }
 
 // UnfinishedBulks lists bulks pending or processing whose status has not
@@ -270,13 +320,6 @@ func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error
 func (s *Store) UnfinishedBulks(ctx context.Context, olderThan time.Duration, limit int) ([]uuid.UUID, error) {
 	return s.bulkIDs(ctx, "unfinished bulks", limit,
 		"status IN ? AND updated_at < ?", []string{models.StatusPending, models.StatusProcessing}, time.Now().Add(-olderThan))
-}
-
-// UnnotifiedBulks lists bulks that finished more than olderThan ago and whose
-// organization has not been emailed: their notification task may have been lost.
-func (s *Store) UnnotifiedBulks(ctx context.Context, olderThan time.Duration, limit int) ([]uuid.UUID, error) {
-	return s.bulkIDs(ctx, "unnotified bulks", limit,
-		"status IN ? AND notified_at IS NULL AND NOT validate_only AND updated_at < ?", []string{models.StatusCompleted, models.StatusFailed}, time.Now().Add(-olderThan))
 }
 
 func (s *Store) bulkIDs(ctx context.Context, what string, limit int, where string, args ...any) ([]uuid.UUID, error) {
@@ -287,76 +330,4 @@ func (s *Store) bulkIDs(ctx context.Context, what string, limit int, where strin
 		return nil, errorf("store: %s: %w", what, err)
 	}
 	return ids, nil
-}
-
-// Notification is what a bulk's notification email needs.
-type Notification struct {
-	Bulk         models.Bulk
-	Organization models.Organization
-}
-
-// Errors of ClaimNotification.
-var (
-	// ErrAlreadyNotified: the notification was sent.
-	ErrAlreadyNotified = errors.New("store: already notified")
-	// ErrNotificationBusy: another worker holds the claim and may be sending
-	// right now; try again after the lease.
-	ErrNotificationBusy = errors.New("store: notification being sent by another worker")
-	// ErrNotFinished: the bulk has not finished, there is nothing to tell yet.
-	ErrNotFinished = errors.New("store: bulk not finished")
-	// ErrNotNotified: the bulk is a dry run (validate-only), which is never
-	// emailed.
-	ErrNotNotified = errors.New("store: validate-only bulks are not notified")
-)
-
-// ClaimNotification reserves the right to send the notification of a finished
-// bulk. Only one claim holds at a time; a claim older than lease is considered
-// abandoned (its worker died) and can be taken over.
-func (s *Store) ClaimNotification(ctx context.Context, id uuid.UUID, lease time.Duration) (Notification, error) {
-	var n Notification
-	err := s.db.WithContext(ctx).Raw(
-		`UPDATE bulks SET notify_claimed_at = now()
-		 WHERE id = ? AND status IN ('completed', 'failed') AND notified_at IS NULL AND NOT validate_only
-		   AND (notify_claimed_at IS NULL OR notify_claimed_at < now() - make_interval(secs => ?))
-		 RETURNING *`, id, lease.Seconds()).Scan(&n.Bulk).Error
-	if err != nil {
-		return Notification{}, errorf("store: claim notification: %w", err)
-	}
-	if n.Bulk.ID == uuid.Nil {
-		// Say why, so that a claim held by a live or dead worker is retried
-		// rather than mistaken for a sent email.
-		var b models.Bulk
-		if err := s.db.WithContext(ctx).Take(&b, "id = ?", id).Error; err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return Notification{}, ErrNotFound
-			}
-			return Notification{}, errorf("store: claim notification: %w", err)
-		}
-		switch {
-		case b.NotifiedAt != nil:
-			return Notification{}, ErrAlreadyNotified
-		case b.ValidateOnly:
-			return Notification{}, ErrNotNotified
-		case b.Status != models.StatusCompleted && b.Status != models.StatusFailed:
-			return Notification{}, ErrNotFinished
-		}
-		return Notification{}, ErrNotificationBusy
-	}
-	if n.Organization, err = s.Organization(ctx, n.Bulk.OrganizationID); err != nil {
-		return Notification{}, err
-	}
-	return n, nil
-}
-
-// FinishNotification records the outcome of a claimed notification: sent
-// marks it done for good, otherwise the claim is released for a retry.
-func (s *Store) FinishNotification(ctx context.Context, id uuid.UUID, sent bool) error {
-	q := `UPDATE bulks SET notify_claimed_at = NULL WHERE id = ?`
-	if sent {
-		q = `UPDATE bulks SET notified_at = now() WHERE id = ?`
-	}
-	if err := s.db.WithContext(ctx).Exec(q, id).Error; err != nil {
-		return errorf("store: finish notification: %w", err)
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"time"
@@ -42,15 +43,18 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row, opt
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, importLockClass, b.OrganizationID.String()); err != nil {
 			return fmt.Errorf("lock organization: %w", err)
 		}
-		var status string
-		if err := tx.QueryRow(ctx, `SELECT status FROM bulks WHERE id = $1 FOR UPDATE`, pgUUID(b.ID)).Scan(&status); err != nil {
-			return fmt.Errorf("lock bulk: %w", err)
-		}
-		if status != models.StatusProcessing && status != models.StatusPending {
-			return nil // a duplicate task finished it while this one waited for the lock
+		// A duplicate task may have finished the bulk, or a client canceled
+		// it, while this one waited for the lock. The bulk's row is not
+		// locked for the import, so that a cancel never waits for it: the
+		// import checks again before it completes.
+		if err := stillRunning(ctx, tx, b.ID); err != nil {
+			return err
 		}
 		existing, err := lookupExisting(ctx, tx, b.OrganizationID, rows, opts.Mode == bulk.ModeUpsert)
 		if err != nil {
+			return err
+		}
+		if err := stillRunning(ctx, tx, b.ID); err != nil {
 			return err
 		}
 		plan := bulk.NewPlan(b.ID, rows, existing, opts)
@@ -67,13 +71,30 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row, opt
 		res.Plan = plan
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errFinished) {
 		return ImportResult{}, errorf("store: import bulk %s: %w", b.ID, err)
 	}
 	if err := s.db.WithContext(ctx).Take(&res.Bulk, "id = ?", b.ID).Error; err != nil {
 		return ImportResult{}, errorf("store: import bulk %s: reload: %w", b.ID, err)
 	}
 	return res, nil
+}
+
+// errFinished rolls back an import whose bulk finished meanwhile: a duplicate
+// task completed it, or a client canceled it. Nothing of the import stays.
+var errFinished = errors.New("the bulk finished meanwhile")
+
+// stillRunning is errFinished when the bulk is no longer pending or
+// processing.
+func stillRunning(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	var status string
+	if err := tx.QueryRow(ctx, `SELECT status FROM bulks WHERE id = $1`, pgUUID(id)).Scan(&status); err != nil {
+		return fmt.Errorf("read bulk: %w", err)
+	}
+	if status != models.StatusProcessing && status != models.StatusPending {
+		return errFinished
+	}
+	return nil
 }
 
 // lookupExisting reads what the organization holds under the external ids
@@ -273,14 +294,20 @@ func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
 	}
 	created, updated, unchanged, failed := counts[bulk.RowCreated], counts[bulk.RowUpdated], counts[bulk.RowUnchanged], counts[bulk.RowFailed]
 	locations, customers, debtAccounts := plan.Written()
-	if _, err := tx.Exec(ctx,
+	// The bulk completes only if it is still running: a cancel that came
+	// while the records were written wins, and all of this rolls back.
+	tag, err := tx.Exec(ctx,
 		`UPDATE bulks SET status = 'completed', rows_succeeded = $2, rows_failed = $3,
 		        rows_created = $4, rows_updated = $5, rows_unchanged = $6,
 		        locations_written = $7, customers_written = $8, debt_accounts_written = $9, rolled_back = $10,
 		        completed_at = clock_timestamp(), updated_at = clock_timestamp(), failure_reason = NULL
-		 WHERE id = $1`, pgUUID(id), created+updated+unchanged, failed, created, updated, unchanged,
-		locations, customers, debtAccounts, plan.RolledBack); err != nil {
+		 WHERE id = $1 AND status IN ('pending', 'processing')`, pgUUID(id), created+updated+unchanged, failed, created, updated, unchanged,
+		locations, customers, debtAccounts, plan.RolledBack)
+	if err != nil {
 		return fmt.Errorf("complete bulk: %w", err)
 	}
-	return nil
+	if tag.RowsAffected() == 0 {
+		return errFinished
+	}
+	return recordDeliveries(ctx, tx, id, EventCompleted, !plan.Options.ValidateOnly)
 }

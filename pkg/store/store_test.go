@@ -382,17 +382,25 @@ func TestAPIKeys(t *testing.T) {
 	}
 }
 
-func TestNotificationIsClaimedOnce(t *testing.T) {
+func TestDeliveryIsClaimedOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	pending, _, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID, Rows: testenv.SeedRows(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Store.ClaimNotification(ctx, pending.ID, time.Minute); !errors.Is(err, store.ErrNotFinished) {
-		t.Errorf("an unfinished bulk must not be notified: %v", err)
+	if got, err := e.Store.PendingDeliveries(ctx, pending.ID); err != nil || len(got) != 0 {
+		t.Errorf("an unfinished bulk has deliveries: %v, %v", got, err)
 	}
 	b := e.ImportBulk(t, pending.ID)
+	// Completing the bulk recorded its email, in the same transaction; the
+	// organization has no webhook.
+	outbox, err := e.Store.PendingDeliveries(ctx, b.ID)
+	if err != nil || len(outbox) != 1 || outbox[0].Channel != store.ChannelEmail || outbox[0].Event != store.EventCompleted ||
+		outbox[0].Target != "ops@acme.example" {
+		t.Fatalf("deliveries of a completed bulk: %+v, %v", outbox, err)
+	}
+	id := outbox[0].ID
 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -401,16 +409,16 @@ func TestNotificationIsClaimedOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := e.Store.ClaimNotification(ctx, b.ID, time.Minute)
+			c, err := e.Store.ClaimDelivery(ctx, id, time.Minute)
 			if err == nil {
 				mu.Lock()
 				claims++
 				mu.Unlock()
-				if n.Organization.NotifyEmail != "ops@acme.example" || n.Bulk.RowsSucceeded != 1 {
-					t.Errorf("claim: %+v", n)
+				if c.Organization.NotifyEmail != "ops@acme.example" || c.Bulk.RowsSucceeded != 1 {
+					t.Errorf("claim: %+v", c)
 				}
-			} else if !errors.Is(err, store.ErrNotificationBusy) {
-				t.Errorf("a losing claim: %v, want ErrNotificationBusy", err)
+			} else if !errors.Is(err, store.ErrDeliveryBusy) {
+				t.Errorf("a losing claim: %v, want ErrDeliveryBusy", err)
 			}
 		}()
 	}
@@ -419,20 +427,28 @@ func TestNotificationIsClaimedOnce(t *testing.T) {
 		t.Fatalf("%d concurrent claims succeeded, want 1", claims)
 	}
 	// A claim abandoned for longer than the lease (its worker died) is taken over.
-	if _, err := e.Store.ClaimNotification(ctx, b.ID, 0); err != nil {
+	if _, err := e.Store.ClaimDelivery(ctx, id, 0); err != nil {
 		t.Fatalf("taking over an expired claim: %v", err)
 	}
-	// A failed send releases the claim for the retry; a sent one is final.
-	if err := e.Store.FinishNotification(ctx, b.ID, false); err != nil {
+	// A failed attempt releases the claim for the retry; a made one is final.
+	if err := e.Store.FinishDelivery(ctx, id, store.Attempt{StartedAt: time.Now(), Error: "smtp: 451"}, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Store.ClaimNotification(ctx, b.ID, time.Minute); err != nil {
-		t.Fatalf("retry after a failed send: %v", err)
+	if _, err := e.Store.ClaimDelivery(ctx, id, time.Minute); err != nil {
+		t.Fatalf("retry after a failed attempt: %v", err)
 	}
-	if err := e.Store.FinishNotification(ctx, b.ID, true); err != nil {
+	if err := e.Store.FinishDelivery(ctx, id, store.Attempt{StartedAt: time.Now()}, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Store.ClaimNotification(ctx, b.ID, 0); !errors.Is(err, store.ErrAlreadyNotified) {
-		t.Errorf("claimed after it was sent: %v", err)
+	if _, err := e.Store.ClaimDelivery(ctx, id, 0); !errors.Is(err, store.ErrDelivered) {
+		t.Errorf("claimed after it was made: %v", err)
+	}
+	if n := e.Count(t, `SELECT count(*) FROM delivery_attempts WHERE delivery_id = $1`, id); n != 2 {
+		t.Errorf("%d attempts recorded, want 2", n)
+	}
+	// A duplicated import finds the bulk done and records nothing more.
+	e.ImportBulk(t, b.ID)
+	if n := e.Count(t, `SELECT count(*) FROM deliveries WHERE bulk_id = $1`, b.ID); n != 1 {
+		t.Errorf("%d deliveries after a second import, want 1", n)
 	}
 }

@@ -14,10 +14,11 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// Task types.
+// Task types. A delivery of the outbox is a task of its channel's type.
 const (
-	TypeImport           = "bulk:import"
-	TypeBulkNotification = "email:bulk_completed"
+	TypeImport          = "bulk:import"
+	TypeEmailDelivery   = "delivery:email"
+	TypeWebhookDelivery = "delivery:webhook"
 )
 
 // Queues, with the weights a worker gives them: imports first, but
@@ -31,26 +32,54 @@ const (
 var QueueWeights = map[string]int{QueueImports: 3, QueueNotifications: 1}
 
 // Retry policy. An import retries a handful of times (a database hiccup or a
-// killed worker), then the bulk is marked failed; an email retries for about a
-// day, through an SMTP outage.
+// killed worker), then the bulk is marked failed; an email retries through
+// an SMTP outage of a couple of hours; a webhook on the Standard Webhooks
+// schedule, over more than a day.
 const (
 	ImportMaxRetry       = 8
 	ImportTimeout        = 10 * time.Minute
 	NotificationMaxRetry = 20
 	NotificationTimeout  = time.Minute
+	WebhookTimeout       = time.Minute
 )
 
-// Payload is the payload of both task types: the bulk's id.
+// WebhookSchedule is the wait before each retry of a webhook delivery, after
+// a first attempt at once: the Standard Webhooks schedule, 27.6 hours in all.
+var WebhookSchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+}
+
+// WebhookMaxRetry is how many times a webhook delivery is retried.
+var WebhookMaxRetry = len(WebhookSchedule)
+
+// Payload is the payload of an import task: the bulk's id.
 type Payload struct {
 	BulkID uuid.UUID `json:"bulk_id"`
+}
+
+// DeliveryPayload is the payload of a delivery task: the delivery's id.
+type DeliveryPayload struct {
+	DeliveryID uuid.UUID `json:"delivery_id"`
 }
 
 // ImportTaskID is the TaskID of a bulk's import: the bulk id, so that a bulk
 // is never queued twice at once.
 func ImportTaskID(bulkID uuid.UUID) string { return bulkID.String() }
 
-// NotificationTaskID is the TaskID of a bulk's notification.
-func NotificationTaskID(bulkID uuid.UUID) string { return "email:" + bulkID.String() }
+// DeliveryTaskID is the TaskID of a delivery, so that it is queued once at a
+// time.
+func DeliveryTaskID(deliveryID uuid.UUID) string { return "delivery:" + deliveryID.String() }
+
+// DeliveryTaskType is the task type of a channel's deliveries.
+func DeliveryTaskType(channel string) (string, error) {
+	switch channel {
+	case "email":
+		return TypeEmailDelivery, nil
+	case "webhook":
+		return TypeWebhookDelivery, nil
+	}
+	return "", fmt.Errorf("tasks: no delivery task for channel %q", channel)
+}
 
 // NewImportTask makes the task that imports a bulk.
 func NewImportTask(bulkID uuid.UUID) (*asynq.Task, error) {
@@ -58,11 +87,22 @@ func NewImportTask(bulkID uuid.UUID) (*asynq.Task, error) {
 		asynq.MaxRetry(ImportMaxRetry), asynq.Timeout(ImportTimeout))
 }
 
-// NewNotificationTask makes the task that emails the organization about a
-// finished bulk.
-func NewNotificationTask(bulkID uuid.UUID) (*asynq.Task, error) {
-	return newTask(TypeBulkNotification, bulkID, asynq.TaskID(NotificationTaskID(bulkID)), asynq.Queue(QueueNotifications),
-		asynq.MaxRetry(NotificationMaxRetry), asynq.Timeout(NotificationTimeout))
+// NewDeliveryTask makes the task that makes a delivery on its channel.
+func NewDeliveryTask(deliveryID uuid.UUID, channel string) (*asynq.Task, error) {
+	typ, err := DeliveryTaskType(channel)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(DeliveryPayload{DeliveryID: deliveryID})
+	if err != nil {
+		return nil, fmt.Errorf("tasks: encode %s payload: %w", typ, err)
+	}
+	maxRetry, timeout := NotificationMaxRetry, NotificationTimeout
+	if typ == TypeWebhookDelivery {
+		maxRetry, timeout = WebhookMaxRetry, WebhookTimeout
+	}
+	return asynq.NewTask(typ, b, asynq.TaskID(DeliveryTaskID(deliveryID)), asynq.Queue(QueueNotifications),
+		asynq.MaxRetry(maxRetry), asynq.Timeout(timeout)), nil
 }
 
 func newTask(typ string, bulkID uuid.UUID, opts ...asynq.Option) (*asynq.Task, error) {
@@ -73,7 +113,16 @@ func newTask(typ string, bulkID uuid.UUID, opts ...asynq.Option) (*asynq.Task, e
 	return asynq.NewTask(typ, b, opts...), nil
 }
 
-// ParsePayload reads a task's payload.
+// ParseDeliveryPayload reads a delivery task's payload.
+func ParseDeliveryPayload(t *asynq.Task) (DeliveryPayload, error) {
+	var p DeliveryPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.DeliveryID == uuid.Nil {
+		return DeliveryPayload{}, fmt.Errorf("tasks: bad %s payload: %w", t.Type(), errors.Join(err, asynq.SkipRetry))
+	}
+	return p, nil
+}
+
+// ParsePayload reads an import task's payload.
 func ParsePayload(t *asynq.Task) (Payload, error) {
 	var p Payload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.BulkID == uuid.Nil {
@@ -82,39 +131,61 @@ func ParsePayload(t *asynq.Task) (Payload, error) {
 	return p, nil
 }
 
-// RetryDelay backs off exponentially from 5 s to at most 5 min.
-func RetryDelay(n int, _ error, _ *asynq.Task) time.Duration {
-	d := 5 * time.Second << min(n, 6)
+// RetryDelay is the wait before retry n+1 of a task: a webhook delivery
+// follows WebhookSchedule; the others back off exponentially from 5 s to at
+// most 5 min.
+func RetryDelay(n int, _ error, t *asynq.Task) time.Duration {
+	if t != nil && t.Type() == TypeWebhookDelivery {
+		return WebhookSchedule[min(max(n, 0), len(WebhookSchedule)-1)]
+	}
+	d := 5 * time.Second << min(max(n, 0), 6)
 	return min(d, 5*time.Minute)
 }
 
-// Queue enqueues tasks.
+// Queue enqueues tasks, and removes an import waiting in the queue.
 type Queue struct {
-	client *asynq.Client
+	client    *asynq.Client
+	inspector *asynq.Inspector
 }
 
-// NewQueue wraps an asynq client.
-func NewQueue(client *asynq.Client) *Queue { return &Queue{client: client} }
+// NewQueue wraps an asynq client and inspector of the same Redis.
+func NewQueue(client *asynq.Client, inspector *asynq.Inspector) *Queue {
+	return &Queue{client: client, inspector: inspector}
+}
 
 // EnqueueImport queues the import of a bulk. A task already queued for it is
 // success: TaskID makes a second enqueue harmless.
 func (q *Queue) EnqueueImport(ctx context.Context, bulkID uuid.UUID) error {
-	return q.enqueue(ctx, NewImportTask, bulkID)
-}
-
-// EnqueueNotification queues the notification of a finished bulk.
-func (q *Queue) EnqueueNotification(ctx context.Context, bulkID uuid.UUID) error {
-	return q.enqueue(ctx, NewNotificationTask, bulkID)
-}
-
-func (q *Queue) enqueue(ctx context.Context, newTask func(uuid.UUID) (*asynq.Task, error), bulkID uuid.UUID) error {
-	t, err := newTask(bulkID)
+	t, err := NewImportTask(bulkID)
 	if err != nil {
 		return err
 	}
-	_, err = q.client.EnqueueContext(ctx, t)
+	return q.enqueue(ctx, t, bulkID)
+}
+
+// EnqueueDelivery queues a delivery of the outbox on its channel.
+func (q *Queue) EnqueueDelivery(ctx context.Context, deliveryID uuid.UUID, channel string) error {
+	t, err := NewDeliveryTask(deliveryID, channel)
+	if err != nil {
+		return err
+	}
+	return q.enqueue(ctx, t, deliveryID)
+}
+
+// CancelImport removes a bulk's import task from the queue, if it is
+// waiting there; one already running sees the bulk canceled and stops.
+func (q *Queue) CancelImport(_ context.Context, bulkID uuid.UUID) error {
+	err := q.inspector.DeleteTask(QueueImports, ImportTaskID(bulkID))
+	if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+		return fmt.Errorf("tasks: remove the import of bulk %s: %w", bulkID, err)
+	}
+	return nil
+}
+
+func (q *Queue) enqueue(ctx context.Context, t *asynq.Task, id uuid.UUID) error {
+	_, err := q.client.EnqueueContext(ctx, t)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) && !errors.Is(err, asynq.ErrDuplicateTask) {
-		return fmt.Errorf("tasks: enqueue %s for bulk %s: %w", t.Type(), bulkID, err)
+		return fmt.Errorf("tasks: enqueue %s for %s: %w", t.Type(), id, err)
 	}
 	return nil
 }
