@@ -50,7 +50,7 @@ type Config struct {
 	// WebhookAllowPrivate lets webhooks go to http and to loopback, private
 	// and link-local addresses: for development and tests only.
 	WebhookAllowPrivate bool
-	LogLevel          slog.Level
+	LogLevel            slog.Level
 }
 
 // Load reads the configuration through getenv (os.Getenv in main, a map in

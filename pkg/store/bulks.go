@@ -280,7 +280,9 @@ func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error
 // completed, failed or canceled already. It carries the bulk.
 type ErrNotCancelable struct{ Bulk models.Bulk }
 
-func (e ErrNotCancelable) Error() string { return "store: the bulk is " + e.Bulk.Status + ", not cancelable" }
+func (e ErrNotCancelable) Error() string {
+	return "store: the bulk is " + e.Bulk.Status + ", not cancelable"
+}
 
 // CancelBulk cancels one of the organization's bulks that is pending or
 // processing, and records the webhook delivery that tells of it (canceled
