@@ -256,9 +256,15 @@ func (s *Store) BulkRows(ctx context.Context, id uuid.UUID) ([]json.RawMessage, 
 
 // FailBulk marks an unfinished bulk as failed with a reason the client reads.
 func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error {
-	err := s.db.WithContext(ctx).Exec(
-		`UPDATE bulks SET status = 'failed', failure_reason = ?, completed_at = now(), updated_at = now()
-		 WHERE id = ? AND status IN ('pending', 'processing')`, reason, id).Error
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx,
+			`UPDATE bulks SET status = 'failed', failure_reason = $2, completed_at = now(), updated_at = now()
+			 WHERE id = $1 AND status IN ('pending', 'processing')`, pgUUID(id), reason)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		return notifyFinished(ctx, tx, id)
+	})
 	if err != nil {
 		return errorf("store: fail bulk: %w", err)
 	}

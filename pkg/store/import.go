@@ -268,5 +268,5 @@ func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
 		locations, customers, debtAccounts, plan.RolledBack); err != nil {
 		return fmt.Errorf("complete bulk: %w", err)
 	}
-	return nil
+	return notifyFinished(ctx, tx, id)
 }
