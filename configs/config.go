@@ -43,8 +43,16 @@ type Config struct {
 	WorkerConcurrency int
 	ShutdownTimeout   time.Duration
 	ReconcileInterval time.Duration
-	LogLevel          slog.Level
+	// MaxWait is the longest wait a client may ask for (?wait=) on a bulk to
+	// finish; 0 turns waiting off.
+	MaxWait  time.Duration
+	LogLevel slog.Level
 }
+
+// MaxMaxWait is the largest MAX_WAIT: a waiting answer must fit in the HTTP
+// server's 2-minute write timeout, with 30 s left for the request's own
+// work (authentication, storing the bulk, reading its results).
+const MaxMaxWait = 90 * time.Second
 
 // Load reads the configuration through getenv (os.Getenv in main, a map in
 // tests). The error names every variable that is wrong.
@@ -70,6 +78,7 @@ func Load(getenv func(string) string) (Config, error) {
 		WorkerConcurrency: l.int("WORKER_CONCURRENCY", runtime.NumCPU(), 1, 1000),
 		ShutdownTimeout:   l.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
 		ReconcileInterval: l.duration("RECONCILE_INTERVAL", time.Minute),
+		MaxWait:           l.durationUpTo("MAX_WAIT", time.Minute, MaxMaxWait),
 	}
 	// The port follows the TLS mode unless set: implicit TLS (SMTPS) listens
 	// on 465, submission with STARTTLS on 587, plain relays on 25.
@@ -119,6 +128,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("smtp_password_set", c.SMTPPassword != ""),
 		slog.Bool("admin_ui", c.AdminPassword != ""),
 		slog.Int("worker_concurrency", c.WorkerConcurrency),
+		slog.Duration("max_wait", c.MaxWait),
 	)
 }
 
@@ -177,6 +187,20 @@ func (l *loader) duration(name string, def time.Duration) time.Duration {
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		l.fail(name, fmt.Sprintf("must be a positive duration such as 30s, not %q", v))
+		return def
+	}
+	return d
+}
+
+// durationUpTo reads a duration from 0 to hi.
+func (l *loader) durationUpTo(name string, def, hi time.Duration) time.Duration {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > hi {
+		l.fail(name, fmt.Sprintf("must be a duration from 0 to %s such as 30s, not %q", hi, v))
 		return def
 	}
 	return d
