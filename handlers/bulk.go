@@ -32,6 +32,8 @@ type Bulks struct {
 	bulks        *bulks.Service
 	maxBodyBytes int64
 	timeout      time.Duration // of each phase of the server's work; 0: none
+	waiter       *bulks.Waiter // hears that bulks finished; nil: a wait only reads
+	maxWait      time.Duration // the longest ?wait= allowed
 	log          *slog.Logger
 }
 
@@ -106,7 +108,11 @@ func (h *Bulks) Create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	opts, err := bulk.ParseOptions(c.QueryParams())
+	opts, err := bulk.ParseOptions(c.QueryParams(), waitParam)
+	if err != nil {
+		return err
+	}
+	wait, err := h.wait(c)
 	if err != nil {
 		return err
 	}
@@ -149,6 +155,17 @@ func (h *Bulks) Create(c echo.Context) error {
 		c.Response().Header().Set(headerIdempotentReplay, "true")
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/bulk/"+b.ID.String())
+	if wait > 0 {
+		// The bulk is stored and queued: a client that asked to wait gets
+		// it finished, with its results, if the import is quick enough.
+		waited, err := h.await(c, b.ID, wait)
+		if err != nil {
+			return err
+		}
+		if bulks.Finished(waited.Status) {
+			return h.answerFinished(c, b.ID)
+		}
+	}
 	// A replay repeats the first answer; GET shows how the bulk has moved on.
 	return c.JSON(http.StatusAccepted, envelope{acceptedView{BulkID: b.ID, Count: b.Count, Status: models.StatusPending}})
 }
@@ -254,11 +271,27 @@ func idempotencyKey(v string) (string, error) {
 	return v, nil
 }
 
-// Get shows one bulk's progress.
+// Get shows one bulk's progress. With ?wait=, it first waits that long
+// for the bulk to finish, and a finished bulk comes with the first page of
+// its results.
 func (h *Bulks) Get(c echo.Context) error {
 	id, err := bulkID(c)
 	if err != nil {
 		return err
+	}
+	wait, err := h.wait(c)
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		b, err := h.await(c, id, wait)
+		if err != nil {
+			return err
+		}
+		if bulks.Finished(b.Status) {
+			return h.answerFinished(c, id)
+		}
+		return c.JSON(http.StatusOK, envelope{newBulkView(b)})
 	}
 	var b models.Bulk
 	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulkd/bulkd/models"
@@ -53,16 +54,26 @@ func (h *Bulks) Results(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	_, v, err := h.resultsPage(c, id, page, perPage)
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, v)
+}
+
+// resultsPage reads the bulk and one page of its results, as GET
+// /api/v1/bulk/{id}/results answers them.
+func (h *Bulks) resultsPage(c echo.Context, id uuid.UUID, page, perPage int) (models.Bulk, resultsView, error) {
 	var (
 		b    models.Bulk
 		rows []store.RowResult
 	)
-	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
+	err := work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
 		b, rows, err = h.bulks.Results(ctx, organization(c).ID, id, bulks.Page{Number: page, Size: perPage})
 		return err
 	})
 	if err != nil {
-		return err
+		return b, resultsView{}, err
 	}
 	v := resultsView{Data: make([]json.RawMessage, len(rows)), Status: b.Status, TotalRows: b.Count}
 	for i, r := range rows {
@@ -75,14 +86,14 @@ func (h *Bulks) Results(c echo.Context) error {
 		v.Data[i] = r.Result
 	}
 	if b.Status != models.StatusCompleted {
-		return writeJSON(c, http.StatusOK, v)
+		return b, v, nil
 	}
 	v.TotalCreated, v.TotalUpdated, v.TotalUnchanged, v.TotalErrors = b.RowsCreated, b.RowsUpdated, b.RowsUnchanged, b.RowsFailed
 	if page*perPage < v.TotalRows {
 		next := fmt.Sprintf("/api/v1/bulk/%s/results?page=%d&per_page=%d", id, page+1, perPage)
 		v.Links.Next = &next
 	}
-	return writeJSON(c, http.StatusOK, v)
+	return b, v, nil
 }
 
 // intParam reads a whole-number query parameter within [lo, hi]; absent, it
