@@ -282,7 +282,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 // longest ?wait= for the request's own work.
 const (
 	httpWriteTimeout = 2 * time.Minute
-	waitHeadroom     = configs.MaxMaxWait / 3
+	waitHeadroom     = 30 * time.Second
 )
 
 // queueUI keeps a nil *asynqmon.HTTPHandler from becoming a non-nil interface.
