@@ -157,13 +157,17 @@ func (h *Bulks) Create(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/bulk/"+b.ID.String())
 	if wait > 0 {
 		// The bulk is stored and queued: a client that asked to wait gets
-		// it finished, with its results, if the import is quick enough.
+		// it finished, with its results, if the import is quick enough. If
+		// the reads of the wait fail, the bulk is still stored: the answer is
+		// the 202 it has earned, never an error that invites a duplicate.
 		waited, err := h.await(c, b.ID, wait)
-		if err != nil {
-			return err
+		if err == nil && bulks.Finished(waited.Status) {
+			if err = h.answerFinished(c, b.ID); err == nil || c.Response().Committed {
+				return err
+			}
 		}
-		if bulks.Finished(waited.Status) {
-			return h.answerFinished(c, b.ID)
+		if err != nil {
+			h.log.WarnContext(req.Context(), "waiting for a stored bulk failed; answered 202", "bulk_id", b.ID, "err", err)
 		}
 	}
 	// A replay repeats the first answer; GET shows how the bulk has moved on.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -286,5 +287,47 @@ func TestBadWaitValues(t *testing.T) {
 	}
 	if n := s.db.Count(t, `SELECT count(*) FROM bulks`); n != 1 {
 		t.Errorf("%d bulks stored, want only the first", n)
+	}
+}
+
+// Postgres lost while a submission waits: the bulk is stored, so the
+// answer is the 202 it earned, not a 503 that would invite a duplicate.
+func TestWaitingSubmissionAnswers202WhenPostgresIsLost(t *testing.T) {
+	t.Parallel()
+	s := newService(t)
+	u, err := url.Parse(s.db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	s.env["DATABASE_URL"] = u.String()
+	s.start("api") // no worker: the bulk stays pending
+	_, key := s.newOrg("Acme", "ops@acme.example")
+
+	answer := make(chan response, 1)
+	go func() {
+		r, err := call(s.base, key, http.MethodPost, "/api/v1/bulk?wait=3s", testenv.SeedExample(t))
+		if err != nil {
+			t.Error(err)
+		}
+		answer <- r
+	}()
+	for start := time.Now(); s.db.Count(t, `SELECT count(*) FROM bulks`) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("the submission was not stored within 30 s")
+		}
+	}
+	proxy.Cut()
+	r := <-answer
+	if r.status != http.StatusAccepted {
+		t.Fatalf("a stored bulk whose wait lost Postgres: %d %s, want 202", r.status, r.body)
+	}
+	var id string
+	if err := s.db.Conn.QueryRow(t.Context(), `SELECT id::text FROM bulks`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.json(t)["data"].(map[string]any)["bulk_id"]; got != id {
+		t.Errorf("202 names bulk %v, stored %s", got, id)
 	}
 }
