@@ -90,6 +90,11 @@ func TestWaitForASmallBulk(t *testing.T) {
 	if r.status != http.StatusOK || !jsonEqual(t, r.waited(t).Results, results.body) || !jsonEqual(t, r.data(t), get.data(t)) {
 		t.Errorf("GET ?wait=30 of a finished bulk: %d %s", r.status, r.body)
 	}
+	// Another organization's bulk is not found, at once, wait or not.
+	_, otherKey := s.newOrg("Other", "ops@other.example")
+	if r := s.do(http.MethodGet, "/api/v1/bulk/"+b.ID+"?wait=30s", otherKey, nil); r.status != http.StatusNotFound {
+		t.Errorf("GET ?wait=30s of another organization's bulk: %d %s, want 404", r.status, r.body)
+	}
 	// Without wait (or wait=0): as before.
 	for _, path := range []string{"/api/v1/bulk/" + b.ID, "/api/v1/bulk/" + b.ID + "?wait=0"} {
 		if r := s.do(http.MethodGet, path, key, nil); r.status != http.StatusOK || r.waited(t).Results != nil {
