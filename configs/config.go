@@ -50,8 +50,16 @@ type Config struct {
 	// WebhookAllowPrivate lets webhooks go to http and to loopback, private
 	// and link-local addresses: for development and tests only.
 	WebhookAllowPrivate bool
-	LogLevel            slog.Level
+	// MaxWait is the longest wait a client may ask for (?wait=) on a bulk to
+	// finish; 0 turns waiting off.
+	MaxWait  time.Duration
+	LogLevel slog.Level
 }
+
+// MaxMaxWait is the largest MAX_WAIT: a waiting answer must fit in the HTTP
+// server's 2-minute write timeout, with 30 s left for the request's own
+// work (authentication, storing the bulk, reading its results).
+const MaxMaxWait = 90 * time.Second
 
 // Load reads the configuration through getenv (os.Getenv in main, a map in
 // tests). The error names every variable that is wrong.
@@ -78,6 +86,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownTimeout:   l.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
 		ReconcileInterval: l.duration("RECONCILE_INTERVAL", time.Minute),
 		WebhookSecretKey:  l.key("WEBHOOK_SECRET_KEY"),
+		MaxWait:           l.durationUpTo("MAX_WAIT", time.Minute, MaxMaxWait),
 	}
 	switch v := strings.ToLower(l.str("WEBHOOK_ALLOW_PRIVATE", "false")); v {
 	case "true", "1":
@@ -136,6 +145,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("worker_concurrency", c.WorkerConcurrency),
 		slog.Bool("webhooks", c.WebhookSecretKey != nil),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
+		slog.Duration("max_wait", c.MaxWait),
 	)
 }
 
@@ -211,6 +221,20 @@ func (l *loader) key(name string) []byte {
 		return nil
 	}
 	return k
+}
+
+// durationUpTo reads a duration from 0 to hi.
+func (l *loader) durationUpTo(name string, def, hi time.Duration) time.Duration {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > hi {
+		l.fail(name, fmt.Sprintf("must be a duration from 0 to %s such as 30s, not %q", hi, v))
+		return def
+	}
+	return d
 }
 
 func (l *loader) oneOf(name, def string, allowed ...string) string {

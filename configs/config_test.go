@@ -44,6 +44,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"WORKER_CONCURRENCY", c.WorkerConcurrency, runtime.NumCPU()},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 25 * time.Second},
 		{"RECONCILE_INTERVAL", c.ReconcileInterval, time.Minute},
+		{"MAX_WAIT", c.MaxWait, time.Minute},
 		{"LOG_LEVEL", c.LogLevel, slog.LevelInfo},
 	}
 	for _, tc := range checks {
@@ -63,12 +64,14 @@ func TestLoadReadsEnvironment(t *testing.T) {
 		"SHUTDOWN_TIMEOUT":   "5s",
 		"LOG_LEVEL":          "debug",
 		"RATE_LIMIT":         "0",
+		"MAX_WAIT":           "90s",
 	}))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	if c.BaseURL != "https://bulkd.example.com" || c.SMTPTLS != "tls" || c.WorkerConcurrency != 3 ||
-		c.MaxBodyBytes != 1<<20 || c.ShutdownTimeout != 5*time.Second || c.LogLevel != slog.LevelDebug || c.RateLimit != 0 {
+		c.MaxBodyBytes != 1<<20 || c.ShutdownTimeout != 5*time.Second || c.LogLevel != slog.LevelDebug || c.RateLimit != 0 ||
+		c.MaxWait != 90*time.Second {
 		t.Errorf("Load: %+v", c)
 	}
 }
@@ -90,6 +93,7 @@ func TestLoadNamesEachBadVariable(t *testing.T) {
 		"REQUEST_TIMEOUT":    "30",
 		"MAIL_FROM":          "not an address",
 		"SMTP_PASSWORD":      "secret-without-a-user",
+		"MAX_WAIT":           "91s", // beyond what the HTTP server's write timeout leaves
 	}
 	for name, value := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -240,4 +244,13 @@ func logJSON(c configs.Config) string {
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
 	return buf.String()
+}
+
+// MAX_WAIT=0 turns waiting off; it is not an error.
+func TestLoadMaxWaitZeroTurnsWaitingOff(t *testing.T) {
+	t.Parallel()
+	c, err := configs.Load(env(map[string]string{"MAX_WAIT": "0"}))
+	if err != nil || c.MaxWait != 0 {
+		t.Fatalf("MAX_WAIT=0: %v, %v", c.MaxWait, err)
+	}
 }

@@ -32,6 +32,8 @@ type Bulks struct {
 	bulks        *bulks.Service
 	maxBodyBytes int64
 	timeout      time.Duration // of each phase of the server's work; 0: none
+	waiter       *bulks.Waiter // hears that bulks finished; nil: a wait only reads
+	maxWait      time.Duration // the longest ?wait= allowed
 	log          *slog.Logger
 }
 
@@ -63,7 +65,11 @@ func (h *Bulks) Create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	opts, err := bulk.ParseOptions(q)
+	opts, err := bulk.ParseOptions(q, waitParam)
+	if err != nil {
+		return err
+	}
+	wait, err := h.wait(q)
 	if err != nil {
 		return err
 	}
@@ -106,6 +112,21 @@ func (h *Bulks) Create(c echo.Context) error {
 		c.Response().Header().Set(headerIdempotentReplay, "true")
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/bulk/"+b.ID.String())
+	if wait > 0 {
+		// The bulk is stored and queued: a client that asked to wait gets
+		// it finished, with its results, if the import is quick enough. If
+		// the reads of the wait fail, the bulk is still stored: the answer is
+		// the 202 it has earned, never an error that invites a duplicate.
+		waited, err := h.await(c, b.ID, wait)
+		if err == nil && bulks.Finished(waited.Status) {
+			if err = h.answerFinished(c, waited); err == nil || c.Response().Committed {
+				return err
+			}
+		}
+		if err != nil {
+			h.log.WarnContext(req.Context(), "waiting for a stored bulk failed; answered 202", "bulk_id", b.ID, "err", err)
+		}
+	}
 	// A replay repeats the first answer; GET shows how the bulk has moved on.
 	return c.JSON(http.StatusAccepted, envelope{bulks.Accepted{BulkID: b.ID, Count: b.Count, Status: models.StatusPending}})
 }
@@ -234,11 +255,31 @@ func (h *Bulks) Cancel(c echo.Context) error {
 	return c.JSON(http.StatusOK, envelope{bulks.NewView(b)})
 }
 
-// Get shows one bulk's progress.
+// Get shows one bulk's progress. With ?wait=, it first waits that long
+// for the bulk to finish, and a finished bulk comes with the first page of
+// its results.
 func (h *Bulks) Get(c echo.Context) error {
 	id, err := bulkID(c)
 	if err != nil {
 		return err
+	}
+	q, err := queryParams(c, waitParam)
+	if err != nil {
+		return err
+	}
+	wait, err := h.wait(q)
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		b, err := h.await(c, id, wait)
+		if err != nil {
+			return err
+		}
+		if bulks.Finished(b.Status) {
+			return h.answerFinished(c, b)
+		}
+		return c.JSON(http.StatusOK, envelope{bulks.NewView(b)})
 	}
 	var b models.Bulk
 	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -60,21 +61,28 @@ func (h *Bulks) Results(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
 	var b models.Bulk
-	err = work(ctx, h.timeout, func(ctx context.Context) (err error) {
+	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
 		b, err = h.bulks.Bulk(ctx, organization(c).ID, id)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	// The rows are written as they are read, a chunk at a time, so that a
-	// page of large rows is never held whole; what follows them is known
-	// from the bulk.
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	w.WriteHeader(http.StatusOK)
+	h.writeResults(c, w, b, page, perPage)
+	w.Write([]byte("\n"))
+	return nil
+}
+
+// writeResults writes a page of the bulk's results as GET …/results answers
+// it. The rows are written as they are read, a chunk at a time, so that a
+// page of large rows is never held whole; what follows them is known from
+// the bulk. Once it has begun, a failure can only cut the answer short.
+func (h *Bulks) writeResults(c echo.Context, w io.Writer, b models.Bulk, page, perPage int) {
+	ctx := c.Request().Context()
 	w.Write([]byte(`{"data":[`))
 	if b.Status == models.StatusCompleted {
 		first := true
@@ -85,8 +93,8 @@ func (h *Bulks) Results(c echo.Context) error {
 				return err
 			})
 			if err != nil {
-				h.log.WarnContext(ctx, "results cut short", "bulk_id", id, "offset", offset, "err", err)
-				return nil // the answer has begun: all that is left is to cut it short
+				h.log.WarnContext(ctx, "results cut short", "bulk_id", b.ID, "offset", offset, "err", err)
+				return
 			}
 			for _, r := range rows {
 				if !first {
@@ -95,7 +103,7 @@ func (h *Bulks) Results(c echo.Context) error {
 				first = false
 				if !sendable(r.Result) {
 					// One unreadable row must not make the whole page fail.
-					h.log.WarnContext(ctx, "a row's stored result cannot be read; answered as unreadable", "bulk_id", id, "row", r.Row)
+					h.log.WarnContext(ctx, "a row's stored result cannot be read; answered as unreadable", "bulk_id", b.ID, "row", r.Row)
 					r.Result = fmt.Appendf(nil, `{"row":%d,"status":"failed","customer":null,"location":null,`+
 						`"parent_debt_accounts":[],"debt_accounts":[],"errors":{"report":["The result of this row could not be read."]}}`, r.Row)
 				}
@@ -107,17 +115,13 @@ func (h *Bulks) Results(c echo.Context) error {
 	if b.Status == models.StatusCompleted {
 		v.TotalCreated, v.TotalUpdated, v.TotalUnchanged, v.TotalErrors = b.RowsCreated, b.RowsUpdated, b.RowsUnchanged, b.RowsFailed
 		if page*perPage < b.Count {
-			next := fmt.Sprintf("/api/v1/bulk/%s/results?page=%d&per_page=%d", id, page+1, perPage)
+			next := fmt.Sprintf("/api/v1/bulk/%s/results?page=%d&per_page=%d", b.ID, page+1, perPage)
 			v.Links.Next = &next
 		}
 	}
-	tail, err := marshalPlain(v)
-	if err != nil {
-		return err
-	}
+	tail, _ := marshalPlain(v) // plain values: it cannot fail
 	w.Write([]byte("],"))
-	w.Write(tail[1:]) // the tail's members, after its opening brace
-	return nil
+	w.Write(bytes.TrimSuffix(tail[1:], []byte("\n"))) // the tail's members, after its opening brace
 }
 
 // queryParams reads the request's query parameters, each given at most

@@ -17,9 +17,13 @@ import (
 
 // Config is what the HTTP layer needs.
 type Config struct {
-	Store        *store.Store // authenticates API keys
-	Bulks        *bulks.Service
-	Webhooks     *bulks.Webhooks
+	Store    *store.Store // authenticates API keys
+	Bulks    *bulks.Service
+	Webhooks *bulks.Webhooks
+	// Waiter tells waiting requests (?wait=) that their bulk finished; nil
+	// makes a wait a plain read. MaxWait is the longest wait allowed.
+	Waiter  *bulks.Waiter
+	MaxWait time.Duration
 	Checks       map[string]Pinger // readiness checks by name ("postgres", "redis")
 	MaxBodyBytes int64
 	// RequestTimeout bounds each phase of the server's own work in one API
@@ -72,7 +76,8 @@ func New(cfg Config) *echo.Echo {
 	if cfg.RateLimit > 0 {
 		api = append(api, rateLimit(cfg.RateLimit, cfg.RateLimitBurst))
 	}
-	bulks := &Bulks{bulks: cfg.Bulks, maxBodyBytes: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, log: cfg.Log}
+	bulks := &Bulks{bulks: cfg.Bulks, maxBodyBytes: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout,
+		waiter: cfg.Waiter, maxWait: cfg.MaxWait, log: cfg.Log}
 	e.POST("/api/v1/bulk", bulks.Create, api...)
 	get("/api/v1/bulk/:id", bulks.Get, api...)
 	get("/api/v1/bulk/:id/errors", bulks.Errors, api...)

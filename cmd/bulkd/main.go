@@ -264,6 +264,13 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		})
 	}
 	if mode == "serve" || mode == "api" {
+		// A waiting request's answer is written within the server's write
+		// timeout, which must leave room for the wait.
+		if cfg.MaxWait+waitHeadroom > httpWriteTimeout {
+			return fmt.Errorf("MAX_WAIT %s leaves too little of the HTTP server's %s write timeout: at most %s", cfg.MaxWait, httpWriteTimeout, httpWriteTimeout-waitHeadroom)
+		}
+		waiter := bulks.NewWaiter(s, bulks.DefaultRecheckInterval, log)
+		g.Go(func() error { waiter.Run(ctx); return nil })
 		var ui *asynqmon.HTTPHandler
 		if cfg.AdminPassword != "" {
 			ui = asynqmon.New(asynqmon.Options{RootPath: "/admin/queues", RedisConnOpt: redisOpt})
@@ -273,6 +280,8 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 			Store:    s,
 			Bulks:    svc,
 			Webhooks: hooks,
+			Waiter:   waiter,
+			MaxWait:  cfg.MaxWait,
 			Checks: map[string]handlers.Pinger{
 				"postgres": s.Ping,
 				"redis":    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
@@ -291,7 +300,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 			Handler:           e,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       2 * time.Minute, // a 16 MiB body over a slow link
-			WriteTimeout:      2 * time.Minute,
+			WriteTimeout:      httpWriteTimeout,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    1 << 20, // room above handlers.MaxHeaderBytes, which answers in JSON
 		}
@@ -326,6 +335,14 @@ func newWebhooks(s *store.Store, cfg configs.Config) (*bulks.Webhooks, error) {
 	}
 	return bulks.NewWebhooks(s, sealer, webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate}), nil
 }
+
+// httpWriteTimeout bounds how long the API takes to answer a request once
+// its headers are read; waitHeadroom is what it must leave beside the
+// longest ?wait= for the request's own work.
+const (
+	httpWriteTimeout = 2 * time.Minute
+	waitHeadroom     = 30 * time.Second
+)
 
 // queueUI keeps a nil *asynqmon.HTTPHandler from becoming a non-nil interface.
 func queueUI(ui *asynqmon.HTTPHandler) http.Handler {

@@ -268,7 +268,10 @@ func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error
 		if err != nil {
 			return err
 		}
-		return recordDeliveries(ctx, tx, id, EventFailed, !dry)
+		if err := recordDeliveries(ctx, tx, id, EventFailed, !dry); err != nil {
+			return err
+		}
+		return notifyFinished(ctx, tx, id)
 	})
 	if err != nil {
 		return errorf("store: fail bulk: %w", err)
@@ -302,6 +305,7 @@ func (s *Store) CancelBulk(ctx context.Context, orgID, id uuid.UUID) (models.Bul
 			if err := recordDeliveries(ctx, tx, id, EventCanceled, false); err != nil {
 				return err
 			}
+			return notifyFinished(ctx, tx, id) // a client waiting on it is answered
 		}
 		return nil
 	})

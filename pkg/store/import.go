@@ -309,5 +309,8 @@ func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
 	if tag.RowsAffected() == 0 {
 		return errFinished
 	}
-	return recordDeliveries(ctx, tx, id, EventCompleted, !plan.Options.ValidateOnly)
+	if err := recordDeliveries(ctx, tx, id, EventCompleted, !plan.Options.ValidateOnly); err != nil {
+		return err
+	}
+	return notifyFinished(ctx, tx, id)
 }
