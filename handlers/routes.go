@@ -22,8 +22,8 @@ type Config struct {
 	Webhooks *bulks.Webhooks
 	// Waiter tells waiting requests (?wait=) that their bulk finished; nil
 	// makes a wait a plain read. MaxWait is the longest wait allowed.
-	Waiter  *bulks.Waiter
-	MaxWait time.Duration
+	Waiter       *bulks.Waiter
+	MaxWait      time.Duration
 	Checks       map[string]Pinger // readiness checks by name ("postgres", "redis")
 	MaxBodyBytes int64
 	// RequestTimeout bounds each phase of the server's own work in one API
