@@ -79,6 +79,7 @@ func New(cfg Config) *echo.Echo {
 	bulks := &Bulks{bulks: cfg.Bulks, maxBodyBytes: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout,
 		waiter: cfg.Waiter, maxWait: cfg.MaxWait, log: cfg.Log}
 	e.POST("/api/v1/bulk", bulks.Create, api...)
+	get("/api/v1/bulk", bulks.List, api...)
 	get("/api/v1/bulk/:id", bulks.Get, api...)
 	get("/api/v1/bulk/:id/errors", bulks.Errors, api...)
 	get("/api/v1/bulk/:id/results", bulks.Results, api...)
