@@ -21,7 +21,7 @@ import (
 // first, each as GET /api/v1/bulk/{id} shows it.
 type listView struct {
 	Data  []bulks.View `json:"data"`
-	Links linksView  `json:"links"`
+	Links linksView    `json:"links"`
 }
 
 // The query parameters of GET /api/v1/bulk, in the order errors and the
