@@ -293,7 +293,10 @@ func (e ErrNotCancelable) Error() string {
 // sees the status at its next check and rolls back: the bulk is never
 // completed after this.
 func (s *Store) CancelBulk(ctx context.Context, orgID, id uuid.UUID) (models.Bulk, error) {
-	var b models.Bulk
+	var (
+		b        models.Bulk
+		canceled bool
+	)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx,
 			`UPDATE bulks SET status = 'canceled', canceled_at = clock_timestamp(), completed_at = clock_timestamp(), updated_at = clock_timestamp()
@@ -301,7 +304,7 @@ func (s *Store) CancelBulk(ctx context.Context, orgID, id uuid.UUID) (models.Bul
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 1 {
+		if canceled = tag.RowsAffected() == 1; canceled {
 			if err := recordDeliveries(ctx, tx, id, EventCanceled, false); err != nil {
 				return err
 			}
@@ -315,8 +318,8 @@ func (s *Store) CancelBulk(ctx context.Context, orgID, id uuid.UUID) (models.Bul
 	if b, err = s.Bulk(ctx, orgID, id); err != nil {
 		return models.Bulk{}, err
 	}
-	if b.Status != models.StatusCanceled || b.CanceledAt == nil {
-		return models.Bulk{}, ErrNotCancelable{Bulk: b}
+	if !canceled {
+		return models.Bulk{}, ErrNotCancelable{Bulk: b} // finished, or canceled before
 	}
 	return b, nil
 }

@@ -99,7 +99,8 @@ func stillRunning(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
 
 // lookupExisting reads what the organization holds under the external ids
 // the rows name. For an upsert it also reads, of each debt account, its
-// customer, its parent and how many children it has, which the plan checks.
+// customer, its parent and how many children it has, which the plan checks
+// (an account with a parent has none: nesting is one level).
 func lookupExisting(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, rows []*bulk.Row, upsert bool) (bulk.Existing, error) {
 	locs, custs, accts := bulk.ExternalIDs(rows)
 	var e bulk.Existing
@@ -119,7 +120,7 @@ func lookupExisting(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, rows []*bul
 		return e, nil
 	}
 	found, err := tx.Query(ctx, `SELECT external_id, id, bulk_id, coalesce(bulk_row, 0), customer_id, parent_id,
-		       (SELECT count(*) FROM debt_accounts c WHERE c.parent_id = a.id)
+		       CASE WHEN a.parent_id IS NULL THEN (SELECT count(*) FROM debt_accounts c WHERE c.parent_id = a.id) ELSE 0 END
 		  FROM debt_accounts a WHERE organization_id = $1 AND external_id = ANY($2)`, pgUUID(orgID), accts)
 	if err != nil {
 		return e, fmt.Errorf("look up debt accounts: %w", err)

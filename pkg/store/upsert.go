@@ -69,7 +69,8 @@ func (c updatableColumn) value() string {
 
 // createStaging is the DDL of the staging table, made once per connection.
 func (u updatable) createStaging() string {
-	cols := []string{"id uuid PRIMARY KEY", "row integer NOT NULL", "present integer NOT NULL"}
+	// No index: each staged table is read once, by a hash join.
+	cols := []string{"id uuid NOT NULL", "row integer NOT NULL", "present integer NOT NULL"}
 	for _, c := range u.columns {
 		cols = append(cols, c.name+" "+c.kind)
 	}
@@ -136,10 +137,5 @@ func updateRecords(ctx context.Context, tx pgx.Tx, u updatable, bulkID uuid.UUID
 	}); err != nil {
 		return fmt.Errorf("update %s: %w", u.table, err)
 	}
-	// Empty the staging table now: a validate-only import, or a second
-	// statement of this transaction, must not see these rows again.
-	if _, err := tx.Exec(ctx, "DELETE FROM "+u.staging); err != nil {
-		return fmt.Errorf("stage %s changes: %w", u.table, err)
-	}
-	return nil
+	return nil // the commit (or rollback) empties the staging table
 }
