@@ -46,6 +46,34 @@ type Options struct {
 	// first bulk (Bulk 0) has none: there is nothing earlier to repeat. Nor
 	// do rows without debt accounts: a repeated customer is found, not taken.
 	Duplicates float64
+	// Changed is the share of rows, 0 to 1, given a second version for an
+	// upsert to apply over the bulk generated without it: the customer's name
+	// gains ChangedNameSuffix and every debt account's current_balance
+	// ChangedBalanceCents. The rows are drawn per row, independently of the
+	// other shares; invalid rows are never changed (which of their objects
+	// fail would decide which changes apply), and a duplicate carries
+	// exactly the change of the row it repeats.
+	Changed float64
+}
+
+// The second version of a changed row (Options.Changed).
+const (
+	ChangedNameSuffix   = " II"
+	ChangedBalanceCents = 100
+)
+
+// changeSalt draws the changed rows from a stream of their own: the same rows
+// change whatever the other shares.
+const changeSalt = 0xc4a6_0000_0000_0000
+
+// IsChanged tells whether row i of bulk b carries the change of
+// Options.Changed, should it be a valid row.
+func (o Options) IsChanged(b, i int) bool {
+	if o.Changed <= 0 {
+		return false
+	}
+	r := rand.New(rand.NewPCG(o.Seed^changeSalt, rowStream(b, i)))
+	return r.Float64() < o.Changed
 }
 
 // Kind is what a generated row is meant to do when imported.
@@ -121,7 +149,9 @@ func (o Options) eachRow(f func(*row)) {
 			src := l.sources[i]
 			o.fill(&r, src.bulk, src.row)
 		case Invalid:
-			o.fill(&r, o.Bulk, i)
+			unchanged := o
+			unchanged.Changed = 0
+			unchanged.fill(&r, o.Bulk, i)
 			r.spoil(rand.New(rand.NewPCG(o.Seed^spoilSalt, rowStream(o.Bulk, i))))
 		default:
 			o.fill(&r, o.Bulk, i)
@@ -271,6 +301,12 @@ func (o Options) fill(r *row, b, i int) {
 	loc := rnd.IntN(locations)
 	r.locExtID = o.Prefix + "loc-" + strconv.Itoa(loc)
 	r.locName = cities[loc%len(cities)] + " office " + strconv.Itoa(loc)
+	if o.IsChanged(b, i) {
+		r.name += ChangedNameSuffix
+		for a := range r.accounts {
+			r.accounts[a].current += ChangedBalanceCents
+		}
+	}
 }
 
 // pad formats n with at least width digits, zero-padded.
