@@ -469,3 +469,22 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// ChangedRecords lists the external ids of the customers and debt accounts
+// that the bulk's change (Options.Changed) touches: those of its valid rows
+// that IsChanged picks. Duplicates repeat rows of earlier bulks, whose own
+// lists name them.
+func ChangedRecords(o Options) (customers, debtAccounts []string) {
+	kinds := Kinds(o)
+	for i := range o.Rows {
+		if kinds[i] != Valid || !o.IsChanged(o.Bulk, i) {
+			continue
+		}
+		id := strconv.Itoa(o.Bulk) + "-" + strconv.Itoa(i)
+		customers = append(customers, o.Prefix+"cust-"+id)
+		for a := range o.Accounts {
+			debtAccounts = append(debtAccounts, o.Prefix+"acct-"+id+"-"+strconv.Itoa(a))
+		}
+	}
+	return customers, debtAccounts
+}

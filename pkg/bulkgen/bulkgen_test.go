@@ -172,12 +172,16 @@ func TestChanged(t *testing.T) {
 	before, after := bulkgen.Rows(o), bulkgen.Rows(changed)
 	kinds := bulkgen.Kinds(o)
 	counts := map[bool]int{}
+	wantCusts := map[string]bool{} // changed valid rows' customers
 	for i := range before {
 		cust := after[i]["customer"].(map[string]any)
 		name := cust["name"].(string)
 		wasName := before[i]["customer"].(map[string]any)["name"].(string)
 		isChanged := name != wasName
 		counts[isChanged]++
+		if kinds[i] == bulkgen.Valid && isChanged {
+			wantCusts[cust["external_id"].(string)] = true
+		}
 		if kinds[i] == bulkgen.Invalid && isChanged {
 			t.Errorf("row %d: an invalid row changed", i)
 		}
@@ -201,6 +205,15 @@ func TestChanged(t *testing.T) {
 		}
 		if diff := cmp.Diff(before[i], after[i]); diff != "" {
 			t.Fatalf("row %d (%s) differs beyond the planted fields (-before +after):\n%s", i, kinds[i], diff)
+		}
+	}
+	custs, accts := bulkgen.ChangedRecords(changed)
+	if len(custs) != len(wantCusts) || len(accts) != 3*len(custs) {
+		t.Errorf("ChangedRecords: %d customers and %d accounts, want %d and 3 each", len(custs), len(accts), len(wantCusts))
+	}
+	for _, c := range custs {
+		if !wantCusts[c] {
+			t.Errorf("ChangedRecords names %s, which did not change", c)
 		}
 	}
 	if counts[true] < 150 || counts[false] < 150 {
