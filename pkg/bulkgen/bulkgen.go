@@ -42,7 +42,8 @@ type Options struct {
 	// balance, an impossible date of birth, an unknown billing type).
 	Invalid float64
 	// Duplicates is the share of rows, 0 to 1, that repeat a valid row of an
-	// earlier bulk of the run exactly, so its debt accounts are "taken". The
+	// earlier bulk of the run exactly, so its debt accounts are "taken"; the
+	// duplicates of one bulk repeat different rows. The
 	// first bulk (Bulk 0) has none: there is nothing earlier to repeat. Nor
 	// do rows without debt accounts: a repeated customer is found, not taken.
 	Duplicates float64
@@ -217,18 +218,27 @@ func (o Options) layout() layout {
 		return l
 	}
 	l.sources = make(map[int]rowRef, duplicates)
+	repeated := make(map[rowRef]bool, duplicates)
 	for _, i := range perm[invalid : invalid+duplicates] {
 		l.kinds[i] = Duplicate
-		earlier := o
-		earlier.Bulk = r.IntN(o.Bulk)
-		inv, dup := Counts(earlier)
-		if inv+dup == o.Rows { // no valid row there; the first bulk always has some
-			earlier.Bulk = 0
-			inv, dup = Counts(earlier)
+		// Two duplicates of a bulk repeat two different rows, as far as a
+		// few draws can tell: the second copy of a row in one bulk would be
+		// taken even by an upsert.
+		var src rowRef
+		for try := 0; try == 0 || (repeated[src] && try < 32); try++ {
+			earlier := o
+			earlier.Bulk = r.IntN(o.Bulk)
+			inv, dup := Counts(earlier)
+			if inv+dup == o.Rows { // no valid row there; the first bulk always has some
+				earlier.Bulk = 0
+				inv, dup = Counts(earlier)
+			}
+			ePerm, _ := o.shuffle(earlier.Bulk)
+			valid := ePerm[inv+dup:]
+			src = rowRef{bulk: earlier.Bulk, row: valid[r.IntN(len(valid))]}
 		}
-		ePerm, _ := o.shuffle(earlier.Bulk)
-		valid := ePerm[inv+dup:]
-		l.sources[i] = rowRef{bulk: earlier.Bulk, row: valid[r.IntN(len(valid))]}
+		repeated[src] = true
+		l.sources[i] = src
 	}
 	return l
 }

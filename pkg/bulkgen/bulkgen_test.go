@@ -223,3 +223,20 @@ func TestChanged(t *testing.T) {
 		t.Error("Changed 0 changes the body")
 	}
 }
+
+// TestDuplicatesRepeatDifferentRows: no two rows of a bulk are the same
+// customer, so that an upsert of the bulk fails no duplicate as taken.
+func TestDuplicatesRepeatDifferentRows(t *testing.T) {
+	t.Parallel()
+	for b := 1; b < 8; b++ {
+		o := bulkgen.Options{Seed: 1, Rows: 100, Accounts: 3, Bulk: b, Invalid: 0.05, Duplicates: 0.3}
+		seen := map[string]bool{}
+		for i, r := range bulkgen.Rows(o) {
+			id, _ := r["customer"].(map[string]any)["external_id"].(string)
+			if id != "" && seen[id] {
+				t.Fatalf("bulk %d row %d repeats customer %s a second time", b, i, id)
+			}
+			seen[id] = true
+		}
+	}
+}
