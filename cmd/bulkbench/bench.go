@@ -465,8 +465,10 @@ func (b *bench) baselines(ctx context.Context, srv server, useDB bool, rep *repo
 	}
 	defer b.clearStatus()
 	measured := createPlanning(c.genOptions, bulk.Options{Atomic: c.atomic, ValidateOnly: c.validateOnly})
-	if c.upsert() {
-		measured = planning{gen: c.genOptions, alone: true}
+	if c.upsert() || c.validateOnly {
+		// The records an upsert's bulks name, or a dry run's would write:
+		// with nothing stored by a dry run, each bulk plans as if alone.
+		measured = planning{gen: c.genOptions, opts: bulk.Options{ValidateOnly: c.validateOnly}, alone: true}
 	}
 	gorm, copyOrUpsert := c.gormBaseline && !c.upsert(), c.copyBaseline
 	if c.validateOnly {

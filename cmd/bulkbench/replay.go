@@ -27,7 +27,8 @@ type planning struct {
 	opts bulk.Options // the import's options (Today is set by replay)
 	// alone plans each bulk against no stored records and keeps its
 	// duplicate rows: the records the bulks of an upsert name, each bulk
-	// with the locations it names (UpsertPlan's input). Otherwise each bulk
+	// with the locations it names (UpsertPlan's input), or those a dry run
+	// on an empty database would write. Otherwise each bulk
 	// is planned against the locations earlier ones created, as an import
 	// into a fresh database does, and duplicate rows are left out (failing).
 	alone bool

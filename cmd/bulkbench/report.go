@@ -40,6 +40,7 @@ type report struct {
 		Submitted         int `json:"submitted"`
 		Succeeded         int `json:"succeeded"`
 		Failed            int `json:"failed"`
+		RolledBack        int `json:"rolled_back"` // atomic: fine rows of bulks that wrote nothing
 		ExpectedFailed    int `json:"expected_failed"`
 		PlantedInvalid    int `json:"planted_invalid"`
 		PlantedDuplicates int `json:"planted_duplicates"`
@@ -208,6 +209,9 @@ func (r *report) addLoad(c config, l *loadResult) {
 		}
 		r.Rows.Succeeded += st.RowsSucceeded
 		r.Rows.Failed += st.RowsFailed
+		if st.RolledBack {
+			r.Rows.RolledBack += st.Count - st.RowsSucceeded - st.RowsFailed
+		}
 		if st.StartedAt != nil {
 			waits = append(waits, st.StartedAt.Sub(st.CreatedAt))
 		}
@@ -299,8 +303,9 @@ func (r *report) finish(c config, exp planned) {
 	if r.Bulks.Completed != c.bulks {
 		problem("%d of %d bulks completed", r.Bulks.Completed, c.bulks)
 	}
-	if r.Rows.Submitted != c.bulks*c.rows || r.Rows.Succeeded+r.Rows.Failed != r.Rows.Submitted {
-		problem("rows: %d submitted, %d succeeded + %d failed; want %d in all", r.Rows.Submitted, r.Rows.Succeeded, r.Rows.Failed, c.bulks*c.rows)
+	if r.Rows.Submitted != c.bulks*c.rows || r.Rows.Succeeded+r.Rows.Failed+r.Rows.RolledBack != r.Rows.Submitted {
+		problem("rows: %d submitted, %d succeeded + %d failed + %d rolled back; want %d in all",
+			r.Rows.Submitted, r.Rows.Succeeded, r.Rows.Failed, r.Rows.RolledBack, c.bulks*c.rows)
 	}
 	if r.Rows.Failed != r.Rows.ExpectedFailed {
 		problem("%d rows failed, want the %d planted (%d invalid, %d duplicates)", r.Rows.Failed, r.Rows.ExpectedFailed, r.Rows.PlantedInvalid, r.Rows.PlantedDuplicates)
@@ -461,10 +466,21 @@ func (r *report) writeTable(out io.Writer) {
 	fmt.Fprintln(w)
 
 	line("bulks", "%d submitted, %d completed, %d failed", r.Bulks.Submitted, r.Bulks.Completed, r.Bulks.Failed)
-	line("rows", "%s submitted, %s succeeded, %s failed (planted: %d invalid + %d duplicates)",
+	line("rows", "%s submitted, %s succeeded, %s failed, %s rolled back (planted: %d invalid + %d duplicates)",
 		thousands(int64(r.Rows.Submitted)), thousands(int64(r.Rows.Succeeded)), thousands(int64(r.Rows.Failed)),
-		r.Rows.PlantedInvalid, r.Rows.PlantedDuplicates)
+		thousands(int64(r.Rows.RolledBack)), r.Rows.PlantedInvalid, r.Rows.PlantedDuplicates)
 	rc := r.Records.Expected
+	held := "unknown (url mode)"
+	if w := r.Records.Written; w != nil {
+		held = thousands(w.Total())
+	}
+	switch {
+	case c.ValidateOnly:
+		line("records", "%s a real run would write (from the plan); the database holds %s", thousands(r.Records.Total), held)
+	case c.Mode == "upsert":
+		line("records", "%s named by the upsert's bulks, found or created (from the plan; each bulk's locations count in it); the database holds %s",
+			thousands(r.Records.Total), held)
+	}
 	if r.Records.Written != nil {
 		rc = *r.Records.Written
 	}
