@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -353,14 +354,43 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	if useDB {
 		srv.checkpoint(ctx)
 	}
-	b.say("submitting %d bulks of %d rows (%d debt accounts each) from %d clients", c.bulks, c.rows, c.accounts, c.clients)
+	var before map[recordKey]store.RecordState // an upsert's seed, as stored
+	if c.upsert() {
+		b.say("seed: submitting %d bulks of %d rows in create mode (timed apart)", c.bulks, c.rows)
+		seedProg := &progress{bulks: int64(c.bulks), rows: int64(c.bulks) * int64(c.rows)}
+		bg, stopBg := context.WithCancel(ctx)
+		go b.showProgress(bg, seedProg)
+		seed, err := runLoad(ctx, c, a, seedProg, phase{gen: c.seedOptions})
+		stopBg()
+		if err != nil {
+			return nil, err
+		}
+		rep.addSeed(c, seed)
+		if sp != nil {
+			s, err := store.Open(ctx, sp.dbURL, 2)
+			if err != nil {
+				return nil, err
+			}
+			before, err = snapshot(ctx, s, sp.orgID)
+			s.Close()
+			if err != nil {
+				return nil, err
+			}
+			rep.Seed.Records = int64(len(before))
+			rep.Seed.RecordsPerSecond = round(rate(float64(len(before)), time.Duration(rep.Seed.WallSeconds*float64(time.Second))), 1)
+		}
+		if useDB {
+			srv.checkpoint(ctx)
+		}
+	}
+	b.say("submitting %d bulks of %d rows (%d debt accounts each) from %d clients, %s", c.bulks, c.rows, c.accounts, c.clients, c.modeName())
 	prog := &progress{bulks: int64(c.bulks), rows: int64(c.bulks) * int64(c.rows)}
 	mem := &memSampler{procs: procs}
 	bg, stopBg := context.WithCancel(ctx)
 	var bgDone sync.WaitGroup
 	bgDone.Go(func() { mem.run(bg, prog) })
 	bgDone.Go(func() { b.showProgress(bg, prog) })
-	load, err := runLoad(ctx, c, a, prog)
+	load, err := runLoad(ctx, c, a, prog, phase{gen: c.genOptions, query: c.query()})
 	stopBg()
 	bgDone.Wait()
 	if err != nil {
@@ -370,6 +400,14 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	rep.addLoad(c, load)
 	rep.addMemory(mem)
 	b.say("all %d bulks finished in %.1f s", c.bulks, rep.WallSeconds)
+	if c.query() != "" {
+		b.say("checking every row's result")
+		found, err := checkResults(ctx, c, a, load)
+		if err != nil {
+			return nil, err
+		}
+		rep.Problems = append(rep.Problems, found...)
+	}
 
 	if sp != nil {
 		// Count what bulkd wrote, then stop it: its idle polling must not
@@ -379,6 +417,12 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 			return nil, err
 		}
 		written, err := s.CountRecords(ctx, sp.orgID)
+		if err == nil && before != nil {
+			b.say("checking the upsert's changes, record by record")
+			var found []string
+			found, err = checkUpsert(ctx, c, s, sp.orgID, before)
+			rep.Problems = append(rep.Problems, found...)
+		}
 		s.Close()
 		if err != nil {
 			return nil, err
@@ -403,9 +447,11 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	return rep, nil
 }
 
-// baselines runs the GORM and COPY baselines into a database of their own
-// (when a Postgres server is known), and plans the whole run either way: the
-// plans are the expected records.
+// baselines runs the baselines of the run's mode into a database of their
+// own (when a Postgres server is known), and plans the whole run either way:
+// the plans are the expected records. Create and atomic runs have the GORM
+// and COPY baselines; an upsert run the raw upsert, over a COPY of its
+// seed; a dry run none, since it writes nothing.
 func (b *bench) baselines(ctx context.Context, srv server, useDB bool, rep *report) (planned, error) {
 	c := b.cfg
 	tick := func(what string) func(int) {
@@ -418,12 +464,25 @@ func (b *bench) baselines(ctx context.Context, srv server, useDB bool, rep *repo
 		}
 	}
 	defer b.clearStatus()
-	if !useDB || (!c.copyBaseline && !c.gormBaseline) {
-		if !useDB && (c.copyBaseline || c.gormBaseline) {
+	measured := createPlanning(c.genOptions, bulk.Options{Atomic: c.atomic, ValidateOnly: c.validateOnly})
+	if c.upsert() || c.validateOnly {
+		// The records an upsert's bulks name, or a dry run's would write:
+		// with nothing stored by a dry run, each bulk plans as if alone.
+		measured = planning{gen: c.genOptions, opts: bulk.Options{ValidateOnly: c.validateOnly}, alone: true}
+	}
+	gorm, copyOrUpsert := c.gormBaseline && !c.upsert(), c.copyBaseline
+	if c.validateOnly {
+		if useDB && (gorm || copyOrUpsert) {
+			rep.Notes = append(rep.Notes, "baselines skipped: a dry run writes nothing to compare them with")
+		}
+		gorm, copyOrUpsert = false, false
+	}
+	if !useDB || (!copyOrUpsert && !gorm) {
+		if !useDB && (copyOrUpsert || gorm) {
 			rep.Notes = append(rep.Notes, "baselines skipped: give --database-url (the Postgres the bulkd uses) to run them")
 		}
 		b.say("planning the run's records")
-		return replay(ctx, c, 0, nil, tick("planning"))
+		return replay(ctx, c, measured, 0, nil, tick("planning"))
 	}
 
 	name := "bulkbench_" + c.runID + "_baseline"
@@ -453,14 +512,14 @@ func (b *bench) baselines(ctx context.Context, srv server, useDB bool, rep *repo
 
 	// GORM first, on empty tables as bulkd had them; a sample of whole bulks,
 	// since one INSERT per record for millions of records would take hours.
-	if c.gormBaseline {
+	if gorm {
 		b.say("GORM one-by-one baseline on a sample of at least %d records", c.gormSample)
 		w, err := newBaselineWriter(ctx, s, "bulkbench gorm", s.CreatePlanOneByOne)
 		if err != nil {
 			return planned{}, err
 		}
 		srv.checkpoint(ctx)
-		p, err := replay(ctx, c, int64(c.gormSample), w.plan(ctx), tick("GORM baseline"))
+		p, err := replay(ctx, c, measured, int64(c.gormSample), w.plan(ctx), tick("GORM baseline"))
 		if err != nil {
 			return planned{}, fmt.Errorf("GORM baseline: %w", err)
 		}
@@ -468,9 +527,29 @@ func (b *bench) baselines(ctx context.Context, srv server, useDB bool, rep *repo
 			return planned{}, err
 		}
 	}
-	if !c.copyBaseline {
+	if !copyOrUpsert {
 		b.say("planning the run's records")
-		return replay(ctx, c, 0, nil, tick("planning"))
+		return replay(ctx, c, measured, 0, nil, tick("planning"))
+	}
+	if c.upsert() {
+		b.say("raw upsert baseline: the seed by COPY (untimed), then %d bulks, one COPY + INSERT … ON CONFLICT DO UPDATE per table per bulk", c.bulks)
+		w, err := newBaselineWriter(ctx, s, "bulkbench upsert", s.CopyPlan)
+		if err != nil {
+			return planned{}, err
+		}
+		if _, err := replay(ctx, c, createPlanning(c.seedOptions, bulk.Options{}), 0, w.plan(ctx), tick("seeding the raw upsert")); err != nil {
+			return planned{}, fmt.Errorf("raw upsert baseline: seed: %w", err)
+		}
+		w.write, w.elapsed = s.UpsertPlan, 0
+		srv.checkpoint(ctx)
+		exp, err := replay(ctx, c, measured, 0, w.plan(ctx), tick("raw upsert baseline"))
+		if err != nil {
+			return planned{}, fmt.Errorf("raw upsert baseline: %w", err)
+		}
+		if rep.UpsertBaseline, err = w.result(ctx, "pgx-copy-insert-on-conflict", exp, false); err != nil {
+			return planned{}, err
+		}
+		return exp, nil
 	}
 	b.say("COPY baseline: %d bulks, one COPY per table per bulk (planning untimed)", c.bulks)
 	w, err := newBaselineWriter(ctx, s, "bulkbench copy", s.CopyPlan)
@@ -478,7 +557,7 @@ func (b *bench) baselines(ctx context.Context, srv server, useDB bool, rep *repo
 		return planned{}, err
 	}
 	srv.checkpoint(ctx)
-	exp, err := replay(ctx, c, 0, w.plan(ctx), tick("COPY baseline"))
+	exp, err := replay(ctx, c, measured, 0, w.plan(ctx), tick("COPY baseline"))
 	if err != nil {
 		return planned{}, fmt.Errorf("COPY baseline: %w", err)
 	}

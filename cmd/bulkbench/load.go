@@ -44,6 +44,7 @@ type bulkState struct {
 	Status        string     `json:"status"`
 	RowsSucceeded int        `json:"rows_succeeded"`
 	RowsFailed    int        `json:"rows_failed"`
+	RolledBack    bool       `json:"rolled_back"` // atomic: nothing written (absent from bulkds before the options)
 	FailureReason *string    `json:"failure_reason"`
 	CreatedAt     time.Time  `json:"created_at"`
 	StartedAt     *time.Time `json:"started_at"`
@@ -99,6 +100,75 @@ func (a *api) do(ctx context.Context, method, path string, body []byte, out any)
 	return json.Unmarshal(env.Data, out)
 }
 
+// resultsPage is GET /api/v1/bulk/{id}/results.
+type resultsPage struct {
+	Data []struct {
+		Row    int    `json:"row"`
+		Status string `json:"status"`
+	} `json:"data"`
+	Status         string `json:"status"`
+	TotalRows      int    `json:"total_rows"`
+	TotalCreated   int    `json:"total_created"`
+	TotalUpdated   int    `json:"total_updated"`
+	TotalUnchanged int    `json:"total_unchanged"`
+	TotalErrors    int    `json:"total_errors"`
+	Links          struct {
+		Next *string `json:"next"`
+	} `json:"links"`
+}
+
+// results reads every row's status of a finished bulk, in order, a page
+// of 1000 at a time (one page for a bulk of up to 1000 rows).
+func (a *api) results(ctx context.Context, id string) (statuses []string, totals resultsPage, err error) {
+	path := "/api/v1/bulk/" + id + "/results?per_page=1000"
+	for path != "" {
+		var page resultsPage
+		for {
+			err = a.getJSON(ctx, path, &page)
+			var retry *errRetry
+			if !errors.As(err, &retry) {
+				break
+			}
+			if err := sleep(ctx, retry.after); err != nil {
+				return nil, totals, err
+			}
+		}
+		if err != nil {
+			return nil, totals, err
+		}
+		for _, r := range page.Data {
+			statuses = append(statuses, r.Status)
+		}
+		totals, path = page, ""
+		if page.Links.Next != nil {
+			path = *page.Links.Next
+		}
+	}
+	return statuses, totals, nil
+}
+
+// getJSON GETs path and decodes the whole answer into out.
+func (a *api) getJSON(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.key)
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		return &errRetry{status: resp.StatusCode, after: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	case resp.StatusCode != http.StatusOK:
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+		return fmt.Errorf("GET %s: HTTP %d: %s", path, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
 // retryAfter reads a Retry-After header (seconds or an HTTP date); without
 // one, a second.
 func retryAfter(v string, now time.Time) time.Duration {
@@ -141,12 +211,20 @@ type loadResult struct {
 	completion []time.Duration // from a bulk's 202 to its completion seen, within a poll
 	retries    map[string]int  // "429", "503": answers retried
 	finished   []bulkState     // every bulk's last state, in submission order
+	ids        []string        // every bulk's id, by index in the run
 }
 
-// runLoad submits every bulk from cfg.clients clients and polls them until
-// all are finished.
-func runLoad(ctx context.Context, cfg config, a *api, prog *progress) (*loadResult, error) {
-	res := &loadResult{retries: map[string]int{}, finished: make([]bulkState, cfg.bulks)}
+// phase is one pass of submissions over the run's bulks: the bodies and the
+// query string they are posted with.
+type phase struct {
+	gen   func(b int) bulkgen.Options
+	query string
+}
+
+// runLoad submits every bulk of the phase from cfg.clients clients and polls
+// them until all are finished.
+func runLoad(ctx context.Context, cfg config, a *api, prog *progress, ph phase) (*loadResult, error) {
+	res := &loadResult{retries: map[string]int{}, finished: make([]bulkState, cfg.bulks), ids: make([]string, cfg.bulks)}
 	prog.touch() // the stall clock starts now
 	g, ctx := errgroup.WithContext(ctx)
 
@@ -161,7 +239,7 @@ func runLoad(ctx context.Context, cfg config, a *api, prog *progress) (*loadResu
 		defer close(jobs)
 		for b := range cfg.bulks {
 			select {
-			case jobs <- job{b, bulkgen.Body(cfg.genOptions(b))}:
+			case jobs <- job{b, bulkgen.Body(ph.gen(b))}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -207,7 +285,7 @@ func runLoad(ctx context.Context, cfg config, a *api, prog *progress) (*loadResu
 				var latency time.Duration
 				for {
 					t0 := time.Now()
-					err := a.do(ctx, http.MethodPost, "/api/v1/bulk", j.body, &acc)
+					err := a.do(ctx, http.MethodPost, "/api/v1/bulk"+ph.query, j.body, &acc)
 					latency = time.Since(t0)
 					if retried, err := waitToRetry(ctx, err); retried || err != nil {
 						if err != nil {
@@ -224,6 +302,7 @@ func runLoad(ctx context.Context, cfg config, a *api, prog *progress) (*loadResu
 					return fmt.Errorf("submit bulk %d: the answer has no bulk_id", j.index)
 				}
 				mu.Lock()
+				res.ids[j.index] = acc.BulkID
 				outstanding = append(outstanding, submitted{index: j.index, id: acc.BulkID, accepted: time.Now()})
 				res.latencies = append(res.latencies, latency)
 				mu.Unlock()

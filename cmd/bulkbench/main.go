@@ -82,16 +82,69 @@ type config struct {
 	timeout, stall, pollEvery   time.Duration
 	runID                       string
 	stderrIsTerminal, spawnMode bool
+
+	// The import's options, sent as query parameters of every POST.
+	mode         string // create or upsert
+	atomic       bool
+	validateOnly bool
+	changed      float64 // upsert: share of rows whose name and balances change
 }
 
-// genOptions are the generator's options for bulk b of the run.
+// query is the query string of every submission: none in plain create mode,
+// so that a bulkd that predates the options is measured as it was.
+func (c config) query() string {
+	if c.mode == "create" && !c.atomic && !c.validateOnly {
+		return ""
+	}
+	return fmt.Sprintf("?mode=%s&atomic=%t&validate_only=%t", c.mode, c.atomic, c.validateOnly)
+}
+
+// modeName says how the run submits, for messages and the report.
+func (c config) modeName() string {
+	switch {
+	case c.upsert():
+		return fmt.Sprintf("mode=upsert (%.0f%% of the rows changed)", c.changed*100)
+	case c.atomic:
+		return "atomic=true"
+	case c.validateOnly:
+		return "validate_only=true"
+	}
+	return "mode=create"
+}
+
+// upsert tells whether the run measures upserts: it then seeds the data in
+// create mode first.
+func (c config) upsert() bool { return c.mode == "upsert" }
+
+// genOptions are the generator's options for bulk b of the run: of its
+// measured phase (an upsert's second version of the data).
 func (c config) genOptions(b int) bulkgen.Options {
-	return bulkgen.Options{Seed: c.seed, Rows: c.rows, Accounts: c.accounts, Prefix: c.prefix,
-		Locations: c.locations, Bulk: b, Invalid: c.invalid, Duplicates: c.duplicates}
+	o := c.seedOptions(b)
+	if c.upsert() {
+		o.Changed = c.changed
+	}
+	return o
 }
 
-// plantedFailures is how many rows of the run must fail: the invalid and
-// duplicate rows the generator planted.
+// seedOptions are the generator's options for bulk b as first imported (an
+// upsert run's seed, in create mode).
+func (c config) seedOptions(b int) bulkgen.Options {
+	o := bulkgen.Options{Seed: c.seed, Rows: c.rows, Accounts: c.accounts, Prefix: c.prefix,
+		Locations: c.locations, Bulk: b, Invalid: c.invalid, Duplicates: c.duplicates}
+	if c.atomic {
+		// Every other bulk is clean, so that an atomic run has bulks that
+		// write everything beside bulks that write nothing. No duplicates:
+		// the row they repeat may be in a bulk that rolled back.
+		o.Duplicates = 0
+		if b%2 == 0 {
+			o.Invalid = 0
+		}
+	}
+	return o
+}
+
+// plantedFailures is how many rows of the run's measured phase the
+// generator spoiled: invalid rows, and duplicates of rows of earlier bulks.
 func (c config) plantedFailures() (invalid, duplicates int) {
 	for b := range c.bulks {
 		i, d := bulkgen.Counts(c.genOptions(b))
@@ -100,6 +153,11 @@ func (c config) plantedFailures() (invalid, duplicates int) {
 	}
 	return invalid, duplicates
 }
+
+// duplicatesFail tells whether the duplicate rows fail in the measured
+// phase: in create mode their accounts are taken; an upsert updates them,
+// and a dry run has not stored the rows they repeat.
+func (c config) duplicatesFail() bool { return !c.upsert() && !c.validateOnly }
 
 const usage = `usage: bulkbench [flags]
 
@@ -149,6 +207,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.keep, "keep", false, "spawn mode: keep the scratch databases and logs")
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Hour, "give up after this long")
 	fs.DurationVar(&c.stall, "stall", 5*time.Minute, "give up when no bulk is accepted or completed for this long")
+	fs.StringVar(&c.mode, "mode", "create", "import mode: create, or upsert (the data is first imported in create mode, then again as an upsert)")
+	fs.BoolVar(&c.atomic, "atomic", false, "submit with atomic=true; every other bulk then carries the invalid rows (and none repeats a row)")
+	fs.BoolVar(&c.validateOnly, "validate-only", false, "submit with validate_only=true: a dry run, which must write nothing")
+	fs.Float64Var(&c.changed, "changed", 1, "--mode upsert: share of rows (0-1) whose customer name and debt accounts' current_balance change")
 	fs.DurationVar(&c.pollEvery, "poll", 100*time.Millisecond, "how often to poll unfinished bulks")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -210,6 +272,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	check(c.invalid >= 0 && c.invalid <= 1, "--invalid must be a share from 0 to 1")
 	check(c.duplicates >= 0 && c.duplicates <= 1, "--duplicates must be a share from 0 to 1")
 	check(c.maxPending >= 0, "--max-pending must be 0 (no limit) or more")
+	check(c.mode == "create" || c.mode == "upsert", "--mode must be create or upsert")
+	check(c.changed >= 0 && c.changed <= 1, "--changed must be a share from 0 to 1")
+	check(!(c.upsert() && c.atomic) && !(c.upsert() && c.validateOnly) && !(c.atomic && c.validateOnly),
+		"--mode upsert, --atomic and --validate-only are measured one at a time")
 	check(c.gormSample > 0, "--gorm-sample must be at least 1")
 	check(c.pollEvery > 0 && c.timeout > 0 && c.stall > 0, "--poll, --timeout and --stall must be positive")
 	if c.spawnMode {

@@ -254,6 +254,20 @@ func TestParseFlags(t *testing.T) {
 		{"key without url", []string{"--key", "k"}, nil, "--key needs --url"},
 		{"both modes", []string{"--url", "http://h", "--key", "k", "--bulkd", "bin/bulkd"}, nil, "give one of them"},
 		{"bad share", []string{"--invalid", "1.5"}, nil, "--invalid must be"},
+		{"create sends no options", nil, func(c config) bool { return c.mode == "create" && c.query() == "" }, ""},
+		{"upsert", []string{"--mode", "upsert", "--changed", "0"}, func(c config) bool {
+			return c.upsert() && c.changed == 0 && c.query() == "?mode=upsert&atomic=false&validate_only=false" && !c.duplicatesFail()
+		}, ""},
+		{"atomic", []string{"--atomic"}, func(c config) bool {
+			return c.query() == "?mode=create&atomic=true&validate_only=false" && c.seedOptions(0).Invalid == 0 &&
+				c.seedOptions(1).Invalid > 0 && c.seedOptions(1).Duplicates == 0
+		}, ""},
+		{"validate only", []string{"--validate-only"}, func(c config) bool {
+			return c.query() == "?mode=create&atomic=false&validate_only=true" && !c.duplicatesFail()
+		}, ""},
+		{"bad mode", []string{"--mode", "merge"}, nil, "--mode must be create or upsert"},
+		{"bad changed", []string{"--mode", "upsert", "--changed", "2"}, nil, "--changed must be"},
+		{"modes together", []string{"--mode", "upsert", "--atomic"}, nil, "one at a time"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

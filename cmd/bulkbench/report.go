@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/bulkd/bulkd/pkg/bulkgen"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -39,6 +40,7 @@ type report struct {
 		Submitted         int `json:"submitted"`
 		Succeeded         int `json:"succeeded"`
 		Failed            int `json:"failed"`
+		RolledBack        int `json:"rolled_back"` // atomic: fine rows of bulks that wrote nothing
 		ExpectedFailed    int `json:"expected_failed"`
 		PlantedInvalid    int `json:"planted_invalid"`
 		PlantedDuplicates int `json:"planted_duplicates"`
@@ -63,9 +65,19 @@ type report struct {
 	Memory                 []procMemory   `json:"memory"`        // empty when unknown
 	CopyBaseline           *baseline      `json:"copy_baseline"` // nil when not run
 	GormBaseline           *baseline      `json:"gorm_baseline"` // nil when not run
-	Ratios                 struct {
-		BulkdVsCopy *float64 `json:"bulkd_vs_copy"`
-		BulkdVsGorm *float64 `json:"bulkd_vs_gorm"`
+	// UpsertBaseline is the raw set-based upsert of the records an upsert
+	// run's bulks name (--mode upsert); nil when not run.
+	UpsertBaseline *baseline `json:"upsert_baseline"`
+	// Seed is an upsert run's first import of the data, in create mode;
+	// nil in other runs.
+	Seed   *seedPhase `json:"seed,omitempty"`
+	Ratios struct {
+		BulkdVsCopy      *float64 `json:"bulkd_vs_copy"`
+		BulkdVsGorm      *float64 `json:"bulkd_vs_gorm"`
+		BulkdVsRawUpsert *float64 `json:"bulkd_vs_raw_upsert,omitempty"`
+		// UpsertVsCreate is the upsert's rows/s over the seed's (create
+		// mode, the same rows).
+		UpsertVsCreate *float64 `json:"upsert_vs_create,omitempty"`
 	} `json:"ratios"`
 	Targets  []goal   `json:"targets"`
 	Notes    []string `json:"notes"`
@@ -73,8 +85,23 @@ type report struct {
 	OK       bool     `json:"ok"`
 }
 
+// seedPhase is an upsert run's import of its data in create mode, before
+// the upsert, timed apart.
+type seedPhase struct {
+	WallSeconds      float64 `json:"wall_seconds"`
+	RowsPerSecond    float64 `json:"rows_per_second"`
+	Records          int64   `json:"records"` // in bulkd's database after it (spawn mode)
+	RecordsPerSecond float64 `json:"records_per_second"`
+	RowsFailed       int     `json:"rows_failed"`
+	ExpectedFailed   int     `json:"expected_failed"`
+}
+
 type reportConfig struct {
 	Preset            string  `json:"preset"`
+	Mode              string  `json:"mode"`
+	Atomic            bool    `json:"atomic"`
+	ValidateOnly      bool    `json:"validate_only"`
+	Changed           float64 `json:"changed,omitempty"` // --mode upsert: share of rows changed
 	Bulks             int     `json:"bulks"`
 	Rows              int     `json:"rows"`
 	Accounts          int     `json:"accounts"`
@@ -152,9 +179,12 @@ type goal struct {
 
 func newReport(c config) *report {
 	r := &report{RunID: c.runID, Retries: map[string]int{}, Memory: []procMemory{}, Notes: []string{}, Problems: []string{}}
-	r.Config = reportConfig{Preset: c.preset, Bulks: c.bulks, Rows: c.rows, Accounts: c.accounts, Clients: c.clients,
+	r.Config = reportConfig{Preset: c.preset, Mode: c.mode, Atomic: c.atomic, ValidateOnly: c.validateOnly, Bulks: c.bulks, Rows: c.rows, Accounts: c.accounts, Clients: c.clients,
 		MaxPending: c.maxPending, Workers: c.workers, WorkerConcurrency: c.workerConcurrency, DBMaxConns: c.dbMaxConns,
 		Invalid: c.invalid, Duplicates: c.duplicates, Locations: c.locations, Seed: c.seed, Poll: c.pollEvery.String(), Prefix: c.prefix}
+	if c.upsert() {
+		r.Config.Changed = c.changed
+	}
 	r.Target.Mode = "url"
 	if c.spawnMode {
 		r.Target.Mode = "spawn"
@@ -179,6 +209,9 @@ func (r *report) addLoad(c config, l *loadResult) {
 		}
 		r.Rows.Succeeded += st.RowsSucceeded
 		r.Rows.Failed += st.RowsFailed
+		if st.RolledBack {
+			r.Rows.RolledBack += st.Count - st.RowsSucceeded - st.RowsFailed
+		}
 		if st.StartedAt != nil {
 			waits = append(waits, st.StartedAt.Sub(st.CreatedAt))
 		}
@@ -198,6 +231,28 @@ func (r *report) addLoad(c config, l *loadResult) {
 			break // one is enough to look into; the count is in bulks.failed
 		}
 	}
+}
+
+// addSeed records an upsert run's seed and checks it as a create run.
+func (r *report) addSeed(c config, l *loadResult) {
+	wall := l.end.Sub(l.start)
+	sp := &seedPhase{WallSeconds: round(wall.Seconds(), 3), RowsPerSecond: round(rate(float64(c.bulks*c.rows), wall), 1)}
+	completed := 0
+	for b, st := range l.finished {
+		sp.RowsFailed += st.RowsFailed
+		inv, dup := bulkgen.Counts(c.seedOptions(b))
+		sp.ExpectedFailed += inv + dup
+		if st.Status == "completed" {
+			completed++
+		}
+	}
+	if completed != c.bulks {
+		r.Problems = append(r.Problems, fmt.Sprintf("seed: %d of %d bulks completed", completed, c.bulks))
+	}
+	if sp.RowsFailed != sp.ExpectedFailed {
+		r.Problems = append(r.Problems, fmt.Sprintf("seed: %d rows failed, want the %d planted", sp.RowsFailed, sp.ExpectedFailed))
+	}
+	r.Seed = sp
 }
 
 func (r *report) addMemory(m *memSampler) {
@@ -228,12 +283,18 @@ func (r *report) addMemory(m *memSampler) {
 // out the rates, ratios and targets.
 func (r *report) finish(c config, exp planned) {
 	r.Rows.PlantedInvalid, r.Rows.PlantedDuplicates = c.plantedFailures()
-	r.Rows.ExpectedFailed = r.Rows.PlantedInvalid + r.Rows.PlantedDuplicates
+	r.Rows.ExpectedFailed = r.Rows.PlantedInvalid
+	if c.duplicatesFail() {
+		r.Rows.ExpectedFailed += r.Rows.PlantedDuplicates
+	}
 	r.Records.Expected = exp.records
-	if r.Records.Written == nil {
+	switch {
+	case c.upsert() || c.validateOnly || r.Records.Written == nil:
+		// An upsert's rate counts the records its bulks name (found,
+		// updated or not); a dry run's the records it would write.
 		r.Records.Source = "plan"
 		r.Records.Total = exp.records.Total()
-	} else {
+	default:
 		r.Records.Total = r.Records.Written.Total()
 	}
 	r.RecordsPerSecond = round(rate(float64(r.Records.Total), time.Duration(r.WallSeconds*float64(time.Second))), 1)
@@ -242,8 +303,9 @@ func (r *report) finish(c config, exp planned) {
 	if r.Bulks.Completed != c.bulks {
 		problem("%d of %d bulks completed", r.Bulks.Completed, c.bulks)
 	}
-	if r.Rows.Submitted != c.bulks*c.rows || r.Rows.Succeeded+r.Rows.Failed != r.Rows.Submitted {
-		problem("rows: %d submitted, %d succeeded + %d failed; want %d in all", r.Rows.Submitted, r.Rows.Succeeded, r.Rows.Failed, c.bulks*c.rows)
+	if r.Rows.Submitted != c.bulks*c.rows || r.Rows.Succeeded+r.Rows.Failed+r.Rows.RolledBack != r.Rows.Submitted {
+		problem("rows: %d submitted, %d succeeded + %d failed + %d rolled back; want %d in all",
+			r.Rows.Submitted, r.Rows.Succeeded, r.Rows.Failed, r.Rows.RolledBack, c.bulks*c.rows)
 	}
 	if r.Rows.Failed != r.Rows.ExpectedFailed {
 		problem("%d rows failed, want the %d planted (%d invalid, %d duplicates)", r.Rows.Failed, r.Rows.ExpectedFailed, r.Rows.PlantedInvalid, r.Rows.PlantedDuplicates)
@@ -251,7 +313,21 @@ func (r *report) finish(c config, exp planned) {
 	if exp.failedRows != r.Rows.ExpectedFailed {
 		problem("the generator planted %d failing rows but planning them fails %d: a bulkgen bug", r.Rows.ExpectedFailed, exp.failedRows)
 	}
-	if w := r.Records.Written; w != nil && *w != exp.records {
+	w := r.Records.Written
+	switch {
+	case w == nil:
+	case c.validateOnly:
+		if w.Total() != 0 {
+			problem("a dry run wrote %+v, want nothing", *w)
+		}
+	case c.upsert():
+		if r.Seed != nil && w.Total() != r.Seed.Records {
+			problem("bulkd holds %d records after the upsert, %d after the seed: want the same", w.Total(), r.Seed.Records)
+		}
+		if b := r.UpsertBaseline; b != nil && b.Counted != nil && *b.Counted != *w {
+			problem("the raw upsert left %+v, bulkd %+v: want the same records", *b.Counted, *w)
+		}
+	case *w != exp.records:
 		problem("bulkd wrote %+v, want %+v", *w, exp.records)
 	}
 	for _, b := range []*baseline{r.CopyBaseline, r.GormBaseline} {
@@ -268,12 +344,40 @@ func (r *report) finish(c config, exp planned) {
 		v := round(r.RecordsPerSecond/b.RecordsPerSecond, 2)
 		r.Ratios.BulkdVsGorm = &v
 	}
+	if b := r.UpsertBaseline; b != nil && b.RecordsPerSecond > 0 {
+		v := round(r.RecordsPerSecond/b.RecordsPerSecond, 3)
+		r.Ratios.BulkdVsRawUpsert = &v
+	}
+	if r.Seed != nil && r.Seed.RowsPerSecond > 0 {
+		v := round(r.RowsPerSecond/r.Seed.RowsPerSecond, 3)
+		r.Ratios.UpsertVsCreate = &v
+	}
 	r.Targets = r.goals(c)
 }
 
 func (r *report) goals(c config) []goal {
 	yes := func(ok bool) *bool { return &ok }
 	var gs []goal
+	if c.upsert() {
+		g := goal{Name: "an upsert updating every record ≥ 80% of the raw set-based upsert"}
+		switch v := r.Ratios.BulkdVsRawUpsert; {
+		case c.changed < 1:
+			g.Note = "needs --changed 1"
+		case v == nil:
+			g.Note = "raw upsert baseline not run"
+		default:
+			g.Value, g.Met = fmt.Sprintf("%.0f%%", *v*100), yes(*v >= 0.8)
+		}
+		gs = append(gs, g)
+		g = goal{Name: "an upsert of unchanged data faster than create mode of the same data"}
+		switch v := r.Ratios.UpsertVsCreate; {
+		case c.changed > 0:
+			g.Note = "needs --changed 0"
+		case v != nil:
+			g.Value, g.Met = fmt.Sprintf("%.2f× the seed's rows/s", *v), yes(*v > 1)
+		}
+		return append(gs, g)
+	}
 
 	g := goal{Name: "end-to-end records/s ≥ 60% of raw COPY", Note: "COPY baseline not run"}
 	if v := r.Ratios.BulkdVsCopy; v != nil {
@@ -344,6 +448,16 @@ func (r *report) writeTable(out io.Writer) {
 		line("target", "running bulkd (url mode), %s", plural(c.Workers, "worker"))
 	}
 	line("data", "seed %d, %.1f%% invalid rows, %.1f%% duplicate rows", c.Seed, c.Invalid*100, c.Duplicates*100)
+	switch {
+	case c.Mode == "upsert":
+		line("import", "mode=upsert over a create-mode seed of the same bulks, %.0f%% of the rows changed (name, current_balance)", c.Changed*100)
+	case c.Atomic:
+		line("import", "atomic=true; the invalid rows are in every other bulk, no duplicates")
+	case c.ValidateOnly:
+		line("import", "validate_only=true: a dry run")
+	default:
+		line("import", "mode=create")
+	}
 	if c.MaxPending > 0 {
 		line("pacing", "clients submit while fewer than %d bulks are unfinished", c.MaxPending)
 	} else {
@@ -352,10 +466,21 @@ func (r *report) writeTable(out io.Writer) {
 	fmt.Fprintln(w)
 
 	line("bulks", "%d submitted, %d completed, %d failed", r.Bulks.Submitted, r.Bulks.Completed, r.Bulks.Failed)
-	line("rows", "%s submitted, %s succeeded, %s failed (planted: %d invalid + %d duplicates)",
+	line("rows", "%s submitted, %s succeeded, %s failed, %s rolled back (planted: %d invalid + %d duplicates)",
 		thousands(int64(r.Rows.Submitted)), thousands(int64(r.Rows.Succeeded)), thousands(int64(r.Rows.Failed)),
-		r.Rows.PlantedInvalid, r.Rows.PlantedDuplicates)
+		thousands(int64(r.Rows.RolledBack)), r.Rows.PlantedInvalid, r.Rows.PlantedDuplicates)
 	rc := r.Records.Expected
+	held := "unknown (url mode)"
+	if w := r.Records.Written; w != nil {
+		held = thousands(w.Total())
+	}
+	switch {
+	case c.ValidateOnly:
+		line("records", "%s a real run would write (from the plan); the database holds %s", thousands(r.Records.Total), held)
+	case c.Mode == "upsert":
+		line("records", "%s named by the upsert's bulks, found or created (from the plan; each bulk's locations count in it); the database holds %s",
+			thousands(r.Records.Total), held)
+	}
 	if r.Records.Written != nil {
 		rc = *r.Records.Written
 	}
@@ -393,6 +518,20 @@ func (r *report) writeTable(out io.Writer) {
 		line("GORM one-by-one baseline", "%s records in %.2f s: %s records/s (one Create per record%s)",
 			thousands(b.Records), b.Seconds, thousands(int64(b.RecordsPerSecond)), sample)
 	}
+	if sd := r.Seed; sd != nil {
+		line("seed (create mode)", "%.2f s, %s rows/s, %s records/s (%d rows failed, %d planted)", sd.WallSeconds,
+			thousands(int64(sd.RowsPerSecond)), thousands(int64(sd.RecordsPerSecond)), sd.RowsFailed, sd.ExpectedFailed)
+	}
+	if b := r.UpsertBaseline; b != nil {
+		line("raw upsert baseline", "%s records in %.2f s: %s records/s (COPY to a temporary table + INSERT … ON CONFLICT DO UPDATE per table per bulk)",
+			thousands(b.Records), b.Seconds, thousands(int64(b.RecordsPerSecond)))
+	}
+	if v := r.Ratios.BulkdVsRawUpsert; v != nil {
+		line("bulkd / raw upsert", "%.2f", *v)
+	}
+	if v := r.Ratios.UpsertVsCreate; v != nil {
+		line("upsert / create rows/s", "%.2f", *v)
+	}
 	if v := r.Ratios.BulkdVsCopy; v != nil {
 		line("bulkd / COPY", "%.2f", *v)
 	}
@@ -421,13 +560,31 @@ func (r *report) writeTable(out io.Writer) {
 		fmt.Fprintln(out, "note:", n)
 	}
 	if len(r.Problems) == 0 {
-		fmt.Fprintln(out, "\nverified: every bulk completed, exactly the planted rows failed, and the records written are the ones planned.")
+		fmt.Fprintln(out, "\nverified: every bulk completed, exactly the planted rows failed, and the records written are the ones planned"+r.verifiedToo()+".")
 		return
 	}
 	fmt.Fprintln(out, "\nPROBLEMS:")
 	for _, p := range r.Problems {
 		fmt.Fprintln(out, "  -", p)
 	}
+}
+
+// verifiedToo names the mode's own checks that passed.
+func (r *report) verifiedToo() string {
+	c := r.Config
+	switch {
+	case c.Mode == "upsert" && r.Records.Written != nil:
+		return "; every row's result is as planted, and exactly the planted fields changed, versions counting each change"
+	case c.Mode == "upsert":
+		return "; every row's result is as planted"
+	case c.Atomic:
+		return "; bulks with an invalid row rolled back, the others wrote everything, and every row's result says so"
+	case c.ValidateOnly && r.Records.Written != nil:
+		return "; the dry run wrote nothing, and every row's result is as planted"
+	case c.ValidateOnly:
+		return "; every row's result is as planted"
+	}
+	return ""
 }
 
 // machine describes where the run ran, for comparing runs.

@@ -42,10 +42,39 @@ type Options struct {
 	// balance, an impossible date of birth, an unknown billing type).
 	Invalid float64
 	// Duplicates is the share of rows, 0 to 1, that repeat a valid row of an
-	// earlier bulk of the run exactly, so its debt accounts are "taken". The
+	// earlier bulk of the run exactly, so its debt accounts are "taken"; the
+	// duplicates of one bulk repeat different rows. The
 	// first bulk (Bulk 0) has none: there is nothing earlier to repeat. Nor
 	// do rows without debt accounts: a repeated customer is found, not taken.
 	Duplicates float64
+	// Changed is the share of rows, 0 to 1, given a second version for an
+	// upsert to apply over the bulk generated without it: the customer's name
+	// gains ChangedNameSuffix and every debt account's current_balance
+	// ChangedBalanceCents. The rows are drawn per row, independently of the
+	// other shares; invalid rows are never changed (which of their objects
+	// fail would decide which changes apply), and a duplicate carries
+	// exactly the change of the row it repeats.
+	Changed float64
+}
+
+// The second version of a changed row (Options.Changed).
+const (
+	ChangedNameSuffix   = " II"
+	ChangedBalanceCents = 100
+)
+
+// changeSalt draws the changed rows from a stream of their own: the same rows
+// change whatever the other shares.
+const changeSalt = 0xc4a6_0000_0000_0000
+
+// IsChanged tells whether row i of bulk b carries the change of
+// Options.Changed, should it be a valid row.
+func (o Options) IsChanged(b, i int) bool {
+	if o.Changed <= 0 {
+		return false
+	}
+	r := rand.New(rand.NewPCG(o.Seed^changeSalt, rowStream(b, i)))
+	return r.Float64() < o.Changed
 }
 
 // Kind is what a generated row is meant to do when imported.
@@ -121,7 +150,9 @@ func (o Options) eachRow(f func(*row)) {
 			src := l.sources[i]
 			o.fill(&r, src.bulk, src.row)
 		case Invalid:
-			o.fill(&r, o.Bulk, i)
+			unchanged := o
+			unchanged.Changed = 0
+			unchanged.fill(&r, o.Bulk, i)
 			r.spoil(rand.New(rand.NewPCG(o.Seed^spoilSalt, rowStream(o.Bulk, i))))
 		default:
 			o.fill(&r, o.Bulk, i)
@@ -187,18 +218,27 @@ func (o Options) layout() layout {
 		return l
 	}
 	l.sources = make(map[int]rowRef, duplicates)
+	repeated := make(map[rowRef]bool, duplicates)
 	for _, i := range perm[invalid : invalid+duplicates] {
 		l.kinds[i] = Duplicate
-		earlier := o
-		earlier.Bulk = r.IntN(o.Bulk)
-		inv, dup := Counts(earlier)
-		if inv+dup == o.Rows { // no valid row there; the first bulk always has some
-			earlier.Bulk = 0
-			inv, dup = Counts(earlier)
+		// Two duplicates of a bulk repeat two different rows, as far as a
+		// few draws can tell: the second copy of a row in one bulk would be
+		// taken even by an upsert.
+		var src rowRef
+		for try := 0; try == 0 || (repeated[src] && try < 32); try++ {
+			earlier := o
+			earlier.Bulk = r.IntN(o.Bulk)
+			inv, dup := Counts(earlier)
+			if inv+dup == o.Rows { // no valid row there; the first bulk always has some
+				earlier.Bulk = 0
+				inv, dup = Counts(earlier)
+			}
+			ePerm, _ := o.shuffle(earlier.Bulk)
+			valid := ePerm[inv+dup:]
+			src = rowRef{bulk: earlier.Bulk, row: valid[r.IntN(len(valid))]}
 		}
-		ePerm, _ := o.shuffle(earlier.Bulk)
-		valid := ePerm[inv+dup:]
-		l.sources[i] = rowRef{bulk: earlier.Bulk, row: valid[r.IntN(len(valid))]}
+		repeated[src] = true
+		l.sources[i] = src
 	}
 	return l
 }
@@ -271,6 +311,12 @@ func (o Options) fill(r *row, b, i int) {
 	loc := rnd.IntN(locations)
 	r.locExtID = o.Prefix + "loc-" + strconv.Itoa(loc)
 	r.locName = cities[loc%len(cities)] + " office " + strconv.Itoa(loc)
+	if o.IsChanged(b, i) {
+		r.name += ChangedNameSuffix
+		for a := range r.accounts {
+			r.accounts[a].current += ChangedBalanceCents
+		}
+	}
 }
 
 // pad formats n with at least width digits, zero-padded.
@@ -432,4 +478,23 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// ChangedRecords lists the external ids of the customers and debt accounts
+// that the bulk's change (Options.Changed) touches: those of its valid rows
+// that IsChanged picks. Duplicates repeat rows of earlier bulks, whose own
+// lists name them.
+func ChangedRecords(o Options) (customers, debtAccounts []string) {
+	kinds := Kinds(o)
+	for i := range o.Rows {
+		if kinds[i] != Valid || !o.IsChanged(o.Bulk, i) {
+			continue
+		}
+		id := strconv.Itoa(o.Bulk) + "-" + strconv.Itoa(i)
+		customers = append(customers, o.Prefix+"cust-"+id)
+		for a := range o.Accounts {
+			debtAccounts = append(debtAccounts, o.Prefix+"acct-"+id+"-"+strconv.Itoa(a))
+		}
+	}
+	return customers, debtAccounts
 }

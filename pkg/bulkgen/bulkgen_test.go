@@ -160,3 +160,83 @@ func BenchmarkBody1000Rows(b *testing.B) {
 		b.SetBytes(int64(len(bulkgen.Body(o))))
 	}
 }
+
+// TestChanged: the second version of a bulk differs from the first exactly
+// in the planted fields of the changed valid rows (and of duplicates of
+// them); invalid rows and every other field stay as they were.
+func TestChanged(t *testing.T) {
+	t.Parallel()
+	o := bulkgen.Options{Seed: 3, Rows: 400, Accounts: 3, Bulk: 2, Invalid: 0.05, Duplicates: 0.05}
+	changed := o
+	changed.Changed = 0.5
+	before, after := bulkgen.Rows(o), bulkgen.Rows(changed)
+	kinds := bulkgen.Kinds(o)
+	counts := map[bool]int{}
+	wantCusts := map[string]bool{} // changed valid rows' customers
+	for i := range before {
+		cust := after[i]["customer"].(map[string]any)
+		name := cust["name"].(string)
+		wasName := before[i]["customer"].(map[string]any)["name"].(string)
+		isChanged := name != wasName
+		counts[isChanged]++
+		if kinds[i] == bulkgen.Valid && isChanged {
+			wantCusts[cust["external_id"].(string)] = true
+		}
+		if kinds[i] == bulkgen.Invalid && isChanged {
+			t.Errorf("row %d: an invalid row changed", i)
+		}
+		if kinds[i] == bulkgen.Valid && isChanged != changed.IsChanged(o.Bulk, i) {
+			t.Errorf("row %d: changed = %v, IsChanged says %v", i, isChanged, !isChanged)
+		}
+		// Undo the planted change: the rest must be what it was.
+		if isChanged {
+			if name != wasName+bulkgen.ChangedNameSuffix {
+				t.Fatalf("row %d: name %q, want %q", i, name, wasName+bulkgen.ChangedNameSuffix)
+			}
+			cust["name"] = wasName
+			for _, a := range after[i]["debt_accounts"].([]any) {
+				m := a.(map[string]any)
+				cents, err := bulk.ParseMoney(string(m["current_balance"].(json.Number)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				m["current_balance"] = json.Number((cents - bulkgen.ChangedBalanceCents).String())
+			}
+		}
+		if diff := cmp.Diff(before[i], after[i]); diff != "" {
+			t.Fatalf("row %d (%s) differs beyond the planted fields (-before +after):\n%s", i, kinds[i], diff)
+		}
+	}
+	custs, accts := bulkgen.ChangedRecords(changed)
+	if len(custs) != len(wantCusts) || len(accts) != 3*len(custs) {
+		t.Errorf("ChangedRecords: %d customers and %d accounts, want %d and 3 each", len(custs), len(accts), len(wantCusts))
+	}
+	for _, c := range custs {
+		if !wantCusts[c] {
+			t.Errorf("ChangedRecords names %s, which did not change", c)
+		}
+	}
+	if counts[true] < 150 || counts[false] < 150 {
+		t.Errorf("changed rows: %v, want about half", counts)
+	}
+	if !bytes.Equal(bulkgen.Body(o), bulkgen.Body(bulkgen.Options{Seed: 3, Rows: 400, Accounts: 3, Bulk: 2, Invalid: 0.05, Duplicates: 0.05, Changed: 0})) {
+		t.Error("Changed 0 changes the body")
+	}
+}
+
+// TestDuplicatesRepeatDifferentRows: no two rows of a bulk are the same
+// customer, so that an upsert of the bulk fails no duplicate as taken.
+func TestDuplicatesRepeatDifferentRows(t *testing.T) {
+	t.Parallel()
+	for b := 1; b < 8; b++ {
+		o := bulkgen.Options{Seed: 1, Rows: 100, Accounts: 3, Bulk: b, Invalid: 0.05, Duplicates: 0.3}
+		seen := map[string]bool{}
+		for i, r := range bulkgen.Rows(o) {
+			id, _ := r["customer"].(map[string]any)["external_id"].(string)
+			if id != "" && seen[id] {
+				t.Fatalf("bulk %d row %d repeats customer %s a second time", b, i, id)
+			}
+			seen[id] = true
+		}
+	}
+}
