@@ -14,6 +14,10 @@ export BASE_URL=${BASE_URL:-http://localhost:8080}
 # Development only: the queue UI needs a password, and admin/admin is the dev one.
 export ADMIN_USERNAME=${ADMIN_USERNAME:-admin}
 export ADMIN_PASSWORD=${ADMIN_PASSWORD:-admin}
+# A development key for webhooks' secrets (never use it in production), and
+# webhooks allowed to a receiver on this machine.
+export WEBHOOK_SECRET_KEY=${WEBHOOK_SECRET_KEY:-ZGV2LW9ubHktd2ViaG9vay1rZXktbm90LTQtcHJvZCE=}
+export WEBHOOK_ALLOW_PRIVATE=${WEBHOOK_ALLOW_PRIVATE:-true}
 
 if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
   export PATH=$PATH:/usr/local/go/bin
