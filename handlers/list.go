@@ -24,6 +24,11 @@ type listView struct {
 	Links linksView    `json:"links"`
 }
 
+// linksView points at the next page; Next is nil on the last.
+type linksView struct {
+	Next *string `json:"next"`
+}
+
 // The query parameters of GET /api/v1/bulk, in the order errors and the
 // next link name them.
 var listParamNames = []string{"status", "created_after", "created_before", "limit", "cursor"}

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/bulks"
 	"github.com/bulkd/bulkd/pkg/store"
 )
@@ -24,24 +25,6 @@ const (
 	defaultPerPage = 100
 	maxPerPage     = 1000
 )
-
-// GET /api/v1/bulk/{id}/results answers a page of rows in the order
-// submitted, as stored ("data"), then resultsTail: the bulk's status (a bulk
-// not finished yet has no rows, which tells "nothing yet" from "nothing
-// failed"), the totals of the rows by status, and the next page.
-type resultsTail struct {
-	Status         string    `json:"status"`
-	TotalRows      int       `json:"total_rows"`
-	TotalCreated   int       `json:"total_created"`
-	TotalUpdated   int       `json:"total_updated"`
-	TotalUnchanged int       `json:"total_unchanged"`
-	TotalErrors    int       `json:"total_errors"`
-	Links          linksView `json:"links"`
-}
-
-type linksView struct {
-	Next *string `json:"next"`
-}
 
 // Results lists what the import did with every row, a page at a time.
 func (h *Bulks) Results(c echo.Context) error {
@@ -111,7 +94,7 @@ func (h *Bulks) writeResults(c echo.Context, w io.Writer, b models.Bulk, page, p
 			}
 		}
 	}
-	v := resultsTail{Status: b.Status, TotalRows: b.Count}
+	v := bulk.ResultsTotals{Status: b.Status, TotalRows: b.Count}
 	if b.Status == models.StatusCompleted {
 		v.TotalCreated, v.TotalUpdated, v.TotalUnchanged, v.TotalErrors = b.RowsCreated, b.RowsUpdated, b.RowsUnchanged, b.RowsFailed
 		if page*perPage < b.Count {

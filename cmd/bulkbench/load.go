@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/bulkgen"
 )
 
@@ -100,29 +101,12 @@ func (a *api) do(ctx context.Context, method, path string, body []byte, out any)
 	return json.Unmarshal(env.Data, out)
 }
 
-// resultsPage is GET /api/v1/bulk/{id}/results.
-type resultsPage struct {
-	Data []struct {
-		Row    int    `json:"row"`
-		Status string `json:"status"`
-	} `json:"data"`
-	Status         string `json:"status"`
-	TotalRows      int    `json:"total_rows"`
-	TotalCreated   int    `json:"total_created"`
-	TotalUpdated   int    `json:"total_updated"`
-	TotalUnchanged int    `json:"total_unchanged"`
-	TotalErrors    int    `json:"total_errors"`
-	Links          struct {
-		Next *string `json:"next"`
-	} `json:"links"`
-}
-
 // results reads every row's status of a finished bulk, in order, a page
 // of 1000 at a time (one page for a bulk of up to 1000 rows).
-func (a *api) results(ctx context.Context, id string) (statuses []string, totals resultsPage, err error) {
+func (a *api) results(ctx context.Context, id string) (statuses []string, totals bulk.ResultsPage, err error) {
 	path := "/api/v1/bulk/" + id + "/results?per_page=1000"
 	for path != "" {
-		var page resultsPage
+		var page bulk.ResultsPage
 		for {
 			err = a.getJSON(ctx, path, &page)
 			var retry *errRetry
@@ -137,7 +121,7 @@ func (a *api) results(ctx context.Context, id string) (statuses []string, totals
 			return nil, totals, err
 		}
 		for _, r := range page.Data {
-			statuses = append(statuses, r.Status)
+			statuses = append(statuses, string(r.Status))
 		}
 		totals, path = page, ""
 		if page.Links.Next != nil {

@@ -3,15 +3,11 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/bulkd/bulkd/pkg/bulk"
 )
 
 // The README states the memory of the worst bodies the limits allow. A
@@ -42,7 +38,7 @@ func TestHostileBodyMemory(t *testing.T) {
 			s := newService(t, "MAX_BODY_BYTES="+strconv.Itoa(maxBody))
 			api := s.spawn("api")
 			worker := s.spawn("worker", "HTTP_ADDR=127.0.0.1:0")
-			waitHealthy(t, s.base)
+			waitHealthy(t, s, api)
 			_, key := s.newOrg("Acme", "ops@acme.example")
 			t.Logf("body: %d bytes", len(c.body))
 			id := s.submitWith(key, c.query, c.body)
@@ -62,36 +58,13 @@ func TestHostileBodyMemory(t *testing.T) {
 	}
 }
 
-// strictWorstBody is worstBody's shape, 1000 rows of 22 failing objects,
-// where each object pads with ten unknown keys of '<': strict mode names each
-// key in a message, and the report's encoder writes each '<' as six bytes.
+// strictWorstBody is worstBody's shape where each object pads with ten
+// unknown keys of '<': strict mode names each key in a message.
 func strictWorstBody(limit int) []byte {
-	keys := make([]string, bulk.MaxMessagesPerObject+1)
-	for i := range keys {
-		keys[i] = `"` + string(rune('a'+i)) + `":[]`
-	}
-	failing := `"metadata":{` + strings.Join(keys, ",") + `}`
-	perRow := bulk.MaxAccountsPerBulk / bulk.MaxRows
-	objects := bulk.MaxRows * (perRow + 2)
-	n := max((limit/objects-len(failing)-20)/10-6, 1)
+	n := max((limit/objectsInWorstBody-len(failingMetadata)-20)/10-6, 1)
 	unknown := make([]string, 10)
 	for i := range unknown {
 		unknown[i] = `"` + string(rune('A'+i)) + strings.Repeat("<", n-1) + `":0`
 	}
-	object := `{` + failing + `,` + strings.Join(unknown, ",") + `}`
-	var b bytes.Buffer
-	b.WriteByte('[')
-	for i := range bulk.MaxRows {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		accounts := make([]string, perRow/2)
-		for j := range accounts {
-			accounts[j] = object
-		}
-		section := strings.Join(accounts, ",")
-		fmt.Fprintf(&b, `{"customer":%s,"location":%s,"parent_debt_accounts":[%s],"debt_accounts":[%s]}`, object, object, section, section)
-	}
-	b.WriteByte(']')
-	return b.Bytes()
+	return bodyOf(`{` + failingMetadata + `,` + strings.Join(unknown, ",") + `}`)
 }

@@ -184,26 +184,14 @@ func (r response) json(t testing.TB) map[string]any {
 	return v
 }
 
+// do sends a request with the key, if any, as JSON.
 func (s *service) do(method, path, key string, body io.Reader) response {
 	s.t.Helper()
-	req, err := http.NewRequest(method, s.base+path, body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	header := map[string]string{"Content-Type": "application/json"}
 	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+		header["Authorization"] = "Bearer " + key
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return s.request(method, path, header, body)
 }
 
 // submit posts a bulk and returns its id, checking the 202 answer.

@@ -34,7 +34,7 @@ func measureWorstBody(t *testing.T, padded bool) {
 	s := newService(t, "MAX_BODY_BYTES="+strconv.Itoa(maxBody))
 	api := s.spawn("api")
 	worker := s.spawn("worker", "HTTP_ADDR=127.0.0.1:0")
-	waitHealthy(t, s.base)
+	waitHealthy(t, s, api)
 	_, key := s.newOrg("Acme", "ops@acme.example")
 
 	body := worstBody(maxBody)
@@ -52,59 +52,50 @@ func measureWorstBody(t *testing.T, padded bool) {
 	t.Logf("peak RSS: worker %.0f MiB, api %.0f MiB", peakMiB(t, worker.cmd.Process.Pid), peakMiB(t, api.cmd.Process.Pid))
 }
 
-// worstBody is the body of at most limit bytes (0: as small as it can be)
-// that gives an import the most to hold: 1000 rows carrying together
-// MaxAccountsPerBulk accounts, every object failing with as many messages as
-// the report lists (a metadata member that is not a scalar is one each), and
-// what room is left padding every object with an unknown field, which the
-// report echoes back as the object submitted.
-func worstBody(limit int) []byte {
+// Every object of the worst bodies fails with as many messages as the
+// report lists: a metadata member that is not a scalar is one each.
+var failingMetadata = func() string {
 	keys := make([]string, bulk.MaxMessagesPerObject+1)
 	for i := range keys {
 		keys[i] = `"` + string(rune('a'+i)) + `":[]`
 	}
-	failing := `"metadata":{` + strings.Join(keys, ",") + `}`
-	perRow := bulk.MaxAccountsPerBulk / bulk.MaxRows
-	objects := bulk.MaxRows * (perRow + 2)
-	// Each object's share of the body, less the object itself and the
-	// brackets and commas around it.
+	return `"metadata":{` + strings.Join(keys, ",") + `}`
+}()
+
+// objectsInWorstBody is how many objects the worst bodies carry: 1000 rows
+// of a customer, a location and MaxAccountsPerBulk accounts in all.
+const objectsInWorstBody = bulk.MaxRows * (bulk.MaxAccountsPerBulk/bulk.MaxRows + 2)
+
+// worstBody is the body of at most limit bytes (0: as small as it can be)
+// that gives an import the most to hold: every object failing, and what room
+// is left padding every object with an unknown field, which the report
+// echoes back as the object submitted.
+func worstBody(limit int) []byte {
 	pad := 0
 	if limit > 0 {
-		pad = max(limit/objects-len(failing)-len(`{,"x":""},`)-8, 0)
+		pad = max(limit/objectsInWorstBody-len(failingMetadata)-len(`{,"x":""},`)-8, 0)
 	}
-	object := `{` + failing + `,"x":"` + strings.Repeat("p", pad) + `"}`
+	return bodyOf(`{` + failingMetadata + `,"x":"` + strings.Repeat("p", pad) + `"}`)
+}
+
+// bodyOf is the 1000 rows of the worst bodies, every object being object.
+func bodyOf(object string) []byte {
+	perRow := bulk.MaxAccountsPerBulk / bulk.MaxRows
+	accounts := make([]string, perRow/2)
+	for j := range accounts {
+		accounts[j] = object
+	}
+	section := strings.Join(accounts, ",")
 	var b bytes.Buffer
 	b.WriteByte('[')
 	for i := range bulk.MaxRows {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		accounts := make([]string, perRow/2)
-		for j := range accounts {
-			accounts[j] = object
-		}
-		section := strings.Join(accounts, ",")
 		fmt.Fprintf(&b, `{"customer":%s,"location":%s,"parent_debt_accounts":[%s],"debt_accounts":[%s]}`, object, object, section, section)
 	}
 	b.WriteByte(']')
 	return b.Bytes()
-}
-
-// waitHealthy waits until the API answers /healthz.
-func waitHealthy(t *testing.T, base string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("api did not start: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // peakMiB reads a process's peak resident set size, VmHWM, in MiB.

@@ -36,7 +36,7 @@ func (s *service) submitWith(key, query string, body []byte) string {
 }
 
 // statuses lists each result row's status.
-func statuses(p resultsPage) []bulk.RowStatus {
+func statuses(p bulk.ResultsPage) []bulk.RowStatus {
 	var out []bulk.RowStatus
 	for _, r := range p.Data {
 		out = append(out, r.Status)

@@ -15,26 +15,13 @@ import (
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
-type resultsPage struct {
-	Data           []bulk.ResultRow `json:"data"`
-	Status         string           `json:"status"`
-	TotalRows      int              `json:"total_rows"`
-	TotalCreated   int              `json:"total_created"`
-	TotalUpdated   int              `json:"total_updated"`
-	TotalUnchanged int              `json:"total_unchanged"`
-	TotalErrors    int              `json:"total_errors"`
-	Links          struct {
-		Next *string `json:"next"`
-	} `json:"links"`
-}
-
-func (s *service) results(key, path string) resultsPage {
+func (s *service) results(key, path string) bulk.ResultsPage {
 	s.t.Helper()
 	r := s.do(http.MethodGet, path, key, nil)
 	if r.status != http.StatusOK {
 		s.t.Fatalf("GET %s: %d %s", path, r.status, r.body)
 	}
-	var p resultsPage
+	var p bulk.ResultsPage
 	if err := json.Unmarshal(r.body, &p); err != nil {
 		s.t.Fatalf("GET %s: %v: %s", path, err, r.body)
 	}

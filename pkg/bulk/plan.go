@@ -434,15 +434,24 @@ func (p *Plan) planLocation(r *Row, res *RowResult, existing map[string]Record, 
 	}
 }
 
-func (p *Plan) planCustomer(r *Row, res *RowResult, existing map[string]Record, inBulk map[string]uuid.UUID) {
-	c := &res.Customer
-	if c.Failed() {
-		return
+// customerPlannable tells whether the row's customer is to be planned: it
+// passed validation and its location did too. A customer belongs to a
+// location: writing it without one would leave a record that a corrected
+// resubmission could never attach.
+func customerPlannable(res *RowResult) bool {
+	if res.Customer.Failed() {
+		return false
 	}
 	if res.Location == nil || res.Location.Failed() {
-		// A customer belongs to a location: writing it without one would leave
-		// a record that a corrected resubmission could never attach.
-		c.fail("location", MsgLocationFailed)
+		res.Customer.fail("location", MsgLocationFailed)
+		return false
+	}
+	return true
+}
+
+func (p *Plan) planCustomer(r *Row, res *RowResult, existing map[string]Record, inBulk map[string]uuid.UUID) {
+	c := &res.Customer
+	if !customerPlannable(res) {
 		return
 	}
 	if p.foundOrCreated(c, r.Number, existing, inBulk) {
@@ -489,11 +498,7 @@ func (p *Plan) upsertLocation(r *Row, res *RowResult, existing map[string]Record
 // needs the fields creating requires.
 func (p *Plan) upsertCustomer(r *Row, res *RowResult, existing map[string]Record, inBulk map[string]uuid.UUID) {
 	c := &res.Customer
-	if c.Failed() {
-		return
-	}
-	if res.Location == nil || res.Location.Failed() {
-		c.fail("location", MsgLocationFailed)
+	if !customerPlannable(res) {
 		return
 	}
 	v, locationID := r.Customer.Value, res.Location.ID
@@ -750,6 +755,31 @@ type ResultRow struct {
 	ParentDebtAccounts []ResultObject `json:"parent_debt_accounts"`
 	DebtAccounts       []ResultObject `json:"debt_accounts"`
 	Errors             *RowErrors     `json:"errors"`
+}
+
+// ResultsPage is GET /api/v1/bulk/{id}/results: a page of rows in the order
+// submitted, then the bulk's status (a bulk not finished yet has no rows,
+// which tells "nothing yet" from "nothing failed"), the rows' totals by
+// status, and the next page.
+type ResultsPage struct {
+	Data []ResultRow `json:"data"`
+	ResultsTotals
+}
+
+// ResultsTotals is what follows a page's rows.
+type ResultsTotals struct {
+	Status         string       `json:"status"`
+	TotalRows      int          `json:"total_rows"`
+	TotalCreated   int          `json:"total_created"`
+	TotalUpdated   int          `json:"total_updated"`
+	TotalUnchanged int          `json:"total_unchanged"`
+	TotalErrors    int          `json:"total_errors"`
+	Links          ResultsLinks `json:"links"`
+}
+
+// ResultsLinks points at the next page; Next is nil on the last.
+type ResultsLinks struct {
+	Next *string `json:"next"`
 }
 
 // ResultObject is one object of a ResultRow. ExternalID is nil when the

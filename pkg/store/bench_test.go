@@ -98,3 +98,45 @@ func benchmarkWrite(b *testing.B, write func(db testenv.Database, orgID, bulkID 
 	}
 	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
 }
+
+// BenchmarkUpsertUnchanged1000Rows is the write phase of an upsert that
+// finds every record already as submitted: lock, look up, plan, stage and
+// compare the changes, store the results, complete. Compare it with
+// BenchmarkImport1000Rows, the create mode of the same kind of bulk.
+func BenchmarkUpsertUnchanged1000Rows(b *testing.B) {
+	db := testenv.NewDatabase(b)
+	org, err := db.Store.CreateOrganization(ctx, "Bench", "ops@bench.example")
+	if err != nil {
+		b.Fatal(err)
+	}
+	upsert := bulk.Options{Mode: bulk.ModeUpsert, Today: time.Now().UTC()}
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		raw := benchRows(b, n)
+		n++
+		db.ImportBulk(b, mustCreate(b, db, org.ID, raw, bulk.Options{}))
+		bk, err := db.Store.StartBulk(ctx, mustCreate(b, db, org.ID, raw, upsert))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows := bulk.ParseRows(raw, upsert)
+		b.StartTimer()
+		res, err := db.Store.Import(ctx, bk, rows, upsert)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Bulk.RowsUpdated != 0 {
+			b.Fatalf("%d rows updated, want none", res.Bulk.RowsUpdated)
+		}
+	}
+}
+
+func mustCreate(b *testing.B, db testenv.Database, orgID uuid.UUID, raw []json.RawMessage, opts bulk.Options) uuid.UUID {
+	b.Helper()
+	bk, _, err := db.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: orgID, Options: opts, Rows: raw})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return bk.ID
+}
