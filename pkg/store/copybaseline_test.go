@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -169,4 +170,57 @@ func BenchmarkResults1000Rows(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkUpsertChanged1000Rows is the write phase of bulkd's upsert of a
+// bulk that changes every customer and debt account, in tables that hold 20
+// such bulks, as BenchmarkUpsertPlan1000Rows measures the raw upsert.
+func BenchmarkUpsertChanged1000Rows(b *testing.B) {
+	e := testenv.NewDatabase(b)
+	org, err := e.Store.CreateOrganization(ctx, "Bench", "ops@bench.example")
+	if err != nil {
+		b.Fatal(err)
+	}
+	const bulks = 20
+	body := func(n int, changed float64) []json.RawMessage {
+		rows, err := bulk.DecodeSubmission(bytes.NewReader(bulkgen.Body(bulkgen.Options{Seed: 1, Rows: 1000, Accounts: 3,
+			Locations: 100, Bulk: n, Prefix: fmt.Sprintf("b%d-", n), Changed: changed})))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return rows
+	}
+	for n := range bulks {
+		bk, _, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: org.ID, Rows: body(n, 0)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.ImportBulk(b, bk.ID)
+	}
+	upsert := bulk.Options{Mode: bulk.ModeUpsert, Today: time.Now().UTC()}
+	records, n := 0, 0
+	for b.Loop() {
+		b.StopTimer()
+		// Each pass over the 20 bulks changes them back and forth.
+		raw := body(n%bulks, float64((n/bulks+1)%2))
+		n++
+		bk, _, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: org.ID, Options: upsert, Rows: raw})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if bk, err = e.Store.StartBulk(ctx, bk.ID); err != nil {
+			b.Fatal(err)
+		}
+		rows := bulk.ParseRows(raw, upsert)
+		b.StartTimer()
+		res, err := e.Store.Import(ctx, bk, rows, upsert)
+		if err != nil {
+			b.Fatal(err)
+		}
+		records += len(res.Plan.CustomerUpdates) + len(res.Plan.DebtAccountUpdates) + len(res.Plan.LocationUpdates)
+		if res.Bulk.RowsUpdated < 900 {
+			b.Fatalf("%d rows updated, want most", res.Bulk.RowsUpdated)
+		}
+	}
+	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
 }
