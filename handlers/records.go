@@ -1,0 +1,126 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/bulkd/bulkd/pkg/records"
+	"github.com/bulkd/bulkd/pkg/store"
+)
+
+// Records serves the records API: /api/v1/locations, /customers and
+// /debt_accounts, and /api/v1/batch.
+type Records struct {
+	records      *records.Service
+	timeout      time.Duration
+	maxBodyBytes int64
+}
+
+// singular names a resource in messages.
+var singular = map[string]string{
+	records.Locations: "location", records.Customers: "customer", records.DebtAccounts: "debt account",
+}
+
+// resource is the resource of a records route, its first path segment
+// after /api/v1/.
+func resource(c echo.Context) string {
+	p := strings.TrimPrefix(c.Path(), "/api/v1/")
+	r, _, _ := strings.Cut(p, "/")
+	return r
+}
+
+// recordID reads the :id of a records route; an id that is no UUID names
+// no record.
+func recordID(c echo.Context, res string) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		return uuid.Nil, recordError(res, store.ErrNotFound)
+	}
+	return id, nil
+}
+
+type recordView struct {
+	Data any `json:"data"`
+}
+
+// Get answers one record, with its ETag; If-None-Match naming it is 304.
+func (h *Records) Get(c echo.Context) error {
+	res := resource(c)
+	id, err := recordID(c, res)
+	if err != nil {
+		return err
+	}
+	var rec records.Record
+	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
+		rec, err = h.records.Get(ctx, organization(c).ID, res, id)
+		return err
+	})
+	if err != nil {
+		return recordError(res, err)
+	}
+	c.Response().Header().Set("ETag", rec.ETag())
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagListed(inm, rec.ETag()) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return h.answer(c, http.StatusOK, rec)
+}
+
+func (h *Records) answer(c echo.Context, status int, rec records.Record) error {
+	b, err := marshalPlain(recordView{Data: rec})
+	if err != nil {
+		return err
+	}
+	return c.JSONBlob(status, b)
+}
+
+// etagListed tells whether a list of entity tags (If-None-Match) names
+// etag, compared weakly as RFC 9110 says for If-None-Match.
+func etagListed(list, etag string) bool {
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// recordError maps the records service's errors to answers that name the
+// resource.
+func recordError(res string, err error) error {
+	name := singular[res]
+	var (
+		invalid *records.ValidationError
+		pre     *records.PreconditionError
+		inUse   *records.InUseError
+	)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return newError(http.StatusNotFound, "id", "The "+name+" was not found.")
+	case errors.As(err, &invalid):
+		return &Error{Status: http.StatusUnprocessableEntity, Message: invalid.Error(), Errors: invalid.Messages}
+	case errors.As(err, &pre):
+		return newError(http.StatusPreconditionFailed, "If-Match",
+			fmt.Sprintf("The %s has changed since it was read: its current version is %d (ETag %s); read it again and retry.",
+				name, pre.Version, pre.Current))
+	case errors.As(err, &inUse):
+		return newError(http.StatusConflict, inUse.What, fmt.Sprintf(
+			"The %s has %d %s; delete them first, or add ?cascade=true to delete them with it.",
+			name, inUse.Count, strings.ReplaceAll(inUse.What, "_", " ")))
+	}
+	return err
+}
+
+// recordRoutes adds the records API's routes.
+func recordRoutes(e *echo.Echo, get func(string, echo.HandlerFunc, ...echo.MiddlewareFunc), api []echo.MiddlewareFunc, h *Records) {
+	for _, res := range []string{records.Locations, records.Customers, records.DebtAccounts} {
+		get("/api/v1/"+res+"/:id", h.Get, api...)
+	}
+}
