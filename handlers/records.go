@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -121,6 +124,105 @@ func recordError(res string, err error) error {
 // recordRoutes adds the records API's routes.
 func recordRoutes(e *echo.Echo, get func(string, echo.HandlerFunc, ...echo.MiddlewareFunc), api []echo.MiddlewareFunc, h *Records) {
 	for _, res := range []string{records.Locations, records.Customers, records.DebtAccounts} {
+		get("/api/v1/"+res, h.List, api...)
 		get("/api/v1/"+res+"/:id", h.Get, api...)
 	}
+	get("/api/v1/customers/:id/debt_accounts", h.List, api...)
+}
+
+// listFilters are the filters of each resource's list, in the order the
+// next link writes them.
+var listFilters = map[string][]string{
+	records.Locations:    {"external_id"},
+	records.Customers:    {"external_id", "email", "location_id", "bulk_id"},
+	records.DebtAccounts: {"customer_id", "external_id", "parent_id", "bulk_id"},
+}
+
+type recordListView struct {
+	Data  []records.Record `json:"data"`
+	Links linksView        `json:"links"`
+}
+
+// List answers a page of records, newest first. Under
+// /customers/{id}/debt_accounts it lists that customer's accounts.
+func (h *Records) List(c echo.Context) error {
+	res, path := resource(c), c.Request().URL.Path
+	names := listFilters[res]
+	var customer *uuid.UUID
+	if c.Param("id") != "" { // /customers/{id}/debt_accounts
+		id, err := recordID(c, records.Customers)
+		if err != nil {
+			return err
+		}
+		customer, res, names = &id, records.DebtAccounts, []string{"external_id", "parent_id", "bulk_id"}
+	}
+	q, err := queryParams(c, append(slices.Clone(names), "limit", "cursor")...)
+	if err != nil {
+		return err
+	}
+	p := records.ListParams{Filter: store.RecordFilter{CustomerID: customer}, Cursor: q.Get("cursor")}
+	if p.Limit, err = intParam(q, "limit", records.DefaultListLimit, 1, records.MaxListLimit); err != nil {
+		return err
+	}
+	for _, name := range names {
+		v, ok := q[name]
+		if !ok {
+			continue
+		}
+		switch name {
+		case "external_id":
+			p.Filter.ExternalID = v[0]
+		case "email":
+			p.Filter.Email = v[0]
+		default:
+			id, err := uuid.Parse(v[0])
+			if err != nil {
+				return newError(http.StatusBadRequest, name, "The "+name+" parameter must be an id (a UUID).")
+			}
+			switch name {
+			case "location_id":
+				p.Filter.LocationID = &id
+			case "customer_id":
+				p.Filter.CustomerID = &id
+			case "parent_id":
+				p.Filter.ParentID = &id
+			case "bulk_id":
+				p.Filter.BulkID = &id
+			}
+		}
+	}
+	var page records.Page
+	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
+		if customer != nil {
+			if _, err := h.records.Get(ctx, organization(c).ID, records.Customers, *customer); err != nil {
+				return recordError(records.Customers, err)
+			}
+		}
+		page, err = h.records.List(ctx, organization(c).ID, res, p)
+		return err
+	})
+	if errors.Is(err, records.ErrInvalidCursor) {
+		return newError(http.StatusBadRequest, "cursor", "The cursor parameter must be a cursor from a links.next this organization was given for this list.")
+	}
+	if err != nil {
+		return err
+	}
+	v := recordListView{Data: page.Records}
+	if page.Next != "" {
+		next := url.Values{}
+		for _, name := range names {
+			if vs, ok := q[name]; ok {
+				next.Set(name, vs[0])
+			}
+		}
+		next.Set("limit", strconv.Itoa(p.Limit))
+		next.Set("cursor", page.Next)
+		link := path + "?" + next.Encode()
+		v.Links.Next = &link
+	}
+	b, err := marshalPlain(v)
+	if err != nil {
+		return err
+	}
+	return c.JSONBlob(http.StatusOK, b)
 }

@@ -158,3 +158,87 @@ func TestRecordsOfAnotherOrganizationAreNotFound(t *testing.T) {
 		}
 	}
 }
+
+// list reads a list answer: the external ids of its records and links.next.
+func list(t *testing.T, r response) (ids []string, next string) {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	var v struct {
+		Data  []map[string]any
+		Links struct{ Next *string }
+	}
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range v.Data {
+		ids = append(ids, d["external_id"].(string))
+	}
+	if v.Links.Next != nil {
+		next = *v.Links.Next
+	}
+	return ids, next
+}
+
+func TestRecordsSearchAndListPages(t *testing.T) {
+	t.Parallel()
+	s, key, bulkID := recordsService(t)
+	// A later bulk: its customer is newer than c1 and c2.
+	s.waitCompleted(key, s.submit(key, []byte(`[{"customer": {"external_id": "c3", "name": "Cy", "email": "cy@example.com"}, "location": {"external_id": "l2"}}]`)))
+	c1, p1 := s.recordID(t, "customers", "c1"), s.recordID(t, "debt_accounts", "p1")
+
+	for _, tc := range []struct {
+		path string
+		want []string
+	}{
+		{"/api/v1/customers?external_id=c2", []string{"c2"}},
+		{"/api/v1/customers?email=cy@example.com", []string{"c3"}},
+		{"/api/v1/customers?bulk_id=" + bulkID + "&external_id=c1", []string{"c1"}},
+		{"/api/v1/customers?location_id=" + s.recordID(t, "locations", "l2"), []string{"c3"}},
+		{"/api/v1/locations?external_id=l1", []string{"l1"}},
+		{"/api/v1/debt_accounts?parent_id=" + p1 + "&external_id=k2", []string{"k2"}},
+		{"/api/v1/debt_accounts?customer_id=" + s.recordID(t, "customers", "c2"), nil},
+		{"/api/v1/customers/" + c1 + "/debt_accounts?external_id=t1", []string{"t1"}},
+	} {
+		if got, _ := list(t, s.call(http.MethodGet, tc.path, key, nil, "")); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: %v, want %v", tc.path, got, tc.want)
+		}
+	}
+	if got, _ := list(t, s.call(http.MethodGet, "/api/v1/customers/"+c1+"/debt_accounts", key, nil, "")); len(got) != 4 {
+		t.Errorf("c1's accounts: %v", got)
+	}
+
+	// Newest first, a page at a time; a customer added between two pages
+	// neither shifts nor repeats the next.
+	got, next := list(t, s.call(http.MethodGet, "/api/v1/customers?limit=1", key, nil, ""))
+	if strings.Join(got, ",") != "c3" || next == "" {
+		t.Fatalf("page 1: %v %q", got, next)
+	}
+	s.waitCompleted(key, s.submit(key, []byte(`[{"customer": {"external_id": "c4", "name": "Di"}, "location": {"external_id": "l2"}}]`)))
+	seen := got
+	for next != "" {
+		got, next = list(t, s.call(http.MethodGet, next, key, nil, ""))
+		seen = append(seen, got...)
+	}
+	if strings.Join(seen[1:], ",") != "c1,c2" && strings.Join(seen[1:], ",") != "c2,c1" {
+		t.Errorf("pages: %v", seen)
+	}
+
+	for path, field := range map[string]string{
+		"/api/v1/customers?limit=0":                     "limit",
+		"/api/v1/customers?limit=1001":                  "limit",
+		"/api/v1/customers?location_id=x":               "location_id",
+		"/api/v1/customers?parent_id=" + p1:             "parent_id",
+		"/api/v1/debt_accounts?cursor=bogus":            "cursor",
+		"/api/v1/locations?external_id=a&external_id=b": "external_id",
+	} {
+		r := s.call(http.MethodGet, path, key, nil, "")
+		if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"`+field+`":[`) {
+			t.Errorf("%s: %d %s", path, r.status, r.body)
+		}
+	}
+	if r := s.call(http.MethodGet, "/api/v1/customers/"+p1+"/debt_accounts", key, nil, ""); r.status != http.StatusNotFound {
+		t.Errorf("accounts of no customer: %d %s", r.status, r.body)
+	}
+}
