@@ -126,6 +126,7 @@ func recordRoutes(e *echo.Echo, get func(string, echo.HandlerFunc, ...echo.Middl
 	for _, res := range []string{records.Locations, records.Customers, records.DebtAccounts} {
 		get("/api/v1/"+res, h.List, api...)
 		get("/api/v1/"+res+"/:id", h.Get, api...)
+		e.DELETE("/api/v1/"+res+"/:id", h.Delete, api...)
 	}
 	get("/api/v1/customers/:id/debt_accounts", h.List, api...)
 }
@@ -225,4 +226,33 @@ func (h *Records) List(c echo.Context) error {
 		return err
 	}
 	return c.JSONBlob(http.StatusOK, b)
+}
+
+// Delete deletes one record: 204, 409 when others depend on it (unless
+// ?cascade=true), 412 when If-Match is stale.
+func (h *Records) Delete(c echo.Context) error {
+	res := resource(c)
+	q, err := queryParams(c, "cascade")
+	if err != nil {
+		return err
+	}
+	cascade := false
+	switch q.Get("cascade") {
+	case "", "false":
+	case "true":
+		cascade = true
+	default:
+		return newError(http.StatusBadRequest, "cascade", "The cascade parameter must be true or false.")
+	}
+	id, err := recordID(c, res)
+	if err != nil {
+		return err
+	}
+	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) error {
+		return h.records.Delete(ctx, organization(c).ID, res, id, c.Request().Header.Get("If-Match"), cascade)
+	})
+	if err != nil {
+		return recordError(res, err)
+	}
+	return c.NoContent(http.StatusNoContent)
 }

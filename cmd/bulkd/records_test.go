@@ -150,7 +150,7 @@ func TestRecordsOfAnotherOrganizationAreNotFound(t *testing.T) {
 		"/api/v1/debt_accounts/" + s.recordID(t, "debt_accounts", "k1"),
 		"/api/v1/customers/not-a-uuid",
 	} {
-		for _, method := range []string{http.MethodGet} {
+		for _, method := range []string{http.MethodGet, http.MethodDelete} {
 			r := s.call(method, path, other, nil, "")
 			if r.status != http.StatusNotFound || !strings.Contains(string(r.body), "was not found") {
 				t.Errorf("%s %s: %d %s", method, path, r.status, r.body)
@@ -240,5 +240,51 @@ func TestRecordsSearchAndListPages(t *testing.T) {
 	}
 	if r := s.call(http.MethodGet, "/api/v1/customers/"+p1+"/debt_accounts", key, nil, ""); r.status != http.StatusNotFound {
 		t.Errorf("accounts of no customer: %d %s", r.status, r.body)
+	}
+}
+
+func TestRecordsDelete(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	count := func(table string) string { return s.record(t, `SELECT count(*)::text FROM `+table) }
+	p1, t1 := s.recordID(t, "debt_accounts", "p1"), s.recordID(t, "debt_accounts", "t1")
+	c1, l1 := s.recordID(t, "customers", "c1"), s.recordID(t, "locations", "l1")
+
+	for path, held := range map[string]string{
+		"/api/v1/debt_accounts/" + p1: `"debt_accounts":["The debt account has 2 debt accounts;`,
+		"/api/v1/customers/" + c1:     `"debt_accounts":["The customer has 4 debt accounts;`,
+		"/api/v1/locations/" + l1:     `"customers":["The location has 2 customers;`,
+	} {
+		if r := s.call(http.MethodDelete, path, key, nil, ""); r.status != http.StatusConflict || !strings.Contains(string(r.body), held) {
+			t.Errorf("DELETE %s: %d %s", path, r.status, r.body)
+		}
+	}
+	if count("debt_accounts") != "4" || count("customers") != "2" {
+		t.Fatal("a refused delete deleted something")
+	}
+
+	// A stale If-Match is 412 naming the current version; nothing deleted.
+	r := s.call(http.MethodDelete, "/api/v1/debt_accounts/"+t1, key, map[string]string{"If-Match": `"7"`}, "")
+	if r.status != http.StatusPreconditionFailed || !strings.Contains(string(r.body), `its current version is 1 (ETag \"1\")`) {
+		t.Errorf("stale If-Match: %d %s", r.status, r.body)
+	}
+	if r := s.call(http.MethodDelete, "/api/v1/debt_accounts/"+t1, key, map[string]string{"If-Match": `"1"`}, ""); r.status != http.StatusNoContent {
+		t.Errorf("DELETE t1: %d %s", r.status, r.body)
+	}
+	if r := s.call(http.MethodGet, "/api/v1/debt_accounts/"+t1, key, nil, ""); r.status != http.StatusNotFound {
+		t.Errorf("t1 after delete: %d", r.status)
+	}
+	if r := s.call(http.MethodDelete, "/api/v1/debt_accounts/"+p1+"?cascade=true", key, nil, ""); r.status != http.StatusNoContent || count("debt_accounts") != "0" {
+		t.Errorf("cascade p1: %d %s, %s accounts left", r.status, r.body, count("debt_accounts"))
+	}
+	if r := s.call(http.MethodDelete, "/api/v1/customers/"+c1+"?cascade=maybe", key, nil, ""); r.status != http.StatusBadRequest {
+		t.Errorf("cascade=maybe: %d", r.status)
+	}
+	// A location's cascade removes its customers and their accounts.
+	s.waitCompleted(key, s.submit(key, []byte(`[{"customer": {"external_id": "c2"}, "location": {"external_id": "l1"},
+		"debt_accounts": [{"external_id": "x1", "balance": 1, "billing_type": ["settlement"]}]}]`)))
+	if r := s.call(http.MethodDelete, "/api/v1/locations/"+l1+"?cascade=true", key, nil, ""); r.status != http.StatusNoContent ||
+		count("customers") != "0" || count("debt_accounts") != "0" || count("locations") != "0" {
+		t.Errorf("cascade l1: %d %s", r.status, r.body)
 	}
 }
