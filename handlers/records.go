@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -127,6 +129,7 @@ func recordRoutes(e *echo.Echo, get func(string, echo.HandlerFunc, ...echo.Middl
 		get("/api/v1/"+res, h.List, api...)
 		get("/api/v1/"+res+"/:id", h.Get, api...)
 		e.DELETE("/api/v1/"+res+"/:id", h.Delete, api...)
+		e.PATCH("/api/v1/"+res+"/:id", h.Patch, api...)
 	}
 	get("/api/v1/customers/:id/debt_accounts", h.List, api...)
 }
@@ -255,4 +258,44 @@ func (h *Records) Delete(c echo.Context) error {
 		return recordError(res, err)
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// Patch applies a JSON Patch (RFC 6902) or a JSON Merge Patch (RFC 7386)
+// to one record: 200 with the record (unchanged when the patch changes
+// nothing), 415 for another Content-Type, 422 naming what the import's rules
+// refuse, 412 when If-Match is stale.
+func (h *Records) Patch(c echo.Context) error {
+	res := resource(c)
+	if _, err := queryParams(c); err != nil {
+		return err
+	}
+	var kind records.PatchKind
+	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	switch mt {
+	case "application/json-patch+json":
+		kind = records.JSONPatch
+	case "application/merge-patch+json":
+		kind = records.MergePatch
+	default:
+		return newError(http.StatusUnsupportedMediaType, "Content-Type",
+			"The Content-Type must be application/json-patch+json (RFC 6902) or application/merge-patch+json (RFC 7386).")
+	}
+	id, err := recordID(c, res)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, h.maxBodyBytes))
+	if err != nil {
+		return err
+	}
+	var rec records.Record
+	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
+		rec, _, err = h.records.Patch(ctx, organization(c).ID, res, id, c.Request().Header.Get("If-Match"), kind, body)
+		return err
+	})
+	if err != nil {
+		return recordError(res, err)
+	}
+	c.Response().Header().Set("ETag", rec.ETag())
+	return h.answer(c, http.StatusOK, rec)
 }

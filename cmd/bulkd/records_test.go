@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -156,6 +157,10 @@ func TestRecordsOfAnotherOrganizationAreNotFound(t *testing.T) {
 				t.Errorf("%s %s: %d %s", method, path, r.status, r.body)
 			}
 		}
+		r := s.call(http.MethodPatch, path, other, map[string]string{"Content-Type": "application/merge-patch+json"}, `{"name": "X"}`)
+		if r.status != http.StatusNotFound {
+			t.Errorf("PATCH %s: %d %s", path, r.status, r.body)
+		}
 	}
 }
 
@@ -286,5 +291,120 @@ func TestRecordsDelete(t *testing.T) {
 	if r := s.call(http.MethodDelete, "/api/v1/locations/"+l1+"?cascade=true", key, nil, ""); r.status != http.StatusNoContent ||
 		count("customers") != "0" || count("debt_accounts") != "0" || count("locations") != "0" {
 		t.Errorf("cascade l1: %d %s", r.status, r.body)
+	}
+}
+
+func TestRecordsPatch(t *testing.T) {
+	t.Parallel()
+	s, key, bulkID := recordsService(t)
+	jp := map[string]string{"Content-Type": "application/json-patch+json"}
+	mp := map[string]string{"Content-Type": "application/merge-patch+json"}
+	c1, k1, t1 := "/api/v1/customers/"+s.recordID(t, "customers", "c1"), "/api/v1/debt_accounts/"+s.recordID(t, "debt_accounts", "k1"),
+		"/api/v1/debt_accounts/"+s.recordID(t, "debt_accounts", "t1")
+
+	// Each of the six operations, validated and written as one new version.
+	c := data(t, s.call(http.MethodPatch, c1, key, jp, `[
+		{"op": "test", "path": "/name", "value": "Ann"},
+		{"op": "replace", "path": "/name", "value": "Anne"},
+		{"op": "add", "path": "/phone", "value": "555"},
+		{"op": "remove", "path": "/email"},
+		{"op": "add", "path": "/metadata/tier2", "value": 2},
+		{"op": "copy", "from": "/metadata/tier", "path": "/metadata/copied"},
+		{"op": "move", "from": "/metadata/tier2", "path": "/metadata/moved"}]`), http.StatusOK)
+	if c["name"] != "Anne" || c["phone"] != "555" || c["email"] != nil || c["version"] != 2.0 {
+		t.Errorf("patched customer: %v", c)
+	}
+	if m := c["metadata"].(map[string]any); m["tier"] != 1.0 || m["copied"] != 1.0 || m["moved"] != 2.0 || m["tier2"] != nil {
+		t.Errorf("metadata: %v", m)
+	}
+	// A patch keeps the bulk provenance: the bulk created it and changed it last.
+	if p := c["provenance"].(map[string]any); p["bulk_id"] != bulkID || p["last_bulk_id"] != bulkID {
+		t.Errorf("provenance: %v", p)
+	}
+	// A patch that changes nothing answers 200 at the same version.
+	r := s.call(http.MethodPatch, c1, key, mp, `{"name": "Anne"}`)
+	if c := data(t, r, http.StatusOK); c["version"] != 2.0 {
+		t.Errorf("no-op patch: %v", c)
+	}
+	etag := r.header.Get("ETag")
+
+	for _, tc := range []struct {
+		path, patch, field, msg string
+		header                  map[string]string
+	}{
+		{c1, `{"email": "nope"}`, "email", "The email field must be a valid email address.", mp},
+		{c1, `{"name": null}`, "name", "The name field is required.", mp},
+		{c1, `{"date_of_birth": "2999-01-01"}`, "date_of_birth", "The date of birth field must be a date before today.", mp},
+		{c1, `{"version": 9}`, "version", "The version field is read-only.", mp},
+		{c1, `{"provenance": null}`, "provenance", "The provenance field is read-only.", mp},
+		{c1, `{"external_id": "c2"}`, "external_id", "The external id has already been taken.", mp},
+		{c1, `{"nickname": "A"}`, "nickname", "The nickname field is unknown.", mp},
+		{k1, `[{"op": "replace", "path": "/balance", "value": 1.005}]`, "balance", "The balance field must have at most 2 decimal places.", jp},
+		{k1, `[{"op": "replace", "path": "/billing_type", "value": ["cash"]}]`, "billing_type", "The selected billing type is invalid.", jp},
+		{k1, `[{"op": "replace", "path": "/customer_id", "value": "x"}]`, "customer_id", "The customer id field is read-only.", jp},
+		{k1, `[{"op": "replace", "path": "/parent_external_id", "value": "k2"}]`, "parent_external_id", "only one level of nesting is allowed", jp},
+		{k1, `[{"op": "replace", "path": "/parent_external_id", "value": "nope"}]`, "parent_external_id", "The selected parent external id is invalid.", jp},
+		{k1, `[{"op": "test", "path": "/balance", "value": 99}]`, "patch", "cannot be applied", jp},
+	} {
+		r := s.call(http.MethodPatch, tc.path, key, tc.header, tc.patch)
+		if r.status != http.StatusUnprocessableEntity || !strings.Contains(string(r.body), `"`+tc.field+`":["`) || !strings.Contains(string(r.body), tc.msg) {
+			t.Errorf("%s: %d %s", tc.patch, r.status, r.body)
+		}
+	}
+	if r := s.call(http.MethodPatch, c1, key, map[string]string{"Content-Type": "application/json"}, `{}`); r.status != http.StatusUnsupportedMediaType {
+		t.Errorf("application/json: %d %s", r.status, r.body)
+	}
+	if got := s.record(t, customerRecord, "c1"); got != `Anne|NULL|555|{"tier": 1, "moved": 2, "copied": 1}|l1|v2` {
+		t.Errorf("c1 after refused patches: %s", got)
+	}
+
+	// If-Match: the current ETag applies, a stale one is 412.
+	stale := map[string]string{"Content-Type": "application/merge-patch+json", "If-Match": `"1-0"`}
+	if r := s.call(http.MethodPatch, c1, key, stale, `{"name": "X"}`); r.status != http.StatusPreconditionFailed ||
+		!strings.Contains(string(r.body), "its current version is 2") {
+		t.Errorf("stale If-Match: %d %s", r.status, r.body)
+	}
+	fresh := map[string]string{"Content-Type": "application/merge-patch+json", "If-Match": etag}
+	if c := data(t, s.call(http.MethodPatch, c1, key, fresh, `{"name": "Ann"}`), http.StatusOK); c["version"] != 3.0 {
+		t.Errorf("If-Match current: %v", c)
+	}
+
+	// k1 moves from p1 to t1, a top-level account of the same customer.
+	a := data(t, s.call(http.MethodPatch, k1, key, mp, `{"parent_external_id": "t1", "current_balance": "4.25"}`), http.StatusOK)
+	if a["parent_external_id"] != "t1" || a["version"] != 2.0 || s.record(t, accountRecord, "k1") != "10.50|4.25|full-payment|t1|NULL|v2" {
+		t.Errorf("moved k1: %v", a)
+	}
+	// t1 now has a child, so it cannot be nested itself.
+	if r := s.call(http.MethodPatch, t1, key, mp, `{"parent_external_id": "p1"}`); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("nesting a parent: %d %s", r.status, r.body)
+	}
+}
+
+func TestRecordsConcurrentPatchesLoseNoUpdate(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	c1 := "/api/v1/customers/" + s.recordID(t, "customers", "c1")
+	const n = 8
+	errs := make(chan string, n)
+	for i := range n {
+		go func() {
+			k := string(rune('a' + i))
+			r := s.call(http.MethodPatch, c1, key, map[string]string{"Content-Type": "application/json-patch+json"},
+				`[{"op": "add", "path": "/metadata/`+k+`", "value": `+strconv.Itoa(i)+`}]`)
+			if r.status != http.StatusOK {
+				errs <- string(r.body)
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range n {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+	c := data(t, s.call(http.MethodGet, c1, key, nil, ""), http.StatusOK)
+	if m := c["metadata"].(map[string]any); len(m) != n+1 || c["version"] != float64(n+1) {
+		t.Errorf("after %d concurrent patches: version %v, metadata %v", n, c["version"], m)
 	}
 }
