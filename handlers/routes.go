@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/records"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -20,6 +21,7 @@ type Config struct {
 	Store    *store.Store // authenticates API keys
 	Bulks    *bulks.Service
 	Webhooks *bulks.Webhooks
+	Records  *records.Service // the records API; nil leaves it off
 	// Waiter tells waiting requests (?wait=) that their bulk finished; nil
 	// makes a wait a plain read. MaxWait is the longest wait allowed.
 	Waiter       *bulks.Waiter
@@ -90,6 +92,10 @@ func New(cfg Config) *echo.Echo {
 	get("/api/v1/webhook", hooks.Get, api...)
 	e.DELETE("/api/v1/webhook", hooks.Delete, api...)
 	e.POST("/api/v1/webhook/rotate", hooks.Rotate, api...)
+
+	if cfg.Records != nil {
+		recordRoutes(e, get, api, &Records{records: cfg.Records, timeout: cfg.RequestTimeout, maxBodyBytes: cfg.MaxBodyBytes})
+	}
 
 	if cfg.QueueUI != nil && cfg.AdminPassword != "" {
 		ui := echo.WrapHandler(cfg.QueueUI)

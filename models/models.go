@@ -85,8 +85,18 @@ type Location struct {
 	Name           *string
 	BulkID         *uuid.UUID `gorm:"type:uuid"`
 	BulkRow        *int
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	Provenance
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Provenance is what a record's version and last change are: Version counts
+// its changes (1 when created; ETags are built on it), LastBulkID and
+// LastBulkRow name the bulk row that changed it last.
+type Provenance struct {
+	Version     int        `gorm:"default:1"`
+	LastBulkID  *uuid.UUID `gorm:"type:uuid"`
+	LastBulkRow *int
 }
 
 // Customer is a debtor.
@@ -104,8 +114,9 @@ type Customer struct {
 	Metadata       json.RawMessage `gorm:"type:jsonb"`
 	BulkID         *uuid.UUID      `gorm:"type:uuid"`
 	BulkRow        *int
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	Provenance
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // DebtAccount is an amount a customer owes, possibly nested under a parent
@@ -124,8 +135,9 @@ type DebtAccount struct {
 	Metadata              json.RawMessage `gorm:"type:jsonb"`
 	BulkID                *uuid.UUID      `gorm:"type:uuid"`
 	BulkRow               *int
-	CreatedAt             time.Time
-	UpdatedAt             time.Time
+	Provenance
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // StringArray maps a Postgres text[] for GORM, which has no array type of its own.

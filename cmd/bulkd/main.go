@@ -35,6 +35,7 @@ import (
 	"github.com/bulkd/bulkd/handlers"
 	"github.com/bulkd/bulkd/pkg/bulks"
 	"github.com/bulkd/bulkd/pkg/mailer"
+	"github.com/bulkd/bulkd/pkg/records"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/webhook"
 	"github.com/bulkd/bulkd/workers"
@@ -280,6 +281,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 			Store:    s,
 			Bulks:    svc,
 			Webhooks: hooks,
+			Records:  records.New(s),
 			Waiter:   waiter,
 			MaxWait:  cfg.MaxWait,
 			Checks: map[string]handlers.Pinger{

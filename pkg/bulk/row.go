@@ -383,3 +383,24 @@ func ParseRows(raw []json.RawMessage, opts Options) []*Row {
 	}
 	return rows
 }
+
+// ParseCustomer validates one customer object, as a row's customer section,
+// by the import's rules: the records API checks a patched or created
+// customer with it, so that both paths share one set of rules.
+func ParseCustomer(raw json.RawMessage, opts Options) *Input[Customer] {
+	return parser{opts: opts, row: "#"}.customer(raw)
+}
+
+// ParseLocation validates one location object by the import's rules.
+func ParseLocation(raw json.RawMessage, opts Options) *Input[Location] {
+	return parser{opts: opts, row: "#"}.location(raw)
+}
+
+// ParseDebtAccount validates one debt account object by the import's rules;
+// parent says it is a parent account (which may not name a parent itself).
+// Where its parent is found is the caller's to check.
+func ParseDebtAccount(raw json.RawMessage, opts Options, parent bool) *Input[DebtAccount] {
+	in := &Input[DebtAccount]{}
+	parser{opts: opts, row: "#"}.account(in, "#", raw, parent)
+	return in
+}

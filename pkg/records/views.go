@@ -1,0 +1,186 @@
+// Package records is the service behind the records API: read, search,
+// patch, create and delete the locations, customers and debt accounts that
+// imports wrote, with versions for optimistic concurrency and the import's
+// own validation rules (pkg/bulk) for every write.
+package records
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/store"
+)
+
+// Resources are the record kinds the API serves, by their path segment.
+const (
+	Locations    = "locations"
+	Customers    = "customers"
+	DebtAccounts = "debt_accounts"
+)
+
+// Provenance names the bulk rows that created a record and changed it last;
+// all null for a record the records API created.
+type Provenance struct {
+	BulkID      *uuid.UUID `json:"bulk_id"`
+	BulkRow     *int       `json:"bulk_row"`
+	LastBulkID  *uuid.UUID `json:"last_bulk_id"`
+	LastBulkRow *int       `json:"last_bulk_row"`
+}
+
+// Location is a location as the API shows it.
+type Location struct {
+	ID             uuid.UUID  `json:"id"`
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	ExternalID     string     `json:"external_id"`
+	Name           *string    `json:"name"`
+	Version        int        `json:"version"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	Provenance     Provenance `json:"provenance"`
+}
+
+// Customer is a customer as the API shows it. A single customer includes
+// its location and its debt accounts as a tree; a list leaves both out.
+type Customer struct {
+	ID             uuid.UUID       `json:"id"`
+	OrganizationID uuid.UUID       `json:"organization_id"`
+	ExternalID     string          `json:"external_id"`
+	LocationID     uuid.UUID       `json:"location_id"`
+	Name           string          `json:"name"`
+	Email          *string         `json:"email"`
+	Phone          *string         `json:"phone"`
+	DateOfBirth    *string         `json:"date_of_birth"`
+	SSNLast4       *string         `json:"ssn_last4"`
+	Address        json.RawMessage `json:"address"`
+	Metadata       json.RawMessage `json:"metadata"`
+	Version        int             `json:"version"`
+	CreatedAt      time.Time       `json:"created_at"`
+	UpdatedAt      time.Time       `json:"updated_at"`
+	Provenance     Provenance      `json:"provenance"`
+	Location       *Location       `json:"location,omitempty"`
+	DebtAccounts   *[]DebtAccount  `json:"debt_accounts,omitempty"`
+	etag           string          // of the customer and what it includes
+}
+
+// DebtAccount is a debt account as the API shows it; balances are exact
+// decimal numbers. In a customer's tree a top-level account lists its
+// children.
+type DebtAccount struct {
+	ID                    uuid.UUID       `json:"id"`
+	OrganizationID        uuid.UUID       `json:"organization_id"`
+	ExternalID            string          `json:"external_id"`
+	CustomerID            uuid.UUID       `json:"customer_id"`
+	ParentID              *uuid.UUID      `json:"parent_id"`
+	ParentExternalID      *string         `json:"parent_external_id"`
+	ExternalAccountNumber *string         `json:"external_account_number"`
+	Balance               json.Number     `json:"balance"`
+	CurrentBalance        json.Number     `json:"current_balance"`
+	BillingType           []string        `json:"billing_type"`
+	Metadata              json.RawMessage `json:"metadata"`
+	Version               int             `json:"version"`
+	CreatedAt             time.Time       `json:"created_at"`
+	UpdatedAt             time.Time       `json:"updated_at"`
+	Provenance            Provenance      `json:"provenance"`
+	Children              *[]DebtAccount  `json:"children,omitempty"`
+}
+
+// ETag is the location's entity tag: its version.
+func (l Location) ETag() string { return versionTag(l.Version) }
+
+// ETag is the debt account's entity tag: its version.
+func (a DebtAccount) ETag() string { return versionTag(a.Version) }
+
+// ETag is the customer's entity tag: its version and a hash of the
+// versions of what it includes, so that a change of its location or of any
+// of its accounts (or one added or removed) changes it too. A customer of a
+// list, which includes nothing, has its version alone.
+func (c Customer) ETag() string {
+	if c.etag != "" {
+		return c.etag
+	}
+	return versionTag(c.Version)
+}
+
+func versionTag(v int) string { return `"` + strconv.Itoa(v) + `"` }
+
+func provenance(bulkID *uuid.UUID, bulkRow *int, p models.Provenance) Provenance {
+	return Provenance{BulkID: bulkID, BulkRow: bulkRow, LastBulkID: p.LastBulkID, LastBulkRow: p.LastBulkRow}
+}
+
+func newLocation(l models.Location) Location {
+	return Location{ID: l.ID, OrganizationID: l.OrganizationID, ExternalID: l.ExternalID, Name: l.Name,
+		Version: l.Version, CreatedAt: l.CreatedAt, UpdatedAt: l.UpdatedAt,
+		Provenance: provenance(l.BulkID, l.BulkRow, l.Provenance)}
+}
+
+func newCustomer(c models.Customer) Customer {
+	v := Customer{ID: c.ID, OrganizationID: c.OrganizationID, ExternalID: c.ExternalID, LocationID: c.LocationID,
+		Name: c.Name, Email: c.Email, Phone: c.Phone, SSNLast4: c.SSNLast4,
+		Address: jsonOrNull(c.Address), Metadata: jsonOrNull(c.Metadata),
+		Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		Provenance: provenance(c.BulkID, c.BulkRow, c.Provenance)}
+	if c.DateOfBirth != nil {
+		d := c.DateOfBirth.Format(time.DateOnly)
+		v.DateOfBirth = &d
+	}
+	return v
+}
+
+func newDebtAccount(a store.DebtAccountRecord) DebtAccount {
+	billing := []string(a.BillingType)
+	if billing == nil {
+		billing = []string{}
+	}
+	return DebtAccount{ID: a.ID, OrganizationID: a.OrganizationID, ExternalID: a.ExternalID, CustomerID: a.CustomerID,
+		ParentID: a.ParentID, ParentExternalID: a.ParentExternalID, ExternalAccountNumber: a.ExternalAccountNumber,
+		Balance: json.Number(a.Balance), CurrentBalance: json.Number(a.CurrentBalance), BillingType: billing,
+		Metadata: jsonOrNull(a.Metadata), Version: a.Version, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+		Provenance: provenance(a.BulkID, a.BulkRow, a.Provenance)}
+}
+
+// jsonOrNull keeps an absent jsonb value a JSON null.
+func jsonOrNull(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// customerTree is the customer with its location and its accounts, each
+// top-level account with its children, and its ETag.
+func customerTree(c models.Customer, l models.Location, accounts []store.DebtAccountRecord) Customer {
+	v := newCustomer(c)
+	loc := newLocation(l)
+	v.Location = &loc
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s:%d;", l.ID, l.Version)
+	byParent := map[uuid.UUID][]DebtAccount{}
+	var top []DebtAccount
+	for _, a := range accounts {
+		fmt.Fprintf(h, "%s:%d;", a.ID, a.Version)
+		va := newDebtAccount(a)
+		if a.ParentID != nil {
+			byParent[*a.ParentID] = append(byParent[*a.ParentID], va)
+		} else {
+			top = append(top, va)
+		}
+	}
+	tree := make([]DebtAccount, 0, len(top))
+	for _, a := range top {
+		children := byParent[a.ID]
+		if children == nil {
+			children = []DebtAccount{}
+		}
+		a.Children = &children
+		tree = append(tree, a)
+	}
+	v.DebtAccounts = &tree
+	v.etag = fmt.Sprintf(`"%d-%016x"`, c.Version, h.Sum64())
+	return v
+}
