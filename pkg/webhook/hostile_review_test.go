@@ -1,0 +1,38 @@
+package webhook_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+
+	"github.com/bulkd/bulkd/pkg/webhook"
+)
+
+// Hostile review of issue 10: IPv6 forms that carry an IPv4 address inside
+// them reach that IPv4 host wherever the network translates them (NAT64 of
+// an IPv6-only subnet, as AWS and others run it; 6to4 and Teredo relays), so
+// an endpoint on them is an endpoint on the private IPv4 address they embed.
+// Public, which both the registration check and the dial check use, calls
+// them public. Deprecated site-local fec0::/10 is not public either.
+func TestPublicRefusesIPv6FormsOfPrivateIPv4(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{
+		"64:ff9b::a00:1",                       // NAT64 (RFC 6052) of 10.0.0.1
+		"64:ff9b::7f00:1",                      // NAT64 of 127.0.0.1
+		"64:ff9b::a9fe:a9fe",                   // NAT64 of 169.254.169.254, the cloud metadata service
+		"::a00:1",                              // IPv4-compatible ::10.0.0.1 (deprecated, RFC 4291)
+		"::7f00:1",                             // ::127.0.0.1
+		"2002:a00:1::1",                        // 6to4 of 10.0.0.1
+		"2002:7f00:1::1",                       // 6to4 of 127.0.0.1
+		"2001:0:4136:e378:8000:63bf:f5ff:fffe", // Teredo, whose client is 10.0.0.1 (bits inverted)
+		"fec0::1",                              // site-local (deprecated, RFC 3879)
+	} {
+		if webhook.Public(netip.MustParseAddr(s)) {
+			t.Errorf("Public(%s) = true; it is not an address on the public internet", s)
+		}
+		u := "https://[" + s + "]/hook"
+		if err := (webhook.Policy{}).CheckURL(context.Background(), u); err == nil {
+			t.Errorf("CheckURL(%s) = nil; the endpoint must be refused", u)
+		}
+	}
+}
