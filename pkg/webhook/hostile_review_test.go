@@ -2,8 +2,11 @@ package webhook_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkd/bulkd/pkg/webhook"
 )
@@ -33,6 +36,30 @@ func TestPublicRefusesIPv6FormsOfPrivateIPv4(t *testing.T) {
 		u := "https://[" + s + "]/hook"
 		if err := (webhook.Policy{}).CheckURL(context.Background(), u); err == nil {
 			t.Errorf("CheckURL(%s) = nil; the endpoint must be refused", u)
+		}
+	}
+}
+
+// Hostile review of issue 10: an attempt refused because the endpoint's name
+// led to a private address records, and GET /api/v1/webhook shows, the
+// address it led to ("dial tcp 10.1.2.3:443: …"). A client that points a
+// name of its own at an internal name (a CNAME to db.internal.example) reads
+// the internal address bulkd's resolver found: the check becomes an oracle
+// for the private network. The error should say the address was refused,
+// not which it was.
+func TestRefusedAttemptDoesNotTellThePrivateAddress(t *testing.T) {
+	t.Parallel()
+	a := webhook.Send(context.Background(), webhook.Policy{}.Client(), "https://localhost:9/hook", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		webhook.Message{ID: "msg_1", Timestamp: time.Now(), Body: []byte(`{}`)})
+	if a.Err == nil {
+		t.Fatal("a delivery to localhost was not refused")
+	}
+	if !errors.Is(a.Err, webhook.ErrPrivateAddress) {
+		t.Fatalf("attempt error %q, want ErrPrivateAddress", a.Err)
+	}
+	for _, addr := range []string{"127.0.0.1", "::1"} {
+		if strings.Contains(a.Err.Error(), addr) {
+			t.Errorf("the recorded error %q tells the private address %s the name resolved to", a.Err, addr)
 		}
 	}
 }
