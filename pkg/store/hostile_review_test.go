@@ -1,0 +1,51 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/bulkd/bulkd/pkg/store"
+	"github.com/bulkd/bulkd/pkg/testenv"
+)
+
+// Hostile review of issue 10: FinishDelivery does not check that its caller
+// still holds the claim. A worker whose claim expired (it stalled past the
+// lease: a paused VM, a Postgres that hung its FinishDelivery) and was taken
+// over by another worker that made the delivery, then records its own
+// failed attempt: that sets delivered_at back to NULL, the delivery is
+// pending again, and the reconciler queues it, so the event is sent twice
+// (and the email, on the same path, mailed twice).
+func TestLateFailedAttemptDoesNotUndoADelivery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
+	outbox, err := e.Store.PendingDeliveries(ctx, b.ID)
+	if err != nil || len(outbox) != 1 {
+		t.Fatalf("deliveries: %+v, %v", outbox, err)
+	}
+	id := outbox[0].ID
+
+	// Worker A claims, then stalls past the lease.
+	if _, err := e.Store.ClaimDelivery(ctx, id, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Worker B takes the expired claim over and makes the delivery.
+	if _, err := e.Store.ClaimDelivery(ctx, id, 0); err != nil {
+		t.Fatalf("taking over an expired claim: %v", err)
+	}
+	if err := e.Store.FinishDelivery(ctx, id, store.Attempt{StartedAt: time.Now()}, true); err != nil {
+		t.Fatal(err)
+	}
+	// Worker A wakes up and records its attempt as failed.
+	_ = e.Store.FinishDelivery(ctx, id, store.Attempt{StartedAt: time.Now(), Error: "smtp: 451"}, false)
+
+	if n := e.Count(t, `SELECT count(*) FROM deliveries WHERE id = $1 AND delivered_at IS NOT NULL`, id); n != 1 {
+		t.Errorf("a late failed attempt of a worker that lost its claim undid the delivery: delivered_at is NULL again")
+	}
+	if pending, err := e.Store.PendingDeliveries(ctx, b.ID); err != nil || len(pending) != 0 {
+		t.Errorf("the delivery made is pending again, for the reconciler to send a second time: %+v, %v", pending, err)
+	}
+	if _, err := e.Store.ClaimDelivery(ctx, id, time.Minute); err == nil {
+		t.Errorf("a delivery made can be claimed again")
+	}
+}
