@@ -34,6 +34,9 @@ func (h *Bulks) wait(q url.Values) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if n, nerr := strconv.Atoi(v); nerr == nil {
 		d, err = time.Duration(n)*time.Second, nil
+		if n < 0 || n > int(h.maxWait/time.Second) {
+			d = -1 // out of range, before a multiplication that would overflow
+		}
 	}
 	if err != nil || d < 0 || d > h.maxWait {
 		return 0, newError(http.StatusBadRequest, waitParam, fmt.Sprintf(
@@ -80,7 +83,7 @@ func (h *Bulks) await(c echo.Context, id uuid.UUID, d time.Duration) (models.Bul
 	case <-watch.Done(): // finished, or the server is shutting down
 	case <-timer.C:
 	case <-ctx.Done():
-		return b, ctx.Err() // the client is gone: there is no one to answer
+		return b, nil // the client is gone: the answer goes nowhere, and nothing failed
 	}
 	return read()
 }

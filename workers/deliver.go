@@ -88,7 +88,8 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	// Record the outcome even if the task's context ended meanwhile.
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := d.store.FinishDelivery(finishCtx, claim.Delivery.ID, attempt, sendErr == nil); err != nil {
+	if err := d.store.FinishDelivery(finishCtx, claim, attempt, sendErr == nil); err != nil {
+		// ErrClaimLost included: another worker holds the delivery now.
 		return fmt.Errorf("delivery %s: %w", claim.Delivery.ID, err)
 	}
 	if sendErr != nil {

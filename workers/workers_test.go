@@ -637,7 +637,11 @@ func TestReconcilerRepairsWhatTheQueueLost(t *testing.T) {
 	}
 	finishedNotEmailed := e.importedBulk(t)
 	emailed := e.importedBulk(t)
-	if err := e.Store.FinishDelivery(ctx, e.emailOf(t, emailed.ID), store.Attempt{StartedAt: time.Now()}, true); err != nil {
+	c, err := e.Store.ClaimDelivery(ctx, e.emailOf(t, emailed.ID), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Store.FinishDelivery(ctx, c, store.Attempt{StartedAt: time.Now()}, true); err != nil {
 		t.Fatal(err)
 	}
 	keyed, _, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID,

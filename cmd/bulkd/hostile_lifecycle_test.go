@@ -1,7 +1,7 @@
 package main
 
 // Hostile review of issue 10 (list, cancel, wait, webhooks): each test here
-// fails on the code it was written against and says what a client relies on.
+// failed on the code it was written against and says what a client relies on.
 
 import (
 	"bytes"

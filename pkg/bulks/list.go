@@ -106,8 +106,18 @@ func decodeCursor(orgID uuid.UUID, s string) (store.BulkPosition, error) {
 	if err != nil || len(b) != cursorLen || b[0] != cursorVersion || uuid.UUID(b[25:41]) != orgID {
 		return store.BulkPosition{}, ErrInvalidCursor
 	}
-	return store.BulkPosition{
-		CreatedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:9]))).UTC(),
-		ID:        uuid.UUID(b[9:25]),
-	}, nil
+	at := time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:9]))).UTC()
+	if at.Before(cursorEarliest) || at.After(cursorLatest) {
+		// Not a time a bulk was made: a hand-edited cursor, which Postgres
+		// would not even take as a timestamp.
+		return store.BulkPosition{}, ErrInvalidCursor
+	}
+	return store.BulkPosition{CreatedAt: at, ID: uuid.UUID(b[9:25])}, nil
 }
+
+// The times a cursor may name: bulkd made no bulk before 2000, nor will
+// after 9999.
+var (
+	cursorEarliest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	cursorLatest   = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+)

@@ -41,7 +41,9 @@ type Endpoint struct {
 }
 
 // Put registers the organization's endpoint, or moves it to another URL
-// (keeping its secret). The URL must pass the policy.
+// (keeping its secret). The URL must pass the policy. Of concurrent first
+// registrations one makes the endpoint and answers its secret; the others
+// move it, as a later one would.
 func (w *Webhooks) Put(ctx context.Context, orgID uuid.UUID, url string) (e Endpoint, created bool, err error) {
 	if w.sealer == nil {
 		return Endpoint{}, false, ErrWebhooksOff
@@ -49,11 +51,20 @@ func (w *Webhooks) Put(ctx context.Context, orgID uuid.UUID, url string) (e Endp
 	if err := w.policy.CheckURL(ctx, url); err != nil {
 		return Endpoint{}, false, err
 	}
-	e.Webhook, created, err = w.store.SaveWebhook(ctx, orgID, url, nil)
-	if errors.Is(err, store.ErrNotFound) {
-		return w.newSecret(ctx, orgID, url)
+	e.Webhook, err = w.store.UpdateWebhook(ctx, orgID, url, nil)
+	if !errors.Is(err, store.ErrNotFound) {
+		return e, false, err
 	}
-	return e, created, err
+	secret, sealed, err := w.newSecret()
+	if err != nil {
+		return Endpoint{}, false, err
+	}
+	if e.Webhook, created, err = w.store.CreateWebhook(ctx, orgID, url, sealed); err != nil || created {
+		e.Secret = secret
+		return e, created, err
+	}
+	e.Webhook, err = w.store.UpdateWebhook(ctx, orgID, url, nil)
+	return e, false, err
 }
 
 // Rotate gives the organization's endpoint a new secret; the old one signs
@@ -62,28 +73,24 @@ func (w *Webhooks) Rotate(ctx context.Context, orgID uuid.UUID) (Endpoint, error
 	if w.sealer == nil {
 		return Endpoint{}, ErrWebhooksOff
 	}
-	current, err := w.store.Webhook(ctx, orgID)
+	secret, sealed, err := w.newSecret()
 	if err != nil {
 		return Endpoint{}, err
 	}
-	e, _, err := w.newSecret(ctx, orgID, current.URL)
-	return e, err
+	hook, err := w.store.UpdateWebhook(ctx, orgID, "", sealed)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	return Endpoint{Webhook: hook, Secret: secret}, nil
 }
 
-func (w *Webhooks) newSecret(ctx context.Context, orgID uuid.UUID, url string) (Endpoint, bool, error) {
-	secret, err := webhook.NewSecret()
-	if err != nil {
-		return Endpoint{}, false, err
+// newSecret makes a secret and seals it for storage.
+func (w *Webhooks) newSecret() (secret string, sealed []byte, err error) {
+	if secret, err = webhook.NewSecret(); err != nil {
+		return "", nil, err
 	}
-	sealed, err := w.sealer.Seal(secret)
-	if err != nil {
-		return Endpoint{}, false, err
-	}
-	saved, created, err := w.store.SaveWebhook(ctx, orgID, url, sealed)
-	if err != nil {
-		return Endpoint{}, false, err
-	}
-	return Endpoint{Webhook: saved, Secret: secret}, created, nil
+	sealed, err = w.sealer.Seal(secret)
+	return secret, sealed, err
 }
 
 // Get returns the organization's endpoint and its recent deliveries, each

@@ -121,6 +121,9 @@ type Claim struct {
 	Delivery     Delivery
 	Bulk         models.Bulk
 	Organization models.Organization
+	// At is when it was claimed: the claim's token. Only its holder may
+	// finish the delivery.
+	At time.Time
 }
 
 // ClaimDelivery reserves a delivery for the caller to make. Only one claim
@@ -132,11 +135,14 @@ func (s *Store) ClaimDelivery(ctx context.Context, id uuid.UUID, lease time.Dura
 	rows, err := s.pool.Query(ctx, `UPDATE deliveries SET claimed_at = clock_timestamp()
 		 WHERE id = $1 AND delivered_at IS NULL AND abandoned_at IS NULL
 		   AND (claimed_at IS NULL OR claimed_at < clock_timestamp() - make_interval(secs => $2))
-		 RETURNING `+deliveryColumns, pgUUID(id), lease.Seconds())
+		 RETURNING claimed_at, `+deliveryColumns, pgUUID(id), lease.Seconds())
 	if err != nil {
 		return Claim{}, errorf("store: claim delivery: %w", err)
 	}
-	d, err := pgx.CollectExactlyOneRow(rows, scanDelivery)
+	var at time.Time
+	d, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (Delivery, error) {
+		return scanDelivery(claimedRow{row, &at})
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Say why, so that a claim held by a live or dead worker is retried
 		// rather than mistaken for a delivery made.
@@ -154,7 +160,7 @@ func (s *Store) ClaimDelivery(ctx context.Context, id uuid.UUID, lease time.Dura
 	if err != nil {
 		return Claim{}, errorf("store: claim delivery: %w", err)
 	}
-	c := Claim{Delivery: d}
+	c := Claim{Delivery: d, At: at}
 	if err := s.db.WithContext(ctx).Take(&c.Bulk, "id = ?", d.BulkID).Error; err != nil {
 		return Claim{}, errorf("store: claim delivery: bulk: %w", err)
 	}
@@ -173,29 +179,53 @@ type Attempt struct {
 	Error      string // "" when it was delivered; never a body or an address
 }
 
+// ErrClaimLost is returned by FinishDelivery to a worker whose claim was
+// taken over (it held it past the lease): the attempt is not recorded, and
+// nothing the claim's new holder does is undone.
+var ErrClaimLost = errors.New("store: the delivery's claim was taken over")
+
 // FinishDelivery records an attempt at a claimed delivery: delivered marks
 // it done for good, otherwise the claim is released for the next retry.
-func (s *Store) FinishDelivery(ctx context.Context, id uuid.UUID, a Attempt, delivered bool) error {
+// Only the claim's holder may: any other caller gets ErrClaimLost, except
+// that a delivery made is recorded as made whoever made it.
+func (s *Store) FinishDelivery(ctx context.Context, c Claim, a Attempt, delivered bool) error {
+	id := c.Delivery.ID
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var n int
-		if err := tx.QueryRow(ctx, `UPDATE deliveries SET attempts = attempts + 1, claimed_at = NULL,
+		err := tx.QueryRow(ctx, `UPDATE deliveries SET attempts = attempts + 1, claimed_at = NULL,
 			        delivered_at = CASE WHEN $2 THEN clock_timestamp() END, last_error = nullif($3, '')
-			 WHERE id = $1 RETURNING attempts`, pgUUID(id), delivered, a.Error).Scan(&n); err != nil {
+			 WHERE id = $1 AND delivered_at IS NULL AND (claimed_at = $4 OR $2) RETURNING attempts`,
+			pgUUID(id), delivered, a.Error, c.At).Scan(&n)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrClaimLost
+		}
+		if err != nil {
 			return err
 		}
 		var status pgtype.Int4
 		if a.StatusCode != 0 {
 			status = pgtype.Int4{Int32: int32(a.StatusCode), Valid: true}
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error)
+		_, err = tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error)
 			VALUES ($1, $2, $3, $4, $5, nullif($6, ''))`, pgUUID(id), n, a.StartedAt, a.Duration.Milliseconds(), status, a.Error)
 		return err
 	})
+	if errors.Is(err, ErrClaimLost) {
+		return ErrClaimLost
+	}
 	if err != nil {
 		return errorf("store: finish delivery: %w", err)
 	}
 	return nil
 }
+
+// claimedRow reads the claim's time before a delivery's columns.
+type claimedRow struct {
+	pgx.CollectableRow
+	at *time.Time
+}
+
+func (r claimedRow) Scan(dest ...any) error { return r.CollectableRow.Scan(append([]any{r.at}, dest...)...) }
 
 // AbandonDelivery gives a delivery up after its last retry: the reconciler
 // will not queue it again.
@@ -272,28 +302,31 @@ func (s *Store) Webhook(ctx context.Context, orgID uuid.UUID) (Webhook, error) {
 	return w, nil
 }
 
-// SaveWebhook sets the organization's endpoint. A new endpoint takes the
-// sealed secret given; an existing one keeps its own unless secret is
-// given. created tells which it was.
-func (s *Store) SaveWebhook(ctx context.Context, orgID uuid.UUID, url string, secret []byte) (w Webhook, created bool, err error) {
-	if secret == nil {
-		tag, err := s.pool.Exec(ctx, `UPDATE webhooks SET url = $2, updated_at = now() WHERE organization_id = $1`, pgUUID(orgID), url)
-		if err != nil {
-			return Webhook{}, false, errorf("store: save webhook: %w", err)
-		}
-		if tag.RowsAffected() == 0 {
-			return Webhook{}, false, ErrNotFound
-		}
-	} else {
-		err := s.pool.QueryRow(ctx, `INSERT INTO webhooks (organization_id, url, secret) VALUES ($1, $2, $3)
-			ON CONFLICT (organization_id) DO UPDATE SET url = excluded.url, secret = excluded.secret, updated_at = now()
-			RETURNING created_at = updated_at`, pgUUID(orgID), url, secret).Scan(&created)
-		if err != nil {
-			return Webhook{}, false, errorf("store: save webhook: %w", err)
-		}
+// CreateWebhook registers the organization's endpoint with its sealed
+// secret. created is false when the organization has one already (a
+// concurrent request made it): that one is left as it is.
+func (s *Store) CreateWebhook(ctx context.Context, orgID uuid.UUID, url string, secret []byte) (w Webhook, created bool, err error) {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO webhooks (organization_id, url, secret) VALUES ($1, $2, $3)
+		ON CONFLICT (organization_id) DO NOTHING`, pgUUID(orgID), url, secret)
+	if err != nil {
+		return Webhook{}, false, errorf("store: create webhook: %w", err)
 	}
 	w, err = s.Webhook(ctx, orgID)
-	return w, created, err
+	return w, tag.RowsAffected() == 1, err
+}
+
+// UpdateWebhook moves the organization's endpoint to url and, when secret
+// is not nil, gives it that sealed secret; ErrNotFound when it has none.
+func (s *Store) UpdateWebhook(ctx context.Context, orgID uuid.UUID, url string, secret []byte) (Webhook, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE webhooks SET url = coalesce(nullif($2, ''), url), secret = coalesce($3, secret), updated_at = now()
+		WHERE organization_id = $1`, pgUUID(orgID), url, secret)
+	if err != nil {
+		return Webhook{}, errorf("store: update webhook: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return Webhook{}, ErrNotFound
+	}
+	return s.Webhook(ctx, orgID)
 }
 
 // DeleteWebhook removes the organization's endpoint; deliveries not made yet

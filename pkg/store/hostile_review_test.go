@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -26,18 +27,22 @@ func TestLateFailedAttemptDoesNotUndoADelivery(t *testing.T) {
 	id := outbox[0].ID
 
 	// Worker A claims, then stalls past the lease.
-	if _, err := e.Store.ClaimDelivery(ctx, id, time.Minute); err != nil {
+	a, err := e.Store.ClaimDelivery(ctx, id, time.Minute)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// Worker B takes the expired claim over and makes the delivery.
-	if _, err := e.Store.ClaimDelivery(ctx, id, 0); err != nil {
+	b2, err := e.Store.ClaimDelivery(ctx, id, 0)
+	if err != nil {
 		t.Fatalf("taking over an expired claim: %v", err)
 	}
-	if err := e.Store.FinishDelivery(ctx, id, store.Attempt{StartedAt: time.Now()}, true); err != nil {
+	if err := e.Store.FinishDelivery(ctx, b2, store.Attempt{StartedAt: time.Now()}, true); err != nil {
 		t.Fatal(err)
 	}
 	// Worker A wakes up and records its attempt as failed.
-	_ = e.Store.FinishDelivery(ctx, id, store.Attempt{StartedAt: time.Now(), Error: "smtp: 451"}, false)
+	if err := e.Store.FinishDelivery(ctx, a, store.Attempt{StartedAt: time.Now(), Error: "smtp: 451"}, false); !errors.Is(err, store.ErrClaimLost) {
+		t.Errorf("the late attempt of a worker that lost its claim: %v, want ErrClaimLost", err)
+	}
 
 	if n := e.Count(t, `SELECT count(*) FROM deliveries WHERE id = $1 AND delivered_at IS NOT NULL`, id); n != 1 {
 		t.Errorf("a late failed attempt of a worker that lost its claim undid the delivery: delivered_at is NULL again")

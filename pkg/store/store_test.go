@@ -427,17 +427,18 @@ func TestDeliveryIsClaimedOnce(t *testing.T) {
 		t.Fatalf("%d concurrent claims succeeded, want 1", claims)
 	}
 	// A claim abandoned for longer than the lease (its worker died) is taken over.
-	if _, err := e.Store.ClaimDelivery(ctx, id, 0); err != nil {
+	c, err := e.Store.ClaimDelivery(ctx, id, 0)
+	if err != nil {
 		t.Fatalf("taking over an expired claim: %v", err)
 	}
 	// A failed attempt releases the claim for the retry; a made one is final.
-	if err := e.Store.FinishDelivery(ctx, id, store.Attempt{StartedAt: time.Now(), Error: "smtp: 451"}, false); err != nil {
+	if err := e.Store.FinishDelivery(ctx, c, store.Attempt{StartedAt: time.Now(), Error: "smtp: 451"}, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Store.ClaimDelivery(ctx, id, time.Minute); err != nil {
+	if c, err = e.Store.ClaimDelivery(ctx, id, time.Minute); err != nil {
 		t.Fatalf("retry after a failed attempt: %v", err)
 	}
-	if err := e.Store.FinishDelivery(ctx, id, store.Attempt{StartedAt: time.Now()}, true); err != nil {
+	if err := e.Store.FinishDelivery(ctx, c, store.Attempt{StartedAt: time.Now()}, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.Store.ClaimDelivery(ctx, id, 0); !errors.Is(err, store.ErrDelivered) {

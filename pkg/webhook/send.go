@@ -80,6 +80,13 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("240.0.0.0/4"),
 	netip.MustParsePrefix("64:ff9b:1::/48"),
 	netip.MustParsePrefix("2001:db8::/32"),
+	// IPv6 forms that carry an IPv4 address a gateway may translate to: NAT64,
+	// IPv4-compatible, 6to4 and Teredo; and the old site-local range.
+	netip.MustParsePrefix("64:ff9b::/96"),
+	netip.MustParsePrefix("::/96"),
+	netip.MustParsePrefix("2002::/16"),
+	netip.MustParsePrefix("2001::/32"),
+	netip.MustParsePrefix("fec0::/10"),
 }
 
 // Public tells whether a is an address on the public internet: not
@@ -181,8 +188,12 @@ func Send(ctx context.Context, client *http.Client, endpoint, secret string, m M
 }
 
 // redactURL drops the URL from a client error (it may carry a token in its
-// query), keeping what went wrong.
+// query), keeping what went wrong; a refused address is not named (the
+// client would learn what its name resolves to inside our network).
 func redactURL(err error) error {
+	if errors.Is(err, ErrPrivateAddress) {
+		return ErrPrivateAddress
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
