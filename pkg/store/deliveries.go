@@ -225,7 +225,9 @@ type claimedRow struct {
 	at *time.Time
 }
 
-func (r claimedRow) Scan(dest ...any) error { return r.CollectableRow.Scan(append([]any{r.at}, dest...)...) }
+func (r claimedRow) Scan(dest ...any) error {
+	return r.CollectableRow.Scan(append([]any{r.at}, dest...)...)
+}
 
 // AbandonDelivery gives a delivery up after its last retry: the reconciler
 // will not queue it again.
