@@ -1,10 +1,13 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -132,6 +135,7 @@ func recordRoutes(e *echo.Echo, get func(string, echo.HandlerFunc, ...echo.Middl
 		e.PATCH("/api/v1/"+res+"/:id", h.Patch, api...)
 	}
 	get("/api/v1/customers/:id/debt_accounts", h.List, api...)
+	e.POST("/api/v1/batch", h.Batch, api...)
 }
 
 // listFilters are the filters of each resource's list, in the order the
@@ -298,4 +302,122 @@ func (h *Records) Patch(c echo.Context) error {
 	}
 	c.Response().Header().Set("ETag", rec.ETag())
 	return h.answer(c, http.StatusOK, rec)
+}
+
+type batchResultView struct {
+	Operation    string              `json:"operation"`
+	Resource     string              `json:"resource"`
+	ID           string              `json:"id,omitempty"`
+	Outcome      string              `json:"outcome"`
+	Status       int                 `json:"status"`
+	Object       records.Record      `json:"object,omitempty"`
+	ErrorMessage string              `json:"error_message,omitempty"`
+	Errors       map[string][]string `json:"errors,omitempty"`
+}
+
+type batchView struct {
+	SuccessCount int               `json:"success_count"`
+	ErrorCount   int               `json:"error_count"`
+	Results      []batchResultView `json:"results"`
+}
+
+// Batch runs 1 to records.MaxBatchOperations operations (patch, delete,
+// create), each as its single request would, and answers 200 with each
+// one's outcome and status in the order of the operations. Only a batch
+// that is not one (not JSON, no operations, too many) is refused whole,
+// before anything is done.
+func (h *Records) Batch(c echo.Context) error {
+	if _, err := queryParams(c); err != nil {
+		return err
+	}
+	if err := jsonContentType(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
+		return err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, h.maxBodyBytes))
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Operations *[]json.RawMessage `json:"operations"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return newError(http.StatusBadRequest, "body",
+			"The request body must be a JSON object with an operations list.")
+	}
+	if req.Operations == nil {
+		return newError(http.StatusUnprocessableEntity, "operations", "The operations field is required.")
+	}
+	if n := len(*req.Operations); n < 1 || n > records.MaxBatchOperations {
+		return newError(http.StatusUnprocessableEntity, "operations",
+			fmt.Sprintf("The operations field must have between 1 and %d operations; it has %d.", records.MaxBatchOperations, n))
+	}
+	var outcomes []records.Outcome
+	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) error {
+		outcomes = h.records.Batch(ctx, organization(c).ID, *req.Operations)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	v := batchView{Results: make([]batchResultView, len(outcomes))}
+	for i, o := range outcomes {
+		r := batchResultView{Operation: o.Op.Operation, Resource: o.Op.Resource, ID: o.Op.ID}
+		if o.Err != nil {
+			e := batchError(o)
+			if e.Status >= 500 {
+				slog.ErrorContext(c.Request().Context(), "batch operation failed", "request_id",
+					c.Response().Header().Get(echo.HeaderXRequestID), "operation", i, "err", o.Err)
+			}
+			r.Outcome, r.Status, r.ErrorMessage, r.Errors = "error", e.Status, e.Message, e.Errors
+			v.ErrorCount++
+		} else {
+			r.Outcome, r.Status, r.Object = "success", http.StatusOK, o.Record
+			switch {
+			case o.Created:
+				r.Status = http.StatusCreated
+				r.ID = recordIDOf(o.Record)
+			case o.Record == nil:
+				r.Status = http.StatusNoContent
+			}
+			v.SuccessCount++
+		}
+		v.Results[i] = r
+	}
+	b, err := marshalPlain(v)
+	if err != nil {
+		return err
+	}
+	return c.JSONBlob(http.StatusOK, b)
+}
+
+// batchError is the answer the single request of an operation would give
+// for its error.
+func batchError(o records.Outcome) *Error {
+	var bad *records.MalformedError
+	if errors.As(o.Err, &bad) {
+		return newError(http.StatusBadRequest, "operation", bad.Message)
+	}
+	res := o.Op.Resource
+	if _, ok := singular[res]; !ok {
+		res = records.Customers // only a shape error can name no resource
+	}
+	e := toError(recordError(res, o.Err))
+	if len(e.Errors) == 0 {
+		e = newError(e.Status, "operation", e.Message)
+	}
+	return e
+}
+
+func recordIDOf(r records.Record) string {
+	switch v := r.(type) {
+	case records.Location:
+		return v.ID.String()
+	case records.Customer:
+		return v.ID.String()
+	case records.DebtAccount:
+		return v.ID.String()
+	}
+	return ""
 }
