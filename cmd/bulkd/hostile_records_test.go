@@ -196,3 +196,47 @@ func TestHostileRecordsPatchInAnotherCharsetIs415(t *testing.T) {
 		}
 	}
 }
+
+// A batch operation that waits for the organization's import lock (an
+// import of the organization is running) past REQUEST_TIMEOUT is what the
+// single request would answer: 503, "try again shortly", so that the
+// client retries it. On the code reviewed each such operation is a 500
+// "Internal server error." and its failure goes to slog's default logger
+// (a plain-text line on stderr) instead of bulkd's JSON log, so the
+// operator who looks up the request id finds nothing.
+func TestHostileRecordsBatchOperationWaitingForAnImportIs503(t *testing.T) {
+	t.Parallel()
+	s := startService(t, "REQUEST_TIMEOUT=1s")
+	orgID, key := s.newOrg("Acme", "ops@acme.example")
+	// What every import of the organization holds while it writes
+	// (store.importLockClass).
+	lock := `SELECT pg_advisory_lock(7240002, hashtext($1))`
+	if _, err := s.db.Conn.Exec(t.Context(), lock, orgID); err != nil {
+		t.Fatal(err)
+	}
+	r := s.call(http.MethodPost, "/api/v1/batch", key, nil,
+		`{"operations":[{"operation":"create","resource":"locations","object":{"external_id":"l9"}}]}`)
+	if _, err := s.db.Conn.Exec(t.Context(), `SELECT pg_advisory_unlock(7240002, hashtext($1))`, orgID); err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Results []struct {
+			Status int `json:"status"`
+		}
+	}
+	if err := json.Unmarshal(r.body, &v); err != nil || r.status != http.StatusOK || len(v.Results) != 1 {
+		t.Fatalf("batch: %d %s", r.status, r.body)
+	}
+	if v.Results[0].Status != http.StatusServiceUnavailable {
+		t.Errorf("an operation that ran out of time waiting for an import: %s, want status 503", r.body)
+	}
+	// Whatever its status, a failed operation is in bulkd's own log under
+	// its request id, as every failed request is.
+	id, logged := r.header.Get("X-Request-Id"), false
+	for _, line := range strings.Split(s.logs.String(), "\n") {
+		logged = logged || (strings.Contains(line, id) && strings.Contains(line, `"err"`))
+	}
+	if !logged {
+		t.Errorf("the operation's failure is not in bulkd's log under request id %s:\n%s", id, s.logs.String())
+	}
+}
