@@ -198,15 +198,23 @@ func jsonContentType(v string) error {
 	if v == "" {
 		return nil
 	}
-	mediaType, params, err := mime.ParseMediaType(v)
+	mediaType, ok := utf8MediaType(v)
 	isJSON := mediaType == "application/json" ||
 		(len(mediaType) > len("application/+json") && strings.HasPrefix(mediaType, "application/") && strings.HasSuffix(mediaType, "+json"))
-	charset, hasCharset := params["charset"]
-	if err != nil || !isJSON || (hasCharset && !strings.EqualFold(charset, "utf-8")) {
+	if !ok || !isJSON {
 		return newError(http.StatusUnsupportedMediaType, echo.HeaderContentType,
 			"The Content-Type header must be application/json, in UTF-8.")
 	}
 	return nil
+}
+
+// utf8MediaType is the media type of a Content-Type header; ok is false
+// when the header does not parse or names a charset other than UTF-8, the
+// only one bulkd reads.
+func utf8MediaType(v string) (mediaType string, ok bool) {
+	mediaType, params, err := mime.ParseMediaType(v)
+	charset, hasCharset := params["charset"]
+	return mediaType, err == nil && (!hasCharset || strings.EqualFold(charset, "utf-8"))
 }
 
 // skipBOM drops a UTF-8 byte-order mark at the start of r, which RFC 8259

@@ -97,10 +97,15 @@ func work(ctx context.Context, timeout time.Duration, fn func(ctx context.Contex
 	err := fn(ctx)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		// Whatever failed, it failed because the phase ran out of time.
-		return newError(http.StatusServiceUnavailable, "service",
-			fmt.Sprintf("The request did not finish within %s; please try again shortly.", timeout))
+		return timeoutError(timeout)
 	}
 	return err
+}
+
+// timeoutError is the answer to work that did not finish within timeout.
+func timeoutError(timeout time.Duration) *Error {
+	return newError(http.StatusServiceUnavailable, "service",
+		fmt.Sprintf("The request did not finish within %s; please try again shortly.", timeout))
 }
 
 // rateLimit answers 429 with Retry-After to an API key that sends more than

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -29,6 +28,7 @@ type Records struct {
 	records      *records.Service
 	timeout      time.Duration
 	maxBodyBytes int64
+	log          *slog.Logger
 }
 
 // singular names a resource in messages.
@@ -274,7 +274,10 @@ func (h *Records) Patch(c echo.Context) error {
 		return err
 	}
 	var kind records.PatchKind
-	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	mt, ok := utf8MediaType(c.Request().Header.Get(echo.HeaderContentType))
+	if !ok {
+		mt = ""
+	}
 	switch mt {
 	case "application/json-patch+json":
 		kind = records.JSONPatch
@@ -282,7 +285,7 @@ func (h *Records) Patch(c echo.Context) error {
 		kind = records.MergePatch
 	default:
 		return newError(http.StatusUnsupportedMediaType, "Content-Type",
-			"The Content-Type must be application/json-patch+json (RFC 6902) or application/merge-patch+json (RFC 7386).")
+			"The Content-Type must be application/json-patch+json (RFC 6902) or application/merge-patch+json (RFC 7386), in UTF-8.")
 	}
 	id, err := recordID(c, res)
 	if err != nil {
@@ -342,9 +345,15 @@ func (h *Records) Batch(c echo.Context) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	err = dec.Decode(&req)
+	if err == nil {
+		if _, end := dec.Token(); end != io.EOF {
+			err = errors.New("data after the object")
+		}
+	}
+	if err != nil {
 		return newError(http.StatusBadRequest, "body",
-			"The request body must be a JSON object with an operations list.")
+			"The request body must be one JSON object with an operations list.")
 	}
 	if req.Operations == nil {
 		return newError(http.StatusUnprocessableEntity, "operations", "The operations field is required.")
@@ -354,21 +363,24 @@ func (h *Records) Batch(c echo.Context) error {
 			fmt.Sprintf("The operations field must have between 1 and %d operations; it has %d.", records.MaxBatchOperations, n))
 	}
 	var outcomes []records.Outcome
-	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) error {
+	var timedOut bool
+	_ = work(c.Request().Context(), h.timeout, func(ctx context.Context) error {
 		outcomes = h.records.Batch(ctx, organization(c).ID, *req.Operations)
+		timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
 		return nil
 	})
-	if err != nil {
-		return err
-	}
 	v := batchView{Results: make([]batchResultView, len(outcomes))}
 	for i, o := range outcomes {
 		r := batchResultView{Operation: o.Op.Operation, Resource: o.Op.Resource, ID: o.Op.ID}
 		if o.Err != nil {
 			e := batchError(o)
 			if e.Status >= 500 {
-				slog.ErrorContext(c.Request().Context(), "batch operation failed", "request_id",
+				h.log.ErrorContext(c.Request().Context(), "batch operation failed", "request_id",
 					c.Response().Header().Get(echo.HeaderXRequestID), "operation", i, "err", o.Err)
+				if timedOut {
+					// As its single request would answer: it ran out of time.
+					e = timeoutError(h.timeout)
+				}
 			}
 			r.Outcome, r.Status, r.ErrorMessage, r.Errors = "error", e.Status, e.Message, e.Errors
 			v.ErrorCount++

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -118,10 +119,16 @@ func queryParams(c echo.Context, allowed ...string) (url.Values, error) {
 		return nil, newError(http.StatusBadRequest, "query",
 			"The query string must be name=value pairs joined by &, with valid %-escapes.")
 	}
-	if allowed == nil {
-		return q, nil
-	}
 	for name, values := range q {
+		// A value reaches Postgres as text, which holds neither.
+		for _, v := range values {
+			if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+				return nil, newError(http.StatusBadRequest, name, "The "+name+" parameter must be UTF-8 text without NUL characters.")
+			}
+		}
+		if allowed == nil {
+			continue
+		}
 		if !slices.Contains(allowed, name) {
 			return nil, newError(http.StatusBadRequest, name,
 				fmt.Sprintf("The %s parameter is unknown; the parameters are %s.", name, strings.Join(allowed, ", ")))

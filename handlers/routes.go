@@ -94,7 +94,7 @@ func New(cfg Config) *echo.Echo {
 	e.POST("/api/v1/webhook/rotate", hooks.Rotate, api...)
 
 	if cfg.Records != nil {
-		recordRoutes(e, get, api, &Records{records: cfg.Records, timeout: cfg.RequestTimeout, maxBodyBytes: cfg.MaxBodyBytes})
+		recordRoutes(e, get, api, &Records{records: cfg.Records, timeout: cfg.RequestTimeout, maxBodyBytes: cfg.MaxBodyBytes, log: cfg.Log})
 	}
 
 	if cfg.QueueUI != nil && cfg.AdminPassword != "" {

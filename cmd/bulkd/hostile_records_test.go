@@ -240,3 +240,27 @@ func TestHostileRecordsBatchOperationWaitingForAnImportIs503(t *testing.T) {
 		t.Errorf("the operation's failure is not in bulkd's log under request id %s:\n%s", id, s.logs.String())
 	}
 }
+
+// A customer's ETag covers what it includes, but a list shows its version
+// alone and the 412 names that version: If-Match with the version guards
+// the customer's own fields, as it does any record's.
+func TestRecordsCustomerIfMatchTakesItsVersion(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	id := s.recordID(t, "customers", "c1")
+	c1 := "/api/v1/customers/" + id
+	if etag := s.call(http.MethodGet, c1, key, nil, "").header.Get("ETag"); etag == `"1"` || !strings.HasPrefix(etag, `"1`) {
+		t.Fatalf("a customer's ETag is %s; this test needs one that is more than its version", etag)
+	}
+	mp := map[string]string{"Content-Type": "application/merge-patch+json", "If-Match": `"1"`}
+	if r := s.call(http.MethodPatch, c1, key, mp, `{"name": "Renamed"}`); r.status != http.StatusOK {
+		t.Errorf("PATCH with If-Match of its version: %d %s", r.status, r.body)
+	}
+	r := s.call(http.MethodPatch, c1, key, mp, `{"name": "Again"}`)
+	if r.status != http.StatusPreconditionFailed || !strings.Contains(string(r.body), "current version is 2") {
+		t.Errorf("PATCH with the stale version: %d %s", r.status, r.body)
+	}
+	if got := s.record(t, `SELECT name FROM customers WHERE id = $1`, id); got != "Renamed" {
+		t.Errorf("name %q", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,13 +78,11 @@ func startMode(t testing.TB, mode string, overrides ...string) *service {
 // an SMTP server of the test's own — and its environment, without starting it.
 func newService(t testing.TB, overrides ...string) *service {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s := &service{t: t, base: "http://" + addr, db: testenv.NewDatabase(t), smtp: smtptest.NewServer(t, smtptest.Options{}), logs: &syncBuffer{}}
+	// The SMTP server listens first, so the address picked for bulkd is not
+	// the one it gets.
+	smtp := smtptest.NewServer(t, smtptest.Options{})
+	addr := freeAddr(t)
+	s := &service{t: t, base: "http://" + addr, db: testenv.NewDatabase(t), smtp: smtp, logs: &syncBuffer{}}
 	s.env = map[string]string{
 		"DATABASE_URL":   s.db.URL,
 		"HTTP_ADDR":      addr,
@@ -104,6 +104,7 @@ func newService(t testing.TB, overrides ...string) *service {
 	if s.env["REDIS_URL"] == "" {
 		s.env["REDIS_URL"] = testenv.RedisURL(t)
 	}
+	var err error
 	if s.redisOpt, err = asynq.ParseRedisURI(s.env["REDIS_URL"]); err != nil {
 		t.Fatal(err)
 	}
@@ -111,16 +112,40 @@ func newService(t testing.TB, overrides ...string) *service {
 }
 
 // start runs `bulkd <mode>` in this process, wired exactly as main wires it,
-// and waits until it answers /healthz.
+// and waits until it answers /healthz. The port newService picked is free
+// only until something binds it: another test's listener may take it first,
+// and then bulkd starts again on another.
 func (s *service) start(mode string) {
+	t := s.t
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		err := s.startOnce(mode)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 3 {
+			t.Fatalf("bulkd %s exited: %v\n%s", mode, err, s.logs)
+		}
+		addr := freeAddr(t)
+		s.base, s.env["HTTP_ADDR"] = "http://"+addr, addr
+	}
+}
+
+// startOnce starts bulkd and returns once it answers, or with the error it
+// exited with before it did.
+func (s *service) startOnce(mode string) error {
 	t := s.t
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	s.stop, s.stopped = cancel, done
 	go func() { done <- run(ctx, []string{mode}, s.getenv, io.Discard, s.logs) }()
+	exited := false
 	t.Cleanup(func() {
 		cancel()
+		if exited {
+			return
+		}
 		select {
 		case err := <-done:
 			if err != nil {
@@ -136,11 +161,15 @@ func (s *service) start(mode string) {
 		resp, err := http.Get(s.base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
-			return
+			return nil
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("bulkd %s exited: %v\n%s", mode, err, s.logs)
+			exited = true
+			if err == nil {
+				err = errors.New("stopped before it answered")
+			}
+			return err
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -148,6 +177,17 @@ func (s *service) start(mode string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// freeAddr is a loopback address no listener holds at the moment.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 func (s *service) getenv(k string) string { return s.env[k] }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/google/uuid"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/jsonscan"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -21,9 +23,19 @@ const (
 	MergePatch                  // RFC 7386, application/merge-patch+json
 )
 
-// maxAttempts bounds how often a patch without If-Match is applied again
-// to a record that changed between its read and its write.
-const maxAttempts = 10
+// MaxPatchCopyBytes bounds how much a JSON Patch's copy operations may add
+// to the record: without a bound each copy of a member into itself doubles
+// it, and a patch of a few kilobytes builds gigabytes.
+const MaxPatchCopyBytes = 64 << 10
+
+// applyOptions are RFC 6902's rules, with negative indices as
+// evanphx/json-patch allows them and copies bounded.
+var applyOptions = func() *jsonpatch.ApplyOptions {
+	o := jsonpatch.NewApplyOptions()
+	o.SupportNegativeIndices = true
+	o.AccumulatedCopySizeLimit = MaxPatchCopyBytes
+	return o
+}()
 
 // readOnly are the members of each resource a patch may not change.
 var readOnly = map[string][]string{
@@ -42,7 +54,10 @@ func (s *Service) Patch(ctx context.Context, orgID uuid.UUID, resource string, i
 	if _, ok := readOnly[resource]; !ok {
 		return nil, false, ErrUnknownResource
 	}
-	for attempt := 1; ; attempt++ {
+	if err := checkPatch(kind, patch); err != nil {
+		return nil, false, err
+	}
+	for {
 		cur, err := s.Get(ctx, orgID, resource, id)
 		if err != nil {
 			return nil, false, err
@@ -53,7 +68,12 @@ func (s *Service) Patch(ctx context.Context, orgID uuid.UUID, resource string, i
 		changed, err = s.patchOnce(ctx, orgID, resource, cur, kind, patch)
 		var vm *store.VersionMismatchError
 		if errors.As(err, &vm) {
-			if ifMatch == "" && attempt < maxAttempts {
+			// Each such race is another write winning, so this loop ends;
+			// the caller's deadline bounds it as it bounds any wait.
+			if ifMatch == "" {
+				if ctx.Err() != nil {
+					return nil, false, ctx.Err()
+				}
 				continue
 			}
 			now, gerr := s.Get(ctx, orgID, resource, id)
@@ -73,6 +93,24 @@ func (s *Service) Patch(ctx context.Context, orgID uuid.UUID, resource string, i
 	}
 }
 
+// checkPatch refuses, before any is applied, a patch that is not one of
+// kind or nests deeper than an imported row may: applying a merge patch
+// costs time quadratic in its depth.
+func checkPatch(kind PatchKind, patch []byte) error {
+	if !json.Valid(patch) {
+		return invalid("patch", "The patch must be JSON.")
+	}
+	if kind == JSONPatch && jsonscan.Kind(patch) != '[' {
+		return invalid("patch", msgNotJSONPatch)
+	}
+	if jsonscan.Depth(patch) > bulk.MaxDepth {
+		return invalid("patch", "The patch must not nest more than "+strconv.Itoa(bulk.MaxDepth)+" levels deep.")
+	}
+	return nil
+}
+
+const msgNotJSONPatch = "The patch must be a JSON Patch (RFC 6902): a list of operations with op and path."
+
 // patchOnce patches cur and writes it conditioned on cur's version.
 func (s *Service) patchOnce(ctx context.Context, orgID uuid.UUID, resource string, cur Record, kind PatchKind, patch []byte) (bool, error) {
 	doc, err := json.Marshal(cur)
@@ -84,9 +122,9 @@ func (s *Service) patchOnce(ctx context.Context, orgID uuid.UUID, resource strin
 	case JSONPatch:
 		p, perr := jsonpatch.DecodePatch(patch)
 		if perr != nil {
-			return false, invalid("patch", "The patch must be a JSON Patch (RFC 6902): a list of operations with op and path.")
+			return false, invalid("patch", msgNotJSONPatch)
 		}
-		out, err = p.ApplyWithOptions(doc, &jsonpatch.ApplyOptions{EnsurePathExistsOnAdd: false, AllowMissingPathOnRemove: false, SupportNegativeIndices: true})
+		out, err = p.ApplyWithOptions(doc, applyOptions)
 	case MergePatch:
 		out, err = jsonpatch.MergePatch(doc, patch)
 	}

@@ -147,8 +147,11 @@ func versionOf(r Record) int {
 	return 0
 }
 
+// precondition checks If-Match against the record's ETag or its version
+// alone: a customer's ETag covers what it includes too, and its version is
+// what a list shows and what a patch or delete of it changes.
 func precondition(ifMatch string, r Record) error {
-	if ifMatch != "" && !matches(ifMatch, r.ETag()) {
+	if ifMatch != "" && !matches(ifMatch, r.ETag()) && !matches(ifMatch, versionTag(versionOf(r))) {
 		return &PreconditionError{Version: versionOf(r), Current: r.ETag()}
 	}
 	return nil
