@@ -92,12 +92,20 @@ type Location struct {
 
 // Provenance is what a record's version and last change are: Version counts
 // its changes (1 when created; ETags are built on it), LastBulkID and
-// LastBulkRow name the bulk row that changed it last.
+// LastBulkRow name the bulk row that changed it last, LastChangedBy whether
+// its last change was a bulk's or the records API's.
 type Provenance struct {
-	Version     int        `gorm:"default:1"`
-	LastBulkID  *uuid.UUID `gorm:"type:uuid"`
-	LastBulkRow *int
+	Version       int        `gorm:"default:1"`
+	LastBulkID    *uuid.UUID `gorm:"type:uuid"`
+	LastBulkRow   *int
+	LastChangedBy string `gorm:"default:bulk"`
 }
+
+// What changed a record last (Provenance.LastChangedBy).
+const (
+	ChangedByBulk = "bulk"
+	ChangedByAPI  = "api"
+)
 
 // Customer is a debtor.
 type Customer struct {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -93,7 +94,8 @@ func TestRecordsReadWithTreeProvenanceAndETag(t *testing.T) {
 		t.Errorf("customer: %s", r.body)
 	}
 	prov := c["provenance"].(map[string]any)
-	if prov["bulk_id"] != bulkID || prov["bulk_row"] != 1.0 || prov["last_bulk_id"] != bulkID || prov["last_bulk_row"] != 1.0 {
+	if prov["bulk_id"] != bulkID || prov["bulk_row"] != 1.0 || prov["last_bulk_id"] != bulkID || prov["last_bulk_row"] != 1.0 ||
+		prov["last_changed_by"] != "bulk" {
 		t.Errorf("provenance: %v", prov)
 	}
 	if loc := c["location"].(map[string]any); loc["external_id"] != "l1" || loc["name"] != "North" {
@@ -317,8 +319,9 @@ func TestRecordsPatch(t *testing.T) {
 	if m := c["metadata"].(map[string]any); m["tier"] != 1.0 || m["copied"] != 1.0 || m["moved"] != 2.0 || m["tier2"] != nil {
 		t.Errorf("metadata: %v", m)
 	}
-	// A patch keeps the bulk provenance: the bulk created it and changed it last.
-	if p := c["provenance"].(map[string]any); p["bulk_id"] != bulkID || p["last_bulk_id"] != bulkID {
+	// A patch keeps the bulk provenance (the bulk created it and was the
+	// last bulk to change it) and says the API changed it last.
+	if p := c["provenance"].(map[string]any); p["bulk_id"] != bulkID || p["last_bulk_id"] != bulkID || p["last_changed_by"] != "api" {
 		t.Errorf("provenance: %v", p)
 	}
 	// A patch that changes nothing answers 200 at the same version.
@@ -406,5 +409,31 @@ func TestRecordsConcurrentPatchesLoseNoUpdate(t *testing.T) {
 	c := data(t, s.call(http.MethodGet, c1, key, nil, ""), http.StatusOK)
 	if m := c["metadata"].(map[string]any); len(m) != n+1 || c["version"] != float64(n+1) {
 		t.Errorf("after %d concurrent patches: version %v, metadata %v", n, c["version"], m)
+	}
+}
+
+// What changed a record last is told whichever it was: a bulk that created
+// it, the API that patched or created it, an upsert that changed it again.
+func TestRecordsProvenanceTellsWhatChangedItLast(t *testing.T) {
+	t.Parallel()
+	s, key, bulkID := recordsService(t)
+	l1 := "/api/v1/locations/" + s.recordID(t, "locations", "l1")
+	mp := map[string]string{"Content-Type": "application/merge-patch+json"}
+	prov := func(rec map[string]any) string {
+		p := rec["provenance"].(map[string]any)
+		return fmt.Sprint(p["bulk_id"] == bulkID, " ", p["last_bulk_id"], " ", p["last_changed_by"])
+	}
+	if got := prov(data(t, s.call(http.MethodPatch, l1, key, mp, `{"name": "Patched"}`), http.StatusOK)); got != "true "+bulkID+" api" {
+		t.Errorf("after a patch: %s", got)
+	}
+	a := s.batch(t, key, `[{"operation": "create", "resource": "locations", "object": {"external_id": "l9"}}]`)
+	if p := a.Results[0].Object["provenance"].(map[string]any); p["bulk_id"] != nil || p["last_changed_by"] != "api" {
+		t.Errorf("a record the API created: %v", p)
+	}
+	upsert := s.submitWith(key, "mode=upsert", []byte(`[{"location": {"external_id": "l1", "name": "Upserted"},
+		"customer": {"external_id": "c1", "name": "Ann"}, "debt_accounts": []}]`))
+	s.waitCompleted(key, upsert)
+	if got := prov(data(t, s.call(http.MethodGet, l1, key, nil, ""), http.StatusOK)); got != "true "+upsert+" bulk" {
+		t.Errorf("after an upsert: %s", got)
 	}
 }

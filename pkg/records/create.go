@@ -13,6 +13,9 @@ import (
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
+// byAPI is the provenance of a record the records API creates.
+var byAPI = models.Provenance{Version: 1, LastChangedBy: models.ChangedByAPI}
+
 // createFields are the members a created record's object may have: the
 // import's section of a row, and what names the records it belongs to.
 var createFields = map[string][]string{
@@ -54,7 +57,7 @@ func (s *Service) Create(ctx context.Context, orgID uuid.UUID, resource string, 
 			return nil, err
 		}
 		l := &models.Location{ID: uuid.New(), OrganizationID: orgID, ExternalID: in.Value.ExternalID,
-			Name: optional(in.Value.Name)}
+			Name: optional(in.Value.Name), Provenance: byAPI}
 		rec = l
 	case Customers:
 		in := bulk.ParseCustomer(f.pick("external_id", "name", "email", "phone", "date_of_birth", "ssn_last4", "address", "metadata"), opts)
@@ -64,7 +67,7 @@ func (s *Service) Create(ctx context.Context, orgID uuid.UUID, resource string, 
 		v := in.Value
 		c := &models.Customer{ID: uuid.New(), OrganizationID: orgID, ExternalID: v.ExternalID, Name: v.Name,
 			Email: optional(v.Email), Phone: optional(v.Phone), SSNLast4: optional(v.SSNLast4),
-			Address: v.Address, Metadata: v.Metadata}
+			Address: v.Address, Metadata: v.Metadata, Provenance: byAPI}
 		if !v.DateOfBirth.IsZero() {
 			d := v.DateOfBirth
 			c.DateOfBirth = &d
@@ -97,7 +100,8 @@ func (s *Service) Create(ctx context.Context, orgID uuid.UUID, resource string, 
 		v := in.Value
 		a := &models.DebtAccount{ID: uuid.New(), OrganizationID: orgID, ExternalID: v.ExternalID,
 			ExternalAccountNumber: optional(v.ExternalAccountNumber), Balance: v.Balance.String(),
-			CurrentBalance: v.CurrentBalance.String(), BillingType: billingValue(v.BillingType), Metadata: v.Metadata}
+			CurrentBalance: v.CurrentBalance.String(), BillingType: billingValue(v.BillingType), Metadata: v.Metadata,
+			Provenance: byAPI}
 		cref, err := reference(f, "customer_id", "customer_external_id")
 		if err != nil {
 			return nil, err

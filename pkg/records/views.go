@@ -24,13 +24,15 @@ const (
 	DebtAccounts = "debt_accounts"
 )
 
-// Provenance names the bulk rows that created a record and changed it last;
-// all null for a record the records API created.
+// Provenance names the bulk rows that created a record and changed it last
+// (all null for a record the records API created), and what changed it
+// last: "bulk" or "api".
 type Provenance struct {
-	BulkID      *uuid.UUID `json:"bulk_id"`
-	BulkRow     *int       `json:"bulk_row"`
-	LastBulkID  *uuid.UUID `json:"last_bulk_id"`
-	LastBulkRow *int       `json:"last_bulk_row"`
+	BulkID        *uuid.UUID `json:"bulk_id"`
+	BulkRow       *int       `json:"bulk_row"`
+	LastBulkID    *uuid.UUID `json:"last_bulk_id"`
+	LastBulkRow   *int       `json:"last_bulk_row"`
+	LastChangedBy string     `json:"last_changed_by"`
 }
 
 // Location is a location as the API shows it.
@@ -110,7 +112,7 @@ func (c Customer) ETag() string {
 func versionTag(v int) string { return `"` + strconv.Itoa(v) + `"` }
 
 func provenance(bulkID *uuid.UUID, bulkRow *int, p models.Provenance) Provenance {
-	return Provenance{BulkID: bulkID, BulkRow: bulkRow, LastBulkID: p.LastBulkID, LastBulkRow: p.LastBulkRow}
+	return Provenance{BulkID: bulkID, BulkRow: bulkRow, LastBulkID: p.LastBulkID, LastBulkRow: p.LastBulkRow, LastChangedBy: p.LastChangedBy}
 }
 
 func newLocation(l models.Location) Location {

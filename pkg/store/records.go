@@ -278,7 +278,7 @@ func (s *Store) UpdateRecord(ctx context.Context, table string, orgID, id uuid.U
 		differArgs = append(differArgs, c.Value)
 	}
 	if len(changes) > 0 {
-		set = append(set, "version = version + 1", "updated_at = clock_timestamp()")
+		set = append(set, "version = version + 1", "updated_at = clock_timestamp()", "last_changed_by = 'api'")
 		q := `UPDATE ` + table + ` SET ` + strings.Join(set, ", ") +
 			` WHERE organization_id = ? AND id = ? AND version = ? AND (` + strings.Join(differ, " OR ") + `)`
 		args := append(append(setArgs, orgID, id, version), differArgs...)

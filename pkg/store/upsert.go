@@ -93,7 +93,7 @@ func (u updatable) update() string {
 	for _, c := range u.columns {
 		set = append(set, c.name+" = "+c.value())
 	}
-	set = append(set, "version = r.version + 1", "updated_at = clock_timestamp()", "last_bulk_id = $1", "last_bulk_row = t.row")
+	set = append(set, "version = r.version + 1", "updated_at = clock_timestamp()", "last_bulk_id = $1", "last_bulk_row = t.row", "last_changed_by = 'bulk'")
 	return "UPDATE " + u.table + " r SET " + strings.Join(set, ", ") + " FROM " + u.staging + " t WHERE r.id = t.id AND (" + u.changes() + ") RETURNING r.id"
 }
 
