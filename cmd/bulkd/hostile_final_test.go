@@ -120,3 +120,34 @@ func TestHostileFinalRecordsHonourContentEncoding(t *testing.T) {
 		t.Errorf("the batch in an unsupported encoding created %s locations, want none", n)
 	}
 }
+
+// A patch that adds a member with an empty name (JSON Patch path "/", the
+// member "" in RFC 6901, or a merge patch {"": 1}) is refused, but the
+// answer names no field: errors has the key "" and the message reads "The
+// field is unknown." (with a double space). A client showing the message,
+// or mapping errors to its form's fields, has nothing to show. It must name
+// something the client sent, as every other refusal does (the patch, or the
+// member as written, quoted).
+func TestHostileFinalEmptyMemberNameIsNamedInTheError(t *testing.T) {
+	t.Parallel()
+	s := startService(t, "RATE_LIMIT=0")
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	s.waitCompleted(key, s.submit(key, []byte(recordsBulk)))
+	c1 := s.recordID(t, "customers", "c1")
+	for _, tc := range []struct{ contentType, body string }{
+		{"application/json-patch+json", `[{"op":"add","path":"/","value":"X"}]`},
+		{"application/merge-patch+json", `{"":"X"}`},
+	} {
+		r := s.call(http.MethodPatch, "/api/v1/customers/"+c1, key, map[string]string{"Content-Type": tc.contentType}, tc.body)
+		fields := errorFields(t, r)
+		if r.status != http.StatusUnprocessableEntity || len(fields) == 0 || fields[""] != nil ||
+			strings.Contains(string(r.body), "The  field") {
+			t.Errorf("%s %s: %d %.300s, want 422 naming a field the client can tell", tc.contentType, tc.body, r.status, r.body)
+		}
+	}
+	// A batch create's object, read by the same code, answers the same.
+	a := s.batch(t, key, `[{"operation":"create","resource":"locations","object":{"external_id":"l9","":"X"}}]`)
+	if res := a.Results[0]; res.Errors[""] != nil || strings.Contains(res.ErrorMessage, "The  field") {
+		t.Errorf("batch create of an object with a member named \"\": %d %q %v, want a field the client can tell", res.Status, res.ErrorMessage, res.Errors)
+	}
+}
