@@ -151,3 +151,41 @@ func TestHostileFinalEmptyMemberNameIsNamedInTheError(t *testing.T) {
 		t.Errorf("batch create of an object with a member named \"\": %d %q %v, want a field the client can tell", res.Status, res.ErrorMessage, res.Errors)
 	}
 }
+
+// "An unknown query parameter … is a 400 naming it" (README, Request
+// errors), and GET /api/v1/bulk/{id}, /results, the lists, PATCH, DELETE of
+// a record and the batch hold to it. Other routes ignore what they do not
+// know: a client that sends POST /api/v1/bulk/{id}/cancel?validate_only=true
+// (or DELETE /api/v1/webhook?dry_run=true, or a misspelt parameter) has its
+// bulk canceled, its webhook removed or its secret rotated for real, with a
+// success answer. Each must be 400 naming the parameter, and nothing done.
+func TestHostileFinalUnknownQueryParametersAreRefusedEverywhere(t *testing.T) {
+	t.Parallel()
+	s := startMode(t, "api", "RATE_LIMIT=0", "WEBHOOK_ALLOW_PRIVATE=true")
+	_, key := s.newOrg("Acme", "ops@acme.example")
+	bid := s.submit(key, []byte(recordsBulk)) // stays pending: no worker
+	if r := s.call(http.MethodPut, "/api/v1/webhook", key, nil, `{"url":"https://hooks.example.com/bulkd"}`); r.status != http.StatusOK {
+		t.Fatalf("PUT webhook: %d %s", r.status, r.body)
+	}
+	secret := s.record(t, `SELECT encode(sha256(secret), 'hex') FROM webhooks`)
+	for _, tc := range []struct{ method, path, param string }{
+		{http.MethodGet, "/api/v1/bulk/" + bid + "/errors?bogus=1", "bogus"},
+		{http.MethodPost, "/api/v1/bulk/" + bid + "/cancel?validate_only=true", "validate_only"},
+		{http.MethodGet, "/api/v1/webhook?bogus=1", "bogus"},
+		{http.MethodPost, "/api/v1/webhook/rotate?dry_run=true", "dry_run"},
+		{http.MethodDelete, "/api/v1/webhook?dry_run=true", "dry_run"},
+	} {
+		r := s.call(tc.method, tc.path, key, nil, "")
+		if r.status != http.StatusBadRequest || errorFields(t, r)[tc.param] == nil {
+			t.Errorf("%s %s: %d %.200s, want 400 naming %s", tc.method, tc.path, r.status, r.body, tc.param)
+		}
+	}
+	if st := s.record(t, `SELECT status FROM bulks WHERE id = $1`, bid); st != "pending" {
+		t.Errorf("the bulk is %s after a cancel with an unknown parameter, want pending", st)
+	}
+	if n := s.record(t, `SELECT count(*)::text FROM webhooks`); n != "1" {
+		t.Errorf("%s webhooks after a DELETE with an unknown parameter, want 1", n)
+	} else if now := s.record(t, `SELECT encode(sha256(secret), 'hex') FROM webhooks`); now != secret {
+		t.Errorf("the webhook secret was rotated by a request with an unknown parameter")
+	}
+}
