@@ -61,7 +61,7 @@ func (h *Bulks) Create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	q, err := queryParams(c)
+	q, err := queryValues(c)
 	if err != nil {
 		return err
 	}
@@ -77,7 +77,7 @@ func (h *Bulks) Create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := h.body(c, gzipped)
+	in, err := body(c, gzipped, h.maxBodyBytes)
 	if err != nil {
 		return err
 	}
@@ -86,9 +86,9 @@ func (h *Bulks) Create(c echo.Context) error {
 		// A retry must send the same request: the same options and body.
 		// The body is hashed as it streams by, decoded.
 		bodyHash.Write([]byte(opts.Query() + "\n"))
-		body = io.TeeReader(body, bodyHash)
+		in = io.TeeReader(in, bodyHash)
 	}
-	rows, err := bulk.DecodeSubmission(skipBOM(body))
+	rows, err := bulk.DecodeSubmission(skipBOM(in))
 	if err != nil {
 		return err
 	}
@@ -134,8 +134,8 @@ func (h *Bulks) Create(c echo.Context) error {
 // body is the request body, decoded, bounded by maxBodyBytes both as sent
 // and once decoded, so that a small gzip body cannot unpack into more than
 // the limit.
-func (h *Bulks) body(c echo.Context, gzipped bool) (io.Reader, error) {
-	raw := http.MaxBytesReader(c.Response(), c.Request().Body, h.maxBodyBytes)
+func body(c echo.Context, gzipped bool, maxBytes int64) (io.Reader, error) {
+	raw := http.MaxBytesReader(c.Response(), c.Request().Body, maxBytes)
 	if !gzipped {
 		return raw, nil
 	}
@@ -143,7 +143,26 @@ func (h *Bulks) body(c echo.Context, gzipped bool) (io.Reader, error) {
 	if err != nil {
 		return nil, gzipError(err)
 	}
-	return http.MaxBytesReader(c.Response(), io.NopCloser(gzipReader{zr}), h.maxBodyBytes), nil
+	return http.MaxBytesReader(c.Response(), io.NopCloser(gzipReader{zr}), maxBytes), nil
+}
+
+// readBody reads a small request body whole, decoded as its
+// Content-Encoding says and bounded by maxBytes. A body that ends before
+// its Content-Length is the client's error, a 400.
+func readBody(c echo.Context, maxBytes int64) ([]byte, error) {
+	gzipped, err := gzipEncoded(c.Request().Header.Values(echo.HeaderContentEncoding))
+	if err != nil {
+		return nil, err
+	}
+	r, err := body(c, gzipped, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(r)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, newError(http.StatusBadRequest, "body", "The request body ended before its Content-Length.")
+	}
+	return b, err
 }
 
 var errCorruptGzip = newError(http.StatusBadRequest, "body", "The request body must be valid gzip data, as its Content-Encoding says.")
@@ -243,6 +262,9 @@ func idempotencyKey(v string) (string, error) {
 // Cancel cancels a pending or processing bulk and answers it as GET shows
 // it, with canceled_at; a finished one is 409 with its status.
 func (h *Bulks) Cancel(c echo.Context) error {
+	if _, err := queryParams(c); err != nil {
+		return err
+	}
 	id, err := bulkID(c)
 	if err != nil {
 		return err
@@ -310,6 +332,9 @@ var unreadableRow = []byte(`"payload":null,"errors":{"report":["The errors of th
 // refuses some valid JSON (nested very deep), and one refused row must not
 // make the whole report unreadable.
 func (h *Bulks) Errors(c echo.Context) error {
+	if _, err := queryParams(c); err != nil {
+		return err
+	}
 	id, err := bulkID(c)
 	if err != nil {
 		return err

@@ -35,7 +35,7 @@ var listParamNames = []string{"status", "created_after", "created_before", "limi
 
 // List lists the organization's bulks, newest first, a page at a time.
 func (h *Bulks) List(c echo.Context) error {
-	q, err := queryParams(c)
+	q, err := queryValues(c)
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,9 @@ type recordView struct {
 
 // Get answers one record, with its ETag; If-None-Match naming it is 304.
 func (h *Records) Get(c echo.Context) error {
+	if _, err := queryParams(c); err != nil {
+		return err
+	}
 	res := resource(c)
 	id, err := recordID(c, res)
 	if err != nil {
@@ -291,7 +294,7 @@ func (h *Records) Patch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, h.maxBodyBytes))
+	body, err := readBody(c, h.maxBodyBytes)
 	if err != nil {
 		return err
 	}
@@ -336,7 +339,7 @@ func (h *Records) Batch(c echo.Context) error {
 	if err := jsonContentType(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
 		return err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, h.maxBodyBytes))
+	body, err := readBody(c, h.maxBodyBytes)
 	if err != nil {
 		return err
 	}

@@ -108,12 +108,34 @@ func (h *Bulks) writeResults(c echo.Context, w io.Writer, b models.Bulk, page, p
 	w.Write(bytes.TrimSuffix(tail[1:], []byte("\n"))) // the tail's members, after its opening brace
 }
 
-// queryParams reads the request's query parameters, each given at most
-// once. Unless allowed is nil, a parameter not in it is refused too.
-// echo's own reading drops what it cannot parse (a ';' separator, a bad
-// %-escape) without a word, which would turn ?atomic=true;strict=true into
-// no option at all.
+// queryParams reads the request's query parameters: those in allowed (none
+// when it is empty), each given at most once; any other is refused, so that
+// a misspelt or misplaced option is never silently ignored.
 func queryParams(c echo.Context, allowed ...string) (url.Values, error) {
+	q, err := queryValues(c)
+	if err != nil {
+		return nil, err
+	}
+	for name, values := range q {
+		if !slices.Contains(allowed, name) {
+			if len(allowed) == 0 {
+				return nil, newError(http.StatusBadRequest, name, "The "+name+" parameter is unknown; this endpoint takes none.")
+			}
+			return nil, newError(http.StatusBadRequest, name,
+				fmt.Sprintf("The %s parameter is unknown; the parameters are %s.", name, strings.Join(allowed, ", ")))
+		}
+		if len(values) > 1 {
+			return nil, newError(http.StatusBadRequest, name, "The "+name+" parameter must be given at most once.")
+		}
+	}
+	return q, nil
+}
+
+// queryValues parses the query string for a caller that checks the names
+// itself. echo's own reading drops what it cannot parse (a ';' separator, a
+// bad %-escape) without a word, which would turn ?atomic=true;strict=true
+// into no option at all.
+func queryValues(c echo.Context) (url.Values, error) {
 	q, err := url.ParseQuery(c.Request().URL.RawQuery)
 	if err != nil {
 		return nil, newError(http.StatusBadRequest, "query",
@@ -125,16 +147,6 @@ func queryParams(c echo.Context, allowed ...string) (url.Values, error) {
 			if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
 				return nil, newError(http.StatusBadRequest, name, "The "+name+" parameter must be UTF-8 text without NUL characters.")
 			}
-		}
-		if allowed == nil {
-			continue
-		}
-		if !slices.Contains(allowed, name) {
-			return nil, newError(http.StatusBadRequest, name,
-				fmt.Sprintf("The %s parameter is unknown; the parameters are %s.", name, strings.Join(allowed, ", ")))
-		}
-		if len(values) > 1 {
-			return nil, newError(http.StatusBadRequest, name, "The "+name+" parameter must be given at most once.")
 		}
 	}
 	return q, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -62,7 +61,10 @@ func (h *Webhooks) Put(c echo.Context) error {
 	var body struct {
 		URL *string `json:"url"`
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, 16<<10))
+	if _, err := queryParams(c); err != nil {
+		return err
+	}
+	raw, err := readBody(c, 16<<10)
 	if err != nil {
 		return err
 	}
@@ -85,6 +87,9 @@ func (h *Webhooks) Put(c echo.Context) error {
 
 // Rotate gives the endpoint a new secret, answered once.
 func (h *Webhooks) Rotate(c echo.Context) error {
+	if _, err := queryParams(c); err != nil {
+		return err
+	}
 	var e bulks.Endpoint
 	err := work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
 		e, err = h.webhooks.Rotate(ctx, organization(c).ID)
@@ -98,6 +103,9 @@ func (h *Webhooks) Rotate(c echo.Context) error {
 
 // Get shows the endpoint and its recent deliveries with every attempt.
 func (h *Webhooks) Get(c echo.Context) error {
+	if _, err := queryParams(c); err != nil {
+		return err
+	}
 	var e bulks.Endpoint
 	err := work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
 		e, err = h.webhooks.Get(ctx, organization(c).ID)
@@ -135,6 +143,9 @@ func (h *Webhooks) Get(c echo.Context) error {
 
 // Delete removes the endpoint.
 func (h *Webhooks) Delete(c echo.Context) error {
+	if _, err := queryParams(c); err != nil {
+		return err
+	}
 	err := work(c.Request().Context(), h.timeout, func(ctx context.Context) error {
 		return h.webhooks.Delete(ctx, organization(c).ID)
 	})

@@ -137,7 +137,7 @@ func malformed(raw json.RawMessage, err error) error {
 		return invalid(typ.Field, "The "+label(typ.Field)+" field must be "+kindOf(typ.Field)+".")
 	case strings.HasPrefix(err.Error(), `json: unknown field "`):
 		f := strings.TrimSuffix(strings.TrimPrefix(err.Error(), `json: unknown field "`), `"`)
-		return invalid(f, "The "+label(f)+" field is unknown.")
+		return unknownField(f, "operation")
 	}
 	return &MalformedError{Message: "The operation must be an object with operation and resource."}
 }

@@ -44,7 +44,7 @@ func (s *Service) Create(ctx context.Context, orgID uuid.UUID, resource string, 
 	}
 	for k := range f {
 		if !slices.Contains(allowed, k) {
-			return nil, invalid(k, "The "+label(k)+" field is unknown.")
+			return nil, unknownField(k, "object")
 		}
 	}
 	opts := bulk.Options{Mode: bulk.ModeCreate, Today: s.today()}

@@ -140,7 +140,7 @@ func (s *Service) patchOnce(ctx context.Context, orgID uuid.UUID, resource strin
 	}
 	for k := range after {
 		if _, ok := before[k]; !ok {
-			return false, invalid(k, "The "+label(k)+" field is unknown.")
+			return false, unknownField(k, "patch")
 		}
 	}
 	for _, k := range readOnly[resource] {
@@ -329,6 +329,16 @@ func singularName(resource string) string {
 		return "customer"
 	}
 	return "debt account"
+}
+
+// unknownField refuses a member that is no field, named by the member; one
+// with an empty name is named by what holds it (whole), since an error
+// keyed "" names nothing a client can show.
+func unknownField(name, whole string) error {
+	if name == "" {
+		return invalid(whole, "The "+whole+" has a member with an empty name, which is no field.")
+	}
+	return invalid(name, "The "+label(name)+" field is unknown.")
 }
 
 // label turns a field name into the words of a message.
