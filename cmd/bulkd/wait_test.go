@@ -274,7 +274,10 @@ func TestBadWaitValues(t *testing.T) {
 	_, key := s.newOrg("Acme", "ops@acme.example")
 	id := s.submit(key, testenv.SeedExample(t))
 	const msg = "The wait parameter must be a duration from 0 to 60s, such as 30s (or a whole number of seconds)."
-	for _, q := range []string{"wait=soon", "wait=-1s", "wait=-1", "wait=61s", "wait=2m", "wait=61", "wait=1.5", "wait=", "wait=30s&wait=1s"} {
+	for _, q := range []string{"wait=soon", "wait=-1s", "wait=-1", "wait=61s", "wait=2m", "wait=61", "wait=1.5", "wait=", "wait=30s&wait=1s",
+		// 2^55 seconds and 1: whole seconds multiplied into a time.Duration
+		// without an overflow check would wrap to 1 s.
+		"wait=36028797018963969"} {
 		t.Run(q, func(t *testing.T) {
 			want := `{"message":"` + msg + `","errors":{"wait":["` + msg + `"]}}`
 			if strings.Count(q, "wait=") > 1 {
