@@ -311,15 +311,20 @@ func (h *Bulks) Get(c echo.Context) error {
 		}
 		return c.JSON(http.StatusOK, envelope{bulks.NewView(b)})
 	}
-	var b models.Bulk
-	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
-		b, err = h.bulks.Bulk(ctx, organization(c).ID, id)
-		return err
-	})
+	b, err := h.bulk(c, id)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, envelope{bulks.NewView(b)})
+}
+
+// bulk reads one of the organization's bulks within the request timeout.
+func (h *Bulks) bulk(c echo.Context, id uuid.UUID) (b models.Bulk, err error) {
+	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
+		b, err = h.bulks.Bulk(ctx, organization(c).ID, id)
+		return err
+	})
+	return b, err
 }
 
 // unreadableRow stands for a row whose stored payload or report is not JSON
@@ -340,11 +345,7 @@ func (h *Bulks) Errors(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	var b models.Bulk
-	err = work(ctx, h.timeout, func(ctx context.Context) (err error) {
-		b, err = h.bulks.Bulk(ctx, organization(c).ID, id)
-		return err
-	})
+	b, err := h.bulk(c, id)
 	if err != nil {
 		return err
 	}

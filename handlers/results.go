@@ -45,11 +45,7 @@ func (h *Bulks) Results(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var b models.Bulk
-	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
-		b, err = h.bulks.Bulk(ctx, organization(c).ID, id)
-		return err
-	})
+	b, err := h.bulk(c, id)
 	if err != nil {
 		return err
 	}
