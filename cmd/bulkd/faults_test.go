@@ -279,12 +279,7 @@ func TestOverlappingBulksOnTwoWorkerProcesses(t *testing.T) {
 	ids := make([]string, bulks)
 	var wg sync.WaitGroup
 	for i := range bulks {
-		rows := append(bulkgen.Rows(bulkgen.Options{Seed: uint64(i), Rows: shared, Accounts: 3, Prefix: "shared-", Locations: 5}),
-			bulkgen.Rows(bulkgen.Options{Seed: uint64(i), Rows: own, Accounts: 3, Prefix: fmt.Sprintf("own%d-", i), Locations: 5})...)
-		body, err := json.Marshal(rows)
-		if err != nil {
-			t.Fatal(err)
-		}
+		body := overlappingBulk(t, i, own, shared, bulkgen.Options{Accounts: 3, Locations: 5})
 		wg.Go(func() { ids[i] = s.submit(key, body) })
 	}
 	wg.Wait()
@@ -428,6 +423,22 @@ func TestPostgresOutage(t *testing.T) {
 	if n := db.Count(t, `SELECT count(*) FROM bulk_rows`); n != 53 {
 		t.Errorf("%d rows stored, want 53", n)
 	}
+}
+
+// overlappingBulk is the i-th of bulks that each have `shared` rows with
+// the same external ids (other details) and `own` rows of their own, shaped
+// by o (accounts, locations).
+func overlappingBulk(t *testing.T, i, own, shared int, o bulkgen.Options) []byte {
+	t.Helper()
+	o.Seed = uint64(i)
+	sh, mine := o, o
+	sh.Rows, sh.Prefix = shared, "shared-"
+	mine.Rows, mine.Prefix = own, fmt.Sprintf("own%d-", i)
+	body, err := json.Marshal(append(bulkgen.Rows(sh), bulkgen.Rows(mine)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
 }
 
 // Overlapping upserts of the same ids from several worker processes end with

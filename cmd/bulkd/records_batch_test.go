@@ -326,12 +326,7 @@ func TestRecordsWritesDuringOverlappingImports(t *testing.T) {
 	ids := make([]string, bulks)
 	var wg sync.WaitGroup
 	for i := range bulks {
-		rows := append(bulkgen.Rows(bulkgen.Options{Seed: uint64(i), Rows: shared, Accounts: 2, Prefix: "shared-", Locations: 3}),
-			bulkgen.Rows(bulkgen.Options{Seed: uint64(i), Rows: own, Accounts: 2, Prefix: fmt.Sprintf("own%d-", i), Locations: 3})...)
-		body, err := json.Marshal(rows)
-		if err != nil {
-			t.Fatal(err)
-		}
+		body := overlappingBulk(t, i, own, shared, bulkgen.Options{Accounts: 2, Locations: 3})
 		wg.Go(func() { ids[i] = s.submit(key, body) })
 	}
 	// Meanwhile, in batches and single requests: customers and accounts
