@@ -31,11 +31,6 @@ type Records struct {
 	log          *slog.Logger
 }
 
-// singular names a resource in messages.
-var singular = map[string]string{
-	records.Locations: "location", records.Customers: "customer", records.DebtAccounts: "debt account",
-}
-
 // resource is the resource of a records route, its first path segment
 // after /api/v1/.
 func resource(c echo.Context) string {
@@ -106,7 +101,7 @@ func etagListed(list, etag string) bool {
 // recordError maps the records service's errors to answers that name the
 // resource.
 func recordError(res string, err error) error {
-	name := singular[res]
+	name, _ := records.Singular(res)
 	var (
 		invalid *records.ValidationError
 		pre     *records.PreconditionError
@@ -415,7 +410,7 @@ func batchError(o records.Outcome) *Error {
 		return newError(http.StatusBadRequest, "operation", bad.Message)
 	}
 	res := o.Op.Resource
-	if _, ok := singular[res]; !ok {
+	if _, ok := records.Singular(res); !ok {
 		res = records.Customers // only a shape error can name no resource
 	}
 	e := toError(recordError(res, o.Err))

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/bulkd/bulkd/pkg/jsonscan"
 )
 
 // Batch limits.
@@ -64,7 +66,7 @@ func (s *Service) Batch(ctx context.Context, orgID uuid.UUID, operations []json.
 func (s *Service) operation(ctx context.Context, orgID uuid.UUID, raw json.RawMessage) (o Outcome) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&o.Op); err != nil || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+	if err := dec.Decode(&o.Op); err != nil || jsonscan.Kind(raw) != '{' {
 		// Keep what can be read of it, to name it in the result.
 		var partial map[string]any
 		if json.Unmarshal(raw, &partial) == nil {
@@ -131,7 +133,7 @@ func (s *Service) operation(ctx context.Context, orgID uuid.UUID, raw json.RawMe
 func malformed(raw json.RawMessage, err error) error {
 	var typ *json.UnmarshalTypeError
 	switch {
-	case !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) || err == nil:
+	case jsonscan.Kind(raw) != '{' || err == nil:
 		return &MalformedError{Message: "The operation must be an object with operation and resource."}
 	case errors.As(err, &typ) && typ.Field != "":
 		return invalid(typ.Field, "The "+label(typ.Field)+" field must be "+kindOf(typ.Field)+".")

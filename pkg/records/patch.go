@@ -129,14 +129,14 @@ func (s *Service) patchOnce(ctx context.Context, orgID uuid.UUID, resource strin
 		out, err = jsonpatch.MergePatch(doc, patch)
 	}
 	if err != nil {
-		return false, invalid("patch", "The patch cannot be applied to the "+singularName(resource)+": "+err.Error()+".")
+		return false, invalid("patch", "The patch cannot be applied to the "+singular[resource]+": "+err.Error()+".")
 	}
 	var before, after fields
 	if err := json.Unmarshal(doc, &before); err != nil {
 		return false, err
 	}
 	if err := json.Unmarshal(out, &after); err != nil || after == nil {
-		return false, invalid("patch", "The patched "+singularName(resource)+" must be an object.")
+		return false, invalid("patch", "The patched "+singular[resource]+" must be an object.")
 	}
 	for k := range after {
 		if _, ok := before[k]; !ok {
@@ -319,16 +319,6 @@ func (s *Service) write(ctx context.Context, orgID uuid.UUID, resource string, i
 		return err
 	})
 	return changed, err
-}
-
-func singularName(resource string) string {
-	switch resource {
-	case Locations:
-		return "location"
-	case Customers:
-		return "customer"
-	}
-	return "debt account"
 }
 
 // unknownField refuses a member that is no field, named by the member; one

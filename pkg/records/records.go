@@ -162,7 +162,7 @@ func precondition(ifMatch string, r Record) error {
 // too. It takes the organization's import lock: an import may be about to
 // reuse the record.
 func (s *Service) Delete(ctx context.Context, orgID uuid.UUID, resource string, id uuid.UUID, ifMatch string, cascade bool) error {
-	if resource != Locations && resource != Customers && resource != DebtAccounts {
+	if _, ok := singular[resource]; !ok {
 		return ErrUnknownResource
 	}
 	return s.store.InTx(ctx, orgID, true, func(tx *store.Store) error {

@@ -24,6 +24,16 @@ const (
 	DebtAccounts = "debt_accounts"
 )
 
+// singular names one record of each resource in messages.
+var singular = map[string]string{Locations: "location", Customers: "customer", DebtAccounts: "debt account"}
+
+// Singular names one record of resource in a message ("debt account"); ok
+// is false when resource is none of the three.
+func Singular(resource string) (name string, ok bool) {
+	name, ok = singular[resource]
+	return name, ok
+}
+
 // Provenance names the bulk rows that created a record and changed it last
 // (all null for a record the records API created), and what changed it
 // last: "bulk" or "api".
