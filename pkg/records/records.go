@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -50,7 +51,7 @@ type ValidationError struct {
 }
 
 func (e *ValidationError) Error() string {
-	for _, f := range slices.Sorted(mapsKeys(e.Messages)) {
+	for _, f := range slices.Sorted(maps.Keys(e.Messages)) {
 		return e.Messages[f][0]
 	}
 	return "The record is not valid."
@@ -58,16 +59,6 @@ func (e *ValidationError) Error() string {
 
 func invalid(field, msg string) *ValidationError {
 	return &ValidationError{Messages: map[string][]string{field: {msg}}}
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // PreconditionError is a write whose If-Match no longer names the record:
