@@ -54,7 +54,9 @@ fuzz: ## run each fuzz target of pkg/jsonscan and pkg/bulk for FUZZTIME (default
 		done; \
 	done
 
-lint: ## go vet, gofmt, staticcheck (skipped if it cannot be fetched)
+lint: ## go vet, gofmt, staticcheck (skipped if it cannot be fetched), no tracked file over 1 MiB outside testdata/
+	@big="$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1048576 && $$2 !~ /(^|\/)testdata\// {print $$2}')"; \
+	if [ -n "$$big" ]; then echo "tracked files over 1 MiB (built binaries or data belong elsewhere):"; echo "$$big"; exit 1; fi
 	$(GO) vet ./...
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change (run make fmt):"; echo "$$unformatted"; exit 1; fi
