@@ -23,17 +23,17 @@ import (
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulk"
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
 // Bulks serves the bulk endpoints.
 type Bulks struct {
-	bulks        *bulks.Service
+	bulks        *bulksvc.Service
 	maxBodyBytes int64
-	timeout      time.Duration // of each phase of the server's work; 0: none
-	waiter       *bulks.Waiter // hears that bulks finished; nil: a wait only reads
-	maxWait      time.Duration // the longest ?wait= allowed
+	timeout      time.Duration   // of each phase of the server's work; 0: none
+	waiter       *bulksvc.Waiter // hears that bulks finished; nil: a wait only reads
+	maxWait      time.Duration   // the longest ?wait= allowed
 	log          *slog.Logger
 }
 
@@ -94,11 +94,11 @@ func (h *Bulks) Create(c echo.Context) error {
 	}
 
 	// The body is read: from here on the time is the server's own.
-	sub := bulks.Submission{OrganizationID: organization(c).ID, Options: opts, Rows: rows}
+	sub := bulksvc.Submission{OrganizationID: organization(c).ID, Options: opts, Rows: rows}
 	if key != "" {
 		sub.IdempotencyKey = &store.IdempotencyKey{Key: key, RequestHash: bodyHash.Sum(nil)}
 	}
-	var done bulks.Submitted
+	var done bulksvc.Submitted
 	err = work(req.Context(), h.timeout, func(ctx context.Context) (err error) {
 		done, err = h.bulks.Submit(ctx, sub)
 		return err
@@ -118,7 +118,7 @@ func (h *Bulks) Create(c echo.Context) error {
 		// the reads of the wait fail, the bulk is still stored: the answer is
 		// the 202 it has earned, never an error that invites a duplicate.
 		waited, err := h.await(c, b.ID, wait)
-		if err == nil && bulks.Finished(waited.Status) {
+		if err == nil && bulksvc.Finished(waited.Status) {
 			if err = h.answerFinished(c, waited); err == nil || c.Response().Committed {
 				return err
 			}
@@ -128,7 +128,7 @@ func (h *Bulks) Create(c echo.Context) error {
 		}
 	}
 	// A replay repeats the first answer; GET shows how the bulk has moved on.
-	return c.JSON(http.StatusAccepted, envelope{bulks.Accepted{BulkID: b.ID, Count: b.Count, Status: models.StatusPending}})
+	return c.JSON(http.StatusAccepted, envelope{bulksvc.Accepted{BulkID: b.ID, Count: b.Count, Status: models.StatusPending}})
 }
 
 // body is the request body, decoded, bounded by maxBodyBytes both as sent
@@ -274,7 +274,7 @@ func (h *Bulks) Cancel(c echo.Context) error {
 		b, err = h.bulks.Cancel(ctx, organization(c).ID, id)
 		return err
 	})
-	var done bulks.ErrNotCancelable
+	var done bulksvc.ErrNotCancelable
 	if errors.As(err, &done) {
 		msg := fmt.Sprintf("The bulk is %s; only a pending or processing bulk can be canceled.", done.Bulk.Status)
 		return newError(http.StatusConflict, "status", msg)
@@ -282,7 +282,7 @@ func (h *Bulks) Cancel(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, envelope{bulks.NewView(b)})
+	return c.JSON(http.StatusOK, envelope{bulksvc.NewView(b)})
 }
 
 // Get shows one bulk's progress. With ?wait=, it first waits that long
@@ -306,16 +306,16 @@ func (h *Bulks) Get(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if bulks.Finished(b.Status) {
+		if bulksvc.Finished(b.Status) {
 			return h.answerFinished(c, b)
 		}
-		return c.JSON(http.StatusOK, envelope{bulks.NewView(b)})
+		return c.JSON(http.StatusOK, envelope{bulksvc.NewView(b)})
 	}
 	b, err := h.bulk(c, id)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, envelope{bulks.NewView(b)})
+	return c.JSON(http.StatusOK, envelope{bulksvc.NewView(b)})
 }
 
 // bulk reads one of the organization's bulks within the request timeout.
@@ -385,7 +385,7 @@ func (h *Bulks) Errors(c echo.Context) error {
 			w.Write(r.Errors)
 			w.Write([]byte{'}'})
 		}
-		if len(rows) < bulks.ErrorsPageSize {
+		if len(rows) < bulksvc.ErrorsPageSize {
 			break
 		}
 		after = rows[len(rows)-1].Row

@@ -14,14 +14,14 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 )
 
 // listView is GET /api/v1/bulk: a page of the organization's bulks, newest
 // first, each as GET /api/v1/bulk/{id} shows it.
 type listView struct {
-	Data  []bulks.View `json:"data"`
-	Links linksView    `json:"links"`
+	Data  []bulksvc.View `json:"data"`
+	Links linksView      `json:"links"`
 }
 
 // linksView points at the next page; Next is nil on the last.
@@ -43,21 +43,21 @@ func (h *Bulks) List(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var page bulks.BulkPage
+	var page bulksvc.BulkPage
 	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
 		page, err = h.bulks.List(ctx, organization(c).ID, p)
 		return err
 	})
-	if errors.Is(err, bulks.ErrInvalidCursor) {
+	if errors.Is(err, bulksvc.ErrInvalidCursor) {
 		return newError(http.StatusBadRequest, "cursor",
 			"The cursor parameter must be a cursor from a links.next this organization was given.")
 	}
 	if err != nil {
 		return err
 	}
-	v := listView{Data: make([]bulks.View, len(page.Bulks))}
+	v := listView{Data: make([]bulksvc.View, len(page.Bulks))}
 	for i, b := range page.Bulks {
-		v.Data[i] = bulks.NewView(b)
+		v.Data[i] = bulksvc.NewView(b)
 	}
 	if page.Next != "" {
 		next := nextListLink(p, page.Next)
@@ -73,8 +73,8 @@ func (h *Bulks) List(c echo.Context) error {
 // listParams reads the query of GET /api/v1/bulk. Every parameter that is
 // unknown, repeated or not valid is named in the one 400 answer, so that a
 // client fixes them all at once.
-func listParams(q url.Values) (bulks.ListParams, error) {
-	p := bulks.ListParams{Limit: bulks.DefaultListLimit}
+func listParams(q url.Values) (bulksvc.ListParams, error) {
+	p := bulksvc.ListParams{Limit: bulksvc.DefaultListLimit}
 	bad := &Error{Status: http.StatusBadRequest, Errors: map[string][]string{}}
 	fail := func(name, msg string) {
 		if bad.Message == "" {
@@ -120,8 +120,8 @@ func listParams(q url.Values) (bulks.ListParams, error) {
 			}
 		case "limit":
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > bulks.MaxListLimit {
-				fail(name, fmt.Sprintf("The limit parameter must be a whole number from 1 to %d.", bulks.MaxListLimit))
+			if err != nil || n < 1 || n > bulksvc.MaxListLimit {
+				fail(name, fmt.Sprintf("The limit parameter must be a whole number from 1 to %d.", bulksvc.MaxListLimit))
 			}
 			p.Limit = n
 		case "cursor":
@@ -132,7 +132,7 @@ func listParams(q url.Values) (bulks.ListParams, error) {
 		}
 	}
 	if len(bad.Errors) > 0 {
-		return bulks.ListParams{}, bad
+		return bulksvc.ListParams{}, bad
 	}
 	return p, nil
 }
@@ -141,7 +141,7 @@ func listParams(q url.Values) (bulks.ListParams, error) {
 func listStatuses(v string) ([]string, bool) {
 	var out []string
 	for _, s := range strings.Split(v, ",") {
-		if !slices.Contains(bulks.Statuses, s) {
+		if !slices.Contains(bulksvc.Statuses, s) {
 			return nil, false
 		}
 		if !slices.Contains(out, s) {
@@ -163,7 +163,7 @@ func listTime(v string) (time.Time, bool) {
 // filters and limit, and the cursor. Its values need no escaping: statuses
 // are letters and commas, times are written in UTC (digits, "-", ":", ".",
 // "T", "Z") and the cursor is base64url.
-func nextListLink(p bulks.ListParams, cursor string) string {
+func nextListLink(p bulksvc.ListParams, cursor string) string {
 	var q []string
 	if len(p.Statuses) > 0 {
 		q = append(q, "status="+strings.Join(p.Statuses, ","))

@@ -17,7 +17,7 @@ import (
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulk"
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -66,10 +66,10 @@ func (h *Bulks) writeResults(c echo.Context, w io.Writer, b models.Bulk, page, p
 	w.Write([]byte(`{"data":[`))
 	if b.Status == models.StatusCompleted {
 		first := true
-		for offset, end := (page-1)*perPage, min(page*perPage, b.Count); offset < end; offset += bulks.ResultsChunk {
+		for offset, end := (page-1)*perPage, min(page*perPage, b.Count); offset < end; offset += bulksvc.ResultsChunk {
 			var rows []store.RowResult
 			err := work(ctx, h.timeout, func(ctx context.Context) (err error) {
-				rows, err = h.bulks.Results(ctx, b.ID, offset, min(bulks.ResultsChunk, end-offset))
+				rows, err = h.bulks.Results(ctx, b.ID, offset, min(bulksvc.ResultsChunk, end-offset))
 				return err
 			})
 			if err != nil {

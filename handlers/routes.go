@@ -11,7 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/records"
 	"github.com/bulkd/bulkd/pkg/store"
 )
@@ -19,12 +19,12 @@ import (
 // Config is what the HTTP layer needs.
 type Config struct {
 	Store    *store.Store // authenticates API keys
-	Bulks    *bulks.Service
-	Webhooks *bulks.Webhooks
+	Bulks    *bulksvc.Service
+	Webhooks *bulksvc.Webhooks
 	Records  *records.Service // the records API; nil leaves it off
 	// Waiter tells waiting requests (?wait=) that their bulk finished; nil
 	// makes a wait a plain read. MaxWait is the longest wait allowed.
-	Waiter       *bulks.Waiter
+	Waiter       *bulksvc.Waiter
 	MaxWait      time.Duration
 	Checks       map[string]Pinger // readiness checks by name ("postgres", "redis")
 	MaxBodyBytes int64
@@ -78,14 +78,14 @@ func New(cfg Config) *echo.Echo {
 	if cfg.RateLimit > 0 {
 		api = append(api, rateLimit(cfg.RateLimit, cfg.RateLimitBurst))
 	}
-	bulks := &Bulks{bulks: cfg.Bulks, maxBodyBytes: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout,
+	bulkAPI := &Bulks{bulks: cfg.Bulks, maxBodyBytes: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout,
 		waiter: cfg.Waiter, maxWait: cfg.MaxWait, log: cfg.Log}
-	e.POST("/api/v1/bulk", bulks.Create, api...)
-	get("/api/v1/bulk", bulks.List, api...)
-	get("/api/v1/bulk/:id", bulks.Get, api...)
-	get("/api/v1/bulk/:id/errors", bulks.Errors, api...)
-	get("/api/v1/bulk/:id/results", bulks.Results, api...)
-	e.POST("/api/v1/bulk/:id/cancel", bulks.Cancel, api...)
+	e.POST("/api/v1/bulk", bulkAPI.Create, api...)
+	get("/api/v1/bulk", bulkAPI.List, api...)
+	get("/api/v1/bulk/:id", bulkAPI.Get, api...)
+	get("/api/v1/bulk/:id/errors", bulkAPI.Errors, api...)
+	get("/api/v1/bulk/:id/results", bulkAPI.Results, api...)
+	e.POST("/api/v1/bulk/:id/cancel", bulkAPI.Cancel, api...)
 
 	hooks := &Webhooks{webhooks: cfg.Webhooks, timeout: cfg.RequestTimeout}
 	e.PUT("/api/v1/webhook", hooks.Put, api...)

@@ -13,7 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulkd/bulkd/models"
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 )
 
 // waitParam is the query parameter with which a client waits for a bulk
@@ -74,7 +74,7 @@ func (h *Bulks) await(c echo.Context, id uuid.UUID, d time.Duration) (models.Bul
 	watch := h.waiter.Watch(id)
 	defer watch.Stop()
 	b, err := read()
-	if err != nil || bulks.Finished(b.Status) {
+	if err != nil || bulksvc.Finished(b.Status) {
 		return b, err
 	}
 	timer := time.NewTimer(d)
@@ -92,7 +92,7 @@ func (h *Bulks) await(c echo.Context, id uuid.UUID, d time.Duration) (models.Bul
 // the first page of its results, as GET …/results gives it:
 // {"data": <bulk>, "results": <page>}.
 func (h *Bulks) answerFinished(c echo.Context, b models.Bulk) error {
-	view, err := marshalPlain(envelope{bulks.NewView(b)})
+	view, err := marshalPlain(envelope{bulksvc.NewView(b)})
 	if err != nil {
 		return err
 	}

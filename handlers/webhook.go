@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/webhook"
 )
@@ -18,7 +18,7 @@ import (
 // Webhooks serves the organization's endpoint: PUT, GET, DELETE
 // /api/v1/webhook and POST /api/v1/webhook/rotate.
 type Webhooks struct {
-	webhooks *bulks.Webhooks
+	webhooks *bulksvc.Webhooks
 	timeout  time.Duration
 }
 
@@ -51,7 +51,7 @@ type attemptView struct {
 	Error      *string   `json:"error"`
 }
 
-func newWebhookView(e bulks.Endpoint) webhookView {
+func newWebhookView(e bulksvc.Endpoint) webhookView {
 	return webhookView{URL: e.URL, Secret: e.Secret, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
 }
 
@@ -74,7 +74,7 @@ func (h *Webhooks) Put(c echo.Context) error {
 	if body.URL == nil || *body.URL == "" {
 		return newError(http.StatusUnprocessableEntity, "url", "The url field is required.")
 	}
-	var e bulks.Endpoint
+	var e bulksvc.Endpoint
 	err = work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
 		e, _, err = h.webhooks.Put(ctx, organization(c).ID, *body.URL)
 		return err
@@ -90,7 +90,7 @@ func (h *Webhooks) Rotate(c echo.Context) error {
 	if _, err := queryParams(c); err != nil {
 		return err
 	}
-	var e bulks.Endpoint
+	var e bulksvc.Endpoint
 	err := work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
 		e, err = h.webhooks.Rotate(ctx, organization(c).ID)
 		return err
@@ -106,7 +106,7 @@ func (h *Webhooks) Get(c echo.Context) error {
 	if _, err := queryParams(c); err != nil {
 		return err
 	}
-	var e bulks.Endpoint
+	var e bulksvc.Endpoint
 	err := work(c.Request().Context(), h.timeout, func(ctx context.Context) (err error) {
 		e, err = h.webhooks.Get(ctx, organization(c).ID)
 		return err
@@ -161,7 +161,7 @@ func webhookError(err error) error {
 	switch {
 	case errors.As(err, &urlErr):
 		return newError(http.StatusUnprocessableEntity, "url", urlErr.Reason)
-	case errors.Is(err, bulks.ErrWebhooksOff):
+	case errors.Is(err, bulksvc.ErrWebhooksOff):
 		return newError(http.StatusNotImplemented, "webhook",
 			"Webhooks are not configured on this server (its WEBHOOK_SECRET_KEY is not set).")
 	case errors.Is(err, store.ErrNotFound):

@@ -11,7 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/webhook"
@@ -32,7 +32,7 @@ const (
 type Deliverer struct {
 	store    *store.Store
 	mail     mailer.Sender
-	webhooks *bulks.Webhooks
+	webhooks *bulksvc.Webhooks
 	client   *http.Client
 	baseURL  string
 	log      *slog.Logger
@@ -40,7 +40,7 @@ type Deliverer struct {
 
 // NewDeliverer returns the delivery task handler. baseURL prefixes the
 // errors URL in the email.
-func NewDeliverer(s *store.Store, mail mailer.Sender, webhooks *bulks.Webhooks, baseURL string, log *slog.Logger) *Deliverer {
+func NewDeliverer(s *store.Store, mail mailer.Sender, webhooks *bulksvc.Webhooks, baseURL string, log *slog.Logger) *Deliverer {
 	return &Deliverer{store: s, mail: mail, webhooks: webhooks, client: webhooks.Policy().Client(), baseURL: baseURL, log: log}
 }
 
@@ -125,8 +125,8 @@ func (d *Deliverer) email(ctx context.Context, claim store.Claim) error {
 // Event is the body of a webhook delivery: its type and the bulk as GET
 // /api/v1/bulk/{id} shows it.
 type Event struct {
-	Type string     `json:"type"`
-	Data bulks.View `json:"data"`
+	Type string       `json:"type"`
+	Data bulksvc.View `json:"data"`
 }
 
 // webhook POSTs the event to the organization's endpoint, signed with its
@@ -140,7 +140,7 @@ func (d *Deliverer) webhook(ctx context.Context, claim store.Claim) (status int,
 	if err != nil {
 		return 0, err
 	}
-	body, err := json.Marshal(Event{Type: claim.Delivery.Event, Data: bulks.NewView(claim.Bulk)})
+	body, err := json.Marshal(Event{Type: claim.Delivery.Event, Data: bulksvc.NewView(claim.Bulk)})
 	if err != nil {
 		return 0, fmt.Errorf("encode event: %w", err)
 	}

@@ -11,19 +11,19 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/workers/tasks"
 )
 
 // Importer handles bulk:import tasks: each runs the service's import
 // pipeline.
 type Importer struct {
-	bulks *bulks.Service
+	bulks *bulksvc.Service
 	log   *slog.Logger
 }
 
 // NewImporter returns an import task handler.
-func NewImporter(svc *bulks.Service, log *slog.Logger) *Importer {
+func NewImporter(svc *bulksvc.Service, log *slog.Logger) *Importer {
 	return &Importer{bulks: svc, log: log}
 }
 
@@ -40,7 +40,7 @@ func (im *Importer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // retried.
 func (im *Importer) Import(ctx context.Context, id uuid.UUID) error {
 	_, err := im.bulks.Import(ctx, id)
-	if errors.Is(err, bulks.ErrNotFound) {
+	if errors.Is(err, bulksvc.ErrNotFound) {
 		return errors.Join(err, asynq.SkipRetry)
 	}
 	return err

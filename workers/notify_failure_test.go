@@ -14,7 +14,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/hibiken/asynq"
 
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/pkg/webhook"
@@ -84,8 +84,8 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := workers.NewDeliverer(e.Store, sender, bulks.NewWebhooks(e.Store, nil, webhook.Policy{}), baseURL, log)
-	im := workers.NewImporter(bulks.New(e.Store, &notifications{}, log), log)
+	d := workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}), baseURL, log)
+	im := workers.NewImporter(bulksvc.New(e.Store, &notifications{}, log), log)
 
 	srv := asynq.NewServer(opt, asynq.Config{
 		Concurrency:              1,

@@ -15,7 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/bulkd/bulkd/models"
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/pkg/store"
@@ -91,7 +91,7 @@ func (e env) newDeliverer(t *testing.T, ts *smtptest.Server) *workers.Deliverer 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return workers.NewDeliverer(e.Store, sender, bulks.NewWebhooks(e.Store, nil, webhook.Policy{}), baseURL, discard)
+	return workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}), baseURL, discard)
 }
 
 // emailOf returns the email delivery of a finished bulk.
@@ -348,7 +348,7 @@ func TestImporterImportsOnceAndQueuesNotification(t *testing.T) {
 	e := newEnv(t)
 	pending := e.createBulk(t)
 	notify := &notifications{}
-	im := workers.NewImporter(bulks.New(e.Store, notify, discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard), discard)
 
 	if err := im.Import(t.Context(), pending.ID); err != nil {
 		t.Fatalf("Import: %v", err)
@@ -386,7 +386,7 @@ func TestImporterUnknownBulkIsNotRetried(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	notify := &notifications{}
-	im := workers.NewImporter(bulks.New(e.Store, notify, discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard), discard)
 
 	err := im.Import(t.Context(), uuid.New())
 	if !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, store.ErrNotFound) {
@@ -406,7 +406,7 @@ func TestImporterRetriesQueuingTheNotification(t *testing.T) {
 	e := newEnv(t)
 	pending := e.createBulk(t)
 	notify := &notifications{}
-	im := workers.NewImporter(bulks.New(e.Store, notify, discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard), discard)
 
 	// Redis is down after the import committed: the task fails for a retry.
 	down := errors.New("redis: connection refused")
@@ -440,7 +440,7 @@ func TestImporterQueuesOneNotificationTaskInRedis(t *testing.T) {
 	e := newEnv(t)
 	opt := redis(t)
 	pending := e.createBulk(t)
-	im := workers.NewImporter(bulks.New(e.Store, newQueue(t, opt), discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, newQueue(t, opt), discard), discard)
 	in := newInspector(t, opt)
 
 	for range 2 {
@@ -476,7 +476,7 @@ func TestFailExhaustedMarksBulkFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	notify := &notifications{}
-	im := workers.NewImporter(bulks.New(e.Store, notify, discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard), discard)
 	taskErr := errors.Join(errors.New("import bulk: bad data"), asynq.SkipRetry)
 
 	// Another task type's failure is none of the importer's business.
@@ -526,7 +526,7 @@ func TestFailExhaustedLeavesFinishedBulk(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	done := e.importedBulk(t)
-	im := workers.NewImporter(bulks.New(e.Store, &notifications{}, discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, &notifications{}, discard), discard)
 
 	im.FailExhausted(t.Context(), importTask(t, done.ID), errors.Join(errors.New("late failure"), asynq.SkipRetry))
 	if diff := cmp.Diff(done, e.bulk(t, done.ID)); diff != "" {
@@ -543,7 +543,7 @@ func TestFailExhaustedThroughAsynq(t *testing.T) {
 	opt := redis(t)
 	pending := e.createBulk(t)
 	notify := &notifications{}
-	im := workers.NewImporter(bulks.New(e.Store, notify, discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard), discard)
 
 	type failure struct{ retried, maxRetry int }
 	handled := make(chan failure, 10)

@@ -114,7 +114,7 @@ func TestSmallRun(t *testing.T) {
 		t.Errorf("report not OK: %v", rep.Problems)
 	}
 	if rep.Bulks.Completed != 3 || rep.Bulks.Failed != 0 {
-		t.Errorf("bulks: %+v, want 3 completed", rep.Bulks)
+		t.Errorf("bulksvc: %+v, want 3 completed", rep.Bulks)
 	}
 	if rep.Rows.Failed != wantFailed || rep.Rows.ExpectedFailed != wantFailed || rep.Rows.Succeeded != 150-wantFailed {
 		t.Errorf("rows: %+v, want %d failed", rep.Rows, wantFailed)

@@ -33,7 +33,7 @@ import (
 
 	"github.com/bulkd/bulkd/configs"
 	"github.com/bulkd/bulkd/handlers"
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/records"
 	"github.com/bulkd/bulkd/pkg/store"
@@ -134,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			switch {
 			case errors.As(err, &urlErr):
 				return fmt.Errorf("org webhook: %s", urlErr.Reason)
-			case errors.Is(err, bulks.ErrWebhooksOff):
+			case errors.Is(err, bulksvc.ErrWebhooksOff):
 				return errors.New("org webhook: set WEBHOOK_SECRET_KEY (openssl rand -base64 32) to use webhooks")
 			case err != nil:
 				return err
@@ -234,7 +234,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 	client := asynq.NewClientFromRedisClient(rdb)
 	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	queue := tasks.NewQueue(client, inspector)
-	svc := bulks.New(s, queue, log)
+	svc := bulksvc.New(s, queue, log)
 	hooks, err := newWebhooks(s, cfg)
 	if err != nil {
 		return err
@@ -270,7 +270,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		if cfg.MaxWait+waitHeadroom > httpWriteTimeout {
 			return fmt.Errorf("MAX_WAIT %s leaves too little of the HTTP server's %s write timeout: at most %s", cfg.MaxWait, httpWriteTimeout, httpWriteTimeout-waitHeadroom)
 		}
-		waiter := bulks.NewWaiter(s, bulks.DefaultRecheckInterval, log)
+		waiter := bulksvc.NewWaiter(s, bulksvc.DefaultRecheckInterval, log)
 		g.Go(func() error { waiter.Run(ctx); return nil })
 		var ui *asynqmon.HTTPHandler
 		if cfg.AdminPassword != "" {
@@ -327,7 +327,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 
 // newWebhooks returns the manager of the organizations' endpoints; without
 // WEBHOOK_SECRET_KEY webhooks are off.
-func newWebhooks(s *store.Store, cfg configs.Config) (*bulks.Webhooks, error) {
+func newWebhooks(s *store.Store, cfg configs.Config) (*bulksvc.Webhooks, error) {
 	var sealer *webhook.Sealer
 	if cfg.WebhookSecretKey != nil {
 		var err error
@@ -335,7 +335,7 @@ func newWebhooks(s *store.Store, cfg configs.Config) (*bulks.Webhooks, error) {
 			return nil, fmt.Errorf("WEBHOOK_SECRET_KEY: %w", err)
 		}
 	}
-	return bulks.NewWebhooks(s, sealer, webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate}), nil
+	return bulksvc.NewWebhooks(s, sealer, webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate}), nil
 }
 
 // httpWriteTimeout bounds how long the API takes to answer a request once

@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
@@ -179,7 +179,7 @@ func TestErrorsReportLongerThanAPage(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
 	_, key := s.newOrg("Acme", "ops@acme.example")
-	const n = 2*bulks.ErrorsPageSize + 50
+	const n = 2*bulksvc.ErrorsPageSize + 50
 	rows := make([]string, n)
 	for i := range rows {
 		rows[i] = `{"customer":{"external_id":"c` + strconv.Itoa(i) + `"},"location":{"external_id":"l"}}` // no name

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkd/bulkd/models"
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -83,7 +83,7 @@ func (db Database) Snapshot(t testing.TB) []string {
 // service's one import pipeline, without a queue.
 func (db Database) ImportBulk(t testing.TB, id uuid.UUID) models.Bulk {
 	t.Helper()
-	b, err := bulks.New(db.Store, nil, slog.New(slog.DiscardHandler)).Import(context.Background(), id)
+	b, err := bulksvc.New(db.Store, nil, slog.New(slog.DiscardHandler)).Import(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

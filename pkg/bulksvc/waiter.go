@@ -1,4 +1,4 @@
-package bulks
+package bulksvc
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package bulks
+package bulksvc
 
 import (
 	"context"
@@ -16,7 +16,7 @@ const RecentDeliveries = 20
 
 // ErrWebhooksOff is returned when the server has no key to seal secrets
 // with (WEBHOOK_SECRET_KEY): webhooks cannot be registered nor sent.
-var ErrWebhooksOff = errors.New("bulks: webhooks are not configured on this server")
+var ErrWebhooksOff = errors.New("bulksvc: webhooks are not configured on this server")
 
 // Webhooks manages the organizations' endpoints: one each, with a secret
 // shown to the client only when it is made.
@@ -120,7 +120,7 @@ func (w *Webhooks) Target(ctx context.Context, orgID uuid.UUID) (url, secret str
 		return "", "", err
 	}
 	if secret, err = w.sealer.Open(hook.Secret); err != nil {
-		return "", "", fmt.Errorf("bulks: webhook of organization %s: %w", orgID, err)
+		return "", "", fmt.Errorf("bulksvc: webhook of organization %s: %w", orgID, err)
 	}
 	return hook.URL, secret, nil
 }

@@ -1,4 +1,4 @@
-package bulks
+package bulksvc
 
 import (
 	"context"
@@ -47,7 +47,7 @@ type BulkPage struct {
 
 // ErrInvalidCursor is returned by List for a cursor that List did not give
 // to this organization: made up, damaged, or another organization's.
-var ErrInvalidCursor = errors.New("bulks: the cursor is not one this organization was given")
+var ErrInvalidCursor = errors.New("bulksvc: the cursor is not one this organization was given")
 
 // List returns a page of the organization's bulks, newest first. Paging
 // with Next is stable while bulks are created: a page continues right below
@@ -71,7 +71,7 @@ func (s *Service) List(ctx context.Context, orgID uuid.UUID, p ListParams) (Bulk
 	}
 	bulks, err := s.store.ListBulks(ctx, orgID, q)
 	if err != nil {
-		return BulkPage{}, fmt.Errorf("bulks: list: %w", err)
+		return BulkPage{}, fmt.Errorf("bulksvc: list: %w", err)
 	}
 	page := BulkPage{Bulks: bulks}
 	if len(bulks) > limit {

@@ -1,8 +1,8 @@
-// Package bulks is bulkd's service layer: the policy of submitting and
+// Package bulksvc is bulkd's service layer: the policy of submitting and
 // importing bulks, over the store and the task queue. The HTTP handlers, the
 // queue workers, the tests and the benchmarks all call it, so the import
 // pipeline is written once.
-package bulks
+package bulksvc
 
 import (
 	"context"
@@ -100,21 +100,21 @@ var ErrNotFound = store.ErrNotFound
 func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error) {
 	b, err := s.store.StartBulk(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return models.Bulk{}, fmt.Errorf("bulks: import %s: %w", id, ErrNotFound)
+		return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return models.Bulk{}, fmt.Errorf("bulks: import %s: %w", id, err)
+		return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, err)
 	}
 	if b.Status == models.StatusProcessing {
 		started := time.Now()
 		raw, err := s.store.BulkRows(ctx, id)
 		if err != nil {
-			return models.Bulk{}, fmt.Errorf("bulks: import %s: %w", id, err)
+			return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, err)
 		}
 		opts := ImportOptions(b)
 		res, err := s.store.Import(ctx, b, bulk.ParseRows(raw, opts), opts)
 		if err != nil {
-			return models.Bulk{}, fmt.Errorf("bulks: import %s: %w", id, err)
+			return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, err)
 		}
 		b = res.Bulk
 		s.log.InfoContext(ctx, "bulk imported", "bulk_id", id, "organization_id", b.OrganizationID,
@@ -126,7 +126,7 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 	// them single.
 	if b.Status != models.StatusPending && b.Status != models.StatusProcessing {
 		if err := s.queueDeliveries(ctx, id); err != nil {
-			return b, fmt.Errorf("bulks: import %s: %w", id, err)
+			return b, fmt.Errorf("bulksvc: import %s: %w", id, err)
 		}
 	}
 	return b, nil
@@ -193,10 +193,10 @@ func ImportOptions(b models.Bulk) bulk.Options {
 // queues the deliveries that tell of it. A finished bulk is left as it is.
 func (s *Service) Fail(ctx context.Context, id uuid.UUID, reason string) error {
 	if err := s.store.FailBulk(ctx, id, reason); err != nil {
-		return fmt.Errorf("bulks: fail %s: %w", id, err)
+		return fmt.Errorf("bulksvc: fail %s: %w", id, err)
 	}
 	if err := s.queueDeliveries(ctx, id); err != nil {
-		return fmt.Errorf("bulks: fail %s: %w", id, err)
+		return fmt.Errorf("bulksvc: fail %s: %w", id, err)
 	}
 	return nil
 }

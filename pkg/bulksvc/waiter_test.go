@@ -1,4 +1,4 @@
-package bulks_test
+package bulksvc_test
 
 import (
 	"context"
@@ -8,16 +8,16 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/bulkd/bulkd/models"
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
 // runWaiter runs a Waiter over db until the test ends, waiting until it
 // listens.
-func runWaiter(t *testing.T, db testenv.Database, recheck time.Duration) *bulks.Waiter {
+func runWaiter(t *testing.T, db testenv.Database, recheck time.Duration) *bulksvc.Waiter {
 	t.Helper()
-	w := bulks.NewWaiter(db.Store, recheck, discard)
+	w := bulksvc.NewWaiter(db.Store, recheck, discard)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
@@ -45,7 +45,7 @@ func pendingBulk(t *testing.T, db testenv.Database) uuid.UUID {
 }
 
 // woken waits up to within for the watch to end.
-func woken(w *bulks.Watch, within time.Duration) bool {
+func woken(w *bulksvc.Watch, within time.Duration) bool {
 	select {
 	case <-w.Done():
 		return true
@@ -152,7 +152,7 @@ func TestWaiterListensAgainAfterItsConnectionBreaks(t *testing.T) {
 func TestWaiterStopEndsEveryWatch(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDatabase(t)
-	w := bulks.NewWaiter(db.Store, time.Hour, discard)
+	w := bulksvc.NewWaiter(db.Store, time.Hour, discard)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()

@@ -1,4 +1,4 @@
-package bulks_test
+package bulksvc_test
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulk"
-	"github.com/bulkd/bulkd/pkg/bulks"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/testenv"
 	"github.com/bulkd/bulkd/workers/tasks"
@@ -21,7 +21,7 @@ var discard = slog.New(slog.DiscardHandler)
 
 // service is the service over a test database and a Redis database of the
 // test's own, and an organization.
-func service(t *testing.T, redisURL string) (*bulks.Service, testenv.Database, models.Organization, *asynq.Inspector) {
+func service(t *testing.T, redisURL string) (*bulksvc.Service, testenv.Database, models.Organization, *asynq.Inspector) {
 	t.Helper()
 	db := testenv.NewDatabase(t)
 	org, err := db.Store.CreateOrganization(t.Context(), "Acme", "ops@acme.example")
@@ -36,14 +36,14 @@ func service(t *testing.T, redisURL string) (*bulks.Service, testenv.Database, m
 	t.Cleanup(func() { client.Close() })
 	in := asynq.NewInspector(opt)
 	t.Cleanup(func() { in.Close() })
-	return bulks.New(db.Store, tasks.NewQueue(client, in), discard), db, org, in
+	return bulksvc.New(db.Store, tasks.NewQueue(client, in), discard), db, org, in
 }
 
 func TestSubmitStoresAndQueues(t *testing.T) {
 	t.Parallel()
 	svc, _, org, in := service(t, testenv.RedisURL(t))
 	opts := bulk.Options{Mode: bulk.ModeUpsert, Atomic: true}
-	got, err := svc.Submit(t.Context(), bulks.Submission{OrganizationID: org.ID, Options: opts, Rows: testenv.SeedRows(t)})
+	got, err := svc.Submit(t.Context(), bulksvc.Submission{OrganizationID: org.ID, Options: opts, Rows: testenv.SeedRows(t)})
 	if err != nil || got.Replayed {
 		t.Fatalf("Submit: %+v, %v", got, err)
 	}
@@ -56,7 +56,7 @@ func TestSubmitStoresAndQueues(t *testing.T) {
 	}
 	// The options the import runs with are those submitted, bounded by the
 	// day of submission.
-	if o := bulks.ImportOptions(b); o.Mode != bulk.ModeUpsert || !o.Atomic || !o.Today.Equal(b.CreatedAt.UTC().Truncate(24*time.Hour)) {
+	if o := bulksvc.ImportOptions(b); o.Mode != bulk.ModeUpsert || !o.Atomic || !o.Today.Equal(b.CreatedAt.UTC().Truncate(24*time.Hour)) {
 		t.Errorf("import options: %+v", o)
 	}
 }
@@ -67,11 +67,11 @@ func TestSubmitWhileTheQueueIsDown(t *testing.T) {
 	t.Parallel()
 	svc, db, org, _ := service(t, "redis://127.0.0.1:1/0")
 	start := time.Now()
-	got, err := svc.Submit(t.Context(), bulks.Submission{OrganizationID: org.ID, Rows: testenv.SeedRows(t)})
+	got, err := svc.Submit(t.Context(), bulksvc.Submission{OrganizationID: org.ID, Rows: testenv.SeedRows(t)})
 	if err != nil {
 		t.Fatalf("Submit with Redis down: %v", err)
 	}
-	if took := time.Since(start); took > bulks.EnqueueTimeout+5*time.Second {
+	if took := time.Since(start); took > bulksvc.EnqueueTimeout+5*time.Second {
 		t.Errorf("Submit took %v with Redis down", took)
 	}
 	if n := db.Count(t, `SELECT count(*) FROM bulks WHERE id = $1 AND status = 'pending'`, got.Bulk.ID); n != 1 {
@@ -83,7 +83,7 @@ func TestSubmitReplaysAnIdempotentSubmission(t *testing.T) {
 	t.Parallel()
 	svc, db, org, _ := service(t, testenv.RedisURL(t))
 	key := &store.IdempotencyKey{Key: "k", RequestHash: []byte("h")}
-	sub := bulks.Submission{OrganizationID: org.ID, Rows: testenv.SeedRows(t), IdempotencyKey: key}
+	sub := bulksvc.Submission{OrganizationID: org.ID, Rows: testenv.SeedRows(t), IdempotencyKey: key}
 	first, err := svc.Submit(t.Context(), sub)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func TestImport(t *testing.T) {
 	t.Parallel()
 	svc, db, org, in := service(t, testenv.RedisURL(t))
 	for _, dry := range []bool{false, true} {
-		sub, err := svc.Submit(t.Context(), bulks.Submission{OrganizationID: org.ID, Rows: testenv.SeedRows(t),
+		sub, err := svc.Submit(t.Context(), bulksvc.Submission{OrganizationID: org.ID, Rows: testenv.SeedRows(t),
 			Options: bulk.Options{ValidateOnly: dry}})
 		if err != nil {
 			t.Fatal(err)
@@ -139,7 +139,7 @@ func TestImport(t *testing.T) {
 			t.Errorf("a second Import changed the bulk: %+v, %v", again, err)
 		}
 	}
-	if _, err := svc.Import(t.Context(), uuid.New()); !errors.Is(err, bulks.ErrNotFound) {
+	if _, err := svc.Import(t.Context(), uuid.New()); !errors.Is(err, bulksvc.ErrNotFound) {
 		t.Errorf("Import of no bulk: %v", err)
 	}
 }
