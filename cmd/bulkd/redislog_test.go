@@ -31,11 +31,11 @@ func TestRedisDownLogsOnlyJSON(t *testing.T) {
 			t.Fatalf("bulkd api did not answer /healthz within a minute; stderr:\n%s", p.logs.String())
 		}
 	}
-	_, key := s.newOrg("Acme", "ops@acme.example")
-	if r := s.do(http.MethodGet, "/readyz", "", nil); r.status != http.StatusServiceUnavailable {
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	if r := s.request(t, http.MethodGet, "/readyz", nil); r.status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with Redis down: %d %s", r.status, r.body)
 	}
-	s.submit(key, testenv.SeedExample(t)) // the enqueue dials Redis, and gives up after a second
+	s.submit(t, key, testenv.SeedExample(t)) // the enqueue dials Redis, and gives up after a second
 
 	var dialLine bool
 	for start := time.Now(); !dialLine; time.Sleep(50 * time.Millisecond) {
