@@ -48,7 +48,7 @@ const (
 	// deadlineForEmail bounds the wait for an email sent in the background.
 	deadlineForEmail = 30 * time.Second
 	// deadlineForStart bounds the wait for bulkd to answer /healthz.
-	deadlineForStart = 20 * time.Second
+	deadlineForStart = time.Minute
 )
 
 // runAsBulkd makes the test binary run main instead of the tests, so that

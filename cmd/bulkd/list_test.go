@@ -285,12 +285,11 @@ func TestListBulksOfTheirOrganizationOnly(t *testing.T) {
 	}
 }
 
-// A cursor is base64url of plain bytes, the organization's id among them,
-// so a client can edit its time. One edited to a time before Postgres'
-// range (4714 BC) is a 500 "Internal server error." logged at ERROR, where
-// the README promises a 400 naming cursor for any cursor that is not one
-// the organization was given.
-func TestHostileForgedCursorIs400(t *testing.T) {
+// A cursor is base64url of plain bytes, so a client can edit the time in
+// it. Any cursor that is not one the organization was given is a 400 naming
+// cursor, one edited to a time out of Postgres' range (before 4714 BC)
+// included.
+func TestListBulksCursorWithAnEditedTimeIs400(t *testing.T) {
 	t.Parallel()
 	s := startMode(t, "api")
 	_, key := s.newOrg(t, "Acme", "ops@acme.example")

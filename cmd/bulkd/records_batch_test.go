@@ -388,12 +388,11 @@ func TestRecordsWritesDuringOverlappingImports(t *testing.T) {
 	}
 }
 
-// Without if_match a patch "applies to the current version" (README,
-// issue 11 item 4): a batch of 100 patches of one customer, 8 at once, must
-// apply all 100. On the code reviewed Patch gives up after maxAttempts (10)
-// lost races and answers 412 "read it again and retry" naming an If-Match
-// the client never sent (5 of 50 on a real bulkd).
-func TestHostileRecordsBatchPatchesOfOneRecordWithoutIfMatchAllApply(t *testing.T) {
+// Without if_match a patch applies to the current version, however many
+// patches of the same record race with it: a batch of 100 patches of one
+// customer, run several at once, applies all 100, each a version; none is a
+// 412 naming an If-Match the client never sent.
+func TestRecordsBatchPatchesOfOneRecordWithoutIfMatchAllApply(t *testing.T) {
 	t.Parallel()
 	s, key, _ := recordsService(t)
 	c1 := s.recordID(t, "customers", "c1")
@@ -435,10 +434,8 @@ func TestHostileRecordsBatchPatchesOfOneRecordWithoutIfMatchAllApply(t *testing.
 
 // A batch body is one JSON object: anything after it (a second object
 // pasted by mistake, a truncated concatenation, garbage) makes it not a
-// batch, refused whole with 400 before anything is done. On the code
-// reviewed only the first value is decoded and its operations run: here
-// the delete of c2 is done and answered 200.
-func TestHostileRecordsBatchWithDataAfterTheObjectIsRefusedWhole(t *testing.T) {
+// batch, a 400 before any of its operations runs.
+func TestRecordsBatchWithDataAfterTheObjectIsRefusedWhole(t *testing.T) {
 	t.Parallel()
 	s, key, _ := recordsService(t)
 	c2 := s.recordID(t, "customers", "c2")
@@ -455,13 +452,11 @@ func TestHostileRecordsBatchWithDataAfterTheObjectIsRefusedWhole(t *testing.T) {
 }
 
 // A batch operation that waits for the organization's import lock (an
-// import of the organization is running) past REQUEST_TIMEOUT is what the
-// single request would answer: 503, "try again shortly", so that the
-// client retries it. On the code reviewed each such operation is a 500
-// "Internal server error." and its failure goes to slog's default logger
-// (a plain-text line on stderr) instead of bulkd's JSON log, so the
-// operator who looks up the request id finds nothing.
-func TestHostileRecordsBatchOperationWaitingForAnImportIs503(t *testing.T) {
+// import of the organization is running) past REQUEST_TIMEOUT answers what
+// the single request would: 503, "try again shortly", so that the client
+// retries it; and its failure is in bulkd's own JSON log under the
+// request's id, where an operator looks it up.
+func TestRecordsBatchOperationWaitingForAnImportIs503(t *testing.T) {
 	t.Parallel()
 	s := startService(t, "REQUEST_TIMEOUT=1s")
 	orgID, key := s.newOrg(t, "Acme", "ops@acme.example")

@@ -384,15 +384,11 @@ func TestRecordsProvenanceTellsWhatChangedItLast(t *testing.T) {
 	}
 }
 
-// The README's request errors say a Content-Encoding other than gzip or
-// identity is a 415 naming Content-Encoding, and POST /api/v1/bulk decodes
-// gzip bodies. PATCH and POST /api/v1/batch ignore the header: a patch sent
-// gzip-compressed (as a client that compresses every upload sends it) is a
-// 422 "The patch must be JSON.", and a body labelled with an encoding bulkd
-// does not decode (br) is read as if it were plain: here a 200 that writes
-// the patch, where a client whose body really is Brotli gets a misleading
-// 422 or 400 instead of being told the encoding is not supported.
-func TestHostileFinalRecordsHonourContentEncoding(t *testing.T) {
+// A patch and a batch honour Content-Encoding as a bulk does: a gzip body
+// (a client that compresses every upload) is decoded and applied; any other
+// encoding (br) is a 415 naming Content-Encoding and changes nothing, never
+// read as if it were plain.
+func TestRecordsPatchAndBatchHonourContentEncoding(t *testing.T) {
 	t.Parallel()
 	s := startService(t, "RATE_LIMIT=0")
 	_, key := s.newOrg(t, "Acme", "ops@acme.example")
@@ -426,13 +422,12 @@ func TestHostileFinalRecordsHonourContentEncoding(t *testing.T) {
 }
 
 // A patch that adds a member with an empty name (JSON Patch path "/", the
-// member "" in RFC 6901, or a merge patch {"": 1}) is refused, but the
-// answer names no field: errors has the key "" and the message reads "The
-// field is unknown." (with a double space). A client showing the message,
-// or mapping errors to its form's fields, has nothing to show. It must name
-// something the client sent, as every other refusal does (the patch, or the
-// member as written, quoted).
-func TestHostileFinalEmptyMemberNameIsNamedInTheError(t *testing.T) {
+// member "" in RFC 6901, or a merge patch {"": 1}) is a 422 that names
+// something the client sent (the patch, or the member as written, quoted),
+// as every other refusal does: never an errors key "" nor a message "The
+// field is unknown." with nothing between its words. A batch create's
+// object, read by the same code, answers the same.
+func TestRecordsMemberWithAnEmptyNameIsNamedInTheError(t *testing.T) {
 	t.Parallel()
 	s := startService(t, "RATE_LIMIT=0")
 	_, key := s.newOrg(t, "Acme", "ops@acme.example")
@@ -449,21 +444,19 @@ func TestHostileFinalEmptyMemberNameIsNamedInTheError(t *testing.T) {
 			t.Errorf("%s %s: %d %.300s, want 422 naming a field the client can tell", tc.contentType, tc.body, r.status, r.body)
 		}
 	}
-	// A batch create's object, read by the same code, answers the same.
 	a := s.batch(t, key, `[{"operation":"create","resource":"locations","object":{"external_id":"l9","":"X"}}]`)
 	if res := a.Results[0]; res.Errors[""] != nil || strings.Contains(res.ErrorMessage, "The  field") {
 		t.Errorf("batch create of an object with a member named \"\": %d %q %v, want a field the client can tell", res.Status, res.ErrorMessage, res.Errors)
 	}
 }
 
-// A JSON Patch of a few kilobytes whose copy operations double the record
-// each time must be refused before it is built: each "copy" of /metadata
-// into itself doubles it, so 20 of them build a ~20 MB document (~120 MB of
-// the server's memory) and 26 a few GB: one small request can kill the
-// process. The patch removes what it copied, so that without a bound it is
-// a silent 200. evanphx/json-patch has ApplyOptions.AccumulatedCopySizeLimit
-// for exactly this; records.patchOnce passes 0 (unlimited).
-func TestHostileRecordsPatchCopiesCannotGrowTheRecordWithoutBound(t *testing.T) {
+// A JSON Patch whose copy operations would grow the record without bound
+// is a 422 naming patch, refused before the document is built: each "copy"
+// of /metadata into itself doubles it, so a patch of a few kilobytes with
+// 20 of them would build a ~20 MB document (~120 MB of the server's
+// memory), and 26 a few GB. The patch removes what it copied, so that only
+// the bound (json-patch's AccumulatedCopySizeLimit) refuses it.
+func TestRecordsPatchCopiesCannotGrowTheRecordWithoutBound(t *testing.T) {
 	t.Parallel()
 	s, key, _ := recordsService(t)
 	c1 := s.recordID(t, "customers", "c1")
@@ -486,16 +479,13 @@ func TestHostileRecordsPatchCopiesCannotGrowTheRecordWithoutBound(t *testing.T) 
 	}
 }
 
-// A merge patch costs the server time quadratic in its nesting depth
-// (measured on a real bulkd: 2 500 levels 0.16 s, 5 000 0.62 s, 9 990
-// 2.6 s; ten siblings of 9 990 levels, a 600 KB body, 38 s of a core and a
-// 503, the work going on after it). The import refuses a row nested deeper
-// than bulk.MaxDepth (32) at submit, before any work; a patch, which the
-// same rules validate, must be held to that limit too, before it is
-// applied, and refused naming the patch. Depth 100 keeps this test cheap:
-// on the code reviewed the patch is merged and only then refused naming
-// metadata.x.
-func TestHostileRecordsMergePatchNestingIsLimitedBeforeItIsApplied(t *testing.T) {
+// A merge patch nested deeper than a row may be (bulk.MaxDepth, 32 levels)
+// is a 422 naming patch, refused before it is applied, as the import
+// refuses such a row at submit: merging costs time quadratic in the depth
+// (on a real bulkd, 9 990 levels took 2.6 s, ten siblings of them 38 s of a
+// core). Depth 100 keeps the test cheap; a patch merged first would be
+// refused naming metadata.x instead.
+func TestRecordsMergePatchNestingIsLimitedBeforeItIsApplied(t *testing.T) {
 	t.Parallel()
 	s, key, _ := recordsService(t)
 	t1 := s.recordID(t, "debt_accounts", "t1")
@@ -509,9 +499,9 @@ func TestHostileRecordsMergePatchNestingIsLimitedBeforeItIsApplied(t *testing.T)
 }
 
 // A list filter is a string the client chose: NUL or bytes that are not
-// UTF-8 (?external_id=%00, ?email=%ff) are a 400 naming the parameter, not
-// a 500 from Postgres ("invalid byte sequence for encoding UTF8").
-func TestHostileRecordsListFilterThatIsNotTextIsA400(t *testing.T) {
+// UTF-8 (?external_id=%00, ?email=%ff) are a 400 naming the parameter,
+// refused before Postgres would fail on them.
+func TestRecordsListFilterThatIsNotTextIsA400(t *testing.T) {
 	t.Parallel()
 	s, key, _ := recordsService(t)
 	c1 := s.recordID(t, "customers", "c1")
@@ -530,11 +520,10 @@ func TestHostileRecordsListFilterThatIsNotTextIsA400(t *testing.T) {
 	}
 }
 
-// An RFC 6902 patch document is an array of operations: the JSON null is
-// not one and must be refused as the other non-patches ({}, "", 1) are,
-// 422 naming patch. On the code reviewed DecodePatch reads null as an empty
-// patch and the request is a 200.
-func TestHostileRecordsNullJSONPatchIsRefused(t *testing.T) {
+// An RFC 6902 patch document is an array of operations: null, like the
+// other non-patches ({}, 1), is a 422 naming patch, not an empty patch that
+// changes nothing.
+func TestRecordsNullJSONPatchIsRefused(t *testing.T) {
 	t.Parallel()
 	s, key, _ := recordsService(t)
 	t1 := s.recordID(t, "debt_accounts", "t1")
@@ -546,11 +535,11 @@ func TestHostileRecordsNullJSONPatchIsRefused(t *testing.T) {
 	}
 }
 
-// A patch declared in another charset than UTF-8 is refused 415 as a bulk
-// or a batch declared so is (jsonContentType): bulkd reads every body as
-// UTF-8, so accepting charset=latin1 silently reads the client's é as
-// something else. A Content-Type that does not parse is 415 too.
-func TestHostileRecordsPatchInAnotherCharsetIs415(t *testing.T) {
+// A patch declared in another charset than UTF-8 is a 415, as a bulk or a
+// batch declared so is: bulkd reads every body as UTF-8, and would read a
+// client's latin1 é as something else. A Content-Type that does not parse
+// is a 415 too.
+func TestRecordsPatchInAnotherCharsetIs415(t *testing.T) {
 	t.Parallel()
 	s, key, _ := recordsService(t)
 	t1 := s.recordID(t, "debt_accounts", "t1")

@@ -50,22 +50,8 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 
 	// A submission whose body is still arriving when SIGTERM comes.
 	pr, pw := io.Pipe()
-	req, err := http.NewRequest(http.MethodPost, s.base+"/api/v1/bulk", pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
 	answered := make(chan response, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			answered <- response{status: -1, body: []byte(err.Error())}
-			return
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		answered <- response{status: resp.StatusCode, body: b}
-	}()
+	go func() { answered <- s.request(t, http.MethodPost, "/api/v1/bulk", pr, bearer(key)) }()
 	if _, err := pw.Write(body[:len(body)/2]); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +59,7 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 
 	s.stop()
 	time.Sleep(200 * time.Millisecond) // shutdown under way: new connections refused
-	if _, err := http.Get(s.base + "/healthz"); err == nil {
+	if s.answersHealthz() {
 		t.Errorf("a new request was served after SIGTERM")
 	}
 	if _, err := pw.Write(body[len(body)/2:]); err != nil {
