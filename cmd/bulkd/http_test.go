@@ -18,8 +18,8 @@ import (
 )
 
 // Any credential that is not a well-formed key is a 401 naming the header,
-// answered before any query (bytes that are not UTF-8 made Postgres fail: a
-// 500 and an ERROR line at will, without a key); the scheme is
+// answered before any query (bytes that are not UTF-8 would make Postgres
+// fail: a 500 and an ERROR line at will, without a key); the scheme is
 // case-insensitive.
 func TestMalformedCredentialsAre401(t *testing.T) {
 	t.Parallel()
