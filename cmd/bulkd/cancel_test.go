@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/bulkd/bulkd/pkg/testenv"
 	"github.com/bulkd/bulkd/workers/tasks"
-	"github.com/hibiken/asynq"
 )
 
 // Cancel: a pending bulk is canceled at once and leaves the queue; a

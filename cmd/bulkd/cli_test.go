@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bulkd/bulkd/pkg/testenv"
 	"github.com/google/uuid"
+
+	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
 func TestCommandLineErrors(t *testing.T) {
