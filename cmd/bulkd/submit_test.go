@@ -18,7 +18,8 @@ func TestDuplicateSubmits(t *testing.T) {
 	body := testenv.SeedExample(t)
 
 	t.Run("without a key, each submission is a bulk", func(t *testing.T) {
-		a, b := s.request(t, http.MethodPost, "/api/v1/bulk", body, bearer(key)), s.request(t, http.MethodPost, "/api/v1/bulk", body, bearer(key))
+		a := s.request(t, http.MethodPost, "/api/v1/bulk", body, bearer(key))
+		b := s.request(t, http.MethodPost, "/api/v1/bulk", body, bearer(key))
 		if a.status != http.StatusAccepted || b.status != http.StatusAccepted || a.json(t)["data"].(map[string]any)["bulk_id"] == b.json(t)["data"].(map[string]any)["bulk_id"] {
 			t.Errorf("two submissions without a key: %d %s, %d %s; want two bulks", a.status, a.body, b.status, b.body)
 		}
@@ -44,7 +45,8 @@ func TestDuplicateSubmits(t *testing.T) {
 	})
 
 	t.Run("the same key with another body is refused", func(t *testing.T) {
-		other := s.request(t, http.MethodPost, "/api/v1/bulk", bytes.Replace(body, []byte(`"name"`), []byte(` "name"`), 1), bearer(key), "Idempotency-Key: order-42")
+		changed := bytes.Replace(body, []byte(`"name"`), []byte(` "name"`), 1)
+		other := s.request(t, http.MethodPost, "/api/v1/bulk", changed, bearer(key), "Idempotency-Key: order-42")
 		if other.status != http.StatusUnprocessableEntity || len(other.json(t)["errors"].(map[string]any)["Idempotency-Key"].([]any)) == 0 {
 			t.Errorf("same key, other body: %d %s; want 422 naming Idempotency-Key", other.status, other.body)
 		}
