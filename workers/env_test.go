@@ -1,17 +1,14 @@
 package workers_test
 
 // What the workers' tests share: a database of the test's own with one
-// organization, its bulks and deliveries, a leased Redis database, a fake
-// of the queue that records what is queued, and a log buffer. The tests are
-// by component: import_test.go, deliver_test.go, reconcile_test.go, and
+// organization, its bulks and deliveries, a leased Redis database, and a
+// fake of the queue that records what is queued. The tests are by
+// component: import_test.go, deliver_test.go, reconcile_test.go, and
 // server_test.go for the error handler and the retry policy.
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -197,41 +194,4 @@ func newInspector(t *testing.T, opt asynq.RedisConnOpt) *asynq.Inspector {
 	in := asynq.NewInspector(opt)
 	t.Cleanup(func() { in.Close() })
 	return in
-}
-
-// logBuffer collects JSON log lines written from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns every log line decoded.
-func (b *logBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q", l)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -186,7 +186,7 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 	ts := smtptest.NewServer(t, smtptest.Options{
 		RcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<OPS@ACME.EXAMPLE>: Recipient address rejected"},
 	})
-	var logs logBuffer
+	var logs testenv.LogBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sender, err := mailer.New(mailer.Config{
 		Host: ts.Host(), Port: ts.Port(), TLS: mailer.TLSNone, From: "bulkd@example.com", Timeout: 10 * time.Second,
@@ -223,7 +223,7 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 	// every attempt are complete once it is there.
 	var failed map[string]any
 	testenv.Eventually(t, deadline, func() error {
-		for _, l := range logs.lines(t) {
+		for _, l := range logs.Lines(t) {
 			if l["level"] == "ERROR" && l["msg"] == "delivery failed for good" {
 				failed = l
 				return nil
@@ -234,13 +234,17 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 	if failed["delivery_id"] != e.emailOf(t, b.ID).String() {
 		t.Errorf("ERROR line without the delivery id: %v", failed)
 	}
-	// Given up for good: the reconciler does not queue it again.
-	if n := e.Count(t, `SELECT count(*) FROM deliveries WHERE bulk_id = $1 AND abandoned_at IS NOT NULL`, b.ID); n != 1 {
-		t.Errorf("the exhausted delivery is not marked abandoned")
-	}
+	// Given up for good, so that the reconciler does not queue it again: the
+	// error handler marks it so once it has said so at ERROR.
+	testenv.Eventually(t, deadline, func() error {
+		if n := e.Count(t, `SELECT count(*) FROM deliveries WHERE bulk_id = $1 AND abandoned_at IS NOT NULL`, b.ID); n != 1 {
+			return errors.New("the exhausted delivery to be marked abandoned")
+		}
+		return nil
+	})
 
 	var attempts []float64
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.Lines(t) {
 		if l["level"] == "WARN" && l["msg"] == "delivery not made" {
 			attempts = append(attempts, l["attempt"].(float64))
 			if l["bulk_id"] != b.ID.String() || l["smtp_code"] != float64(550) || l["smtp_status"] != "5.1.1" {

@@ -24,7 +24,6 @@ import (
 	"os/exec"
 	"reflect"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -71,30 +70,12 @@ type service struct {
 	env      map[string]string
 	smtp     *smtptest.Server
 	db       testenv.Database // the database bulkd runs on, for checking what it wrote
-	logs     *syncBuffer
+	logs     *testenv.LogBuffer
 	redisOpt asynq.RedisConnOpt
 	// stop sends the process what SIGTERM sends main; stopped reports run's
 	// result once it returns.
 	stop    context.CancelFunc
 	stopped chan error
-}
-
-// syncBuffer collects log lines written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startService starts `bulkd serve`; overrides are environment variables as
@@ -120,7 +101,7 @@ func newService(t testing.TB, overrides ...string) *service {
 	// the one it gets.
 	smtp := smtptest.NewServer(t, smtptest.Options{})
 	addr := freeAddr(t)
-	s := &service{t: t, base: "http://" + addr, db: testenv.NewDatabase(t), smtp: smtp, logs: &syncBuffer{}}
+	s := &service{t: t, base: "http://" + addr, db: testenv.NewDatabase(t), smtp: smtp, logs: &testenv.LogBuffer{}}
 	s.env = map[string]string{
 		"DATABASE_URL":   s.db.URL,
 		"HTTP_ADDR":      addr,
@@ -255,7 +236,7 @@ type process struct {
 	t      testing.TB
 	mode   string
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *testenv.LogBuffer
 	exited chan struct{}
 	err    error // how it exited, once exited is closed
 }
@@ -271,7 +252,7 @@ func (s *service) spawn(mode string, overrides ...string) *process {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Env = append(cmd.Env, overrides...) // the last value of a name wins
-	p := &process{t: s.t, mode: mode, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+	p := &process{t: s.t, mode: mode, cmd: cmd, logs: &testenv.LogBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = io.Discard, p.logs
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start bulkd %s: %v", mode, err)
