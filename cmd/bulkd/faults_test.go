@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -362,24 +361,15 @@ func TestPostgresOutage(t *testing.T) {
 
 	// Postgres goes away: open connections break, new ones are refused.
 	proxy.Cut()
-	req, err := http.NewRequest(http.MethodPost, s.base+"/api/v1/bulk", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := s.request(t, http.MethodPost, "/api/v1/bulk", body, bearer(key))
 	var answer struct {
 		Message string              `json:"message"`
 		Errors  map[string][]string `json:"errors"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&answer)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+	err = json.Unmarshal(r.body, &answer)
+	if err != nil || r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" ||
 		!strings.Contains(answer.Message, "database is unavailable") {
-		t.Errorf("submission while Postgres is down: %d %+v (Retry-After %q), %v\n%s", resp.StatusCode, answer, resp.Header.Get("Retry-After"), err, s.logs)
+		t.Errorf("submission while Postgres is down: %d %+v (Retry-After %q), %v\n%s", r.status, answer, r.header.Get("Retry-After"), err, s.logs)
 	}
 	if r := s.request(t, http.MethodGet, "/api/v1/bulk/"+"0190a1b2-0000-7000-8000-000000000000", nil, bearer(key)); r.status != http.StatusServiceUnavailable {
 		t.Errorf("GET with Postgres down: %d %s", r.status, r.body)

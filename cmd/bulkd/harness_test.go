@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -346,6 +347,12 @@ const (
 
 // bearer is the Authorization header of an API key, as request takes it.
 func bearer(key string) string { return "Authorization: Bearer " + key }
+
+// basicAuth is the Authorization header of HTTP basic authentication (the
+// queue UI's), as request takes it.
+func basicAuth(user, password string) string {
+	return "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+}
 
 // request sends one request to the service and returns its answer. body is
 // nil, a string, a []byte or an io.Reader; each header is "Name: value"

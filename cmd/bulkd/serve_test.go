@@ -22,23 +22,15 @@ func TestOperationalEndpoints(t *testing.T) {
 	if r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") != `Basic realm="bulkd queues"` {
 		t.Errorf("queue UI without credentials: %d, WWW-Authenticate %q", r.status, r.header.Get("WWW-Authenticate"))
 	}
-	req, _ := http.NewRequest(http.MethodGet, s.base+"/admin/queues", nil)
-	req.SetBasicAuth("admin", "wrong")
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("queue UI with a wrong password: %v %v", resp.StatusCode, err)
+	if r := s.request(t, http.MethodGet, "/admin/queues", nil, basicAuth("admin", "wrong")); r.status != http.StatusUnauthorized {
+		t.Errorf("queue UI with a wrong password: %v", r.status)
 	}
-	req.SetBasicAuth("admin", "queue-secret")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	r = s.request(t, http.MethodGet, "/admin/queues", nil, basicAuth("admin", "queue-secret"))
+	if r.status != 200 || !strings.Contains(string(r.body), "<html") {
+		t.Errorf("queue UI with credentials: %d %.200s", r.status, r.body)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "<html") {
-		t.Errorf("queue UI with credentials: %d %.200s", resp.StatusCode, body)
-	}
-	if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
-		t.Errorf("security headers missing: %v", resp.Header)
+	if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("security headers missing: %v", r.header)
 	}
 }
 
