@@ -178,7 +178,7 @@ func TestPartialRowCountsWhatWasWritten(t *testing.T) {
 // markup and SQL in strings, the deepest nesting allowed) become row
 // errors, or are stored exactly as sent: never a failed import. A failed
 // object as deep as a row may nest reads back whole in the report.
-func TestMalformedRowsBecomeRowErrorsNotFailures(t *testing.T) {
+func TestHostileRowsBecomeRowErrorsNotFailures(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
 	_, key := s.newOrg(t, "Acme", "ops@acme.example")

@@ -33,7 +33,7 @@ type batchAnswer struct {
 }
 
 // batch posts operations (a JSON list) and reads the 200 answer.
-func (s *service) batch(t *testing.T, key, operations string) batchAnswer {
+func (s *service) batch(t testing.TB, key, operations string) batchAnswer {
 	t.Helper()
 	r := s.request(t, http.MethodPost, "/api/v1/batch", `{"operations": `+operations+`}`, bearer(key), jsonBody)
 	if r.status != http.StatusOK {
