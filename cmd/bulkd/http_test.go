@@ -361,7 +361,8 @@ func TestUnknownQueryParametersAreRefused(t *testing.T) {
 	s := startMode(t, "api", "RATE_LIMIT=0", "WEBHOOK_ALLOW_PRIVATE=true")
 	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	bid := s.submit(t, key, []byte(recordsBulk)) // stays pending: no worker
-	if r := s.request(t, http.MethodPut, "/api/v1/webhook", `{"url":"https://hooks.example.com/bulkd"}`, bearer(key), jsonBody); r.status != http.StatusOK {
+	hook := `{"url":"https://hooks.example.com/bulkd"}`
+	if r := s.request(t, http.MethodPut, "/api/v1/webhook", hook, bearer(key), jsonBody); r.status != http.StatusOK {
 		t.Fatalf("PUT webhook: %d %s", r.status, r.body)
 	}
 	secret := s.record(t, `SELECT encode(sha256(secret), 'hex') FROM webhooks`)

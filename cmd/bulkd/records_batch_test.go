@@ -466,7 +466,8 @@ func TestRecordsBatchOperationWaitingForAnImportIs503(t *testing.T) {
 	if _, err := s.db.Conn.Exec(t.Context(), lock, orgID); err != nil {
 		t.Fatal(err)
 	}
-	r := s.request(t, http.MethodPost, "/api/v1/batch", `{"operations":[{"operation":"create","resource":"locations","object":{"external_id":"l9"}}]}`, bearer(key), jsonBody)
+	r := s.request(t, http.MethodPost, "/api/v1/batch",
+		`{"operations":[{"operation":"create","resource":"locations","object":{"external_id":"l9"}}]}`, bearer(key), jsonBody)
 	if _, err := s.db.Conn.Exec(t.Context(), `SELECT pg_advisory_unlock(7240002, hashtext($1))`, orgID); err != nil {
 		t.Fatal(err)
 	}

@@ -412,7 +412,8 @@ func TestRecordsPatchAndBatchHonourContentEncoding(t *testing.T) {
 		t.Errorf("a body in an encoding bulkd does not decode was applied as if plain")
 	}
 
-	r = s.request(t, http.MethodPost, "/api/v1/batch", `{"operations":[{"operation":"create","resource":"locations","object":{"external_id":"brl"}}]}`, bearer(key), jsonBody, "Content-Encoding: br")
+	r = s.request(t, http.MethodPost, "/api/v1/batch",
+		`{"operations":[{"operation":"create","resource":"locations","object":{"external_id":"brl"}}]}`, bearer(key), jsonBody, "Content-Encoding: br")
 	if r.status != http.StatusUnsupportedMediaType || errorFields(t, r)["Content-Encoding"] == nil {
 		t.Errorf("POST /api/v1/batch with Content-Encoding: br: %d %.300s, want 415 naming Content-Encoding", r.status, r.body)
 	}

@@ -87,7 +87,7 @@ func (r *receiver) waitFor(n int) []delivery {
 // putWebhook registers url for the key's organization and returns the secret.
 func (s *service) putWebhook(t testing.TB, key, url string) string {
 	t.Helper()
-	r := s.request(t, http.MethodPut, "/api/v1/webhook", []byte(`{"url":"`+url+`"}`), bearer(key), jsonBody)
+	r := s.request(t, http.MethodPut, "/api/v1/webhook", `{"url":"`+url+`"}`, bearer(key), jsonBody)
 	if r.status != http.StatusOK {
 		t.Fatalf("PUT /api/v1/webhook: %d %s", r.status, r.body)
 	}
@@ -256,7 +256,7 @@ func TestWebhookRefusesPrivateAndBadEndpoints(t *testing.T) {
 		{`{}`, 422, "url"},
 		{`not json`, 400, "body"},
 	} {
-		r := s.request(t, http.MethodPut, "/api/v1/webhook", []byte(tt.body), bearer(key), jsonBody)
+		r := s.request(t, http.MethodPut, "/api/v1/webhook", tt.body, bearer(key), jsonBody)
 		errs, _ := r.json(t)["errors"].(map[string]any)
 		if r.status != tt.status || errs[tt.field] == nil {
 			t.Errorf("PUT %s: %d %s; want %d naming %s", tt.body, r.status, r.body, tt.status, tt.field)
@@ -280,7 +280,7 @@ func TestWebhooksOffWithoutAKey(t *testing.T) {
 	t.Parallel()
 	s := startMode(t, "api", "WEBHOOK_SECRET_KEY=")
 	_, key := s.newOrg(t, "Acme", "ops@acme.example")
-	r := s.request(t, http.MethodPut, "/api/v1/webhook", []byte(`{"url":"https://8.8.8.8/hook"}`), bearer(key), jsonBody)
+	r := s.request(t, http.MethodPut, "/api/v1/webhook", `{"url":"https://8.8.8.8/hook"}`, bearer(key), jsonBody)
 	if errs, _ := r.json(t)["errors"].(map[string]any); r.status != http.StatusNotImplemented || errs["webhook"] == nil {
 		t.Errorf("PUT without a key: %d %s", r.status, r.body)
 	}
