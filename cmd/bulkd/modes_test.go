@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
@@ -36,7 +37,7 @@ func (s *service) submitWith(key, query string, body []byte) string {
 }
 
 // statuses lists each result row's status.
-func statuses(p bulk.ResultsPage) []bulk.RowStatus {
+func statuses(p bulksvc.ResultsPage) []bulk.RowStatus {
 	var out []bulk.RowStatus
 	for _, r := range p.Data {
 		out = append(out, r.Status)

@@ -326,7 +326,7 @@ func TestRecordsPatch(t *testing.T) {
 		{c1, `{"version": 9}`, "version", "The version field is read-only.", mp},
 		{c1, `{"provenance": null}`, "provenance", "The provenance field is read-only.", mp},
 		{c1, `{"external_id": "c2"}`, "external_id", "The external id has already been taken.", mp},
-		{c1, `{"nickname": "A"}`, "nickname", "The nickname field is unknown.", mp},
+		{c1, `{"nickname": "A"}`, "nickname", "#: extraneous key [nickname] is not permitted", mp},
 		{k1, `[{"op": "replace", "path": "/balance", "value": 1.005}]`, "balance", "The balance field must have at most 2 decimal places.", jp},
 		{k1, `[{"op": "replace", "path": "/billing_type", "value": ["cash"]}]`, "billing_type", "The selected billing type is invalid.", jp},
 		{k1, `[{"op": "replace", "path": "/customer_id", "value": "x"}]`, "customer_id", "The customer id field is read-only.", jp},

@@ -15,13 +15,13 @@ import (
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
-func (s *service) results(key, path string) bulk.ResultsPage {
+func (s *service) results(key, path string) bulksvc.ResultsPage {
 	s.t.Helper()
 	r := s.do(http.MethodGet, path, key, nil)
 	if r.status != http.StatusOK {
 		s.t.Fatalf("GET %s: %d %s", path, r.status, r.body)
 	}
-	var p bulk.ResultsPage
+	var p bulksvc.ResultsPage
 	if err := json.Unmarshal(r.body, &p); err != nil {
 		s.t.Fatalf("GET %s: %v: %s", path, err, r.body)
 	}
