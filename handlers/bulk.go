@@ -31,36 +31,12 @@ var submitParams = []string{"mode", "atomic", "validate_only", "strict", waitPar
 // With an Idempotency-Key that this organization used in the last 24 hours
 // for the same request, it answers as the first time, creating nothing.
 func (h *Bulks) Create(c echo.Context) error {
-	req := c.Request()
-	if err := jsonContentType(req.Header.Get(echo.HeaderContentType)); err != nil {
-		return err
-	}
-	q, err := readQuery(c, submitParams...)
-	if err != nil {
-		return err
-	}
-	wait := h.wait(q)
-	if err := q.err(); err != nil {
-		return err
-	}
-	opts, err := bulk.ParseOptions(q.values, waitParam)
-	if err != nil {
-		return err
-	}
-	key, err := idempotencyKey(req.Header.Get(headerIdempotencyKey))
-	if err != nil {
-		return err
-	}
-	in, err := body(c, h.maxBodyBytes)
-	if err != nil {
-		return err
-	}
-	sub, err := bulksvc.ReadSubmission(organization(c).ID, opts, key, skipBOM(in))
+	sub, wait, err := h.submission(c)
 	if err != nil {
 		return err
 	}
 	// The body is read: from here on the time is the server's own.
-	done, err := within(req.Context(), h.timeout, func(ctx context.Context) (bulksvc.Submitted, error) {
+	done, err := within(c.Request().Context(), h.timeout, func(ctx context.Context) (bulksvc.Submitted, error) {
 		return h.bulks.Submit(ctx, sub)
 	})
 	if err != nil {
@@ -75,6 +51,37 @@ func (h *Bulks) Create(c echo.Context) error {
 	}
 	// A replay repeats the first answer; GET shows how the bulk has moved on.
 	return respond(c, http.StatusAccepted, envelope{bulksvc.Accepted{BulkID: done.Bulk.ID, Count: done.Bulk.Count, Status: models.StatusPending}})
+}
+
+// submission reads a POST /api/v1/bulk: its options and wait, its
+// Idempotency-Key and its body, a JSON array of rows.
+func (h *Bulks) submission(c echo.Context) (bulksvc.Submission, time.Duration, error) {
+	req := c.Request()
+	if err := jsonContentType(req.Header.Get(echo.HeaderContentType)); err != nil {
+		return bulksvc.Submission{}, 0, err
+	}
+	q, err := readQuery(c, submitParams...)
+	if err != nil {
+		return bulksvc.Submission{}, 0, err
+	}
+	wait := h.wait(q)
+	if err := q.err(); err != nil {
+		return bulksvc.Submission{}, 0, err
+	}
+	opts, err := bulk.ParseOptions(q.values, waitParam)
+	if err != nil {
+		return bulksvc.Submission{}, 0, err
+	}
+	key, err := idempotencyKey(req.Header.Get(headerIdempotencyKey))
+	if err != nil {
+		return bulksvc.Submission{}, 0, err
+	}
+	in, err := body(c, h.maxBodyBytes)
+	if err != nil {
+		return bulksvc.Submission{}, 0, err
+	}
+	sub, err := bulksvc.ReadSubmission(organization(c).ID, opts, key, skipBOM(in))
+	return sub, wait, err
 }
 
 // Get shows one bulk's progress. With ?wait=, it first waits that long
