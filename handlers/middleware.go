@@ -199,9 +199,9 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 
 type requestIDKey struct{}
 
-// RequestID is the id of the request whose context ctx is (or derives
+// requestIDOf is the id of the request whose context ctx is (or derives
 // from), "" outside of one.
-func RequestID(ctx context.Context) string {
+func requestIDOf(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
 }
@@ -219,7 +219,7 @@ func LogRequestIDs(h slog.Handler) slog.Handler {
 type requestIDs struct{ slog.Handler }
 
 func (h requestIDs) Handle(ctx context.Context, r slog.Record) error {
-	if id := RequestID(ctx); id != "" {
+	if id := requestIDOf(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
 	}
 	return h.Handler.Handle(ctx, r)
