@@ -34,7 +34,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/pkg/testenv"
 	"github.com/bulkd/bulkd/workers/tasks"
@@ -535,13 +535,13 @@ func (s *service) waitCompletedWithin(t testing.TB, key, id string, within time.
 }
 
 // results reads a page of a bulk's results (path is /api/v1/bulk/{id}/results?…).
-func (s *service) results(t testing.TB, key, path string) bulk.ResultsPage {
+func (s *service) results(t testing.TB, key, path string) bulksvc.ResultsPage {
 	t.Helper()
 	r := s.request(t, http.MethodGet, path, nil, bearer(key))
 	if r.status != http.StatusOK {
 		t.Fatalf("GET %s: %d %s", path, r.status, r.body)
 	}
-	var p bulk.ResultsPage
+	var p bulksvc.ResultsPage
 	if err := json.Unmarshal(r.body, &p); err != nil {
 		t.Fatalf("GET %s: %v: %s", path, err, r.body)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
@@ -25,7 +26,7 @@ func modeRows(prefix string) []byte {
 }
 
 // statuses lists each result row's status.
-func statuses(p bulk.ResultsPage) []bulk.RowStatus {
+func statuses(p bulksvc.ResultsPage) []bulk.RowStatus {
 	var out []bulk.RowStatus
 	for _, r := range p.Data {
 		out = append(out, r.Status)

@@ -291,7 +291,7 @@ func TestRecordsPatch(t *testing.T) {
 		{c1, `{"version": 9}`, "version", "The version field is read-only.", mergePatch},
 		{c1, `{"provenance": null}`, "provenance", "The provenance field is read-only.", mergePatch},
 		{c1, `{"external_id": "c2"}`, "external_id", "The external id has already been taken.", mergePatch},
-		{c1, `{"nickname": "A"}`, "nickname", "The nickname field is unknown.", mergePatch},
+		{c1, `{"nickname": "A"}`, "nickname", "#: extraneous key [nickname] is not permitted", mergePatch},
 		{k1, `[{"op": "replace", "path": "/balance", "value": 1.005}]`, "balance", "The balance field must have at most 2 decimal places.", jsonPatch},
 		{k1, `[{"op": "replace", "path": "/billing_type", "value": ["cash"]}]`, "billing_type", "The selected billing type is invalid.", jsonPatch},
 		{k1, `[{"op": "replace", "path": "/customer_id", "value": "x"}]`, "customer_id", "The customer id field is read-only.", jsonPatch},

@@ -757,31 +757,6 @@ type ResultRow struct {
 	Errors             *RowErrors     `json:"errors"`
 }
 
-// ResultsPage is GET /api/v1/bulk/{id}/results: a page of rows in the order
-// submitted, then the bulk's status (a bulk not finished yet has no rows,
-// which tells "nothing yet" from "nothing failed"), the rows' totals by
-// status, and the next page.
-type ResultsPage struct {
-	Data []ResultRow `json:"data"`
-	ResultsTotals
-}
-
-// ResultsTotals is what follows a page's rows.
-type ResultsTotals struct {
-	Status         string       `json:"status"`
-	TotalRows      int          `json:"total_rows"`
-	TotalCreated   int          `json:"total_created"`
-	TotalUpdated   int          `json:"total_updated"`
-	TotalUnchanged int          `json:"total_unchanged"`
-	TotalErrors    int          `json:"total_errors"`
-	Links          ResultsLinks `json:"links"`
-}
-
-// ResultsLinks points at the next page; Next is nil on the last.
-type ResultsLinks struct {
-	Next *string `json:"next"`
-}
-
 // ResultObject is one object of a ResultRow. ExternalID is nil when the
 // object did not carry a valid one, ID when no record stands for it.
 type ResultObject struct {

@@ -1,9 +1,7 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/jsonscan"
 )
 
 // importLockClass namespaces the per-organization advisory lock of imports.
@@ -244,19 +243,6 @@ func nullDate(t time.Time) pgtype.Date {
 	return pgtype.Date{Time: t, Valid: !t.IsZero()}
 }
 
-// marshalAsSubmitted encodes a result or report without escaping <, > and
-// &: the objects it echoes stay as they were submitted, not six bytes for
-// each such character (an echo of a body full of them was 7 times its size).
-func marshalAsSubmitted(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
 // numeric encodes cents exactly as numeric(14,2).
 func numeric(m bulk.Money) pgtype.Numeric {
 	return pgtype.Numeric{Int: big.NewInt(int64(m)), Exp: -2, Valid: true}
@@ -278,13 +264,13 @@ func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
 			r := &plan.Results[i]
 			w := r.Wire()
 			counts[w.Status]++
-			result, err := marshalAsSubmitted(w)
+			result, err := jsonscan.Marshal(w)
 			if err != nil {
 				return nil, fmt.Errorf("encode result of row %d: %w", r.Row, err)
 			}
 			var report []byte
 			if w.Errors != nil {
-				if report, err = marshalAsSubmitted(w.Errors); err != nil {
+				if report, err = jsonscan.Marshal(w.Errors); err != nil {
 					return nil, fmt.Errorf("encode errors of row %d: %w", r.Row, err)
 				}
 			}
