@@ -20,22 +20,22 @@ func TestNotFoundNamesTheResourceOfTheRoute(t *testing.T) {
 
 	for _, tc := range []struct {
 		method, path, msg string
-		header            string
+		header            []string
 		body              string
 	}{
-		{http.MethodGet, "/api/v1/bulk/" + unknown, "The bulk was not found.", "", ""},
-		{http.MethodGet, "/api/v1/bulk/not-an-id/errors", "The bulk was not found.", "", ""},
-		{http.MethodGet, "/api/v1/bulk/" + unknown + "/results", "The bulk was not found.", "", ""},
-		{http.MethodPost, "/api/v1/bulk/" + unknown + "/cancel", "The bulk was not found.", "", ""},
-		{http.MethodGet, "/api/v1/locations/" + unknown, "The location was not found.", "", ""},
-		{http.MethodDelete, "/api/v1/locations/not-an-id", "The location was not found.", "", ""},
-		{http.MethodGet, "/api/v1/customers/" + unknown, "The customer was not found.", "", ""},
-		{http.MethodPatch, "/api/v1/customers/" + unknown, "The customer was not found.", mergePatch, `{"name":"X"}`},
-		{http.MethodGet, "/api/v1/customers/" + unknown + "/debt_accounts", "The customer was not found.", "", ""},
-		{http.MethodGet, "/api/v1/debt_accounts/" + unknown, "The debt account was not found.", "", ""},
-		{http.MethodDelete, "/api/v1/debt_accounts/" + unknown, "The debt account was not found.", "", ""},
+		{http.MethodGet, "/api/v1/bulk/" + unknown, "The bulk was not found.", nil, ""},
+		{http.MethodGet, "/api/v1/bulk/not-an-id/errors", "The bulk was not found.", nil, ""},
+		{http.MethodGet, "/api/v1/bulk/" + unknown + "/results", "The bulk was not found.", nil, ""},
+		{http.MethodPost, "/api/v1/bulk/" + unknown + "/cancel", "The bulk was not found.", nil, ""},
+		{http.MethodGet, "/api/v1/locations/" + unknown, "The location was not found.", nil, ""},
+		{http.MethodDelete, "/api/v1/locations/not-an-id", "The location was not found.", nil, ""},
+		{http.MethodGet, "/api/v1/customers/" + unknown, "The customer was not found.", nil, ""},
+		{http.MethodPatch, "/api/v1/customers/" + unknown, "The customer was not found.", []string{mergePatch}, `{"name":"X"}`},
+		{http.MethodGet, "/api/v1/customers/" + unknown + "/debt_accounts", "The customer was not found.", nil, ""},
+		{http.MethodGet, "/api/v1/debt_accounts/" + unknown, "The debt account was not found.", nil, ""},
+		{http.MethodDelete, "/api/v1/debt_accounts/" + unknown, "The debt account was not found.", nil, ""},
 	} {
-		r := s.request(t, tc.method, tc.path, tc.body, bearer(key), tc.header)
+		r := s.request(t, tc.method, tc.path, tc.body, append(tc.header, bearer(key))...)
 		assertError(t, r, http.StatusNotFound, "id")
 		if got := errorFields(t, r)["id"]; len(got) != 1 || got[0] != tc.msg {
 			t.Errorf("%s %s: %s, want %q", tc.method, tc.path, r.body, tc.msg)
