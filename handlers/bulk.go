@@ -118,7 +118,7 @@ func (h *Bulks) Create(c echo.Context) error {
 		// the reads of the wait fail, the bulk is still stored: the answer is
 		// the 202 it has earned, never an error that invites a duplicate.
 		waited, err := h.await(c, b.ID, wait)
-		if err == nil && bulksvc.Finished(waited.Status) {
+		if err == nil && waited.Status.Finished() {
 			if err = h.answerFinished(c, waited); err == nil || c.Response().Committed {
 				return err
 			}
@@ -306,7 +306,7 @@ func (h *Bulks) Get(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if bulksvc.Finished(b.Status) {
+		if b.Status.Finished() {
 			return h.answerFinished(c, b)
 		}
 		return c.JSON(http.StatusOK, envelope{bulksvc.NewView(b)})

@@ -91,7 +91,7 @@ func (h *Bulks) writeResults(c echo.Context, w io.Writer, b models.Bulk, page, p
 			}
 		}
 	}
-	v := bulk.ResultsTotals{Status: b.Status, TotalRows: b.Count}
+	v := bulk.ResultsTotals{Status: string(b.Status), TotalRows: b.Count}
 	if b.Status == models.StatusCompleted {
 		v.TotalCreated, v.TotalUpdated, v.TotalUnchanged, v.TotalErrors = b.RowsCreated, b.RowsUpdated, b.RowsUnchanged, b.RowsFailed
 		if page*perPage < b.Count {

@@ -74,7 +74,7 @@ func (h *Bulks) await(c echo.Context, id uuid.UUID, d time.Duration) (models.Bul
 	watch := h.waiter.Watch(id)
 	defer watch.Stop()
 	b, err := read()
-	if err != nil || bulksvc.Finished(b.Status) {
+	if err != nil || b.Status.Finished() {
 		return b, err
 	}
 	timer := time.NewTimer(d)

@@ -11,9 +11,9 @@ import (
 // Accepted is the answer to a submission: the bulk's id, its rows and its
 // status, pending.
 type Accepted struct {
-	BulkID uuid.UUID `json:"bulk_id"`
-	Count  int       `json:"count"`
-	Status string    `json:"status"`
+	BulkID uuid.UUID         `json:"bulk_id"`
+	Count  int               `json:"count"`
+	Status models.BulkStatus `json:"status"`
 }
 
 // View is a bulk as GET /api/v1/bulk/{id} shows it, and as a webhook's data

@@ -17,9 +17,6 @@ import (
 	"github.com/bulkd/bulkd/pkg/bulk"
 )
 
-// importLockClass namespaces the per-organization advisory lock of imports.
-const importLockClass = 7_240_002
-
 // ImportResult is what an import wrote.
 type ImportResult struct {
 	Bulk models.Bulk // as completed
@@ -29,7 +26,7 @@ type ImportResult struct {
 // Import writes a bulk's parsed rows and completes the bulk, all in one
 // transaction, so that a crash leaves either nothing or everything.
 //
-// Imports of one organization take turns on an advisory lock: the external
+// Imports of one organization take turns on its lock: the external
 // ids read before planning then stay true until commit, which lets the writes
 // be plain COPY (no conflicts possible) and makes two bulks racing on the same
 // ids resolve as "first one wins, the other reports taken" instead of failing.
@@ -39,9 +36,9 @@ type ImportResult struct {
 // the bulk's completion are stored all the same.
 func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row, opts bulk.Options) (ImportResult, error) {
 	var res ImportResult
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, importLockClass, b.OrganizationID.String()); err != nil {
-			return fmt.Errorf("lock organization: %w", err)
+	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
+		if err := lockOrganization(ctx, tx, b.OrganizationID); err != nil {
+			return err
 		}
 		// A duplicate task may have finished the bulk, or a client canceled
 		// it, while this one waited for the lock. The bulk's row is not
@@ -87,11 +84,11 @@ var errFinished = errors.New("the bulk finished meanwhile")
 // stillRunning is errFinished when the bulk is no longer pending or
 // processing.
 func stillRunning(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
-	var status string
+	var status models.BulkStatus
 	if err := tx.QueryRow(ctx, `SELECT status FROM bulks WHERE id = $1`, pgUUID(id)).Scan(&status); err != nil {
 		return fmt.Errorf("read bulk: %w", err)
 	}
-	if status != models.StatusProcessing && status != models.StatusPending {
+	if status.Finished() {
 		return errFinished
 	}
 	return nil
@@ -302,7 +299,7 @@ func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
 		        rows_created = $4, rows_updated = $5, rows_unchanged = $6,
 		        locations_written = $7, customers_written = $8, debt_accounts_written = $9, rolled_back = $10,
 		        completed_at = clock_timestamp(), updated_at = clock_timestamp(), failure_reason = NULL
-		 WHERE id = $1 AND status IN ('pending', 'processing')`, pgUUID(id), created+updated+unchanged, failed, created, updated, unchanged,
+		 WHERE id = $1 AND `+unfinished, pgUUID(id), created+updated+unchanged, failed, created, updated, unchanged,
 		locations, customers, debtAccounts, plan.RolledBack)
 	if err != nil {
 		return fmt.Errorf("complete bulk: %w", err)
