@@ -12,9 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/bulkd/bulkd/pkg/bulk"
-	"github.com/bulkd/bulkd/pkg/store"
 )
 
 // bench is one run of the tool.
@@ -354,7 +351,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	if useDB {
 		srv.checkpoint(ctx)
 	}
-	var before map[recordKey]store.RecordState // an upsert's seed, as stored
+	var before map[recordKey]recordState // an upsert's seed, as stored
 	if c.upsert() {
 		b.say("seed: submitting %d bulks of %d rows in create mode (timed apart)", c.bulks, c.rows)
 		seedProg := &progress{bulks: int64(c.bulks), rows: int64(c.bulks) * int64(c.rows)}
@@ -367,12 +364,12 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		}
 		rep.addSeed(c, seed)
 		if sp != nil {
-			s, err := store.Open(ctx, sp.dbURL, 2)
+			db, err := openDatabase(ctx, sp.dbURL)
 			if err != nil {
 				return nil, err
 			}
-			before, err = snapshot(ctx, s, sp.orgID)
-			s.Close()
+			before, err = snapshot(ctx, db, sp.orgID)
+			db.close()
 			if err != nil {
 				return nil, err
 			}
@@ -412,18 +409,18 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	if sp != nil {
 		// Count what bulkd wrote, then stop it: its idle polling must not
 		// share the machine with the baselines.
-		s, err := store.Open(ctx, sp.dbURL, 2)
+		db, err := openDatabase(ctx, sp.dbURL)
 		if err != nil {
 			return nil, err
 		}
-		written, err := s.CountRecords(ctx, sp.orgID)
+		written, err := db.countRecords(ctx, sp.orgID)
 		if err == nil && before != nil {
 			b.say("checking the upsert's changes, record by record")
 			var found []string
-			found, err = checkUpsert(ctx, c, s, sp.orgID, before)
+			found, err = checkUpsert(ctx, c, db, sp.orgID, before)
 			rep.Problems = append(rep.Problems, found...)
 		}
-		s.Close()
+		db.close()
 		if err != nil {
 			return nil, err
 		}
@@ -445,124 +442,4 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	}
 	rep.finish(c, exp)
 	return rep, nil
-}
-
-// baselines runs the baselines of the run's mode into a database of their
-// own (when a Postgres server is known), and plans the whole run either way:
-// the plans are the expected records. Create and atomic runs have the GORM
-// and COPY baselines; an upsert run the raw upsert, over a COPY of its
-// seed; a dry run none, since it writes nothing.
-func (b *bench) baselines(ctx context.Context, srv server, useDB bool, rep *report) (planned, error) {
-	c := b.cfg
-	tick := func(what string) func(int) {
-		last := time.Now()
-		return func(i int) {
-			if time.Since(last) > 250*time.Millisecond {
-				last = time.Now()
-				b.status(fmt.Sprintf("%s: bulk %d of %d", what, i+1, c.bulks))
-			}
-		}
-	}
-	defer b.clearStatus()
-	measured := createPlanning(c.genOptions, bulk.Options{Atomic: c.atomic, ValidateOnly: c.validateOnly})
-	if c.upsert() || c.validateOnly {
-		// The records an upsert's bulks name, or a dry run's would write:
-		// with nothing stored by a dry run, each bulk plans as if alone.
-		measured = planning{gen: c.genOptions, opts: bulk.Options{ValidateOnly: c.validateOnly}, alone: true}
-	}
-	gorm, copyOrUpsert := c.gormBaseline && !c.upsert(), c.copyBaseline
-	if c.validateOnly {
-		if useDB && (gorm || copyOrUpsert) {
-			rep.Notes = append(rep.Notes, "baselines skipped: a dry run writes nothing to compare them with")
-		}
-		gorm, copyOrUpsert = false, false
-	}
-	if !useDB || (!copyOrUpsert && !gorm) {
-		if !useDB && (copyOrUpsert || gorm) {
-			rep.Notes = append(rep.Notes, "baselines skipped: give --database-url (the Postgres the bulkd uses) to run them")
-		}
-		b.say("planning the run's records")
-		return replay(ctx, c, measured, 0, nil, tick("planning"))
-	}
-
-	name := "bulkbench_" + c.runID + "_baseline"
-	dbURL, err := srv.create(ctx, name)
-	if err != nil {
-		return planned{}, err
-	}
-	defer func() {
-		if c.keep {
-			b.say("kept baseline database %s", name)
-			return
-		}
-		dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := srv.drop(dropCtx, name); err != nil {
-			b.say("%v", err)
-		}
-	}()
-	s, err := store.Open(ctx, dbURL, 2)
-	if err != nil {
-		return planned{}, err
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		return planned{}, err
-	}
-
-	// GORM first, on empty tables as bulkd had them; a sample of whole bulks,
-	// since one INSERT per record for millions of records would take hours.
-	if gorm {
-		b.say("GORM one-by-one baseline on a sample of at least %d records", c.gormSample)
-		w, err := newBaselineWriter(ctx, s, "bulkbench gorm", s.CreatePlanOneByOne)
-		if err != nil {
-			return planned{}, err
-		}
-		srv.checkpoint(ctx)
-		p, err := replay(ctx, c, measured, int64(c.gormSample), w.plan(ctx), tick("GORM baseline"))
-		if err != nil {
-			return planned{}, fmt.Errorf("GORM baseline: %w", err)
-		}
-		if rep.GormBaseline, err = w.result(ctx, "gorm-one-by-one", p, p.bulks < c.bulks); err != nil {
-			return planned{}, err
-		}
-	}
-	if !copyOrUpsert {
-		b.say("planning the run's records")
-		return replay(ctx, c, measured, 0, nil, tick("planning"))
-	}
-	if c.upsert() {
-		b.say("raw upsert baseline: the seed by COPY (untimed), then %d bulks, one COPY + INSERT … ON CONFLICT DO UPDATE per table per bulk", c.bulks)
-		w, err := newBaselineWriter(ctx, s, "bulkbench upsert", s.CopyPlan)
-		if err != nil {
-			return planned{}, err
-		}
-		if _, err := replay(ctx, c, createPlanning(c.seedOptions, bulk.Options{}), 0, w.plan(ctx), tick("seeding the raw upsert")); err != nil {
-			return planned{}, fmt.Errorf("raw upsert baseline: seed: %w", err)
-		}
-		w.write, w.elapsed = s.UpsertPlan, 0
-		srv.checkpoint(ctx)
-		exp, err := replay(ctx, c, measured, 0, w.plan(ctx), tick("raw upsert baseline"))
-		if err != nil {
-			return planned{}, fmt.Errorf("raw upsert baseline: %w", err)
-		}
-		if rep.UpsertBaseline, err = w.result(ctx, "pgx-copy-insert-on-conflict", exp, false); err != nil {
-			return planned{}, err
-		}
-		return exp, nil
-	}
-	b.say("COPY baseline: %d bulks, one COPY per table per bulk (planning untimed)", c.bulks)
-	w, err := newBaselineWriter(ctx, s, "bulkbench copy", s.CopyPlan)
-	if err != nil {
-		return planned{}, err
-	}
-	srv.checkpoint(ctx)
-	exp, err := replay(ctx, c, measured, 0, w.plan(ctx), tick("COPY baseline"))
-	if err != nil {
-		return planned{}, fmt.Errorf("COPY baseline: %w", err)
-	}
-	if rep.CopyBaseline, err = w.result(ctx, "pgx-copy", exp, false); err != nil {
-		return planned{}, err
-	}
-	return exp, nil
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/bulkd/bulkd/pkg/bulkgen"
-	"github.com/bulkd/bulkd/pkg/store"
 )
 
 // report is everything a run measured, as --json prints it.
@@ -48,10 +47,10 @@ type report struct {
 	Records struct {
 		// Written is what bulkd's database holds (spawn mode); nil in url
 		// mode, where the rates use Expected.
-		Written  *store.RecordCounts `json:"written,omitempty"`
-		Expected store.RecordCounts  `json:"expected"`
-		Total    int64               `json:"total"`
-		Source   string              `json:"source"` // database or plan
+		Written  *recordCounts `json:"written,omitempty"`
+		Expected recordCounts  `json:"expected"`
+		Total    int64         `json:"total"`
+		Source   string        `json:"source"` // database or plan
 	} `json:"records"`
 
 	WallSeconds            float64        `json:"wall_seconds"` // first submit to last completion seen
@@ -624,6 +623,13 @@ func procField(path, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+func rate(n float64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return n / d.Seconds()
 }
 
 func mib(b int64) float64 { return round(float64(b)/(1<<20), 1) }

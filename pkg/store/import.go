@@ -172,17 +172,12 @@ func lookup(ctx context.Context, tx pgx.Tx, table string, orgID uuid.UUID, exter
 // returns the ids of the stored records that changed. A validate-only plan
 // writes nothing and only compares its changes with what is stored.
 func applyPlan(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, p *bulk.Plan) (map[uuid.UUID]bool, error) {
-	org, bulkID := pgUUID(orgID), pgUUID(p.BulkID)
 	dry := p.Options.ValidateOnly
 	updated := map[uuid.UUID]bool{}
-	if len(p.Locations) > 0 && !dry {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"locations"},
-			[]string{"id", "organization_id", "external_id", "name", "bulk_id", "bulk_row", "last_bulk_id", "last_bulk_row"},
-			pgx.CopyFromSlice(len(p.Locations), func(i int) ([]any, error) {
-				l := p.Locations[i]
-				return []any{pgUUID(l.ID), org, l.ExternalID, nullText(l.Name), bulkID, l.Row, bulkID, l.Row}, nil
-			})); err != nil {
-			return nil, fmt.Errorf("copy locations: %w", err)
+	inserts := PlanInserts(orgID, p) // locations, customers, debt accounts
+	if !dry {
+		if err := inserts[0].Copy(ctx, tx); err != nil {
+			return nil, err
 		}
 	}
 	if err := updateRecords(ctx, tx, locationUpdates, p.BulkID, dry, updated, len(p.LocationUpdates), func(i int) []any {
@@ -191,16 +186,9 @@ func applyPlan(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, p *bulk.Plan) (m
 	}); err != nil {
 		return nil, err
 	}
-	if len(p.Customers) > 0 && !dry {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"customers"},
-			[]string{"id", "organization_id", "external_id", "location_id", "name", "email", "phone",
-				"date_of_birth", "ssn_last4", "address", "metadata", "bulk_id", "bulk_row", "last_bulk_id", "last_bulk_row"},
-			pgx.CopyFromSlice(len(p.Customers), func(i int) ([]any, error) {
-				c := p.Customers[i]
-				return []any{pgUUID(c.ID), org, c.ExternalID, pgUUID(c.LocationID), c.Name, nullText(c.Email), nullText(c.Phone),
-					nullDate(c.DateOfBirth), nullText(c.SSNLast4), nullJSON(c.Address), nullJSON(c.Metadata), bulkID, c.Row, bulkID, c.Row}, nil
-			})); err != nil {
-			return nil, fmt.Errorf("copy customers: %w", err)
+	if !dry {
+		if err := inserts[1].Copy(ctx, tx); err != nil {
+			return nil, err
 		}
 	}
 	if err := updateRecords(ctx, tx, customerUpdates, p.BulkID, dry, updated, len(p.CustomerUpdates), func(i int) []any {
@@ -210,16 +198,9 @@ func applyPlan(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, p *bulk.Plan) (m
 	}); err != nil {
 		return nil, err
 	}
-	if len(p.DebtAccounts) > 0 && !dry {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"debt_accounts"},
-			[]string{"id", "organization_id", "external_id", "customer_id", "parent_id", "external_account_number",
-				"balance", "current_balance", "billing_type", "metadata", "bulk_id", "bulk_row", "last_bulk_id", "last_bulk_row"},
-			pgx.CopyFromSlice(len(p.DebtAccounts), func(i int) ([]any, error) {
-				a := p.DebtAccounts[i]
-				return []any{pgUUID(a.ID), org, a.ExternalID, pgUUID(a.CustomerID), pgUUID(a.ParentID), nullText(a.ExternalAccountNumber),
-					numeric(a.Balance), numeric(a.CurrentBalance), a.BillingType, nullJSON(a.Metadata), bulkID, a.Row, bulkID, a.Row}, nil
-			})); err != nil {
-			return nil, fmt.Errorf("copy debt accounts: %w", err)
+	if !dry {
+		if err := inserts[2].Copy(ctx, tx); err != nil {
+			return nil, err
 		}
 	}
 	if err := updateRecords(ctx, tx, debtAccountUpdates, p.BulkID, dry, updated, len(p.DebtAccountUpdates), func(i int) []any {
