@@ -63,7 +63,7 @@ func (b *bench) baselines(ctx context.Context, srv server, useDB bool, rep *repo
 	}
 
 	name := "bulkbench_" + c.runID + "_baseline"
-	dbURL, err := srv.create(ctx, name)
+	dbURL, err := srv.Create(ctx, name, "")
 	if err != nil {
 		return planned{}, err
 	}
@@ -74,7 +74,7 @@ func (b *bench) baselines(ctx context.Context, srv server, useDB bool, rep *repo
 		}
 		dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if err := srv.drop(dropCtx, name); err != nil {
+		if err := srv.Drop(dropCtx, name); err != nil {
 			b.say("%v", err)
 		}
 	}()

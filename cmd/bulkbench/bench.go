@@ -12,6 +12,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bulkd/bulkd/pkg/procstat"
+	"github.com/bulkd/bulkd/pkg/scratch"
 )
 
 // bench is one run of the tool.
@@ -61,7 +64,7 @@ type spawned struct {
 	srv     server
 	dbName  string
 	dbURL   string
-	lease   *redisLease
+	lease   *scratch.RedisLease
 	dir     string // logs, and the binary when built here
 	api     *process
 	workers []*process
@@ -88,19 +91,19 @@ func (b *bench) spawn(ctx context.Context, srv server) (*spawned, error) {
 		}
 	}
 	sp.dbName = "bulkbench_" + c.runID
-	if sp.dbURL, err = srv.create(ctx, sp.dbName); err != nil {
+	if sp.dbURL, err = srv.Create(ctx, sp.dbName, ""); err != nil {
 		return sp, err
 	}
 	if sp.lease, err = leaseRedis(ctx, c.redisURL, "bulkbench-"+c.runID); err != nil {
 		return sp, err
 	}
-	addr, err := freeAddr()
+	addr, err := scratch.FreeAddr()
 	if err != nil {
 		return sp, err
 	}
 	sp.base = "http://" + addr
 	env := []string{
-		"DATABASE_URL=" + sp.dbURL, "REDIS_URL=" + sp.lease.url, "HTTP_ADDR=" + addr, "BASE_URL=" + sp.base,
+		"DATABASE_URL=" + sp.dbURL, "REDIS_URL=" + sp.lease.URL, "HTTP_ADDR=" + addr, "BASE_URL=" + sp.base,
 		"RATE_LIMIT=0",    // the clients are the load; a limit would measure itself
 		"SMTP_HOST=",      // notifications go to the log, never to a real server
 		"ADMIN_PASSWORD=", // no queue UI
@@ -111,7 +114,7 @@ func (b *bench) spawn(ctx context.Context, srv server) (*spawned, error) {
 	if c.dbMaxConns > 0 {
 		env = append(env, fmt.Sprintf("DB_MAX_CONNS=%d", c.dbMaxConns))
 	}
-	b.say("scratch database %s, Redis database %d, logs in %s", sp.dbName, sp.lease.db, sp.dir)
+	b.say("scratch database %s, Redis database %d, logs in %s", sp.dbName, sp.lease.DB, sp.dir)
 	org, err := runCommand(ctx, bin, env, "org", "create", "--name", "bulkbench", "--notify-email", "bench@example.com")
 	if err != nil {
 		return sp, err
@@ -141,7 +144,7 @@ func (b *bench) spawn(ctx context.Context, srv server) (*spawned, error) {
 // waitWorkers waits until every worker has registered with the queue, so
 // that the first bulk does not wait for a worker to start.
 func (sp *spawned) waitWorkers(ctx context.Context) error {
-	opts, err := redis.ParseURL(sp.lease.url)
+	opts, err := redis.ParseURL(sp.lease.URL)
 	if err != nil {
 		return err
 	}
@@ -188,14 +191,14 @@ func (sp *spawned) close(b *bench, keep bool) {
 	defer cancel()
 	sp.stop()
 	if sp.lease != nil {
-		sp.lease.close(ctx)
+		sp.lease.Close(ctx)
 	}
 	if keep {
 		b.say("kept database %s and logs in %s", sp.dbName, sp.dir)
 		return
 	}
 	if sp.dbURL != "" {
-		if err := sp.srv.drop(ctx, sp.dbName); err != nil {
+		if err := sp.srv.Drop(ctx, sp.dbName); err != nil {
 			b.say("%v", err)
 		}
 	}
@@ -238,7 +241,7 @@ func (m *memSampler) run(ctx context.Context, prog *progress) {
 func (m *memSampler) sample(fraction float64) {
 	s := memSample{fraction: fraction, rss: make([]int64, len(m.procs))}
 	for i, p := range m.procs {
-		s.rss[i], _, _ = memStatus(p.pid)
+		s.rss[i], _, _ = procstat.Memory(p.pid)
 	}
 	m.mu.Lock()
 	m.samples = append(m.samples, s)
@@ -250,7 +253,7 @@ func (m *memSampler) finish(fraction float64) {
 	m.sample(fraction)
 	m.peaks = make([]int64, len(m.procs))
 	for i, p := range m.procs {
-		_, m.peaks[i], _ = memStatus(p.pid)
+		_, m.peaks[i], _ = procstat.Memory(p.pid)
 	}
 }
 
@@ -309,7 +312,7 @@ func clock(d time.Duration) string {
 // measure (setup, a client error, a timeout) come back without a report.
 func (b *bench) run(ctx context.Context) (*report, error) {
 	c := b.cfg
-	srv := server{url: c.databaseURL}
+	srv := server{scratch.Postgres{URL: c.databaseURL}}
 	rep := newReport(c)
 	useDB := c.spawnMode || c.databaseURLSet
 	rep.Machine = machine(ctx, srv, useDB)
@@ -334,7 +337,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 			procs = append(procs, watched{w.name, w.cmd.Process.Pid})
 		}
 		rep.Target.Database = sp.dbName
-		rep.Target.RedisDB = sp.lease.db
+		rep.Target.RedisDB = sp.lease.DB
 	} else {
 		a = newAPI(c.url, c.key, c.clients)
 		if c.apiPID != 0 {
@@ -430,7 +433,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		if !c.keep {
 			// Autovacuum of bulkd's fresh tables must not run beside the
 			// baselines either.
-			if err := srv.drop(ctx, sp.dbName); err != nil {
+			if err := srv.Drop(ctx, sp.dbName); err != nil {
 				return nil, err
 			}
 		}

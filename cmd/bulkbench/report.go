@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bulkd/bulkd/pkg/bulkgen"
+	"github.com/bulkd/bulkd/pkg/procstat"
 )
 
 // report is everything a run measured, as --json prints it.
@@ -589,10 +589,10 @@ func (r *report) verifiedToo() string {
 // machine describes where the run ran, for comparing runs.
 func machine(ctx context.Context, srv server, useDB bool) machineInfo {
 	m := machineInfo{CPUs: runtime.NumCPU(), CPUModel: "unknown", Go: runtime.Version(), Postgres: "unknown", Kernel: "unknown"}
-	if v, ok := procField("/proc/cpuinfo", "model name"); ok {
+	if v, ok := procstat.Field("/proc/cpuinfo", "model name"); ok {
 		m.CPUModel = v
 	}
-	if v, ok := procField("/proc/meminfo", "MemTotal"); ok {
+	if v, ok := procstat.Field("/proc/meminfo", "MemTotal"); ok {
 		kb, _ := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
 		m.MemoryMiB = kb >> 10
 	}
@@ -606,23 +606,6 @@ func machine(ctx context.Context, srv server, useDB bool) machineInfo {
 		m.Postgres = srv.version(ctx)
 	}
 	return m
-}
-
-// procField reads the first "name: value" line of a /proc file.
-func procField(path, name string) (string, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == name {
-			return strings.TrimSpace(v), true
-		}
-	}
-	return "", false
 }
 
 func rate(n float64, d time.Duration) float64 {
