@@ -9,9 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bulkd/bulkd/pkg/scratch"
@@ -69,6 +72,152 @@ func leaseRedis(ctx context.Context, redisURL, owner string) (*scratch.RedisLeas
 		return nil, fmt.Errorf("the Redis database %d at REDIS_URL holds %d keys: bulkbench needs an empty one of its own (name database 0 to lease a free one)", opts.DB, n)
 	}
 	return &scratch.RedisLease{URL: redisURL, DB: opts.DB}, nil
+}
+
+// spawned is a bulkd this run started, and what it runs on.
+type spawned struct {
+	srv     server
+	dbName  string
+	dbURL   string
+	lease   *scratch.RedisLease
+	dir     string // logs, and the binary when built here
+	api     *process
+	workers []*process
+	orgID   uuid.UUID
+	key     string
+	base    string
+}
+
+// spawn creates the scratch database and Redis database, an organization
+// and a key, and starts the API and the workers. The returned spawned is
+// non-nil whenever something needs cleaning up, even with an error.
+func (b *bench) spawn(ctx context.Context, srv server) (*spawned, error) {
+	c := b.cfg
+	sp := &spawned{srv: srv}
+	var err error
+	if sp.dir, err = os.MkdirTemp("", "bulkbench-"); err != nil {
+		return nil, err
+	}
+	bin := c.bulkd
+	if bin == "" {
+		b.say("building bulkd (pass --bulkd bin/bulkd to skip)")
+		if bin, err = buildBulkd(ctx, sp.dir); err != nil {
+			return sp, err
+		}
+	}
+	sp.dbName = "bulkbench_" + c.runID
+	if sp.dbURL, err = srv.Create(ctx, sp.dbName, ""); err != nil {
+		return sp, err
+	}
+	if sp.lease, err = leaseRedis(ctx, c.redisURL, "bulkbench-"+c.runID); err != nil {
+		return sp, err
+	}
+	addr, err := scratch.FreeAddr()
+	if err != nil {
+		return sp, err
+	}
+	sp.base = "http://" + addr
+	env := []string{
+		"DATABASE_URL=" + sp.dbURL, "REDIS_URL=" + sp.lease.URL, "HTTP_ADDR=" + addr, "BASE_URL=" + sp.base,
+		"RATE_LIMIT=0",    // the clients are the load; a limit would measure itself
+		"SMTP_HOST=",      // notifications go to the log, never to a real server
+		"ADMIN_PASSWORD=", // no queue UI
+	}
+	if c.workerConcurrency > 0 {
+		env = append(env, fmt.Sprintf("WORKER_CONCURRENCY=%d", c.workerConcurrency))
+	}
+	if c.dbMaxConns > 0 {
+		env = append(env, fmt.Sprintf("DB_MAX_CONNS=%d", c.dbMaxConns))
+	}
+	b.say("scratch database %s, Redis database %d, logs in %s", sp.dbName, sp.lease.DB, sp.dir)
+	org, err := runCommand(ctx, bin, env, "org", "create", "--name", "bulkbench", "--notify-email", "bench@example.com")
+	if err != nil {
+		return sp, err
+	}
+	if sp.orgID, err = uuid.Parse(org); err != nil {
+		return sp, fmt.Errorf("bulkd org create printed %q, not an organization id", org)
+	}
+	if sp.key, err = runCommand(ctx, bin, env, "apikey", "create", "--org", org); err != nil {
+		return sp, err
+	}
+	if sp.api, err = startProcess(bin, sp.dir, "api", env, "api"); err != nil {
+		return sp, err
+	}
+	if err := waitReady(ctx, sp.base, sp.api); err != nil {
+		return sp, err
+	}
+	for i := range c.workers {
+		w, err := startProcess(bin, sp.dir, fmt.Sprintf("worker %d", i+1), env, "worker")
+		if err != nil {
+			return sp, err
+		}
+		sp.workers = append(sp.workers, w)
+	}
+	return sp, sp.waitWorkers(ctx)
+}
+
+// waitWorkers waits until every worker has registered with the queue, so
+// that the first bulk does not wait for a worker to start.
+func (sp *spawned) waitWorkers(ctx context.Context) error {
+	opts, err := redis.ParseURL(sp.lease.URL)
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if servers, err := insp.Servers(); err == nil && len(servers) >= len(sp.workers) {
+			return nil
+		}
+		for _, w := range sp.workers {
+			select {
+			case <-w.exited:
+				return fmt.Errorf("bulkd %s exited at start (%v):\n%s", w.name, w.err, w.logTail(20))
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the workers did not register with Redis within a minute:\n%s", sp.workers[0].logTail(20))
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// stop stops the processes, workers first so that none is left holding a
+// task, within bulkd's shutdown timeout.
+func (sp *spawned) stop() {
+	var wg sync.WaitGroup
+	for _, w := range sp.workers {
+		wg.Go(func() { w.stop(30 * time.Second) })
+	}
+	wg.Wait()
+	if sp.api != nil {
+		sp.api.stop(30 * time.Second)
+	}
+}
+
+// close stops everything and, unless keep, drops the database and the logs.
+func (sp *spawned) close(b *bench, keep bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sp.stop()
+	if sp.lease != nil {
+		sp.lease.Close(ctx)
+	}
+	if keep {
+		b.say("kept database %s and logs in %s", sp.dbName, sp.dir)
+		return
+	}
+	if sp.dbURL != "" {
+		if err := sp.srv.Drop(ctx, sp.dbName); err != nil {
+			b.say("%v", err)
+		}
+	}
+	os.RemoveAll(sp.dir)
 }
 
 // process is a running bulkd.
