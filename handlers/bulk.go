@@ -104,7 +104,7 @@ func (h *Bulks) Get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if wait > 0 && bulksvc.Finished(b.Status) {
+	if wait > 0 && b.Status.Finished() {
 		return h.answerFinished(c, b)
 	}
 	return respond(c, http.StatusOK, envelope{bulksvc.NewView(b)})

@@ -62,7 +62,7 @@ func (h *Bulks) await(c echo.Context, id uuid.UUID, d time.Duration) (models.Bul
 	watch := h.waiter.Watch(id)
 	defer watch.Stop()
 	b, err := h.bulk(c, id)
-	if err != nil || bulksvc.Finished(b.Status) {
+	if err != nil || b.Status.Finished() {
 		return b, err
 	}
 	timer := time.NewTimer(d)
@@ -82,7 +82,7 @@ func (h *Bulks) await(c echo.Context, id uuid.UUID, d time.Duration) (models.Bul
 // invites a duplicate.
 func (h *Bulks) answeredFinished(c echo.Context, b models.Bulk, d time.Duration) bool {
 	waited, err := h.await(c, b.ID, d)
-	if err == nil && bulksvc.Finished(waited.Status) {
+	if err == nil && waited.Status.Finished() {
 		if err = h.answerFinished(c, waited); err == nil || c.Response().Committed {
 			return true
 		}

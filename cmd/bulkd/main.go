@@ -257,7 +257,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}
-		rec := workers.NewReconciler(s, queue, inspector, cfg.ReconcileInterval, log)
+		rec := workers.NewReconciler(svc, s, queue, inspector, cfg.ReconcileInterval, log)
 		g.Go(func() error { rec.Run(ctx); return nil })
 		g.Go(func() error {
 			<-ctx.Done()

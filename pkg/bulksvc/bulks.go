@@ -149,7 +149,7 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 	// A retry after a crash between commit and enqueue lands here too: queue
 	// the deliveries of any finished bulk still to make; their task ids keep
 	// them single.
-	if b.Status != models.StatusPending && b.Status != models.StatusProcessing {
+	if b.Status.Finished() {
 		if err := s.queueDeliveries(ctx, id); err != nil {
 			return b, fmt.Errorf("bulksvc: import %s: %w", id, err)
 		}

@@ -16,7 +16,8 @@ import (
 var ListSize = page.Size{Default: 50, Max: 500}
 
 // Statuses are the statuses a bulk can be in, the values List filters on.
-var Statuses = []string{models.StatusPending, models.StatusProcessing, models.StatusCompleted, models.StatusFailed, models.StatusCanceled}
+var Statuses = []string{string(models.StatusPending), string(models.StatusProcessing), string(models.StatusCompleted),
+	string(models.StatusFailed), string(models.StatusCanceled)}
 
 // ListParams selects a page of an organization's bulks, newest first.
 type ListParams struct {

@@ -17,9 +17,9 @@ import (
 // Accepted is the answer to a submission: the bulk's id, its rows and its
 // status, pending.
 type Accepted struct {
-	BulkID uuid.UUID `json:"bulk_id"`
-	Count  int       `json:"count"`
-	Status string    `json:"status"`
+	BulkID uuid.UUID         `json:"bulk_id"`
+	Count  int               `json:"count"`
+	Status models.BulkStatus `json:"status"`
 }
 
 // View is a bulk as GET /api/v1/bulk/{id} shows it, and as a webhook's data
@@ -74,13 +74,13 @@ type ResultsPage struct {
 
 // ResultsTotals is what follows a page's rows.
 type ResultsTotals struct {
-	Status         string     `json:"status"`
-	TotalRows      int        `json:"total_rows"`
-	TotalCreated   int        `json:"total_created"`
-	TotalUpdated   int        `json:"total_updated"`
-	TotalUnchanged int        `json:"total_unchanged"`
-	TotalErrors    int        `json:"total_errors"`
-	Links          page.Links `json:"links"`
+	Status         models.BulkStatus `json:"status"`
+	TotalRows      int               `json:"total_rows"`
+	TotalCreated   int               `json:"total_created"`
+	TotalUpdated   int               `json:"total_updated"`
+	TotalUnchanged int               `json:"total_unchanged"`
+	TotalErrors    int               `json:"total_errors"`
+	Links          page.Links        `json:"links"`
 }
 
 // NewResultsTotals is what follows the rows of a page of b's results; the
@@ -110,7 +110,7 @@ type ErrorsPage struct {
 
 // ErrorsStatus is what follows the rows of an ErrorsPage.
 type ErrorsStatus struct {
-	Status string `json:"status"`
+	Status models.BulkStatus `json:"status"`
 }
 
 // ErrorRow is one failed row of the errors report: its number, the row as

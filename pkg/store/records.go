@@ -50,13 +50,13 @@ func (e *InUseError) Error() string {
 // running import of the organization to commit. fn's store must not be used
 // after fn returns.
 func (s *Store) InTx(ctx context.Context, orgID uuid.UUID, lock bool, fn func(tx *Store) error) error {
-	err := s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+	err := withTx(ctx, s.beginGORM, func(tx gormTx) error {
 		if lock {
-			if err := db.Exec(`SELECT pg_advisory_xact_lock(?, hashtext(?))`, importLockClass, orgID.String()).Error; err != nil {
-				return fmt.Errorf("lock organization: %w", err)
+			if err := lockOrganization(ctx, tx, orgID); err != nil {
+				return err
 			}
 		}
-		return fn(&Store{pool: s.pool, db: db})
+		return fn(&Store{pool: s.pool, db: tx.db})
 	})
 	if err != nil {
 		return errorf("store: records transaction: %w", err)
