@@ -194,6 +194,9 @@ type RecordsWritten struct {
 // Submit sends rows as one bulk (1 to 1000 rows) and answers once the
 // server has stored it.
 func (c *Client) Submit(ctx context.Context, rows []Row, opts SubmitOptions) (*Submitted, error) {
+	if rows == nil {
+		rows = []Row{} // an empty bulk, which the server refuses as such
+	}
 	body, err := json.Marshal(rows)
 	if err != nil {
 		return nil, fmt.Errorf("client: encode rows: %w", err)

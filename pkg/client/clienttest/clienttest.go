@@ -48,10 +48,11 @@ func Build(dir, pkg string) (string, error) {
 	return bin, nil
 }
 
-// Start starts `bin serve` for t on a new database and Redis database,
-// with env added to its environment, creates an organization and a key,
-// and stops it all when t ends.
-func Start(t testing.TB, bin string, env ...string) *Server {
+// Start starts `bin command` (serve, or api for a server that never
+// imports) for t on a new database and Redis database, with env added to
+// its environment, creates an organization and a key, and stops it all
+// when t ends.
+func Start(t testing.TB, bin, command string, env ...string) *Server {
 	t.Helper()
 	s := &Server{Bin: bin, DB: testenv.NewDatabase(t), exited: make(chan struct{})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -68,14 +69,16 @@ func Start(t testing.TB, bin string, env ...string) *Server {
 		"RATE_LIMIT=0", "SMTP_HOST=", "ADMIN_PASSWORD=", "WORKER_CONCURRENCY=2", "SHUTDOWN_TIMEOUT=5s",
 		"WEBHOOK_SECRET_KEY=" + base64.StdEncoding.EncodeToString(secret), "WEBHOOK_ALLOW_PRIVATE=true",
 	}, env...)
-	s.OrgID, s.APIKey = s.NewOrganization(t)
+	if s.OrgID, s.APIKey, err = s.NewOrganization(); err != nil {
+		t.Fatalf("clienttest: %v", err)
+	}
 
 	log, err := os.CreateTemp("", "bulkd-serve-*.log")
 	if err != nil {
 		t.Fatalf("clienttest: %v", err)
 	}
 	s.log = log.Name()
-	s.cmd = exec.Command(bin, "serve")
+	s.cmd = exec.Command(bin, command)
 	s.cmd.Env = append(os.Environ(), s.env...)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the test binary
@@ -96,11 +99,13 @@ func Start(t testing.TB, bin string, env ...string) *Server {
 }
 
 // NewOrganization creates another organization on the server and a key of
-// it: a test that counts what it stored counts its own.
-func (s *Server) NewOrganization(t testing.TB) (orgID, apiKey string) {
-	t.Helper()
-	orgID = s.command(t, "org", "create", "--name", "Acme", "--notify-email", "ops@acme.example")
-	return orgID, s.command(t, "apikey", "create", "--org", orgID)
+// it: a test (or an example) that counts what it stored counts its own.
+func (s *Server) NewOrganization() (orgID, apiKey string, err error) {
+	if orgID, err = s.command("org", "create", "--name", "Acme", "--notify-email", "ops@acme.example"); err != nil {
+		return "", "", err
+	}
+	apiKey, err = s.command("apikey", "create", "--org", orgID)
+	return orgID, apiKey, err
 }
 
 // Client is a client of the server for apiKey ("" for the server's own),
@@ -124,16 +129,15 @@ func (s *Server) Bulks(t testing.TB, orgID string) int {
 	return s.DB.Count(t, `SELECT count(*) FROM bulks WHERE organization_id = $1`, orgID)
 }
 
-func (s *Server) command(t testing.TB, args ...string) string {
-	t.Helper()
+func (s *Server) command(args ...string) (string, error) {
 	cmd := exec.Command(s.Bin, args...)
 	cmd.Env = append(os.Environ(), s.env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("clienttest: bulkd %s: %v: %s", strings.Join(args[:2], " "), err, errOut.String())
+		return "", fmt.Errorf("bulkd %s: %w: %s", strings.Join(args[:2], " "), err, errOut.String())
 	}
-	return strings.TrimSpace(out.String())
+	return strings.TrimSpace(out.String()), nil
 }
 
 func (s *Server) waitReady() error {
@@ -147,11 +151,11 @@ func (s *Server) waitReady() error {
 		}
 		select {
 		case <-s.exited:
-			return fmt.Errorf("bulkd serve exited at start:\n%s", s.LogTail(30))
+			return fmt.Errorf("bulkd exited at start:\n%s", s.LogTail(30))
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("bulkd serve not ready after a minute:\n%s", s.LogTail(30))
+			return fmt.Errorf("bulkd not ready after a minute:\n%s", s.LogTail(30))
 		}
 	}
 }
@@ -176,7 +180,7 @@ func (s *Server) LogTail(lines int) string {
 }
 
 // Main runs a test binary's tests and examples against one server: it
-// builds bulkd, starts it as Start does, hands it to ready (which keeps
+// builds bulkd, starts `bulkd serve` as Start does, hands it to ready (which keeps
 // it for the tests), runs m and removes everything. A TestMain calls it:
 //
 //	func TestMain(m *testing.M) { os.Exit(clienttest.Main(m, func(s *clienttest.Server) { server = s })) }
@@ -198,7 +202,7 @@ func Main(m *testing.M, ready func(*Server), env ...string) (code int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready(Start(t, bin, env...))
+	ready(Start(t, bin, "serve", env...))
 	return m.Run()
 }
 
