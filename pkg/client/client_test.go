@@ -459,7 +459,7 @@ func TestRecords(t *testing.T) {
 	}
 	err = c.DeleteLocation(ctx, loc.ID, client.DeleteOptions{})
 	apiError(t, err, http.StatusConflict, "customers")
-	if n := server.DB.Count(t, `SELECT count(*) FROM customers WHERE organization_id = $1`, org); n != 1 {
+	if n := server.Count(t, `SELECT count(*) FROM customers WHERE organization_id = $1`, org); n != 1 {
 		t.Fatalf("%d customers left, want c-2", n)
 	}
 }

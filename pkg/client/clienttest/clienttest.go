@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,7 +31,8 @@ type Server struct {
 	Bin    string // the bulkd binary
 	OrgID  string
 	APIKey string
-	DB     testenv.Database // bulkd's database, to check what it stored
+	db     testenv.Database // bulkd's database; its one connection is shared under dbMu
+	dbMu   sync.Mutex
 	env    []string
 	cmd    *exec.Cmd
 	log    string // the process's output
@@ -54,7 +56,7 @@ func Build(dir, pkg string) (string, error) {
 // when t ends.
 func Start(t testing.TB, bin, command string, env ...string) *Server {
 	t.Helper()
-	s := &Server{Bin: bin, DB: testenv.NewDatabase(t), exited: make(chan struct{})}
+	s := &Server{Bin: bin, db: testenv.NewDatabase(t), exited: make(chan struct{})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("clienttest: free port: %v", err)
@@ -65,7 +67,7 @@ func Start(t testing.TB, bin, command string, env ...string) *Server {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	s.env = append([]string{
-		"DATABASE_URL=" + s.DB.URL, "REDIS_URL=" + testenv.RedisURL(t), "HTTP_ADDR=" + addr, "BASE_URL=" + s.URL,
+		"DATABASE_URL=" + s.db.URL, "REDIS_URL=" + testenv.RedisURL(t), "HTTP_ADDR=" + addr, "BASE_URL=" + s.URL,
 		"RATE_LIMIT=0", "SMTP_HOST=", "ADMIN_PASSWORD=", "WORKER_CONCURRENCY=2", "SHUTDOWN_TIMEOUT=5s",
 		"WEBHOOK_SECRET_KEY=" + base64.StdEncoding.EncodeToString(secret), "WEBHOOK_ALLOW_PRIVATE=true",
 	}, env...)
@@ -123,10 +125,19 @@ func (s *Server) Client(t testing.TB, apiKey string, cfg client.Config) *client.
 	return c
 }
 
+// Count runs a counting query on bulkd's database, to check what it
+// stored; tests running in parallel may call it at once.
+func (s *Server) Count(t testing.TB, query string, args ...any) int {
+	t.Helper()
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	return s.db.Count(t, query, args...)
+}
+
 // Bulks counts the organization's bulks in the database.
 func (s *Server) Bulks(t testing.TB, orgID string) int {
 	t.Helper()
-	return s.DB.Count(t, `SELECT count(*) FROM bulks WHERE organization_id = $1`, orgID)
+	return s.Count(t, `SELECT count(*) FROM bulks WHERE organization_id = $1`, orgID)
 }
 
 func (s *Server) command(args ...string) (string, error) {
