@@ -165,6 +165,7 @@ func (c *cli) submitFile(ctx context.Context, cl *client.Client, path string, o 
 		}
 		for _, e := range earlier {
 			prog.submitted.Add(int64(e.Rows))
+			prog.bulks.Add(1)
 		}
 	}
 	var waitErr error

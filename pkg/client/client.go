@@ -39,8 +39,10 @@ type Config struct {
 	BaseURL string
 	// APIKey is sent as Authorization: Bearer <key>.
 	APIKey string
-	// HTTPClient sends the requests; nil uses one of its own. Its Timeout,
-	// if any, must outlast a wait (WaitStep).
+	// HTTPClient sends the requests; nil uses one of its own, which gives
+	// up on an answer whose headers have not come WaitStep + 2 minutes after
+	// the request was sent (bound a call's whole time with its context).
+	// Its Timeout, if any, must outlast a wait (WaitStep).
 	HTTPClient *http.Client
 	// MaxAttempts is how often one call is tried in all (1: never retried);
 	// 0 means 6.
@@ -80,9 +82,6 @@ func New(cfg Config) (*Client, error) {
 	if cfg.APIKey == "" {
 		return nil, errors.New("client: Config.APIKey is required")
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 6
 	}
@@ -100,6 +99,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "bulkd-go-client"
+	}
+	if cfg.HTTPClient == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.ResponseHeaderTimeout = cfg.WaitStep + 2*time.Minute
+		cfg.HTTPClient = &http.Client{Transport: t}
 	}
 	return &Client{base: base, key: cfg.APIKey, http: cfg.HTTPClient, cfg: cfg, random: rand.Float64}, nil
 }
