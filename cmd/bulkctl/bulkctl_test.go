@@ -485,3 +485,27 @@ func TestBulkCommands(t *testing.T) {
 		t.Errorf("unknown command: exit %d, %s", code, errOut)
 	}
 }
+
+// TestSubmitProgress: on a terminal the bar is drawn (mpb; off a real
+// terminal it only stops at the end), and without --wait the summary says
+// what was accepted and the exit status is 0.
+func TestSubmitProgress(t *testing.T) {
+	t.Parallel()
+	o := newOrg(t)
+	path := write(t, "in.ndjson", `{"customer":{"external_id":"c-1","name":"Ann"},"location":{"external_id":"l"},"debt_accounts":[]}`+"\n")
+	var out, errOut bytes.Buffer
+	c := &cli{stdout: &out, stderr: &errOut, terminal: true, progressEvery: time.Hour,
+		getenv: func(k string) string { return map[string]string{"BULKD_URL": server.URL, "BULKD_API_KEY": o.key}[k] }}
+	if code := c.run(t.Context(), []string{"submit", "--wait", path}); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, &out, &errOut)
+	}
+	if !strings.Contains(out.String(), "1 completed") {
+		t.Errorf("summary:\n%s", &out)
+	}
+
+	path = write(t, "more.ndjson", `{"customer":{"external_id":"c-2","name":"Bo"},"location":{"external_id":"l"},"debt_accounts":[]}`+"\n")
+	code, stdout, stderr := o.bulkctl(t, t.Context(), "", "submit", path)
+	if code != exitOK || !strings.Contains(stdout, "accepted bulks") || !strings.Contains(stderr, "submitted 1/1 rows (1 bulks)") {
+		t.Fatalf("without --wait: exit %d\n%s%s", code, stdout, stderr)
+	}
+}

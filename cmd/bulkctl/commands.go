@@ -16,15 +16,7 @@ import (
 func (c *cli) status(ctx context.Context, args []string) (int, error) {
 	fs, conn := c.flags("status")
 	asJSON := fs.Bool("json", false, "the bulk as JSON")
-	args, err := parse(fs, args)
-	if err != nil {
-		return exitError, err
-	}
-	id, err := oneID(args, "status")
-	if err != nil {
-		return exitError, err
-	}
-	cl, err := c.client(conn)
+	cl, id, err := c.oneBulk(fs, conn, args)
 	if err != nil {
 		return exitError, err
 	}
@@ -120,15 +112,7 @@ func (c *cli) list(ctx context.Context, args []string) (int, error) {
 
 func (c *cli) cancel(ctx context.Context, args []string) (int, error) {
 	fs, conn := c.flags("cancel")
-	args, err := parse(fs, args)
-	if err != nil {
-		return exitError, err
-	}
-	id, err := oneID(args, "cancel")
-	if err != nil {
-		return exitError, err
-	}
-	cl, err := c.client(conn)
+	cl, id, err := c.oneBulk(fs, conn, args)
 	if err != nil {
 		return exitError, err
 	}
@@ -143,20 +127,12 @@ func (c *cli) cancel(ctx context.Context, args []string) (int, error) {
 func (c *cli) results(ctx context.Context, args []string) (int, error) {
 	fs, conn := c.flags("results")
 	format := fs.String("format", "table", "table, or json: one row's result a line")
-	args, err := parse(fs, args)
-	if err != nil {
-		return exitError, err
-	}
-	id, err := oneID(args, "results")
+	cl, id, err := c.oneBulk(fs, conn, args)
 	if err != nil {
 		return exitError, err
 	}
 	if *format != "table" && *format != "json" {
 		return exitError, fmt.Errorf("--format %q: must be table or json", *format)
-	}
-	cl, err := c.client(conn)
-	if err != nil {
-		return exitError, err
 	}
 	b, err := cl.GetBulk(ctx, id)
 	if err != nil {

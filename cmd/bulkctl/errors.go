@@ -176,14 +176,7 @@ func (c *cli) inputErrors(ctx context.Context, cl *client.Client, path, format, 
 	index, rowInBulk := -1, 0
 	var fb *failedBulk
 	var failed map[int]client.RowError
-	for {
-		r, err := rr.Next()
-		if err == io.EOF {
-			break
-		}
-		if errors.As(err, new(*lineError)) {
-			continue
-		}
+	for r, err := range goodRows(rr) {
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
@@ -69,6 +70,28 @@ func (e *lineError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e
 // at the end, or another error that ends the reading.
 type rowReader interface {
 	Next() (row, error)
+}
+
+// goodRows yields the rows of rr, past its bad lines (the first pass has
+// told them), then the error that ended the reading, if it is not the end.
+func goodRows(rr rowReader) iter.Seq2[row, error] {
+	return func(yield func(row, error) bool) {
+		for {
+			r, err := rr.Next()
+			switch {
+			case err == io.EOF:
+				return
+			case errors.As(err, new(*lineError)):
+				continue
+			case err != nil:
+				yield(row{}, err)
+				return
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
 }
 
 // newRowReader reads r, an input in format. A reader holds one row (and its

@@ -153,10 +153,17 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// oneID is the single bulk id a command takes.
-func oneID(args []string, cmd string) (string, error) {
-	if len(args) != 1 || strings.TrimSpace(args[0]) == "" {
-		return "", fmt.Errorf("%s takes one bulk id: bulkctl %s ID", cmd, cmd)
+// oneBulk parses the flags of a command that takes one bulk id and
+// returns a client and the id.
+func (c *cli) oneBulk(fs *flag.FlagSet, conn *connection, args []string) (*client.Client, string, error) {
+	args, err := parse(fs, args)
+	if err != nil {
+		return nil, "", err
 	}
-	return args[0], nil
+	cmd := strings.TrimPrefix(fs.Name(), "bulkctl ")
+	if len(args) != 1 || strings.TrimSpace(args[0]) == "" {
+		return nil, "", fmt.Errorf("%s takes one bulk id: bulkctl %s ID", cmd, cmd)
+	}
+	cl, err := c.client(conn)
+	return cl, args[0], err
 }

@@ -308,16 +308,12 @@ func customersTogether(path string, customers []uint64) error {
 	}
 	first := map[string]int{} // customer → the line of its first row
 	var msgs []string
-	for len(msgs) < 10 {
-		r, err := rr.Next()
-		if err == io.EOF {
-			break
-		}
-		if errors.As(err, new(*lineError)) {
-			continue
-		}
+	for r, err := range goodRows(rr) {
 		if err != nil {
 			return err
+		}
+		if len(msgs) == 10 {
+			break
 		}
 		id := *r.Customer
 		if !repeated[hash64(id)] {
@@ -456,14 +452,7 @@ func (c *cli) send(ctx context.Context, cl *client.Client, path, format string, 
 		}
 	}
 	readErr := func() error {
-		for {
-			r, err := rr.Next()
-			if err == io.EOF {
-				return nil
-			}
-			if errors.As(err, new(*lineError)) {
-				continue // told and counted by the first pass
-			}
+		for r, err := range goodRows(rr) {
 			if err != nil {
 				return err
 			}
@@ -485,6 +474,7 @@ func (c *cli) send(ctx context.Context, cl *client.Client, path, format string, 
 				cur.body = append(cur.body, r.JSON...)
 			}
 		}
+		return nil
 	}()
 	if readErr == nil {
 		flush()
