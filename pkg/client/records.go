@@ -323,7 +323,7 @@ func patchRecord[T any](ctx context.Context, c *Client, resource, id string, p P
 	if err != nil {
 		return nil, err
 	}
-	req := request{method: http.MethodPatch, path: "/api/v1/" + resource + "/" + pathID(id), body: body, contentType: p.contentType}
+	req := request{method: http.MethodPatch, path: "/api/v1/" + resource + "/" + pathID(id), body: body, contentType: p.contentType, retry: retryIfUndone}
 	if opts.IfMatch != "" {
 		req.header = http.Header{"If-Match": {opts.IfMatch}}
 	}
@@ -337,7 +337,7 @@ func patchRecord[T any](ctx context.Context, c *Client, resource, id string, p P
 }
 
 func (c *Client) deleteRecord(ctx context.Context, resource, id string, opts DeleteOptions) error {
-	req := request{method: http.MethodDelete, path: "/api/v1/" + resource + "/" + pathID(id)}
+	req := request{method: http.MethodDelete, path: "/api/v1/" + resource + "/" + pathID(id), retry: retryIfUndone}
 	if opts.Cascade {
 		req.query = url.Values{"cascade": {"true"}}
 	}
@@ -410,7 +410,7 @@ func (c *Client) Batch(ctx context.Context, ops []BatchOperation) (*BatchResult,
 		return nil, err
 	}
 	var out BatchResult
-	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/api/v1/batch", body: body, contentType: "application/json"}, &out); err != nil {
+	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/api/v1/batch", body: body, contentType: "application/json", retry: retryIfUndone}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -72,7 +72,7 @@ func (c *Client) RotateWebhookSecret(ctx context.Context) (*Webhook, error) {
 
 // DeleteWebhook removes the endpoint.
 func (c *Client) DeleteWebhook(ctx context.Context) error {
-	_, err := c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/webhook"}, nil)
+	_, err := c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/webhook", retry: retryIfUndone}, nil)
 	return err
 }
 
