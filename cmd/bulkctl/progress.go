@@ -115,8 +115,13 @@ type waiter struct {
 	finished []*client.Bulk
 }
 
-// aheadOpen is how many unfinished bulks one round reads.
-const aheadOpen = 4
+// aheadOpen is how many unfinished bulks one round reads, and pollEvery
+// the pause after a round that left some unfinished: about 4 reads a
+// second while bulks import, well under the API's default rate limit.
+const (
+	aheadOpen = 4
+	pollEvery = time.Second
+)
 
 func newWaiter(cl *client.Client, prog *progress) *waiter {
 	return &waiter{cl: cl, prog: prog, wake: make(chan struct{}, 1)}
@@ -183,14 +188,14 @@ func (w *waiter) run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(500 * time.Millisecond):
+			case <-time.After(pollEvery):
 			case <-w.wake:
 				if unfinished > 0 {
 					// New bulks are no reason to read sooner than the pause.
 					select {
 					case <-ctx.Done():
 						return nil
-					case <-time.After(500 * time.Millisecond):
+					case <-time.After(pollEvery):
 					}
 				}
 			}
