@@ -396,6 +396,26 @@ func TestRecords(t *testing.T) {
 	if err != nil || len(accounts.Data) != 2 {
 		t.Fatalf("the customer's accounts: %+v, %v", accounts, err)
 	}
+	var own []string
+	for a, err := range c.AllCustomerDebtAccounts(ctx, cust.ID, client.DebtAccountFilter{ExternalID: "c-1-p", Limit: 1}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		own = append(own, a.ExternalID)
+	}
+	if !slices.Equal(own, []string{"c-1-p"}) {
+		t.Fatalf("the customer's account c-1-p: %v", own)
+	}
+	var locations []string
+	for l, err := range c.AllLocations(ctx, client.LocationFilter{Limit: 1}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		locations = append(locations, l.ExternalID)
+	}
+	if !slices.Equal(locations, []string{"loc-1"}) {
+		t.Fatalf("locations: %v", locations)
+	}
 	var children []string
 	for a, err := range c.AllDebtAccounts(ctx, client.DebtAccountFilter{ParentID: cust.DebtAccounts[0].ID}) {
 		if err != nil {

@@ -83,7 +83,7 @@ func Start(t testing.TB, bin, command string, env ...string) *Server {
 	s.cmd = exec.Command(bin, command)
 	s.cmd.Env = append(os.Environ(), s.env...)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the test binary
+	s.cmd.SysProcAttr = childAttr()
 	if err := s.cmd.Start(); err != nil {
 		log.Close()
 		t.Fatalf("clienttest: start bulkd: %v", err)
