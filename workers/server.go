@@ -36,10 +36,15 @@ type Servers struct {
 func NewServers(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, d *Deliverer, log *slog.Logger) *Servers {
 	server := func(queue string, concurrency int) *asynq.Server {
 		return asynq.NewServer(redis, asynq.Config{
-			Concurrency:     concurrency,
-			Queues:          map[string]int{queue: 1},
-			RetryDelayFunc:  tasks.RetryDelay,
-			ShutdownTimeout: cfg.ShutdownTimeout,
+			Concurrency:    concurrency,
+			Queues:         map[string]int{queue: 1},
+			RetryDelayFunc: tasks.RetryDelay,
+			IsFailure:      tasks.IsFailure,
+			// Retries whose time has come (an import that gave way waits
+			// tasks.GaveWayDelay) are moved to the queue this often; asynq's
+			// default is 5 s.
+			DelayedTaskCheckInterval: time.Second,
+			ShutdownTimeout:          cfg.ShutdownTimeout,
 			// An idle worker looks for new tasks this often (asynq's default is
 			// 1 s, which a client polling a small bulk feels); 5 Redis calls a
 			// second per idle server is cheap.

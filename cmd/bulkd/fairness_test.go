@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkd/bulkd/pkg/bulkgen"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
@@ -39,34 +41,50 @@ func TestSlowDeliveriesDoNotDelayImports(t *testing.T) {
 	t.Cleanup(func() { releaseAll(); slow.Close() })
 
 	const importSlots = 2
-	s := startService(t, "WORKER_CONCURRENCY=2", "WEBHOOK_ALLOW_PRIVATE=true")
-	_, keyA := s.newOrg("Acme", "ops@acme.example")
-	_, keyB := s.newOrg("Globex", "ops@globex.example")
-	s.putWebhook(keyA, slow.URL)
+	s := startService(t, fmt.Sprintf("WORKER_CONCURRENCY=%d", importSlots), "WEBHOOK_ALLOW_PRIVATE=true")
+	_, keyA := s.newOrg(t, "Acme", "ops@acme.example")
+	_, keyB := s.newOrg(t, "Globex", "ops@globex.example")
+	s.putWebhook(t, keyA, slow.URL)
 
-	const bulksA = 6
-	for range bulksA {
-		s.submit(keyA, testenv.SeedExample(t))
+	for range 6 {
+		s.submit(t, keyA, testenv.SeedExample(t))
 	}
-	eventuallyHolds(t, 30*time.Second, "the receiver holding more deliveries than there are import slots", func() bool {
-		return holding.Load() > importSlots
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if n := holding.Load(); n <= importSlots {
+			return fmt.Errorf("the receiver to hold more than %d deliveries at once; it holds %d", importSlots, n)
+		}
+		return nil
 	})
 
 	// With every delivery of A held, B's bulk is imported.
-	s.waitCompletedWithin(keyB, s.submit(keyB, testenv.SeedExample(t)), 30*time.Second)
+	s.waitCompletedWithin(t, keyB, s.submit(t, keyB, testenv.SeedExample(t)), 30*time.Second)
 	if n := holding.Load(); n <= importSlots {
 		t.Errorf("the receiver held %d deliveries when B's bulk completed; the test wants more than %d held throughout", n, importSlots)
 	}
 	releaseAll()
 }
 
-// eventuallyHolds polls cond until it holds, or fails the test after within
-// saying what it waited for.
-func eventuallyHolds(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for start := time.Now(); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Since(start) > within {
-			t.Fatalf("%s: not within %s", what, within)
-		}
+// TestOneOrganizationsBulksDoNotStallAnother: an import never holds a
+// worker's slot waiting for another import of its organization. A submits
+// more large bulks than the worker has slots; B's one-row bulk, submitted
+// after them, completes while most of A's are still waiting their turn.
+func TestOneOrganizationsBulksDoNotStallAnother(t *testing.T) {
+	t.Parallel()
+	const importSlots, bulksA = 2, 6
+	s := startService(t, fmt.Sprintf("WORKER_CONCURRENCY=%d", importSlots), "MAX_BODY_BYTES=16777216")
+	_, keyA := s.newOrg(t, "Acme", "ops@acme.example")
+	_, keyB := s.newOrg(t, "Globex", "ops@globex.example")
+	var idsA []string
+	for i := range bulksA {
+		body := bulkgen.Body(bulkgen.Options{Rows: 1000, Accounts: 5, Prefix: "fair", Bulk: i, Seed: 1})
+		idsA = append(idsA, s.submit(t, keyA, body))
+	}
+	s.waitCompleted(t, keyB, s.submit(t, keyB, testenv.SeedExample(t)))
+	unfinished := s.db.Count(t, `SELECT count(*) FROM bulks WHERE id = ANY($1) AND status IN ('pending', 'processing')`, idsA)
+	if unfinished < bulksA-importSlots {
+		t.Errorf("B's bulk completed when only %d of A's %d bulks were unfinished: it waited behind A's imports", unfinished, bulksA)
+	}
+	for _, id := range idsA {
+		s.waitCompletedWithin(t, keyA, id, 3*time.Minute)
 	}
 }
