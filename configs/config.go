@@ -42,8 +42,12 @@ type Config struct {
 	// adds memory and contention: measured with bulkbench, 2 per process on
 	// 2 CPUs imported a third faster than 10, in half the memory.
 	WorkerConcurrency int
-	ShutdownTimeout   time.Duration
-	ReconcileInterval time.Duration
+	// DeliveryConcurrency is how many deliveries (emails, webhooks) a worker
+	// process makes at once, in slots of their own: a slow receiver never
+	// holds an import's slot.
+	DeliveryConcurrency int
+	ShutdownTimeout     time.Duration
+	ReconcileInterval   time.Duration
 	// WebhookSecretKey seals the webhooks' secrets in the database (32
 	// bytes, given as base64); nil turns webhooks off.
 	WebhookSecretKey []byte
@@ -72,27 +76,28 @@ const (
 func Load(getenv func(string) string) (Config, error) {
 	l := loader{getenv: getenv}
 	c := Config{
-		DatabaseURL:       l.str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bulkd?sslmode=disable"),
-		DBMaxConns:        int32(l.int("DB_MAX_CONNS", 0, 0, 1000)),
-		RedisURL:          l.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
-		HTTPAddr:          l.str("HTTP_ADDR", ":8080"),
-		BaseURL:           strings.TrimRight(l.str("BASE_URL", "http://localhost:8080"), "/"),
-		MaxBodyBytes:      int64(l.int("MAX_BODY_BYTES", 16<<20, 1024, 1<<30)),
-		RequestTimeout:    l.duration("REQUEST_TIMEOUT", 30*time.Second),
-		RateLimit:         l.int("RATE_LIMIT", 20, 0, 1_000_000),
-		RateLimitBurst:    l.int("RATE_LIMIT_BURST", 40, 1, 1_000_000),
-		SMTPHost:          l.str("SMTP_HOST", ""),
-		SMTPUsername:      l.str("SMTP_USERNAME", ""),
-		SMTPPassword:      l.str("SMTP_PASSWORD", ""),
-		SMTPTLS:           l.oneOf("SMTP_TLS", "starttls", "none", "starttls", "tls"),
-		MailFrom:          l.str("MAIL_FROM", "bulkd@localhost"),
-		AdminUsername:     l.str("ADMIN_USERNAME", "admin"),
-		AdminPassword:     l.str("ADMIN_PASSWORD", ""),
-		WorkerConcurrency: l.int("WORKER_CONCURRENCY", runtime.NumCPU(), 1, 1000),
-		ShutdownTimeout:   l.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
-		ReconcileInterval: l.duration("RECONCILE_INTERVAL", time.Minute),
-		WebhookSecretKey:  l.key("WEBHOOK_SECRET_KEY"),
-		MaxWait:           l.durationUpTo("MAX_WAIT", time.Minute, MaxMaxWait),
+		DatabaseURL:         l.str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bulkd?sslmode=disable"),
+		DBMaxConns:          int32(l.int("DB_MAX_CONNS", 0, 0, 1000)),
+		RedisURL:            l.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		HTTPAddr:            l.str("HTTP_ADDR", ":8080"),
+		BaseURL:             strings.TrimRight(l.str("BASE_URL", "http://localhost:8080"), "/"),
+		MaxBodyBytes:        int64(l.int("MAX_BODY_BYTES", 16<<20, 1024, 1<<30)),
+		RequestTimeout:      l.duration("REQUEST_TIMEOUT", 30*time.Second),
+		RateLimit:           l.int("RATE_LIMIT", 20, 0, 1_000_000),
+		RateLimitBurst:      l.int("RATE_LIMIT_BURST", 40, 1, 1_000_000),
+		SMTPHost:            l.str("SMTP_HOST", ""),
+		SMTPUsername:        l.str("SMTP_USERNAME", ""),
+		SMTPPassword:        l.str("SMTP_PASSWORD", ""),
+		SMTPTLS:             l.oneOf("SMTP_TLS", "starttls", "none", "starttls", "tls"),
+		MailFrom:            l.str("MAIL_FROM", "bulkd@localhost"),
+		AdminUsername:       l.str("ADMIN_USERNAME", "admin"),
+		AdminPassword:       l.str("ADMIN_PASSWORD", ""),
+		WorkerConcurrency:   l.int("WORKER_CONCURRENCY", runtime.NumCPU(), 1, 1000),
+		DeliveryConcurrency: l.int("DELIVERY_CONCURRENCY", 10, 1, 1000),
+		ShutdownTimeout:     l.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
+		ReconcileInterval:   l.duration("RECONCILE_INTERVAL", time.Minute),
+		WebhookSecretKey:    l.key("WEBHOOK_SECRET_KEY"),
+		MaxWait:             l.durationUpTo("MAX_WAIT", time.Minute, MaxMaxWait),
 	}
 	switch v := strings.ToLower(l.str("WEBHOOK_ALLOW_PRIVATE", "false")); v {
 	case "true", "1":
@@ -149,6 +154,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("smtp_password_set", c.SMTPPassword != ""),
 		slog.Bool("admin_ui", c.AdminPassword != ""),
 		slog.Int("worker_concurrency", c.WorkerConcurrency),
+		slog.Int("delivery_concurrency", c.DeliveryConcurrency),
 		slog.Bool("webhooks", c.WebhookSecretKey != nil),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 		slog.Duration("max_wait", c.MaxWait),

@@ -42,6 +42,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"ADMIN_USERNAME", c.AdminUsername, "admin"},
 		{"ADMIN_PASSWORD", c.AdminPassword, ""},
 		{"WORKER_CONCURRENCY", c.WorkerConcurrency, runtime.NumCPU()},
+		{"DELIVERY_CONCURRENCY", c.DeliveryConcurrency, 10},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 25 * time.Second},
 		{"RECONCILE_INTERVAL", c.ReconcileInterval, time.Minute},
 		{"MAX_WAIT", c.MaxWait, time.Minute},
@@ -79,21 +80,22 @@ func TestLoadReadsEnvironment(t *testing.T) {
 func TestLoadNamesEachBadVariable(t *testing.T) {
 	t.Parallel()
 	bad := map[string]string{
-		"WORKER_CONCURRENCY": "abc",
-		"SMTP_TLS":           "ssl",
-		"BASE_URL":           "ftp://x",
-		"MAX_BODY_BYTES":     "-1",
-		"SHUTDOWN_TIMEOUT":   "soon",
-		"SMTP_PORT":          "70000",
-		"RECONCILE_INTERVAL": "-1m",
-		"LOG_LEVEL":          "verbose",
-		"REDIS_URL":          "127.0.0.1:6379",
-		"RATE_LIMIT":         "-5",
-		"RATE_LIMIT_BURST":   "0",
-		"REQUEST_TIMEOUT":    "30",
-		"MAIL_FROM":          "not an address",
-		"SMTP_PASSWORD":      "secret-without-a-user",
-		"MAX_WAIT":           "91s", // beyond what the HTTP server's write timeout leaves
+		"WORKER_CONCURRENCY":   "abc",
+		"DELIVERY_CONCURRENCY": "0",
+		"SMTP_TLS":             "ssl",
+		"BASE_URL":             "ftp://x",
+		"MAX_BODY_BYTES":       "-1",
+		"SHUTDOWN_TIMEOUT":     "soon",
+		"SMTP_PORT":            "70000",
+		"RECONCILE_INTERVAL":   "-1m",
+		"LOG_LEVEL":            "verbose",
+		"REDIS_URL":            "127.0.0.1:6379",
+		"RATE_LIMIT":           "-5",
+		"RATE_LIMIT_BURST":     "0",
+		"REQUEST_TIMEOUT":      "30",
+		"MAIL_FROM":            "not an address",
+		"SMTP_PASSWORD":        "secret-without-a-user",
+		"MAX_WAIT":             "91s", // beyond what the HTTP server's write timeout leaves
 	}
 	for name, value := range bad {
 		t.Run(name, func(t *testing.T) {

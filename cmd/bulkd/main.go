@@ -251,10 +251,10 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 			return err
 		}
 		im := workers.NewImporter(svc, log)
-		srv, mux := workers.NewServer(redisOpt, workers.ServerConfig{
-			Concurrency: cfg.WorkerConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
+		srv := workers.NewServers(redisOpt, workers.ServerConfig{
+			Concurrency: cfg.WorkerConcurrency, DeliveryConcurrency: cfg.DeliveryConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
 		}, im, workers.NewDeliverer(s, sender, hooks, cfg.BaseURL, log), log)
-		if err := srv.Start(mux); err != nil {
+		if err := srv.Start(); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}
 		rec := workers.NewReconciler(svc, s, queue, inspector, cfg.ReconcileInterval, log)
