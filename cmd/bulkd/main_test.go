@@ -21,6 +21,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/redisconn"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/pkg/testenv"
 	"github.com/bulkd/bulkd/workers/tasks"
@@ -104,10 +105,11 @@ func newService(t testing.TB, overrides ...string) *service {
 	if s.env["REDIS_URL"] == "" {
 		s.env["REDIS_URL"] = testenv.RedisURL(t)
 	}
-	var err error
-	if s.redisOpt, err = asynq.ParseRedisURI(s.env["REDIS_URL"]); err != nil {
+	conn, err := redisconn.Parse(s.env["REDIS_URL"])
+	if err != nil {
 		t.Fatal(err)
 	}
+	s.redisOpt = conn.Asynq()
 	return s
 }
 
