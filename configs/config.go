@@ -113,7 +113,7 @@ func Load(getenv func(string) string) (Config, error) {
 		l.fail("BASE_URL", "must be an absolute http(s) URL")
 	}
 	if r, err := redisconn.Parse(c.RedisURL); err != nil {
-		l.fail("REDIS_URL", strings.TrimPrefix(err.Error(), redisconn.ErrURL.Error()+": "))
+		l.fail("REDIS_URL", strings.TrimPrefix(err.Error(), redisconn.ErrURL.Error()+" "))
 	} else {
 		c.Redis = r
 	}
