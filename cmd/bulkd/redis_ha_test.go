@@ -26,7 +26,7 @@ func TestSentinelFailoverLosesNoBulk(t *testing.T) {
 	t.Parallel()
 	rs := testenv.StartSentinel(t)
 	s := startService(t, "REDIS_URL="+rs.URL(), "RECONCILE_INTERVAL=1s", "WORKER_CONCURRENCY=2")
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	body := testenv.SeedExample(t)
 
 	// The submitter posts one bulk after another until told to stop; its
@@ -83,10 +83,14 @@ func TestSentinelFailoverLosesNoBulk(t *testing.T) {
 		return len(answers)
 	}
 
-	eventuallyHolds(t, time.Minute, "10 bulks submitted before the failover", func() bool { return accepted() >= 10 })
+	testenv.Eventually(t, time.Minute, func() error {
+		return atLeast(accepted(), 10, "bulks submitted before the failover")
+	})
 	failover := rs.KillMaster()
 	atFailover := accepted()
-	eventuallyHolds(t, time.Minute, "10 more bulks submitted after the failover", func() bool { return accepted() >= atFailover+10 })
+	testenv.Eventually(t, time.Minute, func() error {
+		return atLeast(accepted()-atFailover, 10, "bulks submitted after the failover")
+	})
 	close(stop)
 	<-done
 
@@ -99,7 +103,7 @@ func TestSentinelFailoverLosesNoBulk(t *testing.T) {
 	}
 	start := time.Now()
 	for _, id := range ids {
-		s.waitCompletedWithin(key, id, 2*time.Minute)
+		s.waitCompletedWithin(t, key, id, 2*time.Minute)
 	}
 	t.Logf("failover: the sentinels promoted the replica %s after the master was killed; "+
 		"%d bulks submitted (%d after the kill), all completed %s after the last was accepted",
@@ -107,8 +111,9 @@ func TestSentinelFailoverLosesNoBulk(t *testing.T) {
 
 	// Exactly one email a bulk: every email delivery is marked delivered,
 	// and the SMTP server received one message per bulk, none twice.
-	eventuallyHolds(t, 2*time.Minute, "every bulk's email delivered", func() bool {
-		return s.db.Count(t, `SELECT count(*) FROM deliveries WHERE channel = 'email' AND delivered_at IS NOT NULL`) == len(ids)
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		n := s.db.Count(t, `SELECT count(*) FROM deliveries WHERE channel = 'email' AND delivered_at IS NOT NULL`)
+		return atLeast(n, len(ids), "emails delivered")
 	})
 	perBulk := map[string]int{}
 	for _, m := range s.smtp.Messages() {
@@ -136,16 +141,16 @@ func TestRedisClusterEndToEnd(t *testing.T) {
 	t.Parallel()
 	rc := testenv.StartCluster(t)
 	s := startService(t, "REDIS_URL="+rc.URL(), "RECONCILE_INTERVAL=1s")
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 
-	first := s.submit(key, testenv.SeedExample(t))
-	got := s.waitCompleted(key, first)
+	first := s.submit(t, key, testenv.SeedExample(t))
+	got := s.waitCompleted(t, key, first)
 	if got["rows_succeeded"] != 1.0 || got["rows_failed"] != 0.0 {
 		t.Errorf("bulk on Redis Cluster: %v", got)
 	}
-	second := s.submit(key, testenv.SeedExample(t))
-	s.waitCompleted(key, second)
-	if r := s.do(http.MethodGet, "/api/v1/bulk/"+second+"/errors", key, nil); r.status != http.StatusOK ||
+	second := s.submit(t, key, testenv.SeedExample(t))
+	s.waitCompleted(t, key, second)
+	if r := s.request(t, http.MethodGet, "/api/v1/bulk/"+second+"/errors", nil, bearer(key)); r.status != http.StatusOK ||
 		!strings.Contains(string(r.body), "The external id has already been taken.") {
 		t.Errorf("errors of the second bulk: %d %s", r.status, r.body)
 	}
@@ -162,29 +167,19 @@ func TestRedisClusterEndToEnd(t *testing.T) {
 	if _, err := s.db.Conn.Exec(ctx, `INSERT INTO bulk_rows (bulk_id, row, payload) SELECT $1, row, payload FROM bulk_rows WHERE bulk_id = $2`, stray, first); err != nil {
 		t.Fatal(err)
 	}
-	s.waitCompletedWithin(key, stray, time.Minute)
+	s.waitCompletedWithin(t, key, stray, time.Minute)
 
 	// The queue UI reads the cluster too.
-	req, _ := http.NewRequest(http.MethodGet, s.base+"/admin/queues/api/queues", nil)
-	req.SetBasicAuth("admin", "queue-secret")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"imports"`) {
-		t.Errorf("queue UI's queues on Redis Cluster: %d %s", resp.StatusCode, b)
+	r := s.request(t, http.MethodGet, "/admin/queues/api/queues", nil, basicAuth("admin", "queue-secret"))
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"imports"`) {
+		t.Errorf("queue UI's queues on Redis Cluster: %d %s", r.status, r.body)
 	}
 }
 
-// eventuallyHolds polls cond until it holds, or fails the test after within
-// saying what it waited for.
-func eventuallyHolds(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for start := time.Now(); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Since(start) > within {
-			t.Fatalf("%s: not within %s", what, within)
-		}
+// atLeast is nil when n >= want, else what a wait is still waiting for.
+func atLeast(n, want int, what string) error {
+	if n >= want {
+		return nil
 	}
+	return fmt.Errorf("%d of %d %s", n, want, what)
 }

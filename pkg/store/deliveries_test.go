@@ -9,13 +9,12 @@ import (
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
-// Hostile review of issue 10: FinishDelivery does not check that its caller
-// still holds the claim. A worker whose claim expired (it stalled past the
-// lease: a paused VM, a Postgres that hung its FinishDelivery) and was taken
-// over by another worker that made the delivery, then records its own
-// failed attempt: that sets delivered_at back to NULL, the delivery is
-// pending again, and the reconciler queues it, so the event is sent twice
-// (and the email, on the same path, mailed twice).
+// FinishDelivery records an attempt only for the worker that still holds
+// the claim: a worker whose claim expired (it stalled past the lease: a
+// paused VM, a Postgres that hung its FinishDelivery) and was taken over by
+// another that made the delivery gets ErrClaimLost for its late failed
+// attempt, and the delivery stays made: not pending again for the
+// reconciler to send a second time, nor claimable.
 func TestLateFailedAttemptDoesNotUndoADelivery(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
