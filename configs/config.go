@@ -4,6 +4,8 @@
 package configs
 
 import (
+	"github.com/bulkd/bulkd/pkg/redisconn"
+
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -22,6 +24,7 @@ type Config struct {
 	DatabaseURL    string
 	DBMaxConns     int32
 	RedisURL       string
+	Redis          redisconn.Options // REDIS_URL, read
 	HTTPAddr       string
 	BaseURL        string
 	MaxBodyBytes   int64
@@ -120,8 +123,10 @@ func Load(getenv func(string) string) (Config, error) {
 	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		l.fail("BASE_URL", "must be an absolute http(s) URL")
 	}
-	if !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
-		l.fail("REDIS_URL", "must start with redis:// or rediss://")
+	if r, err := redisconn.Parse(c.RedisURL); err != nil {
+		l.fail("REDIS_URL", strings.TrimPrefix(err.Error(), redisconn.ErrURL.Error()+" "))
+	} else {
+		c.Redis = r
 	}
 	// Checked in every mode, with or without SMTP_HOST: an api process that
 	// starts with a mail setting a worker would refuse is a surprise later.
@@ -142,6 +147,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("database_url", maskURL(c.DatabaseURL)),
 		slog.String("redis_url", maskURL(c.RedisURL)),
+		slog.String("redis", c.Redis.String()),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("base_url", c.BaseURL),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),

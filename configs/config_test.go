@@ -2,6 +2,7 @@ package configs_test
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bulkd/bulkd/configs"
+	"github.com/bulkd/bulkd/pkg/redisconn"
 )
 
 // env is an environment for Load: unset variables read as "".
@@ -254,5 +256,31 @@ func TestLoadMaxWaitZeroTurnsWaitingOff(t *testing.T) {
 	c, err := configs.Load(env(map[string]string{"MAX_WAIT": "0"}))
 	if err != nil || c.MaxWait != 0 {
 		t.Fatalf("MAX_WAIT=0: %v, %v", c.MaxWait, err)
+	}
+}
+
+func TestLoadRedisForms(t *testing.T) {
+	t.Parallel()
+	for url, kind := range map[string]redisconn.Kind{
+		"redis://127.0.0.1:6379/0":                                          redisconn.Single,
+		"rediss://:pw@redis.example.com:6380/1":                             redisconn.Single,
+		"redis-sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/0?master=bulkd": redisconn.Sentinel,
+		"redis-cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000":         redisconn.Cluster,
+	} {
+		c, err := configs.Load(env(map[string]string{"REDIS_URL": url}))
+		if err != nil {
+			t.Errorf("REDIS_URL=%s: %v", url, err)
+			continue
+		}
+		if c.Redis.Kind != kind {
+			t.Errorf("REDIS_URL=%s: %s, want %s", url, c.Redis.Kind, kind)
+		}
+		if strings.Contains(fmt.Sprint(c.LogValue()), "pw") {
+			t.Errorf("REDIS_URL=%s: the configuration's log shows the password: %v", url, c.LogValue())
+		}
+	}
+	_, err := configs.Load(env(map[string]string{"REDIS_URL": "redis-sentinel://:pw@10.0.0.1:26379"}))
+	if err == nil || err.Error() != "REDIS_URL must name the master the sentinels watch: ?master=NAME" {
+		t.Errorf("a sentinel URL without its master: %v", err)
 	}
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkd/bulkd/pkg/bulksvc"
+	"github.com/bulkd/bulkd/pkg/redisconn"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/pkg/testenv"
 	"github.com/bulkd/bulkd/workers/tasks"
@@ -124,10 +125,11 @@ func newService(t testing.TB, overrides ...string) *service {
 	if s.env["REDIS_URL"] == "" {
 		s.env["REDIS_URL"] = testenv.RedisURL(t)
 	}
-	var err error
-	if s.redisOpt, err = asynq.ParseRedisURI(s.env["REDIS_URL"]); err != nil {
+	conn, err := redisconn.Parse(s.env["REDIS_URL"])
+	if err != nil {
 		t.Fatal(err)
 	}
+	s.redisOpt = conn.Asynq()
 	return s
 }
 
