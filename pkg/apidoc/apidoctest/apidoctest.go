@@ -291,6 +291,14 @@ func decoded(req *http.Request, body []byte) []byte {
 	return body
 }
 
+func documentedHeader(params []*v3.Parameter, name string) bool {
+	return slices.ContainsFunc(params, func(p *v3.Parameter) bool { return p.In == "header" && strings.EqualFold(p.Name, name) })
+}
+
+func ignoredHeader(name string) bool {
+	return slices.Contains(ignoredHeaders, strings.ToLower(name))
+}
+
 func operation(p *v3.PathItem, method string) *v3.Operation {
 	if p == nil {
 		return nil
