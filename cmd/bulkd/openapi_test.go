@@ -182,6 +182,7 @@ func TestAPIDescriptionMatchesTheServer(t *testing.T) {
 	c.expect(404, s, http.MethodGet, "/api/v1/nope", key, nil)
 	c.expect(405, s, http.MethodDelete, "/api/v1/bulk", key, nil)
 	c.expect(405, s, http.MethodPost, "/healthz", "", nil)
+	c.expect(204, s, http.MethodOptions, "/api/v1/bulk/"+other, "", nil)
 	c.expect(431, s, http.MethodGet, "/api/v1/bulk", key, nil, "X-Padding: "+strings.Repeat("a", handlers.MaxHeaderBytes))
 	c.expect(431, s, http.MethodHead, "/healthz", "", nil, "X-Padding: "+strings.Repeat("a", handlers.MaxHeaderBytes))
 

@@ -90,6 +90,8 @@ func TestTransport(t *testing.T) {
 			answer{405, with(map[string]string{"Allow": "OPTIONS, GET, HEAD"}), `{"message":"m","errors":{"method":["m"]}}`}, ""},
 		{"an Allow that is not the document's", "DELETE", "/healthz", nil, "", false,
 			answer{405, with(map[string]string{"Allow": "GET, HEAD, POST"}), `{"message":"m","errors":{"method":["m"]}}`}, "Allow"},
+		{"OPTIONS on a path", "OPTIONS", "/healthz", nil, "", false,
+			answer{204, map[string]string{"Allow": "OPTIONS, GET, HEAD"}, ""}, ""},
 		{"a gzip body, accepted", "POST", "/api/v1/bulk", map[string]string{"Authorization": "Bearer k", "Content-Type": "application/json"},
 			"[" + row + "]", true,
 			answer{202, with(map[string]string{"Location": "/api/v1/bulk/" + v7}), `{"data":{"bulk_id":"` + v7 + `","count":1,"status":"pending"}}`}, ""},
