@@ -192,6 +192,9 @@ type transport struct {
 
 // RoundTrip implements http.RoundTripper.
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if outsideTheAPI(req.URL.Path) {
+		return tr.next.RoundTrip(req)
+	}
 	// The request body streams to the server as the caller sends it (a slow
 	// upload stays slow); a copy is kept to validate.
 	out := req.Clone(req.Context())

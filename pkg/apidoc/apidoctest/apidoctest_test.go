@@ -90,6 +90,8 @@ func TestTransport(t *testing.T) {
 			answer{405, with(map[string]string{"Allow": "OPTIONS, GET, HEAD"}), `{"message":"m","errors":{"method":["m"]}}`}, ""},
 		{"an Allow that is not the document's", "DELETE", "/healthz", nil, "", false,
 			answer{405, with(map[string]string{"Allow": "GET, HEAD, POST"}), `{"message":"m","errors":{"method":["m"]}}`}, "Allow"},
+		{"the queue UI is not the API", "GET", "/admin/queues/api/queues", nil, "", false,
+			answer{401, map[string]string{"WWW-Authenticate": `Basic realm="bulkd queues"`}, `{"x":1}`}, ""},
 		{"OPTIONS on a path", "OPTIONS", "/healthz", nil, "", false,
 			answer{204, map[string]string{"Allow": "OPTIONS, GET, HEAD"}, ""}, ""},
 		{"a gzip body, accepted", "POST", "/api/v1/bulk", map[string]string{"Authorization": "Bearer k", "Content-Type": "application/json"},
