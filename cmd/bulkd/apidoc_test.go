@@ -16,38 +16,6 @@ import (
 	"github.com/bulkd/bulkd/pkg/apidoc/apidoctest"
 )
 
-// newOfflineBrowser starts headless Chromium as newBrowser does, unable to
-// resolve any host name but the loopback's, so that a page needing
-// anything from elsewhere (a CDN) cannot get it.
-func newOfflineBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("headless Chromium (%s) is missing: `make test` installs it (apt-get install chromium): %v", chromiumPath, err)
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true), // tests run as root
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-domain-reliability", true),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"),
-	)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("start Chromium: %v", err)
-	}
-	return ctx
-}
-
 // TestDocsRenderOfflineInABrowser opens /docs in headless Chromium with no
 // network, as a new user would: the reference lists every operation of the
 // API description, and the page sent no request anywhere but to bulkd
@@ -55,7 +23,10 @@ func newOfflineBrowser(t *testing.T) context.Context {
 func TestDocsRenderOfflineInABrowser(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
-	browser := newOfflineBrowser(t)
+	// No host name resolves but the loopback's: a page that needs anything
+	// from elsewhere (a CDN) cannot get it.
+	browser := newBrowser(t, chromedp.Flag("disable-domain-reliability", true),
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"))
 	ctx, cancel := chromedp.NewContext(browser) // a tab of its own
 	defer cancel()
 	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
