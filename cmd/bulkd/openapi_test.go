@@ -367,6 +367,12 @@ func TestAPIDescriptionMatchesTheServer(t *testing.T) {
 	c.untilStatus(429, 100, api, http.MethodGet, "/api/v1/bulk", apiKey)
 	c.untilStatus(429, 100, api, http.MethodHead, "/api/v1/bulk", apiKey)
 
+	t.Log("an API process whose every request runs out of time")
+	late := startMode(t, "api", "REQUEST_TIMEOUT=1ns")
+	_, lateKey := late.newOrg("Acme", "ops@acme.example")
+	c.expect(503, late, http.MethodGet, "/api/v1/bulk/"+other, lateKey, nil)
+	c.expect(503, late, http.MethodHead, "/api/v1/bulk/"+other, lateKey, nil)
+
 	// Every operation of the document was driven, and every status the
 	// API's error table names was seen.
 	c.mu.Lock()
@@ -380,7 +386,7 @@ func TestAPIDescriptionMatchesTheServer(t *testing.T) {
 	for _, got := range c.seen {
 		statuses = append(statuses, got...)
 	}
-	for _, want := range []int{200, 202, 204, 304, 400, 401, 404, 405, 409, 412, 413, 415, 422, 429, 431, 501} {
+	for _, want := range []int{200, 202, 204, 304, 400, 401, 404, 405, 409, 412, 413, 415, 422, 429, 431, 501, 503} {
 		if !slices.Contains(statuses, want) {
 			t.Errorf("no answer of this test had status %d", want)
 		}
