@@ -220,14 +220,14 @@ func TestAPIDescriptionMatchesTheServer(t *testing.T) {
 	c.expect(422, s, http.MethodPost, "/api/v1/bulk?strict=true", key, seed, idem)
 
 	t.Log("following a bulk")
-	c.expect(200, s, http.MethodGet, "/api/v1/bulk/"+first+"?wait=30s", key, nil)
+	c.expect(200, s, http.MethodGet, "/api/v1/bulk/"+first+"?wait=60s", key, nil)
 	c.expect(200, s, http.MethodHead, "/api/v1/bulk/"+first, key, nil)
 	c.expect(400, s, http.MethodGet, "/api/v1/bulk/"+first+"?wait=forever", key, nil)
 	c.expect(400, s, http.MethodHead, "/api/v1/bulk/"+first+"?wait=forever", key, nil)
 	c.expect(404, s, http.MethodGet, "/api/v1/bulk/"+other, key, nil)
 	c.expect(404, s, http.MethodHead, "/api/v1/bulk/not-a-uuid", key, nil)
 	// The same rows again, waited for: finished, every account taken.
-	r = c.expect(200, s, http.MethodPost, "/api/v1/bulk?wait=30s", key, seed)
+	r = c.expect(200, s, http.MethodPost, "/api/v1/bulk?wait=60s", key, seed)
 	second := dataField(t, r, "bulk_id")
 	if _, ok := r.json(t)["results"]; !ok {
 		t.Errorf("a waited submission that finished has no results: %s", r.body)

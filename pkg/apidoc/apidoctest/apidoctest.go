@@ -71,6 +71,12 @@ func Transport(t testing.TB, next http.RoundTripper) http.RoundTripper {
 	return &transport{t: t, next: next, doc: d}
 }
 
+// Client returns an HTTP client whose requests go through Transport(t, nil):
+// what a test harness uses in place of http.DefaultClient.
+func Client(t testing.TB) *http.Client {
+	return &http.Client{Transport: Transport(t, nil)}
+}
+
 // ignoredHeaders are the headers of HTTP itself, which no operation
 // declares: framing, content negotiation, caching and the security headers
 // every answer carries. Everything else a request or an answer carries must

@@ -141,7 +141,7 @@ func TestTransport(t *testing.T) {
 				req.Header.Set("Content-Encoding", "gzip")
 			}
 			rec := &recorder{TB: t}
-			client := &http.Client{Transport: Transport(rec, nil)}
+			client := Client(rec)
 			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
