@@ -34,6 +34,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulkd/bulkd/pkg/apidoc/apidoctest"
 	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/redisconn"
 	"github.com/bulkd/bulkd/pkg/smtptest"
@@ -391,7 +392,9 @@ func (s *service) request(t testing.TB, method, path string, body any, header ..
 		}
 		req.Header.Set(name, value)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// Every exchange is checked against the API description: an answer
+	// (status, header, field) it does not describe fails the test.
+	resp, err := apidoctest.Client(t).Do(req)
 	if err != nil {
 		t.Errorf("%s %.100s: %v", method, path, err)
 		return response{body: []byte(err.Error())}
