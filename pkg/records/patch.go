@@ -39,8 +39,9 @@ var applyOptions = func() *jsonpatch.ApplyOptions {
 
 // readOnly are the members of each resource a patch may not change.
 var readOnly = map[string][]string{
-	Locations:    {"id", "organization_id", "version", "created_at", "updated_at", "provenance"},
-	Customers:    {"id", "organization_id", "version", "created_at", "updated_at", "provenance", "location", "debt_accounts"},
+	Locations: {"id", "organization_id", "version", "created_at", "updated_at", "provenance"},
+	Customers: {"id", "organization_id", "version", "created_at", "updated_at", "provenance", "location", "debt_accounts",
+		"debt_accounts_truncated", "links"},
 	DebtAccounts: {"id", "organization_id", "customer_id", "version", "created_at", "updated_at", "provenance"},
 }
 

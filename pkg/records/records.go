@@ -77,7 +77,7 @@ func (e *PreconditionError) Error() string {
 type InUseError = store.InUseError
 
 // Get reads one record of the organization; a customer includes its
-// location and debt accounts.
+// location and the first CustomerViewAccounts of its debt accounts.
 func (s *Service) Get(ctx context.Context, orgID uuid.UUID, resource string, id uuid.UUID) (Record, error) {
 	switch resource {
 	case Locations:
@@ -107,7 +107,7 @@ func (s *Service) customer(ctx context.Context, st *store.Store, orgID, id uuid.
 	if err != nil {
 		return Customer{}, fmt.Errorf("records: read location of customer %s: %w", id, err)
 	}
-	accounts, err := st.CustomerDebtAccounts(ctx, orgID, id)
+	accounts, err := st.CustomerDebtAccounts(ctx, orgID, id, CustomerViewAccounts+1)
 	if err != nil {
 		return Customer{}, err
 	}

@@ -126,7 +126,7 @@ func TestBatchShapes(t *testing.T) {
 		`{"operation": 1, "resource": "customers"}`:                                                                  "operation",
 		`{"operation": "patch", "resource": "customers", "nope": 1}`:                                                 "nope",
 	} {
-		o := s.operation(t.Context(), uuid.New(), json.RawMessage(op))
+		_, o := decodeOperation(json.RawMessage(op))
 		switch {
 		case field == "" && !errors.Is(o.Err, ErrNotFound):
 			t.Errorf("%s: %v, want not found, as its single request", op, o.Err)
@@ -134,10 +134,10 @@ func TestBatchShapes(t *testing.T) {
 			t.Errorf("%s: %v, want invalid %s", op, o.Err, field)
 		}
 	}
-	if o := s.operation(t.Context(), uuid.New(), json.RawMessage(`[1]`)); !errors.As(o.Err, new(*MalformedError)) {
+	if _, o := decodeOperation(json.RawMessage(`[1]`)); !errors.As(o.Err, new(*MalformedError)) {
 		t.Errorf("an operation that is no object: %v", o.Err)
 	}
-	if o := s.operation(t.Context(), uuid.New(), json.RawMessage(`{"operation": "patch", "resource": "customers", "nope": 1}`)); o.Op.Operation != "patch" ||
+	if _, o := decodeOperation(json.RawMessage(`{"operation": "patch", "resource": "customers", "nope": 1}`)); o.Op.Operation != "patch" ||
 		!strings.Contains(o.Err.Error(), "#: extraneous key [nope] is not permitted") {
 		t.Errorf("an operation with an unknown member: %+v", o)
 	}

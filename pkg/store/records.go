@@ -125,12 +125,20 @@ func (s *Store) CustomerByExternalID(ctx context.Context, orgID uuid.UUID, exter
 	return c, readError("customer", err)
 }
 
-// CustomerDebtAccounts reads every debt account of a customer, oldest
-// first (by external id among those created together).
-func (s *Store) CustomerDebtAccounts(ctx context.Context, orgID, customerID uuid.UUID) ([]DebtAccountRecord, error) {
+// CustomerDebtAccounts reads the first limit debt accounts of a customer in
+// the order of its tree: each top-level account, oldest first (by external
+// id among those created together), followed by its children in the same
+// order. Any prefix of that order is a tree (a child never comes before its
+// parent), so a caller that asks for one more than it shows knows whether
+// it left some out without reading them. Postgres orders the customer's
+// accounts to find the first ones (one index scan on customer_id and a
+// top-N sort: memory bounded by limit); only limit rows come back.
+func (s *Store) CustomerDebtAccounts(ctx context.Context, orgID, customerID uuid.UUID, limit int) ([]DebtAccountRecord, error) {
 	var out []DebtAccountRecord
 	err := s.db.WithContext(ctx).Raw(debtAccountSelect+` WHERE a.organization_id = ? AND a.customer_id = ?
-		ORDER BY a.created_at, a.external_id`, orgID, customerID).Scan(&out).Error
+		ORDER BY coalesce(p.created_at, a.created_at), coalesce(p.external_id, a.external_id), a.parent_id IS NOT NULL,
+			a.created_at, a.external_id
+		LIMIT ?`, orgID, customerID, limit).Scan(&out).Error
 	if err != nil {
 		return nil, errorf("store: read debt accounts of customer %s: %w", customerID, err)
 	}
