@@ -137,13 +137,21 @@ func answerOf(err error, subject string) *Error {
 			fmt.Sprintf("The bulk is %s; only a pending or processing bulk can be canceled.", finished.Bulk.Status))
 	case errors.As(err, &invalid):
 		return &Error{Status: http.StatusUnprocessableEntity, Message: invalid.Error(), Errors: invalid.Messages}
+	case errors.As(err, &stale) && stale.Weak:
+		return newError(http.StatusPreconditionFailed, "If-Match",
+			fmt.Sprintf("The If-Match header names the %s by a weak entity tag, and weak tags never match If-Match (RFC 9110 compares them strongly); send its ETag as given, %s (version %d).",
+				subject, stale.Current, stale.Version))
 	case errors.As(err, &stale):
 		return newError(http.StatusPreconditionFailed, "If-Match",
 			fmt.Sprintf("The %s has changed since it was read: its current version is %d (ETag %s); read it again and retry.",
 				subject, stale.Version, stale.Current))
 	case errors.As(err, &inUse):
-		return newError(http.StatusConflict, inUse.What, fmt.Sprintf(
-			"The %s has %d %s; delete them first, or add ?cascade=true to delete them with it.", subject, inUse.Count, bulk.Label(inUse.What)))
+		msg := fmt.Sprintf("The %s has %d %s; delete them first, or add ?cascade=true to delete them with it.",
+			subject, inUse.Count, bulk.Label(inUse.What))
+		if one, _ := records.Singular(inUse.What); inUse.Count == 1 {
+			msg = fmt.Sprintf("The %s has 1 %s; delete it first, or add ?cascade=true to delete it with the %s.", subject, one, subject)
+		}
+		return newError(http.StatusConflict, inUse.What, msg)
 	case errors.As(err, &malformed):
 		return newError(http.StatusBadRequest, "operation", malformed.Message)
 	case errors.As(err, &badWebhook):

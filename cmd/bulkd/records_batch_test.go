@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/bulkd/bulkd/pkg/bulkgen"
+	"github.com/bulkd/bulkd/pkg/testenv"
 	"github.com/bulkd/bulkd/workers/tasks"
 )
 
@@ -243,9 +246,9 @@ func TestRecordsBatchPatchesOfOneRecordLoseNoUpdate(t *testing.T) {
 	t1 := s.recordID(t, "debt_accounts", "t1")
 	data(t, s.request(t, http.MethodPatch, "/api/v1/debt_accounts/"+t1, `{"metadata": {}}`, bearer(key), mergePatch), http.StatusOK) // version 2
 
-	// Without if_match, each patch applies to the version it read (read
-	// again when another changed it) or, after too many such races, is 412:
-	// what succeeded is all there, nothing else.
+	// Without if_match, each patch applies to the version before it: they
+	// name one record, so they run in the order of the list, and every one
+	// is there.
 	const n = 40
 	ops := make([]string, n)
 	for i := range ops {
@@ -262,8 +265,8 @@ func TestRecordsBatchPatchesOfOneRecordLoseNoUpdate(t *testing.T) {
 			t.Errorf("patch %d: %d %s", i, r.Status, r.ErrorMessage)
 		}
 	}
-	if len(applied) < n/2 {
-		t.Errorf("only %d of %d patches applied", len(applied), n)
+	if len(applied) != n {
+		t.Errorf("%d of %d patches applied", len(applied), n)
 	}
 	d := data(t, s.request(t, http.MethodGet, "/api/v1/debt_accounts/"+t1, nil, bearer(key)), http.StatusOK)
 	version := int(d["version"].(float64))
@@ -271,9 +274,9 @@ func TestRecordsBatchPatchesOfOneRecordLoseNoUpdate(t *testing.T) {
 		t.Errorf("after %d patches applied: version %d, metadata %v", len(applied), version, m)
 	}
 
-	// With if_match of one version, exactly one applies; the others are 412.
-	// The values differ from the stored one: a patch that changes nothing
-	// is 200 without a write, whichever version it read.
+	// With if_match of one version, the first applies; the others, after
+	// it, are 412. The values differ from the stored one: a patch that
+	// changes nothing is 200 without a write, whichever version it read.
 	etag := fmt.Sprintf(`\"%d\"`, version)
 	for i := range ops {
 		ops[i] = fmt.Sprintf(`{"operation": "patch", "resource": "debt_accounts", "id": "%s", "if_match": "%s", "patch_directives": [{"op": "replace", "path": "/current_balance", "value": %d}]}`, t1, etag, 1000+i)
@@ -288,7 +291,7 @@ func TestRecordsBatchPatchesOfOneRecordLoseNoUpdate(t *testing.T) {
 			t.Errorf("result %d: %+v", i, r)
 		}
 	}
-	if a.SuccessCount != 1 || won < 0 {
+	if a.SuccessCount != 1 || won != 0 {
 		t.Fatalf("%d patches of one version succeeded", a.SuccessCount)
 	}
 	if n := s.db.Count(t, fmt.Sprintf(`SELECT count(*) FROM debt_accounts WHERE id = '%s' AND current_balance = %d AND version = %d`, t1, 1000+won, version+1)); n != 1 {
@@ -388,10 +391,10 @@ func TestRecordsWritesDuringOverlappingImports(t *testing.T) {
 	}
 }
 
-// Without if_match a patch applies to the current version, however many
-// patches of the same record race with it: a batch of 100 patches of one
-// customer, run several at once, applies all 100, each a version; none is a
-// 412 naming an If-Match the client never sent.
+// Without if_match a patch applies to the current version: a batch of 100
+// patches of one customer (run in turn, as they name one record) applies
+// all 100, each a version; none is a 412 naming an If-Match the client
+// never sent. TestRecordsConcurrentPatchesLoseNoUpdate races patches.
 func TestRecordsBatchPatchesOfOneRecordWithoutIfMatchAllApply(t *testing.T) {
 	t.Parallel()
 	s, key, _ := recordsService(t)
@@ -491,4 +494,120 @@ func TestRecordsBatchOperationWaitingForAnImportIs503(t *testing.T) {
 	if !logged {
 		t.Errorf("the operation's failure is not in bulkd's log under request id %s:\n%s", id, s.logs.String())
 	}
+}
+
+// Operations of a batch that name the same record (a create and what names
+// its external id, two operations on one id) run in the order of the list,
+// whatever runs beside them: a location, a customer at it and an account of
+// that customer, in one batch, are created every time.
+func TestRecordsBatchCreatesThatNameEachOtherRunInOrder(t *testing.T) {
+	t.Parallel()
+	s := startService(t, "RATE_LIMIT=0")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	for i := range 10 {
+		a := s.batch(t, key, fmt.Sprintf(`[
+			{"operation": "create", "resource": "locations", "object": {"external_id": "l-%[1]d"}},
+			{"operation": "create", "resource": "customers", "object": {"external_id": "c-%[1]d", "name": "Ann", "location_external_id": "l-%[1]d"}},
+			{"operation": "create", "resource": "debt_accounts", "object": {"external_id": "a-%[1]d", "balance": 1, "billing_type": ["settlement"], "customer_external_id": "c-%[1]d"}}]`, i))
+		if fmt.Sprint(a.statuses()) != "[201 201 201]" {
+			t.Errorf("batch %d: statuses %v, want [201 201 201]: %+v", i, a.statuses(), a.Results)
+		}
+	}
+}
+
+// A later operation waits for each earlier one that names what it names:
+// a child under a parent created just before it, an existing account moved
+// under that parent by a patch, a patch then a delete of one record (and a
+// delete then a patch, which finds nothing); the operations between them
+// that name none of it are not held up.
+func TestRecordsBatchLaterOperationsSeeEarlierOnes(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	c1, k2, t1 := s.recordID(t, "customers", "c1"), s.recordID(t, "debt_accounts", "k2"), s.recordID(t, "debt_accounts", "t1")
+	for i := range 5 {
+		l := s.batch(t, key, fmt.Sprintf(`[{"operation": "create", "resource": "locations", "object": {"external_id": "gone-%d"}}]`, i))
+		gone := l.Results[0].ID
+		a := s.batch(t, key, fmt.Sprintf(`[
+			{"operation": "create", "resource": "debt_accounts", "object": {"external_id": "np-%[1]d", "balance": 1, "billing_type": ["settlement"], "customer_id": "%[2]s"}},
+			{"operation": "create", "resource": "locations", "object": {"external_id": "other-%[1]d"}},
+			{"operation": "create", "resource": "debt_accounts", "object": {"external_id": "nk-%[1]d", "parent_external_id": "np-%[1]d", "balance": 1, "billing_type": ["settlement"], "customer_external_id": "c1"}},
+			{"operation": "patch", "resource": "debt_accounts", "id": "%[3]s", "patch_directives": [{"op": "replace", "path": "/parent_external_id", "value": "np-%[1]d"}]},
+			{"operation": "patch", "resource": "debt_accounts", "id": "%[4]s", "patch_directives": [{"op": "replace", "path": "/current_balance", "value": %[1]d}]},
+			{"operation": "delete", "resource": "locations", "id": "%[5]s"},
+			{"operation": "patch", "resource": "locations", "id": "%[5]s", "patch_directives": [{"op": "replace", "path": "/name", "value": "late"}]}]`,
+			i, c1, k2, t1, gone))
+		if want := "[201 201 201 200 200 204 404]"; fmt.Sprint(a.statuses()) != want {
+			t.Errorf("batch %d: statuses %v, want %s: %+v", i, a.statuses(), want, a.Results)
+		}
+		if got := s.record(t, `SELECT p.external_id FROM debt_accounts a JOIN debt_accounts p ON p.id = a.parent_id WHERE a.id = $1`, k2); got != fmt.Sprintf("np-%d", i) {
+			t.Errorf("batch %d: k2 is under %s", i, got)
+		}
+	}
+	// A patch and a delete of one record, in this order: the patch applies
+	// to the record, then it is gone.
+	a := s.batch(t, key, `[
+		{"operation": "patch", "resource": "debt_accounts", "id": "`+t1+`", "patch_directives": [{"op": "replace", "path": "/current_balance", "value": 1}]},
+		{"operation": "delete", "resource": "debt_accounts", "id": "`+t1+`"}]`)
+	if fmt.Sprint(a.statuses()) != "[200 204]" {
+		t.Errorf("patch then delete: %v %+v", a.statuses(), a.Results)
+	}
+}
+
+// Operations that name nothing in common run at the same time: while one
+// waits for the organization's import lock (an import is running), a plain
+// patch of another record beside it is applied, and a create that names
+// what the waiting one creates waits with it.
+func TestRecordsBatchIndependentOperationsRunBesideAWaitingOne(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	orgID := s.record(t, `SELECT organization_id::text FROM customers WHERE external_id = 'c1'`)
+	t1 := s.recordID(t, "debt_accounts", "t1")
+	lock := lockImports(t, s, orgID)
+	done := make(chan batchAnswer, 1)
+	go func() {
+		r := s.request(t, http.MethodPost, "/api/v1/batch", `{"operations": [
+			{"operation": "create", "resource": "locations", "object": {"external_id": "waits"}},
+			{"operation": "patch", "resource": "debt_accounts", "id": "`+t1+`", "patch_directives": [{"op": "replace", "path": "/current_balance", "value": 3}]},
+			{"operation": "create", "resource": "customers", "object": {"external_id": "after", "name": "Ann", "location_external_id": "waits"}}]}`, bearer(key), jsonBody)
+		var a batchAnswer
+		if err := json.Unmarshal(r.body, &a); err != nil || r.status != http.StatusOK {
+			t.Errorf("batch: %d %s", r.status, r.body)
+		}
+		done <- a
+	}()
+	testenv.Eventually(t, time.Minute, func() error {
+		if s.record(t, `SELECT current_balance::text FROM debt_accounts WHERE id = $1`, t1) != "3.00" {
+			return errors.New("the patch beside the waiting create to be applied")
+		}
+		return nil
+	})
+	if n := s.db.Count(t, `SELECT count(*) FROM customers WHERE external_id = 'after'`); n != 0 {
+		t.Errorf("the customer at the location being created was created before it")
+	}
+	lock.release()
+	if a := <-done; fmt.Sprint(a.statuses()) != "[201 200 201]" {
+		t.Errorf("statuses %v, want [201 200 201]: %+v", a.statuses(), a.Results)
+	}
+}
+
+// importLock is the organization's import lock, held by the test as a
+// running import holds it (store.importLockClass), so that every write that
+// takes it waits.
+type importLock struct{ release func() }
+
+func lockImports(t *testing.T, s *service, orgID string) *importLock {
+	t.Helper()
+	if _, err := s.db.Conn.Exec(t.Context(), `SELECT pg_advisory_lock(7240002, hashtext($1))`, orgID); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	l := &importLock{release: func() {
+		once.Do(func() {
+			if _, err := s.db.Conn.Exec(context.Background(), `SELECT pg_advisory_unlock(7240002, hashtext($1))`, orgID); err != nil {
+				t.Error(err)
+			}
+		})
+	}}
+	t.Cleanup(l.release)
+	return l
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -574,5 +575,197 @@ func TestRecordsCustomerIfMatchTakesItsVersion(t *testing.T) {
 	}
 	if got := s.record(t, `SELECT name FROM customers WHERE id = $1`, id); got != "Renamed" {
 		t.Errorf("name %q", got)
+	}
+}
+
+// A JSON Patch test compares numbers by value, as RFC 6902 §4.6 says, for
+// every number of a record (money, versions, provenance, metadata): any
+// spelling of 7 tests a current balance of 7.00, and a string or another
+// number does not.
+func TestRecordsJSONPatchTestComparesNumbersByValue(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	t1 := "/api/v1/debt_accounts/" + s.recordID(t, "debt_accounts", "t1")
+	c1 := "/api/v1/customers/" + s.recordID(t, "customers", "c1")
+	for _, tc := range []struct {
+		path, test string
+		ok         bool
+	}{
+		{t1, `{"op": "test", "path": "/current_balance", "value": 7}`, true},
+		{t1, `{"op": "test", "path": "/current_balance", "value": 7.0}`, true},
+		{t1, `{"op": "test", "path": "/current_balance", "value": 7.00}`, true},
+		{t1, `{"op": "test", "path": "/current_balance", "value": 700e-2}`, true},
+		{t1, `{"op": "test", "path": "/current_balance", "value": 0.07E+2}`, true},
+		{t1, `{"op": "test", "path": "/version", "value": 1.0}`, true},
+		{t1, `{"op": "test", "path": "/provenance/bulk_row", "value": 1e0}`, true},
+		{c1, `{"op": "test", "path": "/metadata/tier", "value": 1.00}`, true},
+		{c1, `{"op": "test", "path": "/metadata", "value": {"tier": 10e-1}}`, true},
+		{t1, `{"op": "test", "path": "/current_balance", "value": 7.01}`, false},
+		{t1, `{"op": "test", "path": "/current_balance", "value": "7.00"}`, false},
+		{t1, `{"op": "test", "path": "/current_balance", "value": -7}`, false},
+		{c1, `{"op": "test", "path": "/metadata", "value": {"tier": 1, "x": 1}}`, false},
+	} {
+		r := s.request(t, http.MethodPatch, tc.path, `[`+tc.test+`]`, bearer(key), jsonPatch)
+		if tc.ok && r.status != http.StatusOK {
+			t.Errorf("%s: %d %.300s, want 200", tc.test, r.status, r.body)
+		}
+		if !tc.ok && (r.status != http.StatusUnprocessableEntity || errorFields(t, r)["patch"] == nil) {
+			t.Errorf("%s: %d %.300s, want 422 naming patch", tc.test, r.status, r.body)
+		}
+	}
+	// A value added by the patch itself is compared by value too.
+	r := s.request(t, http.MethodPatch, t1, `[{"op": "add", "path": "/metadata", "value": {"n": 2.50}}, {"op": "test", "path": "/metadata/n", "value": 2.5}]`, bearer(key), jsonPatch)
+	if r.status != http.StatusOK {
+		t.Errorf("test of a value the patch added: %d %.300s", r.status, r.body)
+	}
+}
+
+// RFC 6901 writes an array index as 0 or digits without a leading zero (and
+// "-" for the end, where add appends): /billing_type/-1 and /billing_type/01
+// name no element, so a patch with them is a 422 naming the path, and
+// changes nothing.
+func TestRecordsJSONPatchRefusesArrayIndicesRFC6901DoesNotAllow(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	id := s.recordID(t, "debt_accounts", "t1")
+	t1 := "/api/v1/debt_accounts/" + id
+	for _, op := range []string{
+		`{"op": "add", "path": "/billing_type/-1", "value": "settlement"}`,
+		`{"op": "replace", "path": "/billing_type/-1", "value": "settlement"}`,
+		`{"op": "remove", "path": "/billing_type/-1"}`,
+		`{"op": "replace", "path": "/billing_type/00", "value": "settlement"}`,
+		`{"op": "add", "path": "/billing_type/01", "value": "settlement"}`,
+		`{"op": "test", "path": "/billing_type/00", "value": "payment-plan"}`,
+		`{"op": "copy", "from": "/billing_type/00", "path": "/billing_type/-"}`,
+		`{"op": "move", "from": "/billing_type/+0", "path": "/billing_type/-"}`,
+		`{"op": "remove", "path": "/billing_type/-"}`,
+	} {
+		r := s.request(t, http.MethodPatch, t1, `[`+op+`]`, bearer(key), jsonPatch)
+		var v struct{ Path string }
+		_ = json.Unmarshal([]byte(op), &v)
+		bad := v.Path
+		if strings.Contains(op, `"from"`) {
+			bad = strings.Split(strings.Split(op, `"from": "`)[1], `"`)[0]
+		}
+		if r.status != http.StatusUnprocessableEntity || errorFields(t, r)["patch"] == nil || !strings.Contains(string(r.body), bad) {
+			t.Errorf("%s: %d %.300s, want 422 naming patch and %s", op, r.status, r.body, bad)
+		}
+	}
+	if got := s.record(t, accountRecord, "t1"); got != "7.00|7.00|payment-plan|-|NULL|v1" {
+		t.Errorf("t1 after refused patches: %s", got)
+	}
+	// The indices RFC 6901 writes still work.
+	a := data(t, s.request(t, http.MethodPatch, t1, `[{"op": "add", "path": "/billing_type/-", "value": "settlement"},
+		{"op": "add", "path": "/billing_type/0", "value": "full-payment"}, {"op": "test", "path": "/billing_type/2", "value": "settlement"}]`,
+		bearer(key), jsonPatch), http.StatusOK)
+	if fmt.Sprint(a["billing_type"]) != "[full-payment payment-plan settlement]" {
+		t.Errorf("billing_type %v", a["billing_type"])
+	}
+}
+
+// A weak entity tag never matches If-Match (RFC 9110 compares strongly): a
+// patch or delete with W/ and the current version is a 412 that says so,
+// not one that says the record changed.
+func TestRecordsWeakIfMatchIsRefusedAsWeak(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	t1 := "/api/v1/debt_accounts/" + s.recordID(t, "debt_accounts", "t1")
+	for _, method := range []string{http.MethodPatch, http.MethodDelete} {
+		r := s.request(t, method, t1, `{"name": "X"}`, bearer(key), mergePatch, `If-Match: W/"1"`)
+		msg := strings.Join(errorFields(t, r)["If-Match"], " ")
+		if r.status != http.StatusPreconditionFailed || !strings.Contains(msg, "weak") || strings.Contains(msg, "has changed") {
+			t.Errorf("%s with If-Match: W/\"1\" at version 1: %d %.300s, want 412 saying weak tags never match", method, r.status, r.body)
+		}
+	}
+	a := s.batch(t, key, `[{"operation": "delete", "resource": "debt_accounts", "id": "`+s.recordID(t, "debt_accounts", "t1")+`", "if_match": "W/\"1\""}]`)
+	if r := a.Results[0]; r.Status != http.StatusPreconditionFailed || !strings.Contains(r.ErrorMessage, "weak") {
+		t.Errorf("batch delete with a weak if_match: %+v", r)
+	}
+	if n := s.db.Count(t, `SELECT count(*) FROM debt_accounts WHERE external_id = 't1' AND version = 1`); n != 1 {
+		t.Error("t1 changed")
+	}
+}
+
+// A nesting error names the field the client wrote: parent_id, as the id
+// of a child, is "The selected parent id …", never the parent external id
+// it did not send.
+func TestRecordsParentIDNestingErrorNamesParentID(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	k2, t1 := s.recordID(t, "debt_accounts", "k2"), s.recordID(t, "debt_accounts", "t1")
+	r := s.request(t, http.MethodPatch, "/api/v1/debt_accounts/"+t1, `{"parent_id": "`+k2+`"}`, bearer(key), mergePatch)
+	msg := strings.Join(errorFields(t, r)["parent_id"], " ")
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(msg, "parent id") || strings.Contains(msg, "external") {
+		t.Errorf("patch under a child by parent_id: %d %.300s", r.status, r.body)
+	}
+	a := s.batch(t, key, `[{"operation": "create", "resource": "debt_accounts", "object": {"external_id": "n1", "parent_id": "`+k2+`",
+		"balance": 1, "billing_type": ["settlement"], "customer_external_id": "c1"}}]`)
+	if msg := strings.Join(a.Results[0].Errors["parent_id"], " "); !strings.Contains(msg, "parent id") || strings.Contains(msg, "external") {
+		t.Errorf("create under a child by parent_id: %+v", a.Results[0])
+	}
+}
+
+// A count in a message agrees with its noun: one customer, one debt
+// account; two customers.
+func TestRecordsInUseMessagesAgreeInNumber(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	s.waitCompleted(t, key, s.submit(t, key, []byte(`[{"customer": {"external_id": "c3", "name": "Cy"}, "location": {"external_id": "l3"},
+		"debt_accounts": [{"external_id": "q1", "balance": 1, "billing_type": ["settlement"]},
+			{"external_id": "q2", "parent_external_id": "q1", "balance": 1, "billing_type": ["settlement"]}]}]`)))
+	for path, held := range map[string]string{
+		"/api/v1/locations/" + s.recordID(t, "locations", "l3"):         `"customers":["The location has 1 customer;`,
+		"/api/v1/debt_accounts/" + s.recordID(t, "debt_accounts", "q1"): `"debt_accounts":["The debt account has 1 debt account;`,
+		"/api/v1/customers/" + s.recordID(t, "customers", "c3"):         `"debt_accounts":["The customer has 2 debt accounts;`,
+	} {
+		if r := s.request(t, http.MethodDelete, path, nil, bearer(key)); r.status != http.StatusConflict || !strings.Contains(string(r.body), held) {
+			t.Errorf("DELETE %s: %d %s, want %s", path, r.status, r.body, held)
+		}
+	}
+}
+
+// current_balance cannot be cleared, by a patch as by an upsert (whose rule
+// docs/api.md states): null, or the member removed, keeps the stored value;
+// only a new account takes its balance as the default.
+func TestRecordsPatchOfANullCurrentBalanceKeepsIt(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	k1 := "/api/v1/debt_accounts/" + s.recordID(t, "debt_accounts", "k1")
+	for _, p := range []struct{ body, header string }{
+		{`{"current_balance": null}`, mergePatch},
+		{`[{"op": "replace", "path": "/current_balance", "value": null}]`, jsonPatch},
+		{`[{"op": "remove", "path": "/current_balance"}]`, jsonPatch},
+	} {
+		a := data(t, s.request(t, http.MethodPatch, k1, p.body, bearer(key), p.header), http.StatusOK)
+		if a["current_balance"] != 5.0 || a["version"] != 1.0 {
+			t.Errorf("%s: current_balance %v, version %v; want 5.00 kept, version 1", p.body, a["current_balance"], a["version"])
+		}
+	}
+	// The same account upserted with null: kept as well.
+	s.waitCompleted(t, key, s.submitWith(t, key, "mode=upsert", []byte(`[{"customer": {"external_id": "c1"}, "location": {"external_id": "l1"},
+		"debt_accounts": [{"external_id": "k1", "parent_external_id": "p1", "current_balance": null}]}]`)))
+	if got := s.record(t, `SELECT current_balance::text FROM debt_accounts WHERE external_id = 'k1'`); got != "5.00" {
+		t.Errorf("after an upsert of null: %s", got)
+	}
+}
+
+// The email filter matches an address whatever its case, as addresses are
+// compared everywhere else: Ann@Example.COM finds ann@example.com.
+func TestRecordsEmailFilterIgnoresCase(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	s.waitCompleted(t, key, s.submit(t, key, []byte(`[{"customer": {"external_id": "c3", "name": "Cy", "email": "Cy.Diaz@Example.org"}, "location": {"external_id": "l1"}}]`)))
+	for filter, want := range map[string]string{
+		"ann@example.com":     "c1",
+		"Ann@Example.COM":     "c1",
+		"cy.diaz@example.org": "c3",
+		"CY.DIAZ@EXAMPLE.ORG": "c3",
+		"Cy.Diaz@Example.org": "c3",
+		"cy@example.org":      "",
+	} {
+		got, _ := list(t, s.request(t, http.MethodGet, "/api/v1/customers?email="+url.QueryEscape(filter), nil, bearer(key)))
+		if strings.Join(got, ",") != want {
+			t.Errorf("?email=%s: %v, want %q", filter, got, want)
+		}
 	}
 }

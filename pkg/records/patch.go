@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/google/uuid"
@@ -28,19 +29,11 @@ const (
 // it, and a patch of a few kilobytes builds gigabytes.
 const MaxPatchCopyBytes = 64 << 10
 
-// applyOptions are RFC 6902's rules, with negative indices as
-// evanphx/json-patch allows them and copies bounded.
-var applyOptions = func() *jsonpatch.ApplyOptions {
-	o := jsonpatch.NewApplyOptions()
-	o.SupportNegativeIndices = true
-	o.AccumulatedCopySizeLimit = MaxPatchCopyBytes
-	return o
-}()
-
 // readOnly are the members of each resource a patch may not change.
 var readOnly = map[string][]string{
-	Locations:    {"id", "organization_id", "version", "created_at", "updated_at", "provenance"},
-	Customers:    {"id", "organization_id", "version", "created_at", "updated_at", "provenance", "location", "debt_accounts"},
+	Locations: {"id", "organization_id", "version", "created_at", "updated_at", "provenance"},
+	Customers: {"id", "organization_id", "version", "created_at", "updated_at", "provenance", "location", "debt_accounts",
+		"debt_accounts_truncated", "links"},
 	DebtAccounts: {"id", "organization_id", "customer_id", "version", "created_at", "updated_at", "provenance"},
 }
 
@@ -120,11 +113,14 @@ func (s *Service) patchOnce(ctx context.Context, orgID uuid.UUID, resource strin
 	var out []byte
 	switch kind {
 	case JSONPatch:
-		p, perr := jsonpatch.DecodePatch(patch)
-		if perr != nil {
-			return false, invalid("patch", msgNotJSONPatch)
+		ops, derr := decodeJSONPatch(patch)
+		if derr != nil {
+			return false, derr
 		}
-		out, err = p.ApplyWithOptions(doc, applyOptions)
+		out, err = applyJSONPatch(doc, ops)
+		if pe := (*patchError)(nil); err != nil && !errors.As(err, &pe) {
+			return false, err // the record as shown is no JSON: not the client's doing
+		}
 	case MergePatch:
 		out, err = jsonpatch.MergePatch(doc, patch)
 	}
@@ -187,6 +183,13 @@ func (s *Service) patchOnce(ctx context.Context, orgID uuid.UUID, resource strin
 			return nil
 		})
 	case DebtAccounts:
+		// A current balance cannot be cleared: null, or the member
+		// removed, keeps the stored one, as an upsert's null or absent
+		// current_balance does. The import's default for it (the
+		// balance) is a new account's.
+		if cb, ok := after["current_balance"]; !ok || equalJSON(cb, json.RawMessage("null")) {
+			after["current_balance"] = before["current_balance"]
+		}
 		in := bulk.ParseDebtAccount(after.pick("external_id", "parent_external_id", "external_account_number",
 			"balance", "current_balance", "billing_type", "metadata"), opts, false)
 		if err := messagesError(in.Messages); err != nil {
@@ -264,9 +267,11 @@ func checkParent(ctx context.Context, tx *store.Store, orgID uuid.UUID, a DebtAc
 	if ref.none {
 		return nil, nil
 	}
-	msgInvalid := bulk.MsgInvalidParent
+	// The import's messages, naming the field the client wrote.
+	msgInvalid, msgNested := bulk.MsgInvalidParent, bulk.MsgParentNested
 	if field == "parent_id" {
 		msgInvalid = "The selected parent id is invalid."
+		msgNested = strings.Replace(msgNested, "parent external id", "parent id", 1)
 	}
 	var p store.DebtAccountRecord
 	var err error
@@ -283,7 +288,7 @@ func checkParent(ctx context.Context, tx *store.Store, orgID uuid.UUID, a DebtAc
 	case p.ID == a.ID || p.CustomerID != a.CustomerID:
 		return nil, invalid(field, msgInvalid)
 	case p.ParentID != nil:
-		return nil, invalid(field, bulk.MsgParentNested)
+		return nil, invalid(field, msgNested)
 	}
 	n, err := tx.CountChildren(ctx, a.ID)
 	if err != nil {

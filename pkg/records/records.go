@@ -61,14 +61,20 @@ func invalid(field, msg string) *ValidationError {
 	return &ValidationError{Messages: map[string][]string{field: {msg}}}
 }
 
-// PreconditionError is a write whose If-Match no longer names the record:
-// it changed since the client read it. Current is its ETag now.
+// PreconditionError is a write whose If-Match does not name the record:
+// it changed since the client read it, or (Weak) the header names it only
+// by weak entity tags, which never match If-Match (RFC 9110 §13.1.1
+// compares strongly). Current is its ETag now.
 type PreconditionError struct {
 	Version int
 	Current string
+	Weak    bool
 }
 
 func (e *PreconditionError) Error() string {
+	if e.Weak {
+		return fmt.Sprintf("A weak entity tag never matches If-Match; the record's current ETag is %s.", e.Current)
+	}
 	return fmt.Sprintf("The record has changed since it was read: its current version is %d (ETag %s).", e.Version, e.Current)
 }
 
@@ -77,7 +83,7 @@ func (e *PreconditionError) Error() string {
 type InUseError = store.InUseError
 
 // Get reads one record of the organization; a customer includes its
-// location and debt accounts.
+// location and the first CustomerViewAccounts of its debt accounts.
 func (s *Service) Get(ctx context.Context, orgID uuid.UUID, resource string, id uuid.UUID) (Record, error) {
 	switch resource {
 	case Locations:
@@ -107,7 +113,7 @@ func (s *Service) customer(ctx context.Context, st *store.Store, orgID, id uuid.
 	if err != nil {
 		return Customer{}, fmt.Errorf("records: read location of customer %s: %w", id, err)
 	}
-	accounts, err := st.CustomerDebtAccounts(ctx, orgID, id)
+	accounts, err := st.CustomerDebtAccounts(ctx, orgID, id, CustomerViewAccounts+1)
 	if err != nil {
 		return Customer{}, err
 	}
@@ -172,7 +178,10 @@ func versionOf(r Record) int {
 // what a list shows and what a patch or delete of it changes.
 func precondition(ifMatch string, r Record) error {
 	if ifMatch != "" && !listed(ifMatch, r.ETag(), false) && !listed(ifMatch, versionTag(versionOf(r)), false) {
-		return &PreconditionError{Version: versionOf(r), Current: r.ETag()}
+		// A weak tag of the record as it is would name it, compared weakly:
+		// say why it does not, rather than that the record changed.
+		weak := strings.Contains(ifMatch, "W/") && (listed(ifMatch, r.ETag(), true) || listed(ifMatch, versionTag(versionOf(r)), true))
+		return &PreconditionError{Version: versionOf(r), Current: r.ETag(), Weak: weak}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package records
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -39,6 +40,10 @@ func TestETagLists(t *testing.T) {
 		err := precondition(tc.header, loc)
 		if (err == nil) != tc.matches || (err != nil && (!errors.As(err, &pre) || pre.Version != 3 || pre.Current != `"3"`)) {
 			t.Errorf("If-Match %q: %v, want a match %v", tc.header, err, tc.matches)
+		}
+		// Refused for a weak tag that names it, it says so.
+		if weak := tc.notModified && !tc.matches; err != nil && pre.Weak != weak {
+			t.Errorf("If-Match %q: weak %v, want %v", tc.header, pre.Weak, weak)
 		}
 	}
 	// A customer's ETag covers what it includes; If-Match takes its version
@@ -126,7 +131,7 @@ func TestBatchShapes(t *testing.T) {
 		`{"operation": 1, "resource": "customers"}`:                                                                  "operation",
 		`{"operation": "patch", "resource": "customers", "nope": 1}`:                                                 "nope",
 	} {
-		o := s.operation(t.Context(), uuid.New(), json.RawMessage(op))
+		_, o := decodeOperation(json.RawMessage(op))
 		switch {
 		case field == "" && !errors.Is(o.Err, ErrNotFound):
 			t.Errorf("%s: %v, want not found, as its single request", op, o.Err)
@@ -134,10 +139,10 @@ func TestBatchShapes(t *testing.T) {
 			t.Errorf("%s: %v, want invalid %s", op, o.Err, field)
 		}
 	}
-	if o := s.operation(t.Context(), uuid.New(), json.RawMessage(`[1]`)); !errors.As(o.Err, new(*MalformedError)) {
+	if _, o := decodeOperation(json.RawMessage(`[1]`)); !errors.As(o.Err, new(*MalformedError)) {
 		t.Errorf("an operation that is no object: %v", o.Err)
 	}
-	if o := s.operation(t.Context(), uuid.New(), json.RawMessage(`{"operation": "patch", "resource": "customers", "nope": 1}`)); o.Op.Operation != "patch" ||
+	if _, o := decodeOperation(json.RawMessage(`{"operation": "patch", "resource": "customers", "nope": 1}`)); o.Op.Operation != "patch" ||
 		!strings.Contains(o.Err.Error(), "#: extraneous key [nope] is not permitted") {
 		t.Errorf("an operation with an unknown member: %+v", o)
 	}
@@ -173,5 +178,38 @@ func TestIDOfAndOptional(t *testing.T) {
 	}
 	if optional("") != nil || *optional("x") != "x" {
 		t.Errorf("optional: %v %v", optional(""), optional("x"))
+	}
+}
+
+// Operations of a batch wait for the last earlier one that names a record
+// they name (by id, or by external id within a resource); the others wait
+// for nothing.
+func TestBatchOrder(t *testing.T) {
+	t.Parallel()
+	x := uuid.NewString()
+	raws := []string{
+		/* 0 */ `{"operation": "create", "resource": "locations", "object": {"external_id": "l1"}}`,
+		/* 1 */ `{"operation": "create", "resource": "customers", "object": {"external_id": "c1", "name": "A", "location_external_id": "l1"}}`,
+		/* 2 */ `{"operation": "create", "resource": "locations", "object": {"external_id": "l2"}}`,
+		/* 3 */ `{"operation": "create", "resource": "debt_accounts", "object": {"external_id": "p1", "customer_external_id": "c1"}}`,
+		/* 4 */ `{"operation": "create", "resource": "debt_accounts", "object": {"external_id": "k1", "parent_external_id": "p1", "customer_external_id": "c1"}}`,
+		/* 5 */ `{"operation": "patch", "resource": "customers", "id": "` + strings.ToUpper(x) + `", "patch_directives": [{"op": "replace", "path": "/location_id", "value": "` + x + `"}]}`,
+		/* 6 */ `{"operation": "patch", "resource": "debt_accounts", "id": "` + x + `", "patch_directives": [{"op": "replace", "path": "/parent_external_id", "value": "p1"}]}`,
+		/* 7 */ `{"operation": "delete", "resource": "customers", "id": "` + x + `"}`,
+		/* 8 */ `{"operation": "create", "resource": "customers", "object": {"external_id": "l1", "name": "A", "location_id": "` + x + `"}}`,
+		/* 9 */ `not an operation`,
+		/* 10 */ `{"operation": "create", "resource": "locations", "object": {"external_id": "l1"}}`,
+	}
+	ops := make([]operation, len(raws))
+	out := make([]Outcome, len(raws))
+	for i, raw := range raws {
+		ops[i], out[i] = decodeOperation(json.RawMessage(raw))
+	}
+	got := order(ops, out)
+	want := [][]int{0: nil, 1: {0}, 2: nil, 3: {1}, 4: {3}, 5: nil, 6: {4}, 7: {5}, 8: {5}, 9: nil, 10: {1}}
+	for i := range want {
+		if fmt.Sprint(got[i]) != fmt.Sprint(want[i]) {
+			t.Errorf("operation %d waits for %v, want %v", i, got[i], want[i])
+		}
 	}
 }

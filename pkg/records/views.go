@@ -57,8 +57,17 @@ type Location struct {
 	Provenance     Provenance `json:"provenance"`
 }
 
+// CustomerViewAccounts bounds the debt accounts a customer's view includes,
+// children counted: a customer may have any number of accounts (every bulk
+// may add up to 20 000), and its answer, a patch's and a batch's, would
+// grow with them. The view says when it leaves accounts out and links to
+// the paged list of all of them.
+const CustomerViewAccounts = 100
+
 // Customer is a customer as the API shows it. A single customer includes
-// its location and its debt accounts as a tree; a list leaves both out.
+// its location and the first CustomerViewAccounts of its debt accounts as a
+// tree, whether there are more, and the link to all of them; a list leaves
+// these out.
 type Customer struct {
 	ID             uuid.UUID       `json:"id"`
 	OrganizationID uuid.UUID       `json:"organization_id"`
@@ -77,7 +86,17 @@ type Customer struct {
 	Provenance     Provenance      `json:"provenance"`
 	Location       *Location       `json:"location,omitempty"`
 	DebtAccounts   *[]DebtAccount  `json:"debt_accounts,omitempty"`
-	etag           string          // of the customer and what it includes
+	// DebtAccountsTruncated tells that the customer has more accounts than
+	// DebtAccounts includes.
+	DebtAccountsTruncated *bool          `json:"debt_accounts_truncated,omitempty"`
+	Links                 *CustomerLinks `json:"links,omitempty"`
+	etag                  string         // of the customer and what it includes
+}
+
+// CustomerLinks are where a customer's view leads: the paged list of all
+// of its debt accounts.
+type CustomerLinks struct {
+	DebtAccounts string `json:"debt_accounts"`
 }
 
 // DebtAccount is a debt account as the API shows it; balances are exact
@@ -164,14 +183,23 @@ func jsonOrNull(b json.RawMessage) json.RawMessage {
 	return b
 }
 
-// customerTree is the customer with its location and its accounts, each
-// top-level account with its children, and its ETag.
+// customerTree is the customer with its location and accounts (the first
+// ones of its tree, as store.CustomerDebtAccounts reads them: more than
+// CustomerViewAccounts tells that some are left out), each top-level
+// account with its children, and its ETag: built on the versions of what
+// the view includes, so that it changes whenever the view does.
 func customerTree(c models.Customer, l models.Location, accounts []store.DebtAccountRecord) Customer {
+	truncated := len(accounts) > CustomerViewAccounts
+	if truncated {
+		accounts = accounts[:CustomerViewAccounts]
+	}
 	v := newCustomer(c)
 	loc := newLocation(l)
 	v.Location = &loc
+	v.DebtAccountsTruncated = &truncated
+	v.Links = &CustomerLinks{DebtAccounts: "/api/v1/customers/" + c.ID.String() + "/debt_accounts"}
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s:%d;", l.ID, l.Version)
+	fmt.Fprintf(h, "%s:%d;%t;", l.ID, l.Version, truncated)
 	byParent := map[uuid.UUID][]DebtAccount{}
 	var top []DebtAccount
 	for _, a := range accounts {

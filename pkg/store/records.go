@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -125,12 +126,30 @@ func (s *Store) CustomerByExternalID(ctx context.Context, orgID uuid.UUID, exter
 	return c, readError("customer", err)
 }
 
-// CustomerDebtAccounts reads every debt account of a customer, oldest
-// first (by external id among those created together).
-func (s *Store) CustomerDebtAccounts(ctx context.Context, orgID, customerID uuid.UUID) ([]DebtAccountRecord, error) {
+// CustomerDebtAccounts reads the first limit debt accounts of a customer in
+// the order of its tree: each top-level account, oldest first (by external
+// id among those created together), followed by its children in the same
+// order. Any prefix of that order is a tree (a child never comes before its
+// parent), so a caller that asks for one more than it shows knows whether
+// it left some out without reading them. Each part is read in index order
+// (migration 0013): at most limit top-level accounts, and at most limit
+// children of each, whatever the customer has.
+func (s *Store) CustomerDebtAccounts(ctx context.Context, orgID, customerID uuid.UUID, limit int) ([]DebtAccountRecord, error) {
 	var out []DebtAccountRecord
-	err := s.db.WithContext(ctx).Raw(debtAccountSelect+` WHERE a.organization_id = ? AND a.customer_id = ?
-		ORDER BY a.created_at, a.external_id`, orgID, customerID).Scan(&out).Error
+	err := s.db.WithContext(ctx).Raw(`WITH top AS (
+			SELECT a.*, NULL::text AS parent_external_id, a.created_at AS tree_at, a.external_id AS tree_external_id, false AS is_child
+			FROM debt_accounts a
+			WHERE a.organization_id = @org AND a.customer_id = @customer AND a.parent_id IS NULL
+			ORDER BY a.created_at, a.external_id LIMIT @limit)
+		SELECT * FROM (
+			SELECT * FROM top
+			UNION ALL
+			SELECT k.*, t.external_id, t.created_at, t.external_id, true FROM top t CROSS JOIN LATERAL (
+				SELECT c.* FROM debt_accounts c WHERE c.parent_id = t.id AND c.organization_id = @org
+				ORDER BY c.created_at, c.external_id LIMIT @limit) k
+		) tree
+		ORDER BY tree_at, tree_external_id, is_child, created_at, external_id
+		LIMIT @limit`, sql.Named("org", orgID), sql.Named("customer", customerID), sql.Named("limit", limit)).Scan(&out).Error
 	if err != nil {
 		return nil, errorf("store: read debt accounts of customer %s: %w", customerID, err)
 	}
@@ -156,8 +175,9 @@ func readError(what string, err error) error {
 	return errorf("store: read %s: %w", what, err)
 }
 
-// RecordFilter selects the records of a list: each set field must match.
-// Columns not in the table are refused by the list functions.
+// RecordFilter selects the records of a list: each set field must match
+// (Email whatever its case). Columns not in the table are refused by the
+// list functions.
 type RecordFilter struct {
 	ExternalID string
 	Email      string
@@ -212,7 +232,8 @@ func listQuery(sel string, orgID uuid.UUID, f RecordFilter, p page.Keyset) (stri
 		add("t.external_id = ?", f.ExternalID)
 	}
 	if f.Email != "" {
-		add("t.email = ?", f.Email)
+		// Any case, in the form the index on lower(email) serves.
+		add("t.email IS NOT NULL AND lower(t.email) = lower(?)", f.Email)
 	}
 	if f.LocationID != nil {
 		add("t.location_id = ?", *f.LocationID)
