@@ -63,6 +63,10 @@ type Customer struct {
 	Provenance     Provenance     `json:"provenance"`
 	Location       *Location      `json:"location,omitempty"`
 	DebtAccounts   []DebtAccount  `json:"debt_accounts,omitempty"`
+	// DebtAccountsTruncated says that a single customer has more debt
+	// accounts than DebtAccounts includes (at most 100); ListCustomerDebtAccounts
+	// and AllCustomerDebtAccounts read them all.
+	DebtAccountsTruncated bool `json:"debt_accounts_truncated,omitempty"`
 	// ETag is the entity tag of the customer and what it includes; "" in a
 	// list.
 	ETag string `json:"-"`
