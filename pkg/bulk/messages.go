@@ -57,6 +57,14 @@ func MsgExtraneous(pointer, key string) string {
 	return pointer + ": extraneous key [" + key + "] is not permitted"
 }
 
+// MsgDuplicate is the message of a key given more than once in one object,
+// where repeated keys are refused (a strict import): without strict mode the
+// last value is taken, as encoding/json takes it, and an earlier one, however
+// wrong, would be dropped unseen.
+func MsgDuplicate(pointer, key string) string {
+	return pointer + ": duplicate key [" + key + "] is not permitted"
+}
+
 // requiredMessages are the "required" messages of the fields every failed
 // object may carry, made once: a bulk of 200 000 empty accounts would
 // otherwise format 600 000 copies of three sentences.

@@ -29,8 +29,8 @@ type Options struct {
 	// ValidateOnly runs the whole import, database checks included, and
 	// reports what it would do, without writing a record.
 	ValidateOnly bool
-	// Strict makes an unknown key anywhere in a row an error of the object
-	// that holds it.
+	// Strict makes an unknown key anywhere in a row, and a key given twice
+	// in one object, an error of the object that holds it.
 	Strict bool
 	// Today bounds dates: a date of birth must be before it.
 	Today time.Time
