@@ -28,11 +28,15 @@ func (m Messages) add(field, msg string) {
 // Messages shown to clients. They follow the wording of the Tratta API, which
 // bulkd is compatible with ("The external id has already been taken.").
 const (
-	MsgTaken             = "The external id has already been taken."
-	MsgMoreProblems      = "The object has more problems than are listed here."
-	MsgInvalidParent     = "The selected parent external id is invalid."
-	MsgParentNested      = "The selected parent external id names a debt account that has a parent itself; only one level of nesting is allowed."
-	MsgParentNotAllowed  = "The parent external id field is not allowed on parent debt accounts."
+	MsgTaken            = "The external id has already been taken."
+	MsgMoreProblems     = "The object has more problems than are listed here."
+	MsgInvalidParent    = "The selected parent external id is invalid."
+	MsgParentNested     = "The selected parent external id names a debt account that has a parent itself; only one level of nesting is allowed."
+	MsgParentNotAllowed = "The parent external id field is not allowed on parent debt accounts."
+	// MsgParentStoredNested is an upsert's child of an account that is
+	// stored nested under another and that the row leaves there.
+	MsgParentStoredNested = "The selected parent external id names a debt account nested under another; " +
+		"list it in parent_debt_accounts, or give it \"parent_external_id\": null, to move it to the top level."
 	MsgParentFailed      = "The debt account was not saved because its parent debt account failed."
 	MsgCustomerFailed    = "The debt account was not saved because its customer failed."
 	MsgLocationFailed    = "The customer was not saved because its location failed."
