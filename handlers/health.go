@@ -27,8 +27,13 @@ func newHealth(checks map[string]Pinger, log *slog.Logger) *Health {
 	return &Health{checks: checks, log: log, down: map[string]bool{}}
 }
 
-// Live answers 200 while the process serves HTTP.
+// Live answers 200 while the process serves HTTP. Like every endpoint, the
+// probes refuse a query parameter (they take none): a probe configured with
+// one would otherwise pass while meaning something else.
 func (h *Health) Live(c echo.Context) error {
+	if err := noQuery(c); err != nil {
+		return err
+	}
 	return respond(c, http.StatusOK, map[string]string{"status": "ok"})
 }
 
@@ -38,6 +43,9 @@ func (h *Health) Live(c echo.Context) error {
 // every probe, so that a load balancer probing an outage does not flood the
 // logs.
 func (h *Health) Ready(c echo.Context) error {
+	if err := noQuery(c); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
 	names := make([]string, 0, len(h.checks))

@@ -217,10 +217,14 @@ func organization(c echo.Context) models.Organization {
 }
 
 // query is a request's query string, read against the parameters its
-// endpoint takes. A parameter that is unknown or given more than once, or
-// whose value a reader refuses, is named in the one 400 answer with all the
-// others (err), so that a misspelt or misplaced option is never silently
-// ignored and a client fixes them all at once.
+// endpoint takes. A parameter that is unknown, given more than once or
+// given empty, or whose value a reader refuses, is named in the one 400
+// answer with all the others (err), so that a misspelt or misplaced option
+// is never silently ignored and a client fixes them all at once. An empty
+// value (?cascade=, ?page, ?external_id=) is never read as the parameter's
+// default nor as a value: a client that means the default leaves the
+// parameter out, and one whose value went missing (a variable that was not
+// set) learns of it instead of getting an answer to another question.
 type query struct {
 	values url.Values
 	bad    *Error
@@ -244,12 +248,16 @@ func readQuery(c echo.Context, names ...string) (*query, error) {
 	q := &query{values: values}
 	for _, name := range slices.Sorted(maps.Keys(values)) {
 		switch {
+		case name == "":
+			q.fail("query", "Every query parameter must have a name, as name=value.")
 		case !slices.Contains(names, name) && len(names) == 0:
 			q.fail(name, "The "+name+" parameter is unknown; this endpoint takes none.")
 		case !slices.Contains(names, name):
 			q.fail(name, "The "+name+" parameter is unknown; the parameters are "+inWords(names)+".")
 		case len(values[name]) > 1:
 			q.fail(name, "The "+name+" parameter must be given at most once"+repeatedHints[name]+".")
+		case values[name][0] == "":
+			q.fail(name, "The "+name+" parameter must have a value; leave it out for its default.")
 		default:
 			// A value reaches Postgres as text, which holds neither.
 			if v := values[name][0]; !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
@@ -321,25 +329,22 @@ func (q *query) int(name string, def, lo, hi int) int {
 	return n
 }
 
-// bool is a parameter true or false; absent or empty, it is false.
+// bool is a parameter true or false; absent, it is false.
 func (q *query) bool(name string) bool {
-	switch s, _ := q.get(name); s {
-	case "", "false":
+	s, ok := q.get(name)
+	switch {
+	case !ok || s == "false":
 		return false
-	case "true":
+	case s == "true":
 		return true
 	}
 	q.fail(name, "The "+name+" parameter must be true or false.")
 	return false
 }
 
-// cursor is the cursor of a list's page, "" for the first page; one given
-// empty is no cursor the list gave.
+// cursor is the cursor of a list's page, "" for the first page.
 func (q *query) cursor() string {
-	s, ok := q.get("cursor")
-	if ok && s == "" {
-		q.fail("cursor", msgCursor)
-	}
+	s, _ := q.get("cursor")
 	return s
 }
 

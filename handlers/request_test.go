@@ -57,6 +57,10 @@ func TestQueryNamesEveryRefusedParameter(t *testing.T) {
 		{"a=%00", []string{"a"}, []string{"a"}, "The a parameter must be UTF-8 text without NUL characters."},
 		{"a=%ff", []string{"a"}, []string{"a"}, ""},
 		{"zz=1&a=1&a=2&b=%00", []string{"a", "b"}, []string{"a", "b", "zz"}, ""},
+		// An empty value is no value: never the default, never "".
+		{"cascade=", []string{"cascade"}, []string{"cascade"}, "The cascade parameter must have a value; leave it out for its default."},
+		{"page&per_page=10", []string{"page", "per_page"}, []string{"page"}, "The page parameter must have a value; leave it out for its default."},
+		{"=1", []string{"a"}, []string{"query"}, "Every query parameter must have a name, as name=value."},
 	} {
 		q, err := readQuery(requestContext(http.MethodGet, "/?"+tc.query, nil, ""), tc.names...)
 		if err != nil {

@@ -223,7 +223,7 @@ func TestBadWaitValues(t *testing.T) {
 	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	id := s.submit(t, key, testenv.SeedExample(t))
 	const msg = "The wait parameter must be a duration from 0 to 60s, such as 30s (or a whole number of seconds)."
-	for _, q := range []string{"wait=soon", "wait=-1s", "wait=-1", "wait=61s", "wait=2m", "wait=61", "wait=1.5", "wait=", "wait=30s&wait=1s",
+	for _, q := range []string{"wait=soon", "wait=-1s", "wait=-1", "wait=61s", "wait=2m", "wait=61", "wait=1.5", "wait=30s&wait=1s",
 		// 2^55 seconds and 1: whole seconds multiplied into a time.Duration
 		// without an overflow check would wrap to 1 s.
 		"wait=36028797018963969"} {

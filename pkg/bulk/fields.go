@@ -316,8 +316,9 @@ func knownBillingType(raw json.RawMessage) (string, bool) {
 // metadata accepts an object whose values are scalars and returns it
 // re-encoded as encoding/json encodes a map, keys sorted, so that what reaches
 // jsonb is always valid (broken escapes such as lone surrogates become U+FFFD,
-// which Postgres would otherwise reject).
-func metadata(m Messages, raw json.RawMessage) json.RawMessage {
+// which Postgres would otherwise reject). In strict mode a key given twice
+// fails it, under metadata.<key>, naming the object's pointer.
+func (p parser) metadata(m Messages, pointer string, raw json.RawMessage) json.RawMessage {
 	const field = "metadata"
 	if isAbsent(raw) {
 		return nil
@@ -341,8 +342,13 @@ func metadata(m Messages, raw json.RawMessage) json.RawMessage {
 	// Like a map, the object holds each key once: the last value given.
 	slices.SortStableFunc(entries, func(a, b metadataMember) int { return bytes.Compare(a.key, b.key) })
 	distinct := entries[:0]
+	repeated := false
 	for i, e := range entries {
 		if i+1 < len(entries) && bytes.Equal(e.key, entries[i+1].key) {
+			if p.opts.Strict {
+				m.duplicate(field+".", pointer, e.key)
+				repeated = true
+			}
 			continue // a later value of the same key wins
 		}
 		distinct = append(distinct, e)
@@ -351,7 +357,7 @@ func metadata(m Messages, raw json.RawMessage) json.RawMessage {
 	// If any key or value fails, what was written is dropped.
 	out := make([]byte, 0, len(raw))
 	out = append(out, '{')
-	ok := true
+	ok := !repeated
 	for i, e := range distinct {
 		if utf8.RuneCount(e.key) > MaxMetadataKeyLen || bytes.IndexByte(e.key, 0) >= 0 || len(e.key) == 0 {
 			m.add(field, "The metadata keys must be 1 to "+strconv.Itoa(MaxMetadataKeyLen)+" characters without NUL.")
@@ -461,7 +467,7 @@ func (p parser) address(m Messages, pointer string, raw json.RawMessage) json.Ra
 		{Name: "name", Value: &w.Name}, {Name: "line1", Value: &w.Line1}, {Name: "line2", Value: &w.Line2},
 		{Name: "city", Value: &w.City}, {Name: "state", Value: &w.State}, {Name: "postal_code", Value: &w.PostalCode},
 		{Name: "country", Value: &w.Country}, {Name: "is_primary", Value: &w.IsPrimary},
-	}, p.unknown(m, pointer, field+"."))
+	}, p.strict(m, pointer, field+"."))
 	// Written in the order of their names, as encoding/json sorts a map's
 	// keys; if any field fails, what was written is dropped.
 	out := make([]byte, 0, len(raw))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -260,6 +261,7 @@ func FuzzParseRow(f *testing.F) {
 			t.Fatalf("parsing is not deterministic:\n%s", cmp.Diff(r, again, sameBytes))
 		}
 		checkRow(t, raw, r)
+		checkStrict(t, raw, r, bulk.ParseRow(1, raw, bulk.Options{Today: today, Strict: true}))
 
 		// The row twice in a bulk: every id of the second is taken by the first.
 		rows := bulk.ParseRows([]json.RawMessage{raw, raw}, bulk.Options{Today: today})
@@ -459,6 +461,117 @@ func checkRow(t *testing.T, raw []byte, r *bulk.Row) {
 			checkMetadata(t, "debt_account.metadata", v.Metadata)
 		}
 	}
+}
+
+// checkStrict holds the strict reading of a row to its lax one: strict mode
+// only refuses keys. An object it accepts reads as without it; every message
+// it adds refuses a key, at a pointer; and an object that repeats one of its
+// fields' keys (or a row one of its sections) fails.
+func checkStrict(t *testing.T, raw []byte, lax, strict *bulk.Row) {
+	t.Helper()
+	if lax.Location == nil { // not an object: nothing to refuse
+		if !cmp.Equal(lax, strict, sameBytes) {
+			t.Fatalf("strict reading of a row that is no object differs:\n%s", cmp.Diff(lax, strict, sameBytes))
+		}
+		return
+	}
+	checkStrictObject(t, "customer", &lax.Customer.Messages, &strict.Customer.Messages, lax.Customer.Value, strict.Customer.Value)
+	checkStrictObject(t, "location", &lax.Location.Messages, &strict.Location.Messages, lax.Location.Value, strict.Location.Value)
+
+	row := exactMembers(t, raw)
+	if repeats(row, "customer", "location", "parent_debt_accounts", "debt_accounts") && !strict.Customer.Failed() {
+		t.Fatalf("strict: a row repeating a section's key passes: %v", strict.Customer.Messages)
+	}
+	if c := row["customer"]; len(c) > 0 && jsonKind(c[len(c)-1]) == '{' && !strict.Customer.Failed() &&
+		repeats(exactMembers(t, c[len(c)-1]), "external_id", "name", "email", "phone", "date_of_birth", "ssn_last4", "address", "metadata") {
+		t.Fatalf("strict: a customer repeating a field's key passes")
+	}
+	if l := row["location"]; len(l) > 0 && jsonKind(l[len(l)-1]) == '{' && !strict.Location.Failed() &&
+		repeats(exactMembers(t, l[len(l)-1]), "external_id", "name") {
+		t.Fatalf("strict: a location repeating a field's key passes")
+	}
+	for _, section := range []struct {
+		name        string
+		lax, strict []*bulk.Input[bulk.DebtAccount]
+	}{{"parent_debt_accounts", lax.ParentDebtAccounts, strict.ParentDebtAccounts}, {"debt_accounts", lax.DebtAccounts, strict.DebtAccounts}} {
+		values := row[section.name]
+		var items []json.RawMessage
+		if len(values) > 0 && jsonKind(values[len(values)-1]) == '[' {
+			if err := json.Unmarshal(values[len(values)-1], &items); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, a := range section.strict {
+			if i >= len(section.lax) {
+				t.Fatalf("strict reads %d accounts of %s, lax %d", len(section.strict), section.name, len(section.lax))
+			}
+			checkStrictObject(t, section.name, &section.lax[i].Messages, &a.Messages, section.lax[i].Value, a.Value)
+			if i < len(items) && jsonKind(items[i]) == '{' && !a.Failed() && repeats(exactMembers(t, items[i]), "external_id",
+				"parent_external_id", "external_account_number", "balance", "current_balance", "billing_type", "metadata") {
+				t.Fatalf("strict: account %d of %s repeating a field's key passes", i, section.name)
+			}
+		}
+	}
+}
+
+// refusal is a message of strict mode refusing a key.
+var refusal = regexp.MustCompile(`^#(/[a-z_0-9]+)*: ((extraneous|duplicate) key \[.*\]|more extraneous keys) (is|are) not permitted$`)
+
+// checkStrictObject holds one object's strict reading to its lax one.
+func checkStrictObject[T any](t *testing.T, object string, lax, strict *bulk.Messages, laxValue, strictValue T) {
+	t.Helper()
+	if len(*strict) == 0 {
+		if len(*lax) > 0 {
+			t.Fatalf("%s: strict accepts what lax refuses: %v", object, *lax)
+		}
+		if !cmp.Equal(laxValue, strictValue, sameBytes) {
+			t.Fatalf("%s: strict reads otherwise:\n%s", object, cmp.Diff(laxValue, strictValue, sameBytes))
+		}
+	}
+	for field, msgs := range *strict {
+		for _, msg := range msgs {
+			if !slices.Contains((*lax)[field], msg) && !refusal.MatchString(msg) && msg != bulk.MsgMoreProblems {
+				t.Fatalf("%s.%s: strict message %q is neither lax's nor a refused key's", object, field, msg)
+			}
+		}
+	}
+}
+
+// exactMembers reads the members of a JSON object by their exact keys, as
+// encoding/json's Decoder gives them, every value of a repeated key in
+// order; nil when raw is no object.
+func exactMembers(t *testing.T, raw []byte) map[string][]json.RawMessage {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	out := map[string][]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		out[tok.(string)] = append(out[tok.(string)], v)
+	}
+	return out
+}
+
+// repeats tells whether members hold one of keys more than once.
+func repeats(members map[string][]json.RawMessage, keys ...string) bool {
+	return slices.ContainsFunc(keys, func(k string) bool { return len(members[k]) > 1 })
+}
+
+// jsonKind is the first byte of a JSON value.
+func jsonKind(v json.RawMessage) byte {
+	if v = bytes.TrimLeft(v, " \t\r\n"); len(v) == 0 {
+		return 0
+	}
+	return v[0]
 }
 
 var (

@@ -28,11 +28,15 @@ func (m Messages) add(field, msg string) {
 // Messages shown to clients. They follow the wording of the Tratta API, which
 // bulkd is compatible with ("The external id has already been taken.").
 const (
-	MsgTaken             = "The external id has already been taken."
-	MsgMoreProblems      = "The object has more problems than are listed here."
-	MsgInvalidParent     = "The selected parent external id is invalid."
-	MsgParentNested      = "The selected parent external id names a debt account that has a parent itself; only one level of nesting is allowed."
-	MsgParentNotAllowed  = "The parent external id field is not allowed on parent debt accounts."
+	MsgTaken            = "The external id has already been taken."
+	MsgMoreProblems     = "The object has more problems than are listed here."
+	MsgInvalidParent    = "The selected parent external id is invalid."
+	MsgParentNested     = "The selected parent external id names a debt account that has a parent itself; only one level of nesting is allowed."
+	MsgParentNotAllowed = "The parent external id field is not allowed on parent debt accounts."
+	// MsgParentStoredNested is an upsert's child of an account that is
+	// stored nested under another and that the row leaves there.
+	MsgParentStoredNested = "The selected parent external id names a debt account nested under another; " +
+		"list it in parent_debt_accounts, or give it \"parent_external_id\": null, to move it to the top level."
 	MsgParentFailed      = "The debt account was not saved because its parent debt account failed."
 	MsgCustomerFailed    = "The debt account was not saved because its customer failed."
 	MsgLocationFailed    = "The customer was not saved because its location failed."
@@ -55,6 +59,14 @@ func Label(field string) string {
 // "#" for a whole document) and the key.
 func MsgExtraneous(pointer, key string) string {
 	return pointer + ": extraneous key [" + key + "] is not permitted"
+}
+
+// MsgDuplicate is the message of a key given more than once in one object,
+// where repeated keys are refused (a strict import): without strict mode the
+// last value is taken, as encoding/json takes it, and an earlier one, however
+// wrong, would be dropped unseen.
+func MsgDuplicate(pointer, key string) string {
+	return pointer + ": duplicate key [" + key + "] is not permitted"
 }
 
 // requiredMessages are the "required" messages of the fields every failed

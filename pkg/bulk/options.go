@@ -2,7 +2,9 @@ package bulk
 
 import (
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -29,8 +31,8 @@ type Options struct {
 	// ValidateOnly runs the whole import, database checks included, and
 	// reports what it would do, without writing a record.
 	ValidateOnly bool
-	// Strict makes an unknown key anywhere in a row an error of the object
-	// that holds it.
+	// Strict makes an unknown key anywhere in a row, and a key given twice
+	// in one object, an error of the object that holds it.
 	Strict bool
 	// Today bounds dates: a date of birth must be before it.
 	Today time.Time
@@ -86,7 +88,7 @@ func ParseOptions(q url.Values, also ...string) (Options, error) {
 			o.Strict, err = boolOption(name, v)
 		default:
 			if !contains(also, name) {
-				err = &OptionError{name, "The " + name + " parameter is unknown; the parameters are mode, atomic, validate_only and strict."}
+				err = &OptionError{name, "The " + name + " parameter is unknown; the parameters are " + inWords(slices.Concat(optionNames, also)) + "."}
 			}
 		}
 		if err != nil {
@@ -94,6 +96,18 @@ func ParseOptions(q url.Values, also ...string) (Options, error) {
 		}
 	}
 	return o, nil
+}
+
+// optionNames are the query parameters of the options, in the order
+// messages list them.
+var optionNames = []string{"mode", "atomic", "validate_only", "strict"}
+
+// inWords lists names as a sentence does: "a, b and c".
+func inWords(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 func boolOption(name, v string) (bool, error) {

@@ -47,6 +47,12 @@ func TestParseOptions(t *testing.T) {
 			t.Errorf("ParseOptions(%q) = %v; want an OptionError naming %s", tt.query, err, tt.param)
 		}
 	}
+	// An unknown parameter's message lists every parameter taken, those
+	// left to the caller included.
+	_, err := bulk.ParseOptions(url.Values{"dry_run": {"true"}}, "wait")
+	if want := "The dry_run parameter is unknown; the parameters are mode, atomic, validate_only, strict and wait."; err == nil || err.Error() != want {
+		t.Errorf("unknown parameter: %v, want %q", err, want)
+	}
 }
 
 func TestOptionsQueryIsCanonical(t *testing.T) {

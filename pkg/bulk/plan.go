@@ -423,26 +423,28 @@ func (c *Customer) apply(v Customer) {
 	c.Present |= v.Present
 }
 
-// account pairs a submitted debt account with its result.
+// account pairs a submitted debt account with its result; listed tells
+// that the row lists it in parent_debt_accounts.
 type account struct {
-	in  *Input[DebtAccount]
-	out *ObjectResult
+	in     *Input[DebtAccount]
+	out    *ObjectResult
+	listed bool
 }
 
 func (p *Plan) planDebtAccounts(r *Row, res *RowResult, existing map[string]Record, inBulk map[string]bool) {
 	// Parents first: explicit ones, then top-level debt accounts, then children.
 	ordered := make([]account, 0, len(r.ParentDebtAccounts)+len(r.DebtAccounts))
 	for i, a := range r.ParentDebtAccounts {
-		ordered = append(ordered, account{a, &res.ParentDebtAccounts[i]})
+		ordered = append(ordered, account{a, &res.ParentDebtAccounts[i], true})
 	}
 	for i, a := range r.DebtAccounts {
 		if a.Value.ParentExternalID == "" {
-			ordered = append(ordered, account{a, &res.DebtAccounts[i]})
+			ordered = append(ordered, account{a, &res.DebtAccounts[i], false})
 		}
 	}
 	for i, a := range r.DebtAccounts {
 		if a.Value.ParentExternalID != "" {
-			ordered = append(ordered, account{a, &res.DebtAccounts[i]})
+			ordered = append(ordered, account{a, &res.DebtAccounts[i], false})
 		}
 	}
 
@@ -454,8 +456,10 @@ func (p *Plan) planDebtAccounts(r *Row, res *RowResult, existing map[string]Reco
 			parents[id] = a.out
 		}
 	}
-	// An upsert keeps the parent of a stored account that names none: a
-	// parent of the row may then have one itself, which nesting forbids.
+	// An upsert keeps the parent of a stored account of debt_accounts that
+	// names none: a parent of the row may then have one itself, which
+	// nesting forbids. One listed in parent_debt_accounts is a parent, as the
+	// row says: it moves to the top level.
 	parentOf := map[*ObjectResult]uuid.UUID{}
 
 	upsert := p.Options.Mode == ModeUpsert
@@ -489,7 +493,7 @@ func (p *Plan) planDebtAccounts(r *Row, res *RowResult, existing map[string]Reco
 			continue
 		}
 		parentID := uuid.Nil
-		if stored && !v.Present.Has(FieldParentExternalID) {
+		if stored && !v.Present.Has(FieldParentExternalID) && !a.listed {
 			parentID = rec.ParentID
 		}
 		if ref := v.ParentExternalID; ref != "" {
@@ -498,8 +502,8 @@ func (p *Plan) planDebtAccounts(r *Row, res *RowResult, existing map[string]Reco
 			case parent == nil || parent.Failed():
 				a.out.fail("parent_external_id", MsgParentFailed)
 				continue
-			case parentOf[parent] != uuid.Nil:
-				a.out.fail("parent_external_id", MsgParentNested)
+			case parentOf[parent] != uuid.Nil: // a stored child the row leaves where it is
+				a.out.fail("parent_external_id", MsgParentStoredNested)
 				continue
 			}
 			parentID = parent.ID

@@ -263,3 +263,56 @@ func planMessages(p *bulk.Plan) string {
 	slices.Sort(m)
 	return fmt.Sprint(m)
 }
+
+// An upsert's row structure decides the nesting: an account listed in
+// parent_debt_accounts is a parent, so one stored nested under another
+// moves to the top level and the row's children nest under it (a stored
+// child among them). A debt_accounts entry that names no parent keeps its
+// stored one, so a child of the row under such an account fails, saying how
+// to move it.
+func TestUpsertListedParentMovesToTopLevel(t *testing.T) {
+	t.Parallel()
+	bulkID, customer, y := uuid.New(), uuid.New(), uuid.New()
+	x, w, v := uuid.New(), uuid.New(), uuid.New()
+	existing := bulk.Existing{
+		Locations: map[string]bulk.Record{"l1": {ID: uuid.New()}},
+		Customers: map[string]bulk.Record{"c1": {ID: customer}},
+		DebtAccounts: map[string]bulk.Record{
+			"y": {ID: y, CustomerID: customer, Children: 3},
+			"x": {ID: x, CustomerID: customer, ParentID: y},
+			"w": {ID: w, CustomerID: customer, ParentID: y},
+			"v": {ID: v, CustomerID: customer, ParentID: y},
+		},
+	}
+	upsert := bulk.Options{Mode: bulk.ModeUpsert, Today: today}
+	rows := []*bulk.Row{
+		bulk.ParseRow(1, json.RawMessage(`{"customer":{"external_id":"c1"},"location":{"external_id":"l1"},
+			"parent_debt_accounts":[{"external_id":"x"}],
+			"debt_accounts":[{"external_id":"k","parent_external_id":"x","balance":1,"billing_type":["settlement"]},
+				{"external_id":"w","parent_external_id":"x"}]}`), upsert),
+		bulk.ParseRow(2, json.RawMessage(`{"customer":{"external_id":"c1"},"location":{"external_id":"l1"},
+			"debt_accounts":[{"external_id":"v"},{"external_id":"l","parent_external_id":"v","balance":1,"billing_type":["settlement"]}]}`), upsert),
+	}
+	p := bulk.NewPlan(bulkID, rows, existing, upsert)
+
+	want := []string{"2/debt_accounts/l: parent_external_id: " + bulk.MsgParentStoredNested}
+	if diff := cmp.Diff(want, messages(p)); diff != "" {
+		t.Errorf("messages (-want +got):\n%s", diff)
+	}
+	parents := map[uuid.UUID]uuid.UUID{}
+	for _, u := range p.DebtAccountUpdates {
+		if !u.Present.Has(bulk.FieldParentExternalID) {
+			t.Errorf("update of %s leaves its parent unsettled", u.ExternalID)
+		}
+		parents[u.ID] = u.ParentID
+	}
+	if diff := cmp.Diff(map[uuid.UUID]uuid.UUID{x: uuid.Nil, w: x, v: y}, parents); diff != "" {
+		t.Errorf("parents of the updated accounts, x at the top, w under x, v kept under y (-want +got):\n%s", diff)
+	}
+	if len(p.DebtAccounts) != 1 || p.DebtAccounts[0].ExternalID != "k" || p.DebtAccounts[0].ParentID != x {
+		t.Errorf("new accounts %+v, want k under x", p.DebtAccounts)
+	}
+	if got := p.Results[0].ParentDebtAccounts[0]; got.Action != bulk.ActionUnchanged || got.ID != x {
+		t.Errorf("x before the store settles it: %+v", got)
+	}
+}

@@ -2,6 +2,7 @@ package bulk
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -96,11 +97,11 @@ type Row struct {
 }
 
 // ParseRow decodes and validates one row as submitted, as opts say: Today
-// bounds dates of birth; Strict makes unknown keys errors; in ModeUpsert a
-// field required to create a record may be absent (the plan requires it of
-// the records it creates). It never fails: every problem becomes a message on
-// the object it concerns. The Raw of each object is a slice of raw, not a
-// copy.
+// bounds dates of birth; Strict makes unknown and repeated keys errors; in
+// ModeUpsert a field required to create a record may be absent (the plan
+// requires it of the records it creates). It never fails: every problem
+// becomes a message on the object it concerns. The Raw of each object is a
+// slice of raw, not a copy.
 func ParseRow(number int, raw json.RawMessage, opts Options) *Row {
 	p := parser{opts: opts, row: "#/" + strconv.Itoa(number-1)}
 	r := &Row{Number: number, Raw: raw}
@@ -109,16 +110,16 @@ func ParseRow(number int, raw json.RawMessage, opts Options) *Row {
 		{Name: "customer", Value: &w.Customer}, {Name: "location", Value: &w.Location},
 		{Name: "parent_debt_accounts", Value: &w.ParentDebtAccounts}, {Name: "debt_accounts", Value: &w.DebtAccounts},
 	}
-	extraneous := Messages{}
-	if !jsonscan.ScanFields(jsonscan.TrimSpace(raw), fields, p.unknown(extraneous, p.row, "")) {
+	refused := Messages{}
+	if !jsonscan.ScanFields(jsonscan.TrimSpace(raw), fields, p.strict(refused, p.row, "")) {
 		r.Customer = &Input[Customer]{Messages: Messages{"row": {MsgRowNotObject}}}
 		return r
 	}
 	r.Customer = p.customer(w.Customer)
-	for field, msgs := range extraneous {
-		// A key the row itself does not know fails the row's customer (the
-		// report has no place for the row as such), under row.<key> so as
-		// not to read as a field of the customer.
+	for field, msgs := range refused {
+		// A key the row itself refuses (unknown, or repeated) fails the
+		// row's customer (the report has no place for the row as such),
+		// under row.<key> so as not to read as a field of the customer.
 		r.Customer.Messages["row."+field] = append(r.Customer.Messages["row."+field], msgs...)
 	}
 	r.Location = p.location(w.Location)
@@ -139,23 +140,36 @@ type parser struct {
 // for the first ones and one for the rest.
 const maxExtraneousReported = 10
 
-// unknown returns what jsonscan.ReadFields calls for each key the fields do not name:
-// nothing, or in strict mode a message under the key (prefixed with prefix,
-// "address." for the keys of an address) naming the object's pointer.
-func (p parser) unknown(m Messages, pointer, prefix string) func(key []byte) {
+// strict returns how jsonscan reads an object of the row: as encoding/json
+// would (nil), or in strict mode refusing its unknown and repeated keys
+// with messages under the key (prefixed with prefix, "address." for the
+// keys of an address) naming the object's pointer.
+func (p parser) strict(m Messages, pointer, prefix string) *jsonscan.Strict {
 	if !p.opts.Strict {
 		return nil
 	}
 	n := 0
-	return func(key []byte) {
-		n++
-		switch {
-		case n <= maxExtraneousReported:
-			k := shortKey(key)
-			m.add(prefix+k, MsgExtraneous(pointer, k))
-		case n == maxExtraneousReported+1:
-			m.add(prefix+"*", pointer+": more extraneous keys are not permitted")
-		}
+	return &jsonscan.Strict{
+		Unknown: func(key []byte) {
+			n++
+			switch {
+			case n <= maxExtraneousReported:
+				k := shortKey(key)
+				m.add(prefix+k, MsgExtraneous(pointer, k))
+			case n == maxExtraneousReported+1:
+				m.add(prefix+"*", pointer+": more extraneous keys are not permitted")
+			}
+		},
+		Duplicate: func(key []byte) { m.duplicate(prefix, pointer, key) },
+	}
+}
+
+// duplicate records that key is repeated in the object at pointer, once
+// however often it is, under the key (prefixed with prefix).
+func (m Messages) duplicate(prefix, pointer string, key []byte) {
+	k := shortKey(key)
+	if msg := MsgDuplicate(pointer, k); !slices.Contains(m[prefix+k], msg) {
+		m.add(prefix+k, msg)
 	}
 }
 
@@ -200,7 +214,7 @@ func (p parser) object(m Messages, field, pointer string, raw json.RawMessage, f
 		m.add(field, msgObject(field))
 		return false
 	}
-	jsonscan.ReadFields(raw, fields, p.unknown(m, pointer, ""))
+	jsonscan.ReadFields(raw, fields, p.strict(m, pointer, ""))
 	return true
 }
 
@@ -231,7 +245,7 @@ func (p parser) customer(raw json.RawMessage) *Input[Customer] {
 		DateOfBirth: dateOfBirth(m, w.DateOfBirth, p.opts.Today),
 		SSNLast4:    ssnLast4(m, w.SSNLast4),
 		Address:     p.address(m, pointer+"/address", w.Address),
-		Metadata:    metadata(m, w.Metadata),
+		Metadata:    p.metadata(m, pointer+"/metadata", w.Metadata),
 	}
 	for _, f := range []struct {
 		field Fields
@@ -309,7 +323,7 @@ func (p parser) account(in *Input[DebtAccount], pointer string, raw json.RawMess
 		ExternalID:            must(text(m, "external_id", w.ExternalID, true, MaxExternalIDLen)),
 		ParentExternalID:      must(text(m, "parent_external_id", w.ParentExternalID, false, MaxExternalIDLen)),
 		ExternalAccountNumber: must(text(m, "external_account_number", w.ExternalAccountNumber, false, MaxAccountNumberLen)),
-		Metadata:              metadata(m, w.Metadata),
+		Metadata:              p.metadata(m, pointer+"/metadata", w.Metadata),
 	}
 	if p.required(w.BillingType) {
 		a.BillingType = billingType(m, w.BillingType)

@@ -61,6 +61,78 @@ func TestStrictUnknownKeys(t *testing.T) {
 	}
 }
 
+// Strict mode refuses a key given twice in one object, at every level, as
+// an error of the object that holds it at its pointer: the earlier value,
+// however wrong, would otherwise be dropped unseen (here a whole customer of
+// unknown, empty, NUL and lone-surrogate keys). A key is the same however
+// it is escaped. Without strict mode the last value is taken, as
+// encoding/json takes it.
+func TestStrictDuplicateKeys(t *testing.T) {
+	t.Parallel()
+	raw := json.RawMessage(`{
+		"customer": {"bogus": 1, "": 2, "\u0000": 3, "\ud800": 4},
+		"customer": {"external_id": "c1", "name": "First", "n\u0061me": "Second",
+			"address": {"city": "X", "city": "Y"}, "metadata": {"tier": 1, "t\u0069er": 2, "tier": 3}},
+		"location": {"external_id": "l1", "name": "N", "name": "M"},
+		"parent_debt_accounts": [{"external_id": "p", "external_id": "p", "balance": 1, "billing_type": ["settlement"]}],
+		"debt_accounts": [
+			{"external_id": "a0", "balance": 1, "billing_type": ["settlement"]},
+			{"external_id": "a1", "balance": -1, "balance": 1, "billing_type": ["settlement"], "metadata": {"k": 1, "k": 2}}
+		],
+		"debt_accounts": []
+	}`)
+	strict := bulk.ParseRow(1, raw, bulk.Options{Strict: true, Today: today})
+	want := map[string]bulk.Messages{
+		"customer": {
+			"name":              {"#/0/customer: duplicate key [name] is not permitted"},
+			"address.city":      {"#/0/customer/address: duplicate key [city] is not permitted"},
+			"metadata.tier":     {"#/0/customer/metadata: duplicate key [tier] is not permitted"},
+			"row.customer":      {"#/0: duplicate key [customer] is not permitted"},
+			"row.debt_accounts": {"#/0: duplicate key [debt_accounts] is not permitted"},
+		},
+		"location": {"name": {"#/0/location: duplicate key [name] is not permitted"}},
+		"parent":   {"external_id": {"#/0/parent_debt_accounts/0: duplicate key [external_id] is not permitted"}},
+	}
+	got := map[string]bulk.Messages{
+		"customer": strict.Customer.Messages, "location": strict.Location.Messages, "parent": strict.ParentDebtAccounts[0].Messages,
+	}
+	if len(strict.DebtAccounts) != 0 {
+		t.Errorf("%d debt accounts read, want those of the last debt_accounts: none", len(strict.DebtAccounts))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("strict messages (-want +got):\n%s", diff)
+	}
+
+	// Within a list each account is an object of its own, at its pointer.
+	accounts := json.RawMessage(`{"customer": {"external_id": "c1", "name": "N"}, "location": {"external_id": "l1"},
+		"debt_accounts": [{"external_id": "a0", "balance": 1, "billing_type": ["settlement"]},
+			{"external_id": "a1", "balance": -1, "balance": 1, "balance": 2, "billing_type": ["settlement"], "metadata": {"k": 1, "k": 2, "k": 3}}]}`)
+	r := bulk.ParseRow(3, accounts, bulk.Options{Strict: true, Today: today})
+	wantAccount := bulk.Messages{
+		"balance":    {"#/2/debt_accounts/1: duplicate key [balance] is not permitted"},
+		"metadata.k": {"#/2/debt_accounts/1/metadata: duplicate key [k] is not permitted"},
+	}
+	if diff := cmp.Diff(wantAccount, r.DebtAccounts[1].Messages); diff != "" {
+		t.Errorf("strict messages of a debt account (-want +got):\n%s", diff)
+	}
+	if r.Customer.Failed() || r.Location.Failed() || r.DebtAccounts[0].Failed() {
+		t.Errorf("an account's repeated keys fail another object: %v %v %v", r.Customer.Messages, r.Location.Messages, r.DebtAccounts[0].Messages)
+	}
+
+	lax := bulk.ParseRow(1, raw, bulk.Options{Today: today})
+	if lax.Customer.Failed() || lax.Location.Failed() || lax.ParentDebtAccounts[0].Failed() {
+		t.Fatalf("without strict, repeated keys fail an object: %v %v %v", lax.Customer.Messages, lax.Location.Messages, lax.ParentDebtAccounts[0].Messages)
+	}
+	c := lax.Customer.Value
+	if c.Name != "Second" || string(c.Address) != `{"city":"Y"}` || string(c.Metadata) != `{"tier":3}` || lax.Location.Value.Name != "M" {
+		t.Errorf("without strict, the last value of a repeated key is taken: %q %s %s %q", c.Name, c.Address, c.Metadata, lax.Location.Value.Name)
+	}
+	if laxAccounts := bulk.ParseRow(3, accounts, bulk.Options{Today: today}); laxAccounts.DebtAccounts[1].Failed() ||
+		laxAccounts.DebtAccounts[1].Value.Balance != 200 {
+		t.Errorf("without strict, the last balance is taken: %v %v", laxAccounts.DebtAccounts[1].Messages, laxAccounts.DebtAccounts[1].Value.Balance)
+	}
+}
+
 // A long unknown key is named by its first 64 characters: the report echoes
 // the object, and so the key, whole.
 func TestStrictShortensLongKeys(t *testing.T) {

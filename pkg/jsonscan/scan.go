@@ -253,8 +253,8 @@ func scanLiteral(data []byte, i int, lit string) (int, scanResult) {
 // that encoding/json accepts (nested no deeper than it allows) and reads its
 // fields as ReadFields does: one pass both checks the object and finds its
 // parts. On anything but such an object it returns false, having possibly
-// set some fields and called unknown for some keys.
-func ScanFields(obj []byte, fields []Field, unknown func(key []byte)) bool {
+// set some fields and reported some keys.
+func ScanFields(obj []byte, fields []Field, strict *Strict) bool {
 	if len(obj) == 0 || obj[0] != '{' {
 		return false
 	}
@@ -262,6 +262,7 @@ func ScanFields(obj []byte, fields []Field, unknown func(key []byte)) bool {
 	if i < len(obj) && obj[i] == '}' {
 		return i+1 == len(obj)
 	}
+	r := newFieldReader(fields, strict)
 	for {
 		keyStart := i
 		valueStart, res := scanKey(obj, i)
@@ -274,12 +275,7 @@ func ScanFields(obj []byte, fields []Field, unknown func(key []byte)) bool {
 			return false
 		}
 		end := valueStart + n
-		k := Unquote(key)
-		if f := MatchField(k, fields, unknown != nil); f != nil {
-			*f.Value = obj[valueStart:end:end]
-		} else if unknown != nil {
-			unknown(k)
-		}
+		r.member(key, obj[valueStart:end:end])
 		if i = skipSpace(obj, end); i >= len(obj) {
 			return false
 		}
@@ -430,40 +426,100 @@ type Field struct {
 	Value *json.RawMessage
 }
 
+// Strict makes ReadFields and ScanFields strict readers: keys match fields
+// exactly, and the reader reports, decoded (valid only during the call),
+// each key that names no field to Unknown, every time it appears, and each
+// key that names a field already read to Duplicate, at its second
+// appearance and every later one. Either may be nil. What a strict reader
+// reports is for the caller to refuse: of duplicate keys the last still
+// sets the field.
+type Strict struct {
+	Unknown   func(key []byte)
+	Duplicate func(key []byte)
+}
+
 // ReadFields sets each field to the value of its member in obj, a valid
 // object without surrounding space. Keys match as encoding/json matches them
 // to struct fields: exactly, or else regardless of case; of duplicate keys
-// the last wins, and unknown keys are ignored. A strict reader (unknown not
-// nil) matches keys exactly and gives unknown every other key, decoded (and
-// valid only during the call).
-func ReadFields(obj []byte, fields []Field, unknown func(key []byte)) {
+// the last wins, and unknown keys are ignored. With strict, it reads obj as
+// Strict says.
+func ReadFields(obj []byte, fields []Field, strict *Strict) {
+	r := newFieldReader(fields, strict)
 	for key, value := range Members(obj) {
-		k := Unquote(key)
-		if f := MatchField(k, fields, unknown != nil); f != nil {
-			*f.Value = value
-		} else if unknown != nil {
-			unknown(k)
-		}
+		r.member(key, value)
 	}
+}
+
+// fieldReader sets fields from an object's members one by one, for
+// ReadFields and ScanFields.
+type fieldReader struct {
+	fields []Field
+	strict *Strict
+	read   uint64 // the fields read so far, for a strict reader of at most 64
+	more   []bool // the same, for more fields
+}
+
+func newFieldReader(fields []Field, strict *Strict) fieldReader {
+	r := fieldReader{fields: fields, strict: strict}
+	if strict != nil && len(fields) > 64 {
+		r.more = make([]bool, len(fields))
+	}
+	return r
+}
+
+// member reads one member, its key as written (quoted) and its value.
+func (r *fieldReader) member(key []byte, value json.RawMessage) {
+	k := Unquote(key)
+	i := matchField(k, r.fields, r.strict != nil)
+	switch {
+	case i >= 0:
+		*r.fields[i].Value = value
+		if r.strict != nil && r.seen(i) && r.strict.Duplicate != nil {
+			r.strict.Duplicate(k)
+		}
+	case r.strict != nil && r.strict.Unknown != nil:
+		r.strict.Unknown(k)
+	}
+}
+
+// seen marks field i read and tells whether it was already.
+func (r *fieldReader) seen(i int) bool {
+	if r.more != nil {
+		was := r.more[i]
+		r.more[i] = true
+		return was
+	}
+	bit := uint64(1) << i
+	was := r.read&bit != 0
+	r.read |= bit
+	return was
 }
 
 // MatchField finds the field that key, decoded, names: exactly, or unless
 // exact is set regardless of case (as encoding/json folds it); nil if none.
 func MatchField(key []byte, fields []Field, exact bool) *Field {
+	if i := matchField(key, fields, exact); i >= 0 {
+		return &fields[i]
+	}
+	return nil
+}
+
+// matchField is MatchField's index of the field, -1 if none.
+func matchField(key []byte, fields []Field, exact bool) int {
 	for i := range fields {
 		if string(key) == fields[i].Name {
-			return &fields[i]
+			return i
 		}
 	}
 	if exact {
-		return nil
+		return -1
 	}
 	for i := range fields {
 		if bytes.EqualFold(key, []byte(fields[i].Name)) {
-			return &fields[i]
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
 // Unquote decodes s, a valid JSON string with its quotes, as encoding/json

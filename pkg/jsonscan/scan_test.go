@@ -134,37 +134,37 @@ func FuzzScan(f *testing.F) {
 
 // checkFields holds ScanFields and ReadFields to encoding/json: the fields
 // of an object are what it reads into a struct, or, for a strict reader, the
-// last member of exactly each field's name, every other key going to unknown
+// last member of exactly each field's name, every other key going to
+// Unknown in order and every key of a field after its first to Duplicate,
 // in order; and ScanFields accepts exactly the valid objects.
 func checkFields(t *testing.T, v []byte, valid bool) {
 	t.Helper()
 	isObject := valid && v[0] == '{'
 	for _, strict := range []bool{false, true} {
-		var scannedKeys, readKeys []string
-		var unknownScanned, unknownRead func([]byte)
+		var scanned, read reported
+		var strictScanned, strictRead *Strict
 		if strict {
-			unknownScanned = func(k []byte) { scannedKeys = append(scannedKeys, string(k)) }
-			unknownRead = func(k []byte) { readKeys = append(readKeys, string(k)) }
+			strictScanned, strictRead = scanned.strict(), read.strict()
 		}
 		scannedValues, scannedFields := newFields()
-		if got := ScanFields(v, scannedFields, unknownScanned); got != isObject {
+		if got := ScanFields(v, scannedFields, strictScanned); got != isObject {
 			t.Fatalf("ScanFields(%q) = %v, want %v", v, got, isObject)
 		}
 		if !isObject {
 			continue
 		}
 		readValues, readFields := newFields()
-		ReadFields(v, readFields, unknownRead)
-		read, scanned := byName(readValues), byName(scannedValues)
-		if diff := cmp.Diff(read, scanned); diff != "" {
+		ReadFields(v, readFields, strictRead)
+		readByName, scannedByName := byName(readValues), byName(scannedValues)
+		if diff := cmp.Diff(readByName, scannedByName); diff != "" {
 			t.Fatalf("strict %v: ScanFields(%q) reads differently from ReadFields (-read +scanned):\n%s", strict, v, diff)
 		}
-		if diff := cmp.Diff(readKeys, scannedKeys); diff != "" {
-			t.Fatalf("strict %v: ScanFields(%q) gives other unknown keys than ReadFields (-read +scanned):\n%s", strict, v, diff)
+		if diff := cmp.Diff(read, scanned, cmp.AllowUnexported(reported{})); diff != "" {
+			t.Fatalf("strict %v: ScanFields(%q) reports other keys than ReadFields (-read +scanned):\n%s", strict, v, diff)
 		}
 
 		var want map[string]json.RawMessage
-		var wantKeys []string
+		var wantReported reported
 		if !strict {
 			w := fuzzWire
 			if err := json.Unmarshal(v, &w); err != nil {
@@ -174,19 +174,33 @@ func checkFields(t *testing.T, v []byte, valid bool) {
 		} else {
 			want = map[string]json.RawMessage{"a": nil, "k": nil, "s_s": nil, "A": nil}
 			for _, m := range decoderMembers(t, v) {
-				if _, known := want[m.key]; known {
-					want[m.key] = m.value
+				if before, known := want[m.key]; !known {
+					wantReported.unknown = append(wantReported.unknown, m.key)
 				} else {
-					wantKeys = append(wantKeys, m.key)
+					if before != nil {
+						wantReported.duplicate = append(wantReported.duplicate, m.key)
+					}
+					want[m.key] = m.value
 				}
 			}
 		}
-		if diff := cmp.Diff(want, read); diff != "" {
+		if diff := cmp.Diff(want, readByName); diff != "" {
 			t.Fatalf("strict %v: ReadFields(%q) (-encoding/json +ReadFields):\n%s", strict, v, diff)
 		}
-		if diff := cmp.Diff(wantKeys, readKeys); diff != "" {
-			t.Fatalf("ReadFields(%q), strict: unknown keys (-encoding/json +ReadFields):\n%s", v, diff)
+		if diff := cmp.Diff(wantReported, read, cmp.AllowUnexported(reported{})); diff != "" {
+			t.Fatalf("ReadFields(%q), strict: keys reported (-encoding/json +ReadFields):\n%s", v, diff)
 		}
+	}
+}
+
+// reported are the keys a strict reader reported, in order.
+type reported struct{ unknown, duplicate []string }
+
+// strict is a Strict that records what it is told in r.
+func (r *reported) strict() *Strict {
+	return &Strict{
+		Unknown:   func(k []byte) { r.unknown = append(r.unknown, string(k)) },
+		Duplicate: func(k []byte) { r.duplicate = append(r.duplicate, string(k)) },
 	}
 }
 
@@ -371,4 +385,23 @@ func decoderError(err error) error {
 		return ErrSyntax
 	}
 	return err
+}
+
+// A strict reader reports each unknown key every time it appears and each
+// field's key from its second appearance on, however the key is escaped;
+// the field keeps the last value.
+func TestStrictReportsUnknownAndRepeatedKeys(t *testing.T) {
+	var got reported
+	var name, city json.RawMessage
+	obj := []byte(`{"name":1,"x":2,"n\u0061me":3,"x":4,"city":5,"name":6,"Name":7}`)
+	if !ScanFields(obj, []Field{{Name: "name", Value: &name}, {Name: "city", Value: &city}}, got.strict()) {
+		t.Fatal("ScanFields refuses a valid object")
+	}
+	want := reported{unknown: []string{"x", "x", "Name"}, duplicate: []string{"name", "name"}}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(reported{})); diff != "" {
+		t.Errorf("reported (-want +got):\n%s", diff)
+	}
+	if string(name) != "6" || string(city) != "5" {
+		t.Errorf("name %s, city %s; want the last values 6 and 5", name, city)
+	}
 }

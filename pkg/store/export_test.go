@@ -33,3 +33,11 @@ func (s *Store) WithTx(ctx context.Context, fn func(pgx.Tx) error) error {
 func LockOrganization(ctx context.Context, tx pgx.Tx, orgID uuid.UUID) error {
 	return lockOrganization(ctx, tx, orgID)
 }
+
+// LookupSQL is the import's look-up of table's records by external id ($1
+// the organization, $2 the ids), for the tests of its plan.
+func LookupSQL(table string) string { return lookupSQL(table) }
+
+// UpsertLookupSQL is an upsert's look-up of debt accounts, with their
+// parents and children, for the tests of its plan.
+var UpsertLookupSQL = upsertLookupSQL

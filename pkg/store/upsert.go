@@ -122,9 +122,12 @@ func updateRecords(ctx context.Context, tx pgx.Tx, u updatable, bulkID uuid.UUID
 	})); err != nil {
 		return fmt.Errorf("stage %s changes: %w", u.table, err)
 	}
-	query, args := u.update(), []any{pgUUID(bulkID)}
+	// Planned as it runs, for the tables as they are (as the import's
+	// look-ups): a plan cached on the connection would keep the join it
+	// chose for the sizes of its first executions.
+	query, args := u.update(), []any{pgx.QueryExecModeExec, pgUUID(bulkID)}
 	if dry {
-		query, args = u.compare(), nil
+		query, args = u.compare(), []any{pgx.QueryExecModeExec}
 	}
 	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
