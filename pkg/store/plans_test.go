@@ -77,7 +77,7 @@ func TestImportReadsWhatItsRowsName(t *testing.T) {
 		}
 		rows := bulk.ParseRows(raw, opts)
 		start := time.Now()
-		res, err := s.Import(ctx, b, rows, opts)
+		res, err := s.Import(ctx, b, store.Parsed(rows), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
