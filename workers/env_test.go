@@ -93,7 +93,7 @@ func (e env) newDeliverer(t *testing.T, ts *smtptest.Server) *workers.Deliverer 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}), baseURL, discard)
+	return workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}, discard), baseURL, discard)
 }
 
 // emailOf returns the email delivery of a finished bulk.

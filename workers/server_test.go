@@ -194,7 +194,7 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}), baseURL, log)
+	d := workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}, discard), baseURL, log)
 	im := workers.NewImporter(bulksvc.New(e.Store, &notifications{}, log), log)
 
 	srv := asynq.NewServer(opt, asynq.Config{

@@ -33,3 +33,9 @@ func (s *Store) WithTx(ctx context.Context, fn func(pgx.Tx) error) error {
 func LockOrganization(ctx context.Context, tx pgx.Tx, orgID uuid.UUID) error {
 	return lockOrganization(ctx, tx, orgID)
 }
+
+// RecordDeliveries records, in tx, the deliveries that tell of the bulk's
+// end, as the transaction that ends it does.
+func RecordDeliveries(ctx context.Context, tx pgx.Tx, bulkID uuid.UUID, event string, email bool) error {
+	return recordDeliveries(ctx, tx, bulkID, event, email)
+}
