@@ -83,7 +83,10 @@ type DeliveryView struct {
 	Status      string        `json:"status"` // see DeliveryStatus
 	CreatedAt   time.Time     `json:"created_at"`
 	DeliveredAt *time.Time    `json:"delivered_at"`
-	Attempts    []AttemptView `json:"attempts"`
+	// LastError is why it is not made yet, or why it was given up; null
+	// once it is delivered.
+	LastError *string       `json:"last_error"`
+	Attempts  []AttemptView `json:"attempts"`
 }
 
 // AttemptView is one attempt of a delivery; StatusCode is null when no
@@ -127,7 +130,7 @@ func (e Endpoint) View(withDeliveries bool) WebhookView {
 	deliveries := make([]DeliveryView, len(e.Deliveries))
 	for i, d := range e.Deliveries {
 		dv := DeliveryView{ID: d.ID, BulkID: d.BulkID, Event: d.Event, Status: DeliveryStatus(d.Delivery), CreatedAt: d.CreatedAt,
-			DeliveredAt: d.DeliveredAt, Attempts: make([]AttemptView, len(d.Attempts))}
+			DeliveredAt: d.DeliveredAt, LastError: d.LastError, Attempts: make([]AttemptView, len(d.Attempts))}
 		for j, a := range d.Attempts {
 			av := AttemptView{Attempt: a.Number, At: a.StartedAt, DurationMS: a.Duration.Milliseconds()}
 			if a.StatusCode != 0 {
