@@ -569,16 +569,18 @@ func TestWebhookGoneDisablesTheEndpoint(t *testing.T) {
 
 	// The first bulk's delivery is refused for now (and pending), the
 	// second's is answered 410.
-	first := s.submit(t, key, testenv.SeedExample(t))
-	s.waitCompleted(t, key, first)
-	rcv.mu.Lock()
-	rcv.answer = func(d delivery) int {
-		if d.event.Data["bulk_id"] == first {
+	var refused any
+	rcv.answer = func(d delivery) int { // called with rcv.mu held
+		if refused == nil {
+			refused = d.event.Data["bulk_id"]
+		}
+		if d.event.Data["bulk_id"] == refused {
 			return http.StatusServiceUnavailable
 		}
 		return http.StatusGone
 	}
-	rcv.mu.Unlock()
+	first := s.submit(t, key, testenv.SeedExample(t))
+	s.waitCompleted(t, key, first)
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if n := s.db.Count(t, `SELECT count(*) FROM deliveries WHERE bulk_id = $1 AND channel = 'webhook' AND attempts > 0`, first); n != 1 {
 			return errors.New("the first bulk's delivery to be attempted")
