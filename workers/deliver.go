@@ -71,7 +71,7 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		o.err = d.email(ctx, claim)
 		o.attempt.StatusCode, _ = mailer.SMTPCode(o.err)
 		if mailer.Permanent(o.err) {
-			o.end = &ending{attempted: true, reason: o.err.Error(), level: slog.LevelError, failed: true}
+			o.end = &ending{attempted: true, reason: o.err.Error(), failed: true}
 		}
 	case store.ChannelWebhook:
 		o = d.webhook(ctx, claim, o)
@@ -117,12 +117,12 @@ type outcome struct {
 // the endpoint answered that it is gone, or the webhook was removed or
 // disabled before this attempt.
 type ending struct {
-	attempted bool       // an attempt was made, to record
-	reason    string     // the delivery's last error, as its client reads it
-	level     slog.Level // of the one line that says so
-	// failed marks a failure (archived in the queue, for its admin to see),
-	// as opposed to the client's own doing (its endpoint said it is gone, it
-	// removed the webhook).
+	attempted bool   // an attempt was made, to record
+	reason    string // the delivery's last error, as its client reads it
+	// failed marks a failure, said at ERROR and archived in the queue for its
+	// admin to see, as opposed to the client's own doing (its endpoint said
+	// it is gone, it removed the webhook), which was said once already, for
+	// all its deliveries, and is only a DEBUG line here.
 	failed bool
 }
 
@@ -131,8 +131,8 @@ type ending struct {
 var errGivenUp = errors.New("the delivery was given up")
 
 // giveUp ends the claimed delivery as o.end says: its attempt recorded and
-// the delivery abandoned with its reason, in one transaction, and one line
-// logged. A failure is returned so that the queue archives the task
+// the delivery abandoned with its reason, in one transaction. A failure is
+// logged at ERROR, once, and returned so that the queue archives the task
 // without retrying it (SkipRetry), marked so that the error handler does
 // not abandon and log it a second time.
 func (d *Deliverer) giveUp(ctx, finishCtx context.Context, claim store.Claim, o outcome) error {
@@ -144,10 +144,10 @@ func (d *Deliverer) giveUp(ctx, finishCtx context.Context, claim store.Claim, o 
 		return fmt.Errorf("delivery %s: %w", claim.Delivery.ID, err)
 	}
 	if !o.end.failed {
-		d.log.Log(ctx, o.end.level, "delivery given up", attrs(ctx, claim, o)...)
+		d.log.DebugContext(ctx, "delivery given up", attrs(ctx, claim, o)...)
 		return nil
 	}
-	d.log.Log(ctx, o.end.level, "delivery failed for good", attrs(ctx, claim, o)...) // as when its retries run out
+	d.log.ErrorContext(ctx, "delivery failed for good", attrs(ctx, claim, o)...) // as when its retries run out
 	return fmt.Errorf("delivery %s: %w", claim.Delivery.ID, errors.Join(o.err, errGivenUp, asynq.SkipRetry))
 }
 
@@ -214,10 +214,10 @@ func (d *Deliverer) webhook(ctx context.Context, claim store.Claim, o outcome) o
 	url, secrets, err := d.webhooks.Target(ctx, orgID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		o.end = &ending{reason: store.ReasonWebhookRemoved, level: slog.LevelDebug}
+		o.end = &ending{reason: store.ReasonWebhookRemoved}
 		return o
 	case errors.Is(err, bulksvc.ErrWebhookDisabled):
-		o.end = &ending{reason: store.ReasonWebhookDisabled, level: slog.LevelDebug}
+		o.end = &ending{reason: store.ReasonWebhookDisabled}
 		return o
 	case err != nil:
 		o.err = err
@@ -236,7 +236,7 @@ func (d *Deliverer) webhook(ctx context.Context, claim store.Claim, o outcome) o
 			return o
 		}
 		// Gone said it in its WARN line, once for every delivery it gave up.
-		o.end = &ending{attempted: true, reason: bulksvc.ReasonGone, level: slog.LevelDebug}
+		o.end = &ending{attempted: true, reason: bulksvc.ReasonGone}
 	}
 	return o
 }
