@@ -87,13 +87,19 @@ func (e env) bulk(t *testing.T, id uuid.UUID) models.Bulk {
 // text (webhooks off).
 func (e env) newDeliverer(t *testing.T, ts *smtptest.Server) *workers.Deliverer {
 	t.Helper()
+	return e.emailDeliverer(t, ts, discard)
+}
+
+// emailDeliverer is newDeliverer logging to log.
+func (e env) emailDeliverer(t *testing.T, ts *smtptest.Server, log *slog.Logger) *workers.Deliverer {
+	t.Helper()
 	sender, err := mailer.New(mailer.Config{
 		Host: ts.Host(), Port: ts.Port(), TLS: mailer.TLSNone, From: "bulkd@example.com", Timeout: 10 * time.Second,
-	}, discard)
+	}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}, discard), baseURL, discard)
+	return workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}, log), baseURL, log)
 }
 
 // webhooks returns the organizations' endpoints with webhooks on, to any

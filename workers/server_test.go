@@ -18,11 +18,9 @@ import (
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulksvc"
-	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/testenv"
-	"github.com/bulkd/bulkd/pkg/webhook"
 	"github.com/bulkd/bulkd/workers"
 	"github.com/bulkd/bulkd/workers/tasks"
 )
@@ -196,19 +194,6 @@ func serveDeliveries(t *testing.T, e env, opt asynq.RedisConnOpt, d *workers.Del
 	client := asynq.NewClient(opt)
 	t.Cleanup(func() { client.Close() })
 	return client
-}
-
-// emailDeliverer returns a Deliverer that sends email through ts and logs
-// to log.
-func (e env) emailDeliverer(t *testing.T, ts *smtptest.Server, log *slog.Logger) *workers.Deliverer {
-	t.Helper()
-	sender, err := mailer.New(mailer.Config{
-		Host: ts.Host(), Port: ts.Port(), TLS: mailer.TLSNone, From: "bulkd@example.com", Timeout: 10 * time.Second,
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}, log), baseURL, log)
 }
 
 // TestRefusedRecipientIsSeenButNeverNamed runs the notification task on a real

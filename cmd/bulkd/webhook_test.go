@@ -16,6 +16,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/bulkd/bulkd/pkg/client"
 	"github.com/bulkd/bulkd/pkg/testenv"
 	"github.com/bulkd/bulkd/pkg/webhook"
 	"github.com/bulkd/bulkd/workers/tasks"
@@ -117,32 +118,11 @@ func (s *service) putWebhook(t testing.TB, key, url string) string {
 	return secret
 }
 
-// webhookShown is the organization's webhook as GET /api/v1/webhook shows it.
-type webhookShown struct {
-	URL                     string     `json:"url"`
-	Secret                  string     `json:"secret"`
-	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
-	Disabled                bool       `json:"disabled"`
-	DisabledAt              *time.Time `json:"disabled_at"`
-	DisabledReason          string     `json:"disabled_reason"`
-	Deliveries              []struct {
-		ID        string `json:"id"`
-		BulkID    string `json:"bulk_id"`
-		Event     string `json:"event"`
-		Status    string `json:"status"`
-		LastError *string `json:"last_error"`
-		Attempts  []struct {
-			StatusCode *int    `json:"status_code"`
-			Error      *string `json:"error"`
-		} `json:"attempts"`
-	} `json:"deliveries"`
-}
-
 // getWebhook reads the organization's webhook, which must exist.
-func (s *service) getWebhook(t testing.TB, key string) webhookShown {
+func (s *service) getWebhook(t testing.TB, key string) client.Webhook {
 	t.Helper()
 	r := s.request(t, http.MethodGet, "/api/v1/webhook", nil, bearer(key))
-	var shown struct{ Data webhookShown }
+	var shown struct{ Data client.Webhook }
 	if err := json.Unmarshal(r.body, &shown); err != nil || r.status != http.StatusOK {
 		t.Fatalf("GET /api/v1/webhook: %d %s", r.status, r.body)
 	}
@@ -213,7 +193,7 @@ func TestWebhookDeliversSignedEventsOnce(t *testing.T) {
 	}
 	// The receiver has the third attempt before the worker records it: wait
 	// for the record.
-	var shown webhookShown
+	var shown client.Webhook
 	testenv.Eventually(t, 30*time.Second, func() error {
 		shown = s.getWebhook(t, key)
 		if len(shown.Deliveries) != 1 || len(shown.Deliveries[0].Attempts) < 3 {
@@ -235,12 +215,12 @@ func TestWebhookDeliversSignedEventsOnce(t *testing.T) {
 	}
 
 	// A duplicated task sends nothing more.
-	client := asynq.NewClient(s.redisOpt)
-	defer client.Close()
+	queue := asynq.NewClient(s.redisOpt)
+	defer queue.Close()
 	var deliveryID string
 	_ = s.db.Conn.QueryRow(t.Context(), `SELECT id::text FROM deliveries WHERE channel = 'webhook'`).Scan(&deliveryID)
 	task, _ := tasks.NewDeliveryTask(mustUUID(t, deliveryID), "webhook")
-	if _, err := client.Enqueue(task, asynq.TaskID("again")); err != nil {
+	if _, err := queue.Enqueue(task, asynq.TaskID("again")); err != nil {
 		t.Fatal(err)
 	}
 	s.waitQueuesEmpty(t)
@@ -590,7 +570,7 @@ func TestWebhookGoneDisablesTheEndpoint(t *testing.T) {
 	second := s.submit(t, key, testenv.SeedExample(t))
 	s.waitCompleted(t, key, second)
 
-	var shown webhookShown
+	var shown client.Webhook
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if shown = s.getWebhook(t, key); !shown.Disabled {
 			return errors.New("the webhook to be disabled")
