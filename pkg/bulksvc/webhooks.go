@@ -77,12 +77,12 @@ type WebhookView struct {
 
 // DeliveryView is one recent delivery and its attempts.
 type DeliveryView struct {
-	ID          uuid.UUID     `json:"id"` // the webhook-id the endpoint received
-	BulkID      uuid.UUID     `json:"bulk_id"`
-	Event       string        `json:"event"`
-	Status      string        `json:"status"` // see DeliveryStatus
-	CreatedAt   time.Time     `json:"created_at"`
-	DeliveredAt *time.Time    `json:"delivered_at"`
+	ID          uuid.UUID  `json:"id"` // the webhook-id the endpoint received
+	BulkID      uuid.UUID  `json:"bulk_id"`
+	Event       string     `json:"event"`
+	Status      string     `json:"status"` // see DeliveryStatus
+	CreatedAt   time.Time  `json:"created_at"`
+	DeliveredAt *time.Time `json:"delivered_at"`
 	// LastError is why it is not made yet, or why it was given up; null
 	// once it is delivered.
 	LastError *string       `json:"last_error"`
