@@ -141,6 +141,13 @@ func (s *service) logLines(t testing.TB, msg string) []map[string]any {
 	return out
 }
 
+func deref(s *string) string {
+	if s == nil {
+		return "<none>"
+	}
+	return *s
+}
+
 // runRetriesNow moves the service's delivery retries to pending, as if their
 // backoff had passed.
 func (s *service) runRetriesNow(t testing.TB) {
@@ -380,15 +387,15 @@ func TestWebhookRotationSignsWithBothSecretsForADay(t *testing.T) {
 	if until := shown.PreviousSecretExpiresAt; until == nil || time.Until(*until) < 23*time.Hour || time.Until(*until) > 24*time.Hour {
 		t.Errorf("previous_secret_expires_at %v, want a day from the rotation", until)
 	}
-	if n := s.db.Count(t, `SELECT count(*) FROM webhooks WHERE previous_secret IS NOT NULL
-		AND position(convert_to($1, 'UTF8') IN previous_secret) = 0`, old); n != 1 {
-		t.Errorf("the previous secret is not kept sealed")
-	}
 
 	d := deliver(2)
 	if !d.signedWith(old) || !d.signedWith(newSecret) || len(strings.Fields(d.signature)) != 2 {
 		t.Errorf("within the overlap: signature %q, want one with each secret (old verifies: %v, new verifies: %v)",
 			d.signature, d.signedWith(old), d.signedWith(newSecret))
+	}
+	if n := s.db.Count(t, `SELECT count(*) FROM webhooks WHERE previous_secret IS NOT NULL
+		AND position(convert_to($1, 'UTF8') IN previous_secret) = 0`, old); n != 1 {
+		t.Errorf("the previous secret is not kept sealed")
 	}
 
 	// A day later (moved back, not waited for), the old secret is done.
@@ -477,7 +484,7 @@ func TestWebhookFailureLogsNeitherURLNorHost(t *testing.T) {
 		return errors.New("the delivery's first attempt to be recorded")
 	})
 	if attempt == nil || strings.Contains(*attempt, host) || strings.Contains(*attempt, token) || !strings.Contains(*attempt, "resolve") {
-		t.Errorf("the attempt's error %v; want what went wrong, without the host or URL", attempt)
+		t.Errorf("the attempt's error %q; want what went wrong, without the host or URL", deref(attempt))
 	}
 	var warned bool
 	for _, l := range s.logLines(t, "delivery not made") {
