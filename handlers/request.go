@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,9 +64,11 @@ func readBody(c echo.Context, maxBytes int64) ([]byte, error) {
 	return b, err
 }
 
-// readObject reads a small JSON body (see readBody) into v: one object of
-// no member v does not name, and nothing after it. Anything else is a 400
-// naming the body, with msg.
+// readObject reads a small JSON body (see readBody) into v, a pointer to a
+// struct: one object, of members named exactly as v's fields are tagged
+// (encoding/json alone would take "URL" for "url"), and nothing after it. A
+// member v does not name is a 400 naming that member; anything else is a
+// 400 naming the body, with msg.
 func readObject(c echo.Context, maxBytes int64, v any, msg string) error {
 	if err := jsonContentType(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
 		return err
@@ -73,6 +76,11 @@ func readObject(c echo.Context, maxBytes int64, v any, msg string) error {
 	b, err := readBody(c, maxBytes)
 	if err != nil {
 		return err
+	}
+	if names := memberNames(v); names != nil {
+		if err := knownMembers(b, names); err != nil {
+			return err
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -83,6 +91,67 @@ func readObject(c echo.Context, maxBytes int64, v any, msg string) error {
 		return newError(http.StatusBadRequest, "body", msg) // data after the object
 	}
 	return nil
+}
+
+// knownMembers refuses, in one 400 naming each, the members of the object
+// b that are not among names. It says nothing of a b that is no object,
+// which the decoding that follows refuses.
+func knownMembers(b []byte, names []string) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	var bad *Error
+	fail := func(field, msg string) {
+		if bad == nil {
+			bad = &Error{Status: http.StatusBadRequest, Message: msg, Errors: map[string][]string{}}
+		}
+		bad.Errors[field] = []string{msg}
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		name, _ := tok.(string)
+		if err != nil || dec.Decode(&skipValue{}) != nil {
+			return nil
+		}
+		switch {
+		case name == "":
+			fail("body", "The request body has a member with an empty name; its members are "+inWords(names)+".")
+		case !slices.Contains(names, name):
+			fail(name, "The "+name+" member is unknown; the request body's members are "+inWords(names)+".")
+		}
+	}
+	if bad == nil {
+		return nil
+	}
+	return bad
+}
+
+// skipValue reads past a JSON value without keeping it.
+type skipValue struct{}
+
+func (skipValue) UnmarshalJSON([]byte) error { return nil }
+
+// memberNames are the JSON member names of the struct v points to, as its
+// fields' tags write them (the field's name when untagged); nil when v
+// points to no struct.
+func memberNames(v any) []string {
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	var names []string
+	for f := range t.Elem().Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case !f.IsExported() || name == "-":
+			continue
+		case name == "":
+			name = f.Name
+		}
+		names = append(names, name)
+	}
+	return names
 }
 
 var errCorruptGzip = newError(http.StatusBadRequest, "body", "The request body must be valid gzip data, as its Content-Encoding says.")

@@ -187,14 +187,17 @@ func TestBodyDecodesGzipWithinTheLimit(t *testing.T) {
 
 func TestReadObjectIsStrict(t *testing.T) {
 	t.Parallel()
-	for body, ok := range map[string]bool{
-		`{"operations": []}`: true, `{"operations": [], "mode": "x"}`: false, `{"operations": []} {}`: false,
-		`[]`: false, `{`: false,
+	for body, field := range map[string]string{
+		`{"operations": []}`: "", `{"operations": [], "mode": "x"}`: "mode", `{"operations": []} {}`: "body",
+		`[]`: "body", `{`: "body", `{"Operations": []}`: "Operations", `{"": 1}`: "body",
 	} {
-		var v struct{ Operations []any }
+		var v struct {
+			Operations []any `json:"operations"`
+		}
 		err := readObject(requestContext(http.MethodPost, "/", nil, body), 1<<10, &v, "msg")
-		if (err == nil) != ok {
-			t.Errorf("%s: %v", body, err)
+		var e *Error
+		if field == "" && err != nil || field != "" && (!errors.As(err, &e) || e.Status != http.StatusBadRequest || e.Errors[field] == nil) {
+			t.Errorf("%s: %v; want a 400 naming %q", body, err, field)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -19,21 +18,18 @@ type Webhooks struct {
 	timeout  time.Duration
 }
 
-// Put registers the organization's endpoint (its secret is answered once)
-// or moves it to another URL.
+// Put registers the organization's endpoint (its secret is answered once),
+// or moves it to another URL, and enables it if it was disabled. The body
+// is read as strictly as every other: JSON, the member url and no other.
 func (h *Webhooks) Put(c echo.Context) error {
 	if err := noQuery(c); err != nil {
-		return err
-	}
-	raw, err := readBody(c, 16<<10)
-	if err != nil {
 		return err
 	}
 	var body struct {
 		URL *string `json:"url"`
 	}
-	if err := json.Unmarshal(raw, &body); err != nil {
-		return newError(http.StatusBadRequest, "body", `The request body must be a JSON object: {"url": "https://…"}.`)
+	if err := readObject(c, 16<<10, &body, `The request body must be a JSON object: {"url": "https://…"}.`); err != nil {
+		return err
 	}
 	if body.URL == nil || *body.URL == "" {
 		return newError(http.StatusUnprocessableEntity, "url", "The url field is required.")

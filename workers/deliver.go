@@ -65,39 +65,113 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		// retry; after the lease this task takes over.
 		return fmt.Errorf("delivery %s: %w", p.DeliveryID, err)
 	}
-	attempt := store.Attempt{StartedAt: time.Now()}
-	var sendErr error
+	o := outcome{attempt: store.Attempt{StartedAt: time.Now()}}
 	switch claim.Delivery.Channel {
 	case store.ChannelEmail:
-		sendErr = d.email(ctx, claim)
+		o.err = d.email(ctx, claim)
+		o.attempt.StatusCode, _ = mailer.SMTPCode(o.err)
+		if mailer.Permanent(o.err) {
+			o.end = &ending{attempted: true, reason: o.err.Error(), failed: true}
+		}
 	case store.ChannelWebhook:
-		attempt.StatusCode, sendErr = d.webhook(ctx, claim)
+		o = d.webhook(ctx, claim, o)
 	default:
-		sendErr = errors.Join(fmt.Errorf("no such channel %q", claim.Delivery.Channel), asynq.SkipRetry)
+		o.err = errors.Join(fmt.Errorf("no such channel %q", claim.Delivery.Channel), asynq.SkipRetry)
 	}
-	attempt.Duration = time.Since(attempt.StartedAt)
-	if sendErr != nil {
-		attempt.Error = sendErr.Error() // senders' errors carry no address, body or secret
-		// Without this line a refused delivery retries silently for hours.
-		retried, _ := asynq.GetRetryCount(ctx)
-		code, enhanced := mailer.SMTPCode(sendErr)
-		d.log.WarnContext(ctx, "delivery not made", "delivery_id", claim.Delivery.ID, "bulk_id", claim.Bulk.ID,
-			"organization_id", claim.Bulk.OrganizationID, "channel", claim.Delivery.Channel, "attempt", retried+1,
-			"status_code", attempt.StatusCode, "smtp_code", code, "smtp_status", enhanced, "err", sendErr)
+	o.attempt.Duration = time.Since(o.attempt.StartedAt)
+	if o.err != nil {
+		o.attempt.Error = o.err.Error() // senders' errors carry no address, URL, body or secret
 	}
 	// Record the outcome even if the task's context ended meanwhile.
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := d.store.FinishDelivery(finishCtx, claim, attempt, sendErr == nil); err != nil {
+	if o.end != nil {
+		return d.giveUp(ctx, finishCtx, claim, o)
+	}
+	if o.err != nil {
+		// Without this line a refused delivery retries silently for hours.
+		d.log.WarnContext(ctx, "delivery not made", attrs(ctx, claim, o)...)
+	}
+	if err := d.store.FinishDelivery(finishCtx, claim, o.attempt, o.err == nil); err != nil {
 		// ErrClaimLost included: another worker holds the delivery now.
 		return fmt.Errorf("delivery %s: %w", claim.Delivery.ID, err)
 	}
-	if sendErr != nil {
-		return fmt.Errorf("delivery %s: %w", claim.Delivery.ID, sendErr)
+	if o.err != nil {
+		return fmt.Errorf("delivery %s: %w", claim.Delivery.ID, o.err)
 	}
 	d.log.InfoContext(ctx, "delivery made", "delivery_id", claim.Delivery.ID, "bulk_id", claim.Bulk.ID,
 		"organization_id", claim.Bulk.OrganizationID, "channel", claim.Delivery.Channel, "event", claim.Delivery.Event)
 	return nil
+}
+
+// outcome is what an attempt at a delivery came to.
+type outcome struct {
+	attempt store.Attempt
+	failure webhook.Failure // the kind of a webhook attempt's failure
+	err     error           // nil: made
+	end     *ending         // not nil: the delivery ends here, not made
+}
+
+// ending is a delivery that ends without being made, whatever retries it
+// has left: an SMTP server refused the recipient or the message for good,
+// the endpoint answered that it is gone, or the webhook was removed or
+// disabled before this attempt.
+type ending struct {
+	attempted bool   // an attempt was made, to record
+	reason    string // the delivery's last error, as its client reads it
+	// failed marks a failure, said at ERROR and archived in the queue for its
+	// admin to see, as opposed to the client's own doing (its endpoint said
+	// it is gone, it removed the webhook), which was said once already, for
+	// all its deliveries, and is only a DEBUG line here.
+	failed bool
+}
+
+// errGivenUp marks the error of a task whose delivery was given up and said
+// so: the error handler need not do either again.
+var errGivenUp = errors.New("the delivery was given up")
+
+// giveUp ends the claimed delivery as o.end says: its attempt recorded and
+// the delivery abandoned with its reason, in one transaction. A failure is
+// logged at ERROR, once, and returned so that the queue archives the task
+// without retrying it (SkipRetry), marked so that the error handler does
+// not abandon and log it a second time.
+func (d *Deliverer) giveUp(ctx, finishCtx context.Context, claim store.Claim, o outcome) error {
+	var attempt *store.Attempt
+	if o.end.attempted {
+		attempt = &o.attempt
+	}
+	if err := d.store.GiveUpDelivery(finishCtx, claim, attempt, o.end.reason); err != nil {
+		return fmt.Errorf("delivery %s: %w", claim.Delivery.ID, err)
+	}
+	if !o.end.failed {
+		d.log.DebugContext(ctx, "delivery given up", attrs(ctx, claim, o)...)
+		return nil
+	}
+	d.log.ErrorContext(ctx, "delivery failed for good", attrs(ctx, claim, o)...) // as when its retries run out
+	return fmt.Errorf("delivery %s: %w", claim.Delivery.ID, errors.Join(o.err, errGivenUp, asynq.SkipRetry))
+}
+
+// attrs are what a line about an attempt at the claimed delivery says: the
+// ids, the channel, the attempt, the SMTP codes or the HTTP status and the
+// kind of failure, never an address, a URL or a host.
+func attrs(ctx context.Context, claim store.Claim, o outcome) []any {
+	retried, _ := asynq.GetRetryCount(ctx)
+	a := []any{"delivery_id", claim.Delivery.ID, "bulk_id", claim.Bulk.ID, "organization_id", claim.Bulk.OrganizationID,
+		"channel", claim.Delivery.Channel, "attempt", retried + 1}
+	switch claim.Delivery.Channel {
+	case store.ChannelEmail:
+		code, enhanced := mailer.SMTPCode(o.err)
+		a = append(a, "smtp_code", code, "smtp_status", enhanced)
+	case store.ChannelWebhook:
+		a = append(a, "status_code", o.attempt.StatusCode, "failure", string(o.failure))
+	}
+	switch {
+	case o.err != nil:
+		a = append(a, "err", o.err)
+	case o.end != nil:
+		a = append(a, "reason", o.end.reason)
+	}
+	return a
 }
 
 // email sends the bulk's notification to the address recorded with the
@@ -130,29 +204,49 @@ type Event struct {
 }
 
 // webhook POSTs the event to the organization's endpoint, signed with its
-// secret of now, with the delivery's id as webhook-id.
-func (d *Deliverer) webhook(ctx context.Context, claim store.Claim) (status int, err error) {
-	url, secret, err := d.webhooks.Target(ctx, claim.Delivery.OrganizationID)
-	if errors.Is(err, store.ErrNotFound) {
-		// The endpoint was removed after the event: nobody to tell.
-		return 0, errors.Join(errors.New("the webhook was removed"), asynq.SkipRetry)
-	}
-	if err != nil {
-		return 0, err
+// secrets of now (two while a rotation's overlap lasts), with the
+// delivery's id as webhook-id. An endpoint removed or disabled since the
+// event ends the delivery without an attempt, quietly: the client's DELETE
+// or the endpoint's 410 said so already, once. A 410 Gone disables the
+// endpoint.
+func (d *Deliverer) webhook(ctx context.Context, claim store.Claim, o outcome) outcome {
+	orgID := claim.Delivery.OrganizationID
+	url, secrets, err := d.webhooks.Target(ctx, orgID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		o.end = &ending{reason: store.ReasonWebhookRemoved}
+		return o
+	case errors.Is(err, bulksvc.ErrWebhookDisabled):
+		o.end = &ending{reason: store.ReasonWebhookDisabled}
+		return o
+	case err != nil:
+		o.err = err
+		return o
 	}
 	body, err := json.Marshal(Event{Type: claim.Delivery.Event, Data: bulksvc.NewView(claim.Bulk)})
 	if err != nil {
-		return 0, fmt.Errorf("encode event: %w", err)
+		o.err = fmt.Errorf("encode event: %w", err)
+		return o
 	}
-	a := webhook.Send(ctx, d.client, url, secret, webhook.Message{ID: claim.Delivery.ID.String(), Timestamp: time.Now(), Body: body})
-	return a.StatusCode, a.Err
+	a := webhook.Send(ctx, d.client, url, secrets, webhook.Message{ID: claim.Delivery.ID.String(), Timestamp: time.Now(), Body: body})
+	o.attempt.StatusCode, o.failure, o.err = a.StatusCode, a.Failure, a.Err
+	if a.StatusCode == http.StatusGone {
+		if err := d.webhooks.Gone(ctx, orgID, url); err != nil {
+			o.err = errors.Join(o.err, err) // retried: the next attempt gets 410 again
+			return o
+		}
+		// Gone said it in its WARN line, once for every delivery it gave up.
+		o.end = &ending{attempted: true, reason: bulksvc.ReasonGone}
+	}
+	return o
 }
 
 // Abandon gives a delivery up when its task has used its last retry, so that
-// the reconciler does not queue it again, and says so at ERROR.
+// the reconciler does not queue it again, and says so at ERROR; a delivery
+// that its task gave up itself (giveUp) was abandoned and logged already.
 func (d *Deliverer) Abandon(ctx context.Context, t *asynq.Task, taskErr error, retried int) {
 	p, err := tasks.ParseDeliveryPayload(t)
-	if err != nil {
+	if err != nil || errors.Is(taskErr, errGivenUp) {
 		return
 	}
 	d.log.ErrorContext(ctx, "delivery failed for good", "delivery_id", p.DeliveryID, "type", t.Type(), "retried", retried, "err", taskErr)

@@ -2,6 +2,7 @@ package workers_test
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/bulkd/bulkd/pkg/smtptest"
+	"github.com/bulkd/bulkd/pkg/testenv"
+	"github.com/bulkd/bulkd/workers"
 	"github.com/bulkd/bulkd/workers/tasks"
 )
 
@@ -53,12 +56,14 @@ func TestDelivererSendsOneEmailPerBulk(t *testing.T) {
 	}
 }
 
+// A temporary refusal (4xx) keeps the delivery on its retry schedule: the
+// claim is released, and the next attempt sends the email.
 func TestDelivererReleasesClaimWhenSendFails(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	b := e.importedBulk(t)
 	refusing := smtptest.NewServer(t, smtptest.Options{
-		DataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "message refused"},
+		DataErr: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"},
 	})
 
 	err := e.newDeliverer(t, refusing).ProcessTask(t.Context(), e.emailTask(t, b.ID))
@@ -66,7 +71,7 @@ func TestDelivererReleasesClaimWhenSendFails(t *testing.T) {
 		t.Fatal("ProcessTask succeeded although the server refused the message")
 	}
 	if errors.Is(err, asynq.SkipRetry) {
-		t.Errorf("a refused message must be retried: %v", err)
+		t.Errorf("a temporarily refused message must be retried: %v", err)
 	}
 	if strings.Contains(err.Error(), notifyEmail) {
 		t.Errorf("error names the recipient: %v", err)
@@ -162,5 +167,57 @@ func TestDelivererRejectsBadPayload(t *testing.T) {
 	}
 	if got := len(ts.Messages()); got != 0 {
 		t.Errorf("%d emails, want none", got)
+	}
+}
+
+// A delivery whose webhook is gone when its task runs (removed, or
+// disabled, after the event was recorded) is given up quietly: the
+// client's DELETE said so once, at INFO, and this is no failure to log at
+// ERROR, delivery by delivery. Nothing is attempted or archived.
+func TestDeliveryOfARemovedWebhookIsGivenUpQuietly(t *testing.T) {
+	t.Parallel()
+	for _, gone := range []string{
+		`DELETE FROM webhooks`,
+		`UPDATE webhooks SET disabled_at = now(), disabled_reason = 'The endpoint answered 410 Gone.'`,
+	} {
+		t.Run(strings.Fields(gone)[0], func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			var logs testenv.LogBuffer
+			log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			hooks := e.webhooks(t, log)
+			if _, _, err := hooks.Put(t.Context(), e.org.ID, "http://127.0.0.1:9/hook"); err != nil {
+				t.Fatal(err)
+			}
+			b := e.importedBulk(t)
+			// As when the bulk ended while its webhook went: its delivery was
+			// recorded, and is pending, after the webhook was removed.
+			if _, err := e.Conn.Exec(t.Context(), gone); err != nil {
+				t.Fatal(err)
+			}
+			d := workers.NewDeliverer(e.Store, nil, hooks, baseURL, log)
+			task := e.webhookTask(t, b.ID)
+			if err := d.ProcessTask(t.Context(), task); err != nil {
+				workers.NewErrorHandler(nil, d, log).HandleError(t.Context(), task, err)
+			}
+
+			var (
+				abandoned bool
+				lastError string
+				attempts  int
+			)
+			if err := e.Conn.QueryRow(t.Context(), `SELECT abandoned_at IS NOT NULL, coalesce(last_error, ''), attempts
+				FROM deliveries WHERE bulk_id = $1 AND channel = 'webhook'`, b.ID).Scan(&abandoned, &lastError, &attempts); err != nil {
+				t.Fatal(err)
+			}
+			if !abandoned || !strings.HasPrefix(lastError, "The webhook ") || attempts != 0 {
+				t.Errorf("delivery: abandoned %v, last error %q, %d attempts; want given up, saying why, without an attempt", abandoned, lastError, attempts)
+			}
+			for _, l := range logs.Lines(t) {
+				if l["level"] != "INFO" {
+					t.Errorf("a %s line for a delivery whose webhook is gone: %v", l["level"], l)
+				}
+			}
+		})
 	}
 }

@@ -87,13 +87,44 @@ func (e env) bulk(t *testing.T, id uuid.UUID) models.Bulk {
 // text (webhooks off).
 func (e env) newDeliverer(t *testing.T, ts *smtptest.Server) *workers.Deliverer {
 	t.Helper()
+	return e.emailDeliverer(t, ts, discard)
+}
+
+// emailDeliverer is newDeliverer logging to log.
+func (e env) emailDeliverer(t *testing.T, ts *smtptest.Server, log *slog.Logger) *workers.Deliverer {
+	t.Helper()
 	sender, err := mailer.New(mailer.Config{
 		Host: ts.Host(), Port: ts.Port(), TLS: mailer.TLSNone, From: "bulkd@example.com", Timeout: 10 * time.Second,
-	}, discard)
+	}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}), baseURL, discard)
+	return workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}, log), baseURL, log)
+}
+
+// webhooks returns the organizations' endpoints with webhooks on, to any
+// address (the tests' receivers are on loopback).
+func (e env) webhooks(t *testing.T, log *slog.Logger) *bulksvc.Webhooks {
+	t.Helper()
+	sealer, err := webhook.NewSealer([]byte("test-key-test-key-test-key-test-"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bulksvc.NewWebhooks(e.Store, sealer, webhook.Policy{AllowPrivate: true}, log)
+}
+
+// webhookTask is the task of a finished bulk's webhook delivery.
+func (e env) webhookTask(t *testing.T, bulkID uuid.UUID) *asynq.Task {
+	t.Helper()
+	var id uuid.UUID
+	if err := e.Conn.QueryRow(t.Context(), `SELECT id FROM deliveries WHERE bulk_id = $1 AND channel = 'webhook'`, bulkID).Scan(&id); err != nil {
+		t.Fatalf("webhook delivery of bulk %s: %v", bulkID, err)
+	}
+	task, err := tasks.NewDeliveryTask(id, store.ChannelWebhook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
 }
 
 // emailOf returns the email delivery of a finished bulk.

@@ -18,11 +18,9 @@ import (
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulksvc"
-	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/testenv"
-	"github.com/bulkd/bulkd/pkg/webhook"
 	"github.com/bulkd/bulkd/workers"
 	"github.com/bulkd/bulkd/workers/tasks"
 )
@@ -173,30 +171,12 @@ func TestFailExhaustedThroughAsynq(t *testing.T) {
 // any case.
 var recipient = regexp.MustCompile(`(?i)ops@acme\.example|\bops\b`)
 
-// TestRefusedRecipientIsSeenButNeverNamed runs the notification task on a real
-// asynq server against an SMTP server that refuses the recipient, echoing it
-// in capitals: every attempt is a WARN line, the exhausted task an ERROR
-// line, and neither those lines nor the error asynq stores in Redis show the
-// address in any form.
-func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	b := e.importedBulk(t)
-	opt := redis(t)
-	ts := smtptest.NewServer(t, smtptest.Options{
-		RcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<OPS@ACME.EXAMPLE>: Recipient address rejected"},
-	})
-	var logs testenv.LogBuffer
-	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sender, err := mailer.New(mailer.Config{
-		Host: ts.Host(), Port: ts.Port(), TLS: mailer.TLSNone, From: "bulkd@example.com", Timeout: 10 * time.Second,
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}), baseURL, log)
+// serveDeliveries runs d on a real asynq server of the test's own, with the
+// worker's error handler and no wait between retries, and returns a client
+// of its queue.
+func serveDeliveries(t *testing.T, e env, opt asynq.RedisConnOpt, d *workers.Deliverer, log *slog.Logger) *asynq.Client {
+	t.Helper()
 	im := workers.NewImporter(bulksvc.New(e.Store, &notifications{}, log), log)
-
 	srv := asynq.NewServer(opt, asynq.Config{
 		Concurrency:              1,
 		Queues:                   tasks.QueueWeights,
@@ -213,6 +193,26 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 	t.Cleanup(srv.Shutdown)
 	client := asynq.NewClient(opt)
 	t.Cleanup(func() { client.Close() })
+	return client
+}
+
+// TestRefusedRecipientIsSeenButNeverNamed runs the notification task on a real
+// asynq server against an SMTP server that refuses the recipient for now
+// (4xx), echoing it in capitals: the delivery keeps its retry schedule,
+// every attempt is a WARN line, the exhausted task an ERROR line, and
+// neither those lines nor the error asynq stores in Redis show the address
+// in any form.
+func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.importedBulk(t)
+	opt := redis(t)
+	ts := smtptest.NewServer(t, smtptest.Options{
+		RcptErr: &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 1}, Message: "<OPS@ACME.EXAMPLE>: Mailbox busy, try later"},
+	})
+	var logs testenv.LogBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	client := serveDeliveries(t, e, opt, e.emailDeliverer(t, ts, log), log)
 	const maxRetry = 2
 	info, err := client.Enqueue(e.emailTask(t, b.ID), asynq.MaxRetry(maxRetry))
 	if err != nil {
@@ -247,7 +247,7 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 	for _, l := range logs.Lines(t) {
 		if l["level"] == "WARN" && l["msg"] == "delivery not made" {
 			attempts = append(attempts, l["attempt"].(float64))
-			if l["bulk_id"] != b.ID.String() || l["smtp_code"] != float64(550) || l["smtp_status"] != "5.1.1" {
+			if l["bulk_id"] != b.ID.String() || l["smtp_code"] != float64(450) || l["smtp_status"] != "4.2.1" {
 				t.Errorf("WARN line without the bulk id or the SMTP codes: %v", l)
 			}
 		}
@@ -259,8 +259,7 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 		t.Errorf("the logs show the recipient (%q):\n%s", m, logs.String())
 	}
 
-	in := asynq.NewInspector(opt)
-	t.Cleanup(func() { in.Close() })
+	in := newInspector(t, opt)
 	stored, err := in.GetTaskInfo(info.Queue, info.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -268,8 +267,82 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 	if stored.LastErr == "" || recipient.MatchString(stored.LastErr) {
 		t.Errorf("error stored in Redis: %q; want the failure without the recipient", stored.LastErr)
 	}
-	if !strings.Contains(stored.LastErr, "550 5.1.1") {
+	if !strings.Contains(stored.LastErr, "450 4.2.1") {
 		t.Errorf("error stored in Redis: %q; want the SMTP codes", stored.LastErr)
+	}
+}
+
+// A permanent refusal (5xx) of the recipient or of the message ends the
+// email at once, whatever retries it has left, instead of retrying for
+// hours: one attempt, recorded with the SMTP reply code; the delivery
+// abandoned, its last error giving the codes; the task archived (not
+// retried); and one ERROR line, which names the codes and not the
+// recipient the server echoed. The error handler, which abandons and logs
+// what runs out of retries, does neither a second time.
+func TestPermanentRefusalEndsTheEmailAtOnce(t *testing.T) {
+	t.Parallel()
+	for name, opts := range map[string]smtptest.Options{
+		"recipient": {RcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<OPS@ACME.EXAMPLE>: Recipient address rejected"}},
+		"message":   {DataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message refused for ops@acme.example"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			b := e.importedBulk(t)
+			opt := redis(t)
+			ts := smtptest.NewServer(t, opts)
+			var logs testenv.LogBuffer
+			log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			client := serveDeliveries(t, e, opt, e.emailDeliverer(t, ts, log), log)
+			info, err := client.Enqueue(e.emailTask(t, b.ID), asynq.MaxRetry(2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// asynq archives a task after its error handler has run.
+			in := newInspector(t, opt)
+			var stored *asynq.TaskInfo
+			testenv.Eventually(t, deadline, func() error {
+				if stored, err = in.GetTaskInfo(info.Queue, info.ID); err != nil || stored.State != asynq.TaskStateArchived {
+					return fmt.Errorf("the task to be archived (%v, %v)", stored, err)
+				}
+				return nil
+			})
+			code, status := opts.RcptErr, "5.1.1"
+			if code == nil {
+				code, status = opts.DataErr, "5.7.1"
+			}
+			want := fmt.Sprintf("%d %s", code.(*smtp.SMTPError).Code, status)
+			if stored.Retried != 0 || !strings.Contains(stored.LastErr, want) || recipient.MatchString(stored.LastErr) {
+				t.Errorf("task: retried %d, last error %q; want archived at once with %q, without the recipient", stored.Retried, stored.LastErr, want)
+			}
+
+			var (
+				attempts, statusCode int
+				lastError            string
+			)
+			if err := e.Conn.QueryRow(t.Context(), `SELECT d.attempts, coalesce(d.last_error, ''), coalesce(a.status_code, 0)
+				FROM deliveries d JOIN delivery_attempts a ON a.delivery_id = d.id
+				WHERE d.bulk_id = $1 AND d.channel = 'email' AND d.abandoned_at IS NOT NULL`, b.ID).Scan(&attempts, &lastError, &statusCode); err != nil {
+				t.Fatalf("the abandoned email and its attempt: %v", err)
+			}
+			if attempts != 1 || statusCode != code.(*smtp.SMTPError).Code || !strings.Contains(lastError, want) || recipient.MatchString(lastError) {
+				t.Errorf("delivery: %d attempts, status %d, last error %q; want 1 attempt, %s", attempts, statusCode, lastError, want)
+			}
+
+			var lines []map[string]any
+			for _, l := range logs.Lines(t) {
+				if l["level"] == "ERROR" || l["level"] == "WARN" {
+					lines = append(lines, l)
+				}
+			}
+			if len(lines) != 1 || lines[0]["level"] != "ERROR" || lines[0]["msg"] != "delivery failed for good" ||
+				lines[0]["delivery_id"] != e.emailOf(t, b.ID).String() || lines[0]["smtp_code"] != float64(code.(*smtp.SMTPError).Code) {
+				t.Errorf("want one ERROR line with the delivery id and the SMTP code, and no other WARN or ERROR; the logs:\n%s", logs.String())
+			}
+			if m := recipient.FindString(logs.String()); m != "" {
+				t.Errorf("the logs show the recipient (%q):\n%s", m, logs.String())
+			}
+		})
 	}
 }
 

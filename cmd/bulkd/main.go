@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return errors.New("org webhook: --org must be an organization id and --url the endpoint's https URL")
 		}
 		return withStore(ctx, cfg, func(s *store.Store) error {
-			hooks, err := newWebhooks(s, cfg)
+			hooks, err := newWebhooks(s, cfg, log)
 			if err != nil {
 				return err
 			}
@@ -232,7 +232,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	queue := tasks.NewQueue(client, inspector)
 	svc := bulksvc.New(s, queue, log)
-	hooks, err := newWebhooks(s, cfg)
+	hooks, err := newWebhooks(s, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -319,7 +319,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 
 // newWebhooks returns the manager of the organizations' endpoints; without
 // WEBHOOK_SECRET_KEY webhooks are off.
-func newWebhooks(s *store.Store, cfg configs.Config) (*bulksvc.Webhooks, error) {
+func newWebhooks(s *store.Store, cfg configs.Config, log *slog.Logger) (*bulksvc.Webhooks, error) {
 	var sealer *webhook.Sealer
 	if cfg.WebhookSecretKey != nil {
 		var err error
@@ -327,7 +327,7 @@ func newWebhooks(s *store.Store, cfg configs.Config) (*bulksvc.Webhooks, error) 
 			return nil, fmt.Errorf("WEBHOOK_SECRET_KEY: %w", err)
 		}
 	}
-	return bulksvc.NewWebhooks(s, sealer, webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate}), nil
+	return bulksvc.NewWebhooks(s, sealer, webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate}, log), nil
 }
 
 // queueUI keeps a nil *asynqmon.HTTPHandler from becoming a non-nil interface.

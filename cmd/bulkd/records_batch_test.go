@@ -127,11 +127,12 @@ func TestRecordsBatchLimits(t *testing.T) {
 		status int
 		field  string
 	}{
-		"101 operations": {`{"operations": [` + strings.Join(ops, ",") + `]}`, 422, "operations"},
-		"no operation":   {`{"operations": []}`, 422, "operations"},
-		"no operations":  {`{}`, 422, "operations"},
-		"not json":       {`{"operations": [`, 400, "body"},
-		"unknown member": {`{"operations": [], "mode": "x"}`, 400, "body"},
+		"101 operations":         {`{"operations": [` + strings.Join(ops, ",") + `]}`, 422, "operations"},
+		"no operation":           {`{"operations": []}`, 422, "operations"},
+		"no operations":          {`{}`, 422, "operations"},
+		"not json":               {`{"operations": [`, 400, "body"},
+		"unknown member":         {`{"operations": [], "mode": "x"}`, 400, "mode"},
+		"member in another case": {`{"Operations": []}`, 400, "Operations"},
 	} {
 		r := s.request(t, http.MethodPost, "/api/v1/batch", c.body, bearer(key), jsonBody)
 		var e struct {

@@ -307,8 +307,8 @@ func TestWebhook(t *testing.T) {
 		t.Fatalf("moved: %+v, %v", moved, err)
 	}
 	rotated, err := c.RotateWebhookSecret(ctx)
-	if err != nil || rotated.Secret == "" || rotated.Secret == hook.Secret {
-		t.Fatalf("rotated: %+v, %v", rotated, err)
+	if err != nil || rotated.Secret == "" || rotated.Secret == hook.Secret || rotated.PreviousSecretExpiresAt == nil || rotated.Disabled {
+		t.Fatalf("rotated: %+v, %v; want a new secret, the previous one signing until a time", rotated, err)
 	}
 
 	sub, err := c.Submit(ctx, []client.Row{row(1)}, client.SubmitOptions{})

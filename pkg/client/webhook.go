@@ -12,11 +12,19 @@ import (
 // verify deliveries. Deliveries, the most recent first, come with
 // GetWebhook.
 type Webhook struct {
-	URL        string            `json:"url"`
-	Secret     string            `json:"secret,omitempty"`
-	CreatedAt  time.Time         `json:"created_at"`
-	UpdatedAt  time.Time         `json:"updated_at"`
-	Deliveries []WebhookDelivery `json:"deliveries,omitempty"`
+	URL    string `json:"url"`
+	Secret string `json:"secret,omitempty"`
+	// PreviousSecretExpiresAt is set after a rotation, for a day: until
+	// then deliveries are signed with the previous secret too.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
+	// Disabled is true once the endpoint answered 410 Gone (DisabledAt,
+	// DisabledReason): nothing is sent until PutWebhook enables it again.
+	Disabled       bool              `json:"disabled"`
+	DisabledAt     *time.Time        `json:"disabled_at,omitempty"`
+	DisabledReason string            `json:"disabled_reason,omitempty"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	Deliveries     []WebhookDelivery `json:"deliveries,omitempty"`
 }
 
 // WebhookDelivery is one event sent (or being sent) to the endpoint.
@@ -27,6 +35,7 @@ type WebhookDelivery struct {
 	Status      string           `json:"status"` // pending, delivered, abandoned
 	CreatedAt   time.Time        `json:"created_at"`
 	DeliveredAt *time.Time       `json:"delivered_at"`
+	LastError   *string          `json:"last_error"` // why it is not made yet, or was given up
 	Attempts    []WebhookAttempt `json:"attempts"`
 }
 
@@ -48,7 +57,7 @@ type WebhookEvent struct {
 }
 
 // PutWebhook registers the organization's endpoint, or moves it to url
-// (keeping its secret).
+// (keeping its secret), and enables it if it was disabled.
 func (c *Client) PutWebhook(ctx context.Context, url string) (*Webhook, error) {
 	body, err := json.Marshal(map[string]string{"url": url})
 	if err != nil {
@@ -63,9 +72,10 @@ func (c *Client) GetWebhook(ctx context.Context) (*Webhook, error) {
 	return c.webhook(ctx, request{method: http.MethodGet, path: "/api/v1/webhook", retry: retryAlways})
 }
 
-// RotateWebhookSecret gives the endpoint a new secret and answers it. A
-// retry after a lost answer rotates again, which leaves the secret the
-// last answer carries as the valid one.
+// RotateWebhookSecret gives the endpoint a new secret and answers it; the
+// one it replaces keeps signing beside it for a day. A retry after a lost
+// answer rotates again, which leaves the secret the last answer carries as
+// the valid one, with the one before it for a day (not the first).
 func (c *Client) RotateWebhookSecret(ctx context.Context) (*Webhook, error) {
 	return c.webhook(ctx, request{method: http.MethodPost, path: "/api/v1/webhook/rotate", retry: retryAlways})
 }

@@ -264,21 +264,30 @@ func TestSMTPSenderWithoutCredentialsOnAuthServer(t *testing.T) {
 
 func TestSMTPSenderRefused(t *testing.T) {
 	t.Parallel()
+	// A 5xx to the recipient or the message is permanent (sending it again
+	// changes nothing), a 4xx is not.
 	tests := []struct {
-		name string
-		opts smtptest.Options
+		name      string
+		opts      smtptest.Options
+		permanent bool
 	}{
 		{
-			name: "DATA refused",
-			opts: smtptest.Options{DataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message refused"}},
+			name:      "DATA refused",
+			opts:      smtptest.Options{DataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message refused"}},
+			permanent: true,
 		},
 		{
 			name: "DATA deferred",
 			opts: smtptest.Options{DataErr: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"}},
 		},
 		{
-			name: "recipient refused",
-			opts: smtptest.Options{RcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user " + testTo}},
+			name:      "recipient refused",
+			opts:      smtptest.Options{RcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user " + testTo}},
+			permanent: true,
+		},
+		{
+			name: "recipient deferred",
+			opts: smtptest.Options{RcptErr: &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 1}, Message: "Mailbox busy"}},
 		},
 	}
 	for _, tt := range tests {
@@ -306,6 +315,9 @@ func TestSMTPSenderRefused(t *testing.T) {
 			if n := len(ts.Messages()); n != 0 {
 				t.Errorf("server received %d messages, want 0", n)
 			}
+			if got := mailer.Permanent(err); got != tt.permanent {
+				t.Errorf("Permanent(%v) = %v, want %v", err, got, tt.permanent)
+			}
 		})
 	}
 }
@@ -326,6 +338,9 @@ func TestSMTPSenderUnreachable(t *testing.T) {
 
 	if err == nil || !strings.HasPrefix(err.Error(), "mailer: ") {
 		t.Fatalf("SendBulkNotification = %v, want a mailer error", err)
+	}
+	if mailer.Permanent(err) {
+		t.Errorf("a connection that could not be made is permanent: %v; it must be retried", err)
 	}
 }
 

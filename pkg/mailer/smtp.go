@@ -124,6 +124,25 @@ func SMTPCode(err error) (code int, enhanced string) {
 	return 0, ""
 }
 
+// Permanent tells whether a failed send was refused for good: a 5xx reply
+// (RFC 5321 section 4.2.1, "permanent negative completion") to the
+// recipient (RCPT TO) or to the message (DATA), which sending the same
+// message again will not change. A 4xx reply, a connection that could not
+// be made or broke off, and a 5xx to what comes before the recipient (the
+// sender's address, authentication: the server's configuration, which its
+// operator can fix while the retries go on) are not permanent.
+func Permanent(err error) bool {
+	var se *gomail.SendError
+	if !errors.As(err, &se) || se.ErrorCode() < 500 || se.ErrorCode() > 599 {
+		return false
+	}
+	switch se.Reason {
+	case gomail.ErrSMTPRcptTo, gomail.ErrSMTPData, gomail.ErrSMTPDataClose:
+		return true
+	}
+	return false
+}
+
 // sendFailure is the error of a failed send. Servers echo the recipient in
 // their replies, in any case or only its local part ("550 5.1.1
 // <OPS@ACME.EXAMPLE>: Recipient address rejected"), and the error is stored

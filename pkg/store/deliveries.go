@@ -43,19 +43,31 @@ type Delivery struct {
 
 // recordDeliveries writes, in the transaction that ends a bulk, the
 // deliveries that tell of it: the organization's email when email is set,
-// and its webhook when it has one. A bulk's end is told once per channel,
-// whatever retries happen (the second insert finds the first).
+// and its webhook when it has one that is not disabled. A bulk's end is
+// told once per channel, whatever retries happen (the second insert finds
+// the first).
 func recordDeliveries(ctx context.Context, tx pgx.Tx, bulkID uuid.UUID, event string, email bool) error {
-	_, err := tx.Exec(ctx, `
+	if email {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO deliveries (id, bulk_id, organization_id, channel, event, target)
+			SELECT $2::uuid, b.id, b.organization_id, 'email', $3, o.notify_email
+			  FROM bulks b JOIN organizations o ON o.id = b.organization_id WHERE b.id = $1
+			ON CONFLICT (bulk_id, channel) DO NOTHING`, pgUUID(bulkID), pgUUID(uuid.New()), event); err != nil {
+			return fmt.Errorf("record deliveries: %w", err)
+		}
+	}
+	// The webhook's row is locked against its DELETE until this transaction
+	// ends: a DELETE that comes first leaves nothing to record, one that
+	// comes after finds the delivery and gives it up with the others. (Read
+	// without the lock, a delivery could be recorded for a webhook removed
+	// meanwhile and be left pending.)
+	if _, err := tx.Exec(ctx, `
 		INSERT INTO deliveries (id, bulk_id, organization_id, channel, event, target)
-		SELECT $2::uuid, b.id, b.organization_id, 'email', $4, o.notify_email
-		  FROM bulks b JOIN organizations o ON o.id = b.organization_id WHERE b.id = $1 AND $5
-		UNION ALL
-		SELECT $3::uuid, b.id, b.organization_id, 'webhook', $4, w.url
-		  FROM bulks b JOIN webhooks w ON w.organization_id = b.organization_id WHERE b.id = $1
-		ON CONFLICT (bulk_id, channel) DO NOTHING`,
-		pgUUID(bulkID), pgUUID(uuid.New()), pgUUID(uuid.New()), event, email)
-	if err != nil {
+		SELECT $2::uuid, b.id, b.organization_id, 'webhook', $3, w.url
+		  FROM bulks b JOIN webhooks w ON w.organization_id = b.organization_id
+		 WHERE b.id = $1 AND w.disabled_at IS NULL
+		   FOR KEY SHARE OF w
+		ON CONFLICT (bulk_id, channel) DO NOTHING`, pgUUID(bulkID), pgUUID(uuid.New()), event); err != nil {
 		return fmt.Errorf("record deliveries: %w", err)
 	}
 	return nil
@@ -175,8 +187,8 @@ type Attempt struct {
 	Number     int
 	StartedAt  time.Time
 	Duration   time.Duration
-	StatusCode int    // the endpoint's answer; 0 when none came or for email
-	Error      string // "" when it was delivered; never a body or an address
+	StatusCode int    // the endpoint's HTTP status, or the SMTP server's reply code to a refused email; 0 when none came
+	Error      string // "" when it was delivered; never a body, a URL or an address
 }
 
 // ErrClaimLost is returned by FinishDelivery to a worker whose claim was
@@ -189,34 +201,67 @@ var ErrClaimLost = errors.New("store: the delivery's claim was taken over")
 // Only the claim's holder may: any other caller gets ErrClaimLost, except
 // that a delivery made is recorded as made whoever made it.
 func (s *Store) FinishDelivery(ctx context.Context, c Claim, a Attempt, delivered bool) error {
+	return s.finishDelivery(ctx, "finish delivery", c, &a, delivered, "")
+}
+
+// GiveUpDelivery ends a claimed delivery without making it: its attempt,
+// when a is not nil, is recorded (an endpoint that answered that it is
+// gone, a recipient refused for good), and the delivery is abandoned with
+// reason as its last error, which its client reads. Only the claim's
+// holder may (ErrClaimLost).
+func (s *Store) GiveUpDelivery(ctx context.Context, c Claim, a *Attempt, reason string) error {
+	return s.finishDelivery(ctx, "give up delivery", c, a, false, reason)
+}
+
+// finishDelivery releases a claim, recording the attempt a (none when nil);
+// abandon, when not "", gives the delivery up with that reason. A delivery
+// given up meanwhile (its webhook removed) keeps the reason it was given up
+// for, unless this attempt made it.
+func (s *Store) finishDelivery(ctx context.Context, what string, c Claim, a *Attempt, delivered bool, abandon string) error {
 	id := c.Delivery.ID
+	var attempt Attempt
+	if a != nil {
+		attempt = *a
+	}
 	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
 		var n int
-		err := tx.QueryRow(ctx, `UPDATE deliveries SET attempts = attempts + 1, claimed_at = NULL,
-			        delivered_at = CASE WHEN $2 THEN clock_timestamp() END, last_error = nullif($3, '')
+		err := tx.QueryRow(ctx, `UPDATE deliveries SET attempts = attempts + $6::int, claimed_at = NULL,
+			        delivered_at = CASE WHEN $2 THEN clock_timestamp() END,
+			        abandoned_at = CASE WHEN $5 <> '' THEN coalesce(abandoned_at, clock_timestamp()) ELSE abandoned_at END,
+			        last_error = CASE WHEN $2 THEN NULL
+			                          WHEN $5 <> '' THEN $5
+			                          WHEN abandoned_at IS NOT NULL THEN last_error
+			                          ELSE nullif($3, '') END
 			 WHERE id = $1 AND delivered_at IS NULL AND (claimed_at = $4 OR $2) RETURNING attempts`,
-			pgUUID(id), delivered, a.Error, c.At).Scan(&n)
+			pgUUID(id), delivered, attempt.Error, c.At, abandon, btoi(a != nil)).Scan(&n)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrClaimLost
 		}
-		if err != nil {
+		if err != nil || a == nil {
 			return err
 		}
 		var status pgtype.Int4
-		if a.StatusCode != 0 {
-			status = pgtype.Int4{Int32: int32(a.StatusCode), Valid: true}
+		if attempt.StatusCode != 0 {
+			status = pgtype.Int4{Int32: int32(attempt.StatusCode), Valid: true}
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error)
-			VALUES ($1, $2, $3, $4, $5, nullif($6, ''))`, pgUUID(id), n, a.StartedAt, a.Duration.Milliseconds(), status, a.Error)
+			VALUES ($1, $2, $3, $4, $5, nullif($6, ''))`, pgUUID(id), n, attempt.StartedAt, attempt.Duration.Milliseconds(), status, attempt.Error)
 		return err
 	})
 	if errors.Is(err, ErrClaimLost) {
 		return ErrClaimLost
 	}
 	if err != nil {
-		return errorf("store: finish delivery: %w", err)
+		return errorf("store: %s: %w", what, err)
 	}
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // claimedRow reads the claim's time before a delivery's columns.
@@ -281,11 +326,19 @@ func (s *Store) RecentDeliveries(ctx context.Context, orgID uuid.UUID, channel s
 	return out, nil
 }
 
-// Webhook is an organization's endpoint; its secret is sealed.
+// Webhook is an organization's endpoint; its secrets are sealed.
 type Webhook struct {
 	OrganizationID uuid.UUID
 	URL            string
 	Secret         []byte
+	// PreviousSecret is the secret that RotatedAt replaced (nil if it was
+	// never rotated): it signs beside Secret for a while after.
+	PreviousSecret []byte
+	RotatedAt      *time.Time
+	// DisabledAt is set when the endpoint answered that it is gone: no event
+	// is recorded for it until it is PUT again. DisabledReason says why.
+	DisabledAt     *time.Time
+	DisabledReason string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 }
@@ -293,14 +346,17 @@ type Webhook struct {
 // Webhook returns the organization's endpoint, or ErrNotFound.
 func (s *Store) Webhook(ctx context.Context, orgID uuid.UUID) (Webhook, error) {
 	w := Webhook{OrganizationID: orgID}
-	err := s.pool.QueryRow(ctx, `SELECT url, secret, created_at, updated_at FROM webhooks WHERE organization_id = $1`,
-		pgUUID(orgID)).Scan(&w.URL, &w.Secret, &w.CreatedAt, &w.UpdatedAt)
+	var reason pgtype.Text
+	err := s.pool.QueryRow(ctx, `SELECT url, secret, previous_secret, rotated_at, disabled_at, disabled_reason, created_at, updated_at
+		FROM webhooks WHERE organization_id = $1`, pgUUID(orgID)).
+		Scan(&w.URL, &w.Secret, &w.PreviousSecret, &w.RotatedAt, &w.DisabledAt, &reason, &w.CreatedAt, &w.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Webhook{}, ErrNotFound
 	}
 	if err != nil {
 		return Webhook{}, errorf("store: webhook: %w", err)
 	}
+	w.DisabledReason = reason.String
 	return w, nil
 }
 
@@ -317,13 +373,26 @@ func (s *Store) CreateWebhook(ctx context.Context, orgID uuid.UUID, url string, 
 	return w, tag.RowsAffected() == 1, err
 }
 
-// UpdateWebhook moves the organization's endpoint to url and, when secret
-// is not nil, gives it that sealed secret; ErrNotFound when it has none.
-func (s *Store) UpdateWebhook(ctx context.Context, orgID uuid.UUID, url string, secret []byte) (Webhook, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE webhooks SET url = coalesce(nullif($2, ''), url), secret = coalesce($3, secret), updated_at = now()
-		WHERE organization_id = $1`, pgUUID(orgID), url, secret)
+// UpdateWebhook moves the organization's endpoint to url, and enables it
+// again if it was disabled; ErrNotFound when it has none.
+func (s *Store) UpdateWebhook(ctx context.Context, orgID uuid.UUID, url string) (Webhook, error) {
+	return s.updateWebhook(ctx, "update webhook", orgID,
+		`url = $2, disabled_at = NULL, disabled_reason = NULL`, url)
+}
+
+// RotateWebhookSecret gives the organization's endpoint the sealed secret,
+// keeping the one it replaces as its previous secret, from now;
+// ErrNotFound when it has none.
+func (s *Store) RotateWebhookSecret(ctx context.Context, orgID uuid.UUID, secret []byte) (Webhook, error) {
+	return s.updateWebhook(ctx, "rotate webhook secret", orgID,
+		`previous_secret = secret, rotated_at = clock_timestamp(), secret = $2`, secret)
+}
+
+func (s *Store) updateWebhook(ctx context.Context, what string, orgID uuid.UUID, set string, arg any) (Webhook, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE webhooks SET `+set+`, updated_at = clock_timestamp() WHERE organization_id = $1`,
+		pgUUID(orgID), arg)
 	if err != nil {
-		return Webhook{}, errorf("store: update webhook: %w", err)
+		return Webhook{}, errorf("store: %s: %w", what, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return Webhook{}, ErrNotFound
@@ -331,10 +400,16 @@ func (s *Store) UpdateWebhook(ctx context.Context, orgID uuid.UUID, url string, 
 	return s.Webhook(ctx, orgID)
 }
 
-// DeleteWebhook removes the organization's endpoint; deliveries not made yet
-// are given up with it.
-func (s *Store) DeleteWebhook(ctx context.Context, orgID uuid.UUID) error {
-	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
+// Reasons a webhook delivery is given up for, as its client reads them.
+const (
+	ReasonWebhookRemoved  = "The webhook was removed."
+	ReasonWebhookDisabled = "The webhook is disabled."
+)
+
+// DeleteWebhook removes the organization's endpoint; its deliveries not
+// made yet are given up with it (abandoned counts them).
+func (s *Store) DeleteWebhook(ctx context.Context, orgID uuid.UUID) (abandoned int, err error) {
+	err = withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM webhooks WHERE organization_id = $1`, pgUUID(orgID))
 		if err != nil {
 			return err
@@ -342,15 +417,44 @@ func (s *Store) DeleteWebhook(ctx context.Context, orgID uuid.UUID) error {
 		if tag.RowsAffected() == 0 {
 			return ErrNotFound
 		}
-		_, err = tx.Exec(ctx, `UPDATE deliveries SET abandoned_at = clock_timestamp(), last_error = 'The webhook was removed.'
-			WHERE organization_id = $1 AND channel = 'webhook' AND delivered_at IS NULL AND abandoned_at IS NULL`, pgUUID(orgID))
+		abandoned, err = abandonWebhookDeliveries(ctx, tx, orgID, ReasonWebhookRemoved)
 		return err
 	})
 	if errors.Is(err, ErrNotFound) {
-		return ErrNotFound
+		return 0, ErrNotFound
 	}
 	if err != nil {
-		return errorf("store: delete webhook: %w", err)
+		return 0, errorf("store: delete webhook: %w", err)
 	}
-	return nil
+	return abandoned, nil
+}
+
+// DisableWebhook disables the organization's endpoint, if it is still at
+// url and enabled, for reason; its deliveries not made yet are given up
+// (abandoned counts them), and no event is recorded for it until it is PUT
+// again. disabled is false when it was not at url any more (moved since, or
+// removed) or was disabled already: then nothing changes.
+func (s *Store) DisableWebhook(ctx context.Context, orgID uuid.UUID, url, reason string) (disabled bool, abandoned int, err error) {
+	err = withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE webhooks SET disabled_at = clock_timestamp(), disabled_reason = $3, updated_at = clock_timestamp()
+			WHERE organization_id = $1 AND url = $2 AND disabled_at IS NULL`, pgUUID(orgID), url, reason)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		disabled = true
+		abandoned, err = abandonWebhookDeliveries(ctx, tx, orgID, reason)
+		return err
+	})
+	if err != nil {
+		return false, 0, errorf("store: disable webhook: %w", err)
+	}
+	return disabled, abandoned, nil
+}
+
+// abandonWebhookDeliveries gives up the organization's webhook deliveries
+// not made yet, for reason.
+func abandonWebhookDeliveries(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, reason string) (int, error) {
+	tag, err := tx.Exec(ctx, `UPDATE deliveries SET abandoned_at = clock_timestamp(), last_error = $2
+		WHERE organization_id = $1 AND channel = 'webhook' AND delivered_at IS NULL AND abandoned_at IS NULL`, pgUUID(orgID), reason)
+	return int(tag.RowsAffected()), err
 }

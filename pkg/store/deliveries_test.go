@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
@@ -51,5 +53,94 @@ func TestLateFailedAttemptDoesNotUndoADelivery(t *testing.T) {
 	}
 	if _, err := e.Store.ClaimDelivery(ctx, id, time.Minute); err == nil {
 		t.Errorf("a delivery made can be claimed again")
+	}
+}
+
+// A webhook removed while a bulk ends leaves no delivery pending for it:
+// its DELETE waits for the transaction that records the bulk's deliveries
+// and then gives the new one up with the others (a DELETE that comes first
+// leaves none to record). Otherwise the delivery would be committed after
+// the DELETE gave up the pending ones, and its task would find no webhook.
+func TestWebhookRemovedWhileABulkEndsLeavesNoDeliveryPending(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if _, _, err := e.Store.CreateWebhook(ctx, e.org.ID, "https://hooks.example.com/bulkd", []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID, Rows: testenv.SeedRows(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := make(chan error, 1)
+	err = e.Store.WithTx(ctx, func(tx pgx.Tx) error {
+		if err := store.RecordDeliveries(ctx, tx, b.ID, store.EventCompleted, false); err != nil {
+			return err
+		}
+		go func() {
+			_, err := e.Store.DeleteWebhook(ctx, e.org.ID)
+			deleted <- err
+		}()
+		// Commit once the DELETE is done or waits for this transaction.
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if len(deleted) > 0 || e.Count(t, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ~* '^\s*delete from webhooks'`) > 0 {
+				return nil
+			}
+			return errors.New("the DELETE of the webhook to finish or to wait")
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatalf("DeleteWebhook: %v", err)
+	}
+	if n := e.Count(t, `SELECT count(*) FROM deliveries WHERE bulk_id = $1 AND channel = 'webhook' AND abandoned_at IS NULL`, b.ID); n != 0 {
+		t.Errorf("%d webhook deliveries pending after the webhook was removed, for a task to find no webhook", n)
+	}
+}
+
+// A webhook disabled (its endpoint answered 410 Gone) gives its pending
+// deliveries up with the reason, and no event is recorded for it until it
+// is PUT again; a 410 from a URL it has moved from since changes nothing.
+func TestDisabledWebhookIsToldNothingUntilPutAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const url = "https://hooks.example.com/bulkd"
+	if _, _, err := e.Store.CreateWebhook(ctx, e.org.ID, url, []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	pending := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
+
+	if disabled, _, err := e.Store.DisableWebhook(ctx, e.org.ID, "https://elsewhere.example.com/", "gone"); err != nil || disabled {
+		t.Fatalf("DisableWebhook of another URL: %v, %v; want nothing changed", disabled, err)
+	}
+	disabled, abandoned, err := e.Store.DisableWebhook(ctx, e.org.ID, url, "gone")
+	if err != nil || !disabled || abandoned != 1 {
+		t.Fatalf("DisableWebhook: %v, %d abandoned, %v; want disabled, 1 abandoned", disabled, abandoned, err)
+	}
+	if again, _, err := e.Store.DisableWebhook(ctx, e.org.ID, url, "gone"); err != nil || again {
+		t.Errorf("a second DisableWebhook: %v, %v; want it disabled once", again, err)
+	}
+	if n := e.Count(t, `SELECT count(*) FROM deliveries WHERE bulk_id = $1 AND channel = 'webhook'
+		AND abandoned_at IS NOT NULL AND last_error = 'gone'`, pending.ID); n != 1 {
+		t.Errorf("the pending delivery is not given up with the reason")
+	}
+	w, err := e.Store.Webhook(ctx, e.org.ID)
+	if err != nil || w.DisabledAt == nil || w.DisabledReason != "gone" || w.URL != url {
+		t.Errorf("webhook after DisableWebhook: %+v, %v", w, err)
+	}
+
+	later := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
+	if n := e.Count(t, `SELECT count(*) FROM deliveries WHERE bulk_id = $1 AND channel = 'webhook'`, later.ID); n != 0 {
+		t.Errorf("an event recorded for a disabled webhook")
+	}
+	if w, err := e.Store.UpdateWebhook(ctx, e.org.ID, url); err != nil || w.DisabledAt != nil || w.DisabledReason != "" {
+		t.Fatalf("PUT again: %+v, %v; want it enabled", w, err)
+	}
+	enabled := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
+	if n := e.Count(t, `SELECT count(*) FROM deliveries WHERE bulk_id = $1 AND channel = 'webhook' AND abandoned_at IS NULL`, enabled.ID); n != 1 {
+		t.Errorf("no event recorded for the webhook PUT again")
 	}
 }

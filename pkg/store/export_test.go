@@ -41,3 +41,9 @@ func LookupSQL(table string) string { return lookupSQL(table) }
 // UpsertLookupSQL is an upsert's look-up of debt accounts, with their
 // parents and children, for the tests of its plan.
 var UpsertLookupSQL = upsertLookupSQL
+
+// RecordDeliveries records, in tx, the deliveries that tell of the bulk's
+// end, as the transaction that ends it does.
+func RecordDeliveries(ctx context.Context, tx pgx.Tx, bulkID uuid.UUID, event string, email bool) error {
+	return recordDeliveries(ctx, tx, bulkID, event, email)
+}

@@ -3,6 +3,8 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -54,16 +56,27 @@ func (p Policy) CheckURL(ctx context.Context, raw string) error {
 	}
 	lookupCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	// One answer whether the name does not resolve or resolves to an address
+	// refused: telling them apart would let a caller probe which internal
+	// names exist.
 	addrs, err := net.DefaultResolver.LookupNetIP(lookupCtx, "ip", u.Hostname())
-	if err != nil || len(addrs) == 0 {
-		return &URLError{"The url field's host does not resolve."}
-	}
-	for _, a := range addrs {
-		if !Public(a) {
-			return &URLError{"The url field must not point at a loopback, private or link-local address."}
-		}
+	if err != nil || len(addrs) == 0 || !all(addrs, Public) {
+		return &URLError{MsgHostNotPublic}
 	}
 	return nil
+}
+
+// MsgHostNotPublic is the one refusal of an endpoint for what its host
+// resolves to, or for not resolving at all.
+const MsgHostNotPublic = "The url field's host must resolve to public addresses only, not to loopback, private or link-local ones."
+
+func all(addrs []netip.Addr, ok func(netip.Addr) bool) bool {
+	for _, a := range addrs {
+		if !ok(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // nonPublic are the ranges beyond netip's predicates that no endpoint of
@@ -105,9 +118,20 @@ func Public(a netip.Addr) bool {
 	return true
 }
 
+// msgHost is what an attempt says when its endpoint's host led nowhere
+// it may go: the same whether the name did not resolve or resolved to an
+// address refused, since the attempt's error is shown to the client (GET
+// /api/v1/webhook), who would otherwise learn which of its names point
+// into our network.
+const msgHost = "webhook: the endpoint's host does not resolve to an address deliveries may go to"
+
 // ErrPrivateAddress is a connection refused because the endpoint's name led
 // to an address the policy does not allow.
-var ErrPrivateAddress = errors.New("webhook: the endpoint resolved to a loopback, private or link-local address")
+var ErrPrivateAddress = errors.New(msgHost)
+
+// ErrUnresolved is an endpoint whose host did not resolve; it reads as
+// ErrPrivateAddress does.
+var ErrUnresolved = errors.New(msgHost)
 
 // Client returns the HTTP client of deliveries: each attempt bounded by
 // AttemptTimeout, redirects not followed (a 3xx is a failed attempt), and,
@@ -146,25 +170,46 @@ type Message struct {
 	Body      []byte
 }
 
+// Failure is the kind of a failed attempt, as logs name it: never the
+// endpoint's URL, host or address, which may be a customer's own domain or
+// carry a token.
+type Failure string
+
+// Kinds of failed attempts.
+const (
+	FailureStatus     Failure = "status"          // the endpoint answered, not 2xx (a redirect included: none is followed)
+	FailureDNS        Failure = "dns"             // its host did not resolve
+	FailurePrivate    Failure = "private_address" // its host resolved to an address the policy refuses
+	FailureTimeout    Failure = "timeout"         // no answer within AttemptTimeout
+	FailureTLS        Failure = "tls"             // the TLS handshake failed, the certificate's check included
+	FailureConnection Failure = "connection"      // refused, reset, or closed before an answer
+	FailureRequest    Failure = "request"         // anything else: a secret that does not sign, an attempt cut short
+)
+
 // Attempt is the outcome of one delivery attempt, as recorded.
 type Attempt struct {
 	StatusCode int // 0 when no answer came
 	Duration   time.Duration
-	Err        error // nil when the endpoint answered 2xx
+	Failure    Failure // "" when the endpoint answered 2xx
+	// Err is nil when the endpoint answered 2xx. Its text is one of a few
+	// fixed sentences, without the URL, the host or any address: it is
+	// logged, kept by the queue and shown to the client.
+	Err error
 }
 
-// Send POSTs the message to endpoint, signed with secret, and reports the
-// attempt: delivered when the endpoint answers 2xx. The body is never
-// logged or returned in an error.
-func Send(ctx context.Context, client *http.Client, endpoint, secret string, m Message) Attempt {
+// Send POSTs the message to endpoint, signed with each of secrets (see
+// SignAll), and reports the attempt: delivered when the endpoint answers
+// 2xx. The body is never logged or returned in an error.
+func Send(ctx context.Context, client *http.Client, endpoint string, secrets []string, m Message) Attempt {
 	start := time.Now()
-	signature, err := Sign(secret, m.ID, m.Timestamp, m.Body)
+	signature, err := SignAll(secrets, m.ID, m.Timestamp, m.Body)
 	if err != nil {
-		return Attempt{Err: err}
+		return Attempt{Failure: FailureRequest, Err: err}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(m.Body))
 	if err != nil {
-		return Attempt{Err: fmt.Errorf("webhook: request: %w", err)}
+		// url.Parse's error quotes the URL.
+		return Attempt{Failure: FailureRequest, Err: errors.New("webhook: the endpoint's URL does not parse")}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "bulkd-webhooks")
@@ -174,7 +219,7 @@ func Send(ctx context.Context, client *http.Client, endpoint, secret string, m M
 	resp, err := client.Do(req)
 	a := Attempt{Duration: time.Since(start)}
 	if err != nil {
-		a.Err = fmt.Errorf("webhook: %w", redactURL(err))
+		a.Failure, a.Err = classify(err)
 		return a
 	}
 	// Read a little of the answer so that the connection can be reused.
@@ -182,21 +227,61 @@ func Send(ctx context.Context, client *http.Client, endpoint, secret string, m M
 	resp.Body.Close()
 	a.StatusCode = resp.StatusCode
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		a.Err = fmt.Errorf("webhook: the endpoint answered %d", resp.StatusCode)
+		a.Failure, a.Err = FailureStatus, fmt.Errorf("webhook: the endpoint answered %d", resp.StatusCode)
 	}
 	return a
 }
 
-// redactURL drops the URL from a client error (it may carry a token in its
-// query), keeping what went wrong; a refused address is not named (the
-// client would learn what its name resolves to inside our network).
-func redactURL(err error) error {
-	if errors.Is(err, ErrPrivateAddress) {
-		return ErrPrivateAddress
+// classify names what went wrong with a request that got no answer, in
+// words that carry no URL, host or address: the client's errors quote the
+// URL, a resolver's the host and the resolver's own address, a dialer's
+// the address the host resolved to, a certificate's the names it is valid
+// for.
+func classify(err error) (Failure, error) {
+	var (
+		dnsErr  *net.DNSError
+		certErr *tls.CertificateVerificationError
+		alert   tls.AlertError
+		record  tls.RecordHeaderError
+		netErr  net.Error
+	)
+	switch {
+	case errors.Is(err, ErrPrivateAddress):
+		return FailurePrivate, ErrPrivateAddress
+	case errors.As(err, &dnsErr):
+		return FailureDNS, ErrUnresolved
+	case errors.As(err, &certErr):
+		return FailureTLS, errors.New("webhook: the endpoint's certificate " + certProblem(certErr.Err))
+	case errors.As(err, &alert), errors.As(err, &record):
+		return FailureTLS, errors.New("webhook: the TLS handshake with the endpoint failed")
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return FailureTimeout, fmt.Errorf("webhook: the endpoint did not answer within %s", AttemptTimeout)
+	case errors.Is(err, context.Canceled):
+		return FailureRequest, errors.New("webhook: the attempt was cut short")
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return FailureConnection, errors.New("webhook: the endpoint refused the connection")
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return FailureConnection, errors.New("webhook: the endpoint's address cannot be reached")
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return FailureConnection, errors.New("webhook: the endpoint closed the connection before it answered")
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	return FailureRequest, errors.New("webhook: the request failed before an answer")
+}
+
+// certProblem says what is wrong with the endpoint's certificate.
+func certProblem(err error) string {
+	var (
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &unknown):
+		return "is not signed by an authority this server trusts"
+	case errors.As(err, &hostname):
+		return "is not valid for its host"
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return "has expired or is not valid yet"
 	}
-	return err
+	return "does not verify"
 }

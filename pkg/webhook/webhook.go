@@ -39,7 +39,7 @@ func NewSecret() (string, error) {
 // ErrBadSecret is a secret that is not "whsec_" and base64.
 var ErrBadSecret = errors.New("webhook: a secret is whsec_ and base64")
 
-// Sign returns the webhook-signature header of a message: "v1," and the
+// Sign returns the signature of a message under one secret: "v1," and the
 // base64 of the HMAC-SHA256 of "id.timestamp.body" keyed with the decoded
 // secret.
 func Sign(secret, id string, timestamp time.Time, body []byte) (string, error) {
@@ -51,6 +51,24 @@ func Sign(secret, id string, timestamp time.Time, body []byte) (string, error) {
 	mac.Write([]byte(id + "." + strconv.FormatInt(timestamp.Unix(), 10) + "."))
 	mac.Write(body)
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
+}
+
+// SignAll returns the webhook-signature header of a message signed with
+// each secret: their signatures separated by spaces, as Standard Webhooks
+// writes several. A receiver accepts the message when any one verifies, so
+// that it can change to a new secret while the old one still signs.
+func SignAll(secrets []string, id string, timestamp time.Time, body []byte) (string, error) {
+	if len(secrets) == 0 {
+		return "", ErrBadSecret
+	}
+	signatures := make([]string, len(secrets))
+	for i, secret := range secrets {
+		var err error
+		if signatures[i], err = Sign(secret, id, timestamp, body); err != nil {
+			return "", err
+		}
+	}
+	return strings.Join(signatures, " "), nil
 }
 
 // Sealer seals secrets for storage with AES-256-GCM under a key of the

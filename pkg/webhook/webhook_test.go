@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,15 +150,15 @@ func TestClientRefusesPrivateAddressesAndRedirects(t *testing.T) {
 	secret, _ := webhook.NewSecret()
 	m := webhook.Message{ID: "msg_1", Timestamp: time.Now(), Body: []byte(`{}`)}
 
-	a := webhook.Send(context.Background(), webhook.Policy{}.Client(), srv.URL, secret, m)
+	a := webhook.Send(context.Background(), webhook.Policy{}.Client(), srv.URL, []string{secret}, m)
 	if !errors.Is(a.Err, webhook.ErrPrivateAddress) || hits != 0 {
 		t.Errorf("a loopback endpoint: %+v, %d hits; want refused before connecting", a, hits)
 	}
 	open := webhook.Policy{AllowPrivate: true}.Client()
-	if a := webhook.Send(context.Background(), open, srv.URL, secret, m); a.Err != nil || a.StatusCode != 204 {
+	if a := webhook.Send(context.Background(), open, srv.URL, []string{secret}, m); a.Err != nil || a.StatusCode != 204 {
 		t.Errorf("allowed: %+v", a)
 	}
-	if a := webhook.Send(context.Background(), open, srv.URL+"/redirect", secret, m); a.Err == nil || a.StatusCode != 302 {
+	if a := webhook.Send(context.Background(), open, srv.URL+"/redirect", []string{secret}, m); a.Err == nil || a.StatusCode != 302 {
 		t.Errorf("a redirect must be a failed attempt: %+v", a)
 	}
 	if hits != 2 {
@@ -173,7 +174,7 @@ func TestClientRefusesPrivateAddressesAndRedirects(t *testing.T) {
 // resolver found, an oracle for the private network.
 func TestRefusedAttemptDoesNotTellThePrivateAddress(t *testing.T) {
 	t.Parallel()
-	a := webhook.Send(context.Background(), webhook.Policy{}.Client(), "https://localhost:9/hook", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+	a := webhook.Send(context.Background(), webhook.Policy{}.Client(), "https://localhost:9/hook", []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
 		webhook.Message{ID: "msg_1", Timestamp: time.Now(), Body: []byte(`{}`)})
 	if a.Err == nil {
 		t.Fatal("a delivery to localhost was not refused")
@@ -185,5 +186,135 @@ func TestRefusedAttemptDoesNotTellThePrivateAddress(t *testing.T) {
 		if strings.Contains(a.Err.Error(), addr) {
 			t.Errorf("the recorded error %q tells the private address %s the name resolved to", a.Err, addr)
 		}
+	}
+}
+
+// A message signed with several secrets carries one signature for each, in
+// the order given and separated by spaces, as Standard Webhooks writes
+// them: a receiver holding any one of the secrets finds its own.
+func TestSignAllSignsWithEverySecret(t *testing.T) {
+	t.Parallel()
+	current, _ := webhook.NewSecret()
+	previous, _ := webhook.NewSecret()
+	ts := time.Unix(1614265330, 0)
+	body := []byte(`{"type":"bulk.completed"}`)
+	header, err := webhook.SignAll([]string{current, previous}, "msg_1", ts, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]string, 0, 2)
+	for _, secret := range []string{current, previous} {
+		sig, err := webhook.Sign(secret, "msg_1", ts, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, sig)
+	}
+	if got := strings.Fields(header); !slices.Equal(got, want) {
+		t.Errorf("webhook-signature %q, want the signatures %q", header, want)
+	}
+	if _, err := webhook.SignAll(nil, "msg_1", ts, body); !errors.Is(err, webhook.ErrBadSecret) {
+		t.Errorf("SignAll without a secret: %v", err)
+	}
+
+	// Send puts them in the webhook-signature header.
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("webhook-signature")
+	}))
+	defer srv.Close()
+	a := webhook.Send(context.Background(), webhook.Policy{AllowPrivate: true}.Client(), srv.URL, []string{current, previous},
+		webhook.Message{ID: "msg_1", Timestamp: ts, Body: body})
+	if a.Err != nil || <-got != header {
+		t.Errorf("Send with two secrets: %+v; the endpoint did not get %q", a, header)
+	}
+}
+
+// unresolvable is a name that no resolver finds (RFC 6761 reserves .invalid).
+const unresolvable = "bulkd-hook.invalid"
+
+// Whether a name does not resolve or resolves to an address refused, the
+// registration's refusal reads the same, and so does a delivery attempt's
+// recorded error (which GET /api/v1/webhook shows): telling them apart
+// would let a client probe which internal names exist. Only the kind of
+// failure, which the logs carry and the client never sees, says which.
+func TestRefusalsForWhatANameResolvesToReadAlike(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	strict := webhook.Policy{}
+	var reasons []string
+	for _, u := range []string{"https://" + unresolvable + "/hook", "https://localhost/hook", "https://10.0.0.1/hook"} {
+		var ue *webhook.URLError
+		if err := strict.CheckURL(ctx, u); !errors.As(err, &ue) {
+			t.Fatalf("CheckURL(%q) = %v, want a URLError", u, err)
+		}
+		reasons = append(reasons, ue.Reason)
+	}
+	if reasons[0] != reasons[1] || reasons[1] != reasons[2] {
+		t.Errorf("refusals that tell what a name resolves to: %q", reasons)
+	}
+
+	m := webhook.Message{ID: "msg_1", Timestamp: time.Now(), Body: []byte(`{}`)}
+	secrets := []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	unresolved := webhook.Send(ctx, strict.Client(), "https://"+unresolvable+"/hook?token=t0k3n", secrets, m)
+	private := webhook.Send(ctx, strict.Client(), "https://localhost:9/hook?token=t0k3n", secrets, m)
+	if unresolved.Err == nil || private.Err == nil || unresolved.Err.Error() != private.Err.Error() {
+		t.Errorf("attempt errors tell an unresolved name (%v) from a private address (%v)", unresolved.Err, private.Err)
+	}
+	if unresolved.Failure != webhook.FailureDNS || private.Failure != webhook.FailurePrivate {
+		t.Errorf("failures %q and %q, want %q and %q", unresolved.Failure, private.Failure, webhook.FailureDNS, webhook.FailurePrivate)
+	}
+	if !errors.Is(unresolved.Err, webhook.ErrUnresolved) || !errors.Is(private.Err, webhook.ErrPrivateAddress) {
+		t.Errorf("attempt errors %v and %v, want ErrUnresolved and ErrPrivateAddress", unresolved.Err, private.Err)
+	}
+}
+
+// An attempt's error names what went wrong in words of its own: never the
+// URL (its query may carry a token), the host (a customer's own domain),
+// the address it resolved to, nor the resolver's, which the errors of
+// net/http, the resolver, the dialer and crypto/x509 all quote.
+func TestAttemptErrorsCarryNoURLHostOrAddress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	open := webhook.Policy{AllowPrivate: true}.Client()
+	secrets := []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	m := webhook.Message{ID: "msg_1", Timestamp: time.Now(), Body: []byte(`{}`)}
+
+	closed := httptest.NewServer(http.NotFoundHandler())
+	refusing := closed.URL
+	closed.Close()
+	untrusted := httptest.NewTLSServer(http.NotFoundHandler()) // its certificate is signed by no authority the client knows
+	defer untrusted.Close()
+	hangUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+	}))
+	defer hangUp.Close()
+
+	for _, tt := range []struct {
+		url     string
+		failure webhook.Failure
+	}{
+		{"http://" + unresolvable + "/hook?token=t0k3n", webhook.FailureDNS},
+		{refusing + "/hook?token=t0k3n", webhook.FailureConnection},
+		{untrusted.URL + "/hook?token=t0k3n", webhook.FailureTLS},
+		{hangUp.URL + "/hook?token=t0k3n", webhook.FailureConnection},
+	} {
+		a := webhook.Send(ctx, open, tt.url, secrets, m)
+		if a.Err == nil || a.Failure != tt.failure {
+			t.Errorf("%s: %+v, want a failure of kind %q", tt.url, a, tt.failure)
+			continue
+		}
+		for _, part := range []string{"t0k3n", "/hook", unresolvable, "127.0.0.1", "example.com", ":53"} {
+			if strings.Contains(a.Err.Error(), part) {
+				t.Errorf("%s: the attempt's error %q names %q", tt.url, a.Err, part)
+			}
+		}
+	}
+	if a := webhook.Send(ctx, open, untrusted.URL, secrets, m); !strings.Contains(a.Err.Error(), "authority") {
+		t.Errorf("an untrusted certificate: %v; want it said", a.Err)
+	}
+	if a := webhook.Send(ctx, open, refusing, secrets, m); !strings.Contains(a.Err.Error(), "refused") {
+		t.Errorf("a refused connection: %v; want it said", a.Err)
 	}
 }
