@@ -84,7 +84,8 @@ func TestRefusedRecipientIsSeenButNeverNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}), baseURL, log)
+	d := workers.NewDeliverer(workers.DelivererConfig{Store: e.Store, Bulks: bulksvc.New(e.Store, nil, log), Mail: sender,
+		Webhooks: bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}), BaseURL: baseURL, Log: log})
 	im := workers.NewImporter(bulksvc.New(e.Store, &notifications{}, log), log)
 
 	srv := asynq.NewServer(opt, asynq.Config{

@@ -91,7 +91,8 @@ func (e env) newDeliverer(t *testing.T, ts *smtptest.Server) *workers.Deliverer 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}), baseURL, discard)
+	return workers.NewDeliverer(workers.DelivererConfig{Store: e.Store, Bulks: bulksvc.New(e.Store, nil, discard), Mail: sender,
+		Webhooks: bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}), BaseURL: baseURL, Log: discard})
 }
 
 // emailOf returns the email delivery of a finished bulk.

@@ -36,6 +36,7 @@ import (
 	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/records"
+	"github.com/bulkd/bulkd/pkg/report"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/webhook"
 	"github.com/bulkd/bulkd/workers"
@@ -240,11 +241,20 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		return err
 	}
 
+	// Report links open a bulk's report page without an API key; without a
+	// secret to sign them, emails point at the API instead.
+	var reports *report.Links
+	if cfg.ReportSecret != nil {
+		reports = report.NewLinks(cfg.ReportSecret, cfg.ReportLinkTTL, cfg.BaseURL)
+	} else if mode != "api" {
+		log.Warn("REPORT_SECRET is not set: completion emails carry no link to a report page, only the API's errors URL (openssl rand -base64 32 makes one)")
+	}
+
 	g, ctx := errgroup.WithContext(ctx)
 	if mode == "serve" || mode == "worker" {
 		sender, err := mailer.New(mailer.Config{
 			Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
-			TLS: cfg.SMTPTLS, From: cfg.MailFrom,
+			TLS: cfg.SMTPTLS, From: cfg.MailFrom, Dir: cfg.MailDir,
 		}, log)
 		if err != nil {
 			return err
@@ -252,7 +262,9 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		im := workers.NewImporter(svc, log)
 		srv, mux := workers.NewServer(redisOpt, workers.ServerConfig{
 			Concurrency: cfg.WorkerConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
-		}, im, workers.NewDeliverer(s, sender, hooks, cfg.BaseURL, log), log)
+		}, im, workers.NewDeliverer(workers.DelivererConfig{
+			Store: s, Bulks: svc, Mail: sender, Webhooks: hooks, Reports: reports, BaseURL: cfg.BaseURL, Log: log,
+		}), log)
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}
@@ -282,6 +294,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 			Bulks:    svc,
 			Webhooks: hooks,
 			Records:  records.New(s),
+			Reports:  reports,
 			Waiter:   waiter,
 			MaxWait:  cfg.MaxWait,
 			Checks: map[string]handlers.Pinger{
