@@ -6,7 +6,8 @@
 //	bulkd migrate                apply the schema migrations
 //	bulkd org create --name N --notify-email E
 //	bulkd org webhook --org ID --url URL
-//	bulkd apikey create --org ID
+//	bulkd org list | org update --org ID [--name N] [--notify-email E]
+//	bulkd apikey create --org ID | apikey list --org ID
 //	bulkd apikey revoke --prefix P
 package main
 
@@ -52,7 +53,11 @@ commands:
   migrate                                    apply the database migrations
   org create --name N --notify-email E       create an organization, print its id
   org webhook --org ID --url URL             register the organization's webhook, print its secret (shown once)
+  org list [--json]                          list the organizations, with their keys and bulks
+  org update --org ID [--name N] [--notify-email E] [--json]
+                                             rename an organization or change where its emails go
   apikey create --org ID                     create an API key, print it (shown once)
+  apikey list --org ID [--json]              list an organization's keys: prefix, created, last used, revoked
   apikey revoke --prefix P                   revoke a key: P is its first 12 characters or the whole key
 
 configuration: environment variables, see README.md
@@ -169,6 +174,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprintln(stdout, key)
 			return nil
 		})
+	case cmd == "org list":
+		return orgList(ctx, cfg, args[2:], stdout)
+	case cmd == "org update":
+		return orgUpdate(ctx, cfg, args[2:], stdout)
+	case cmd == "apikey list":
+		return apikeyList(ctx, cfg, args[2:], stdout)
 	case cmd == "apikey revoke":
 		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 		prefix := fs.String("prefix", "", "the key's first 12 characters, or the whole key")
