@@ -64,10 +64,16 @@ type Config struct {
 	LogLevel slog.Level
 }
 
-// MaxMaxWait is the largest MAX_WAIT: a waiting answer must fit in the HTTP
-// server's 2-minute write timeout, with 30 s left for the request's own
-// work (authentication, storing the bulk, reading its results).
-const MaxMaxWait = 90 * time.Second
+// The bound of MAX_WAIT: a waiting answer must fit in the HTTP server's
+// write timeout (HTTPWriteTimeout, how long the API takes to answer a
+// request once its headers are read), with WaitHeadroom left for the
+// request's own work (authentication, storing the bulk, reading its
+// results). MaxMaxWait is the largest MAX_WAIT.
+const (
+	HTTPWriteTimeout = 2 * time.Minute
+	WaitHeadroom     = 30 * time.Second
+	MaxMaxWait       = HTTPWriteTimeout - WaitHeadroom
+)
 
 // Load reads the configuration through getenv (os.Getenv in main, a map in
 // tests). The error names every variable that is wrong.

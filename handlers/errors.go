@@ -5,11 +5,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
+	"github.com/bulkd/bulkd/pkg/page"
+	"github.com/bulkd/bulkd/pkg/records"
 	"github.com/bulkd/bulkd/pkg/store"
+	"github.com/bulkd/bulkd/pkg/webhook"
 )
 
 // Error is a request-level error as clients see it:
@@ -26,21 +32,17 @@ func newError(status int, field, msg string) *Error {
 	return &Error{Status: status, Message: msg, Errors: map[string][]string{field: {msg}}}
 }
 
-// errorHandler maps every error a handler returns to a status and the
-// {"message","errors"} shape. Anything it does not recognise is a 500 whose
-// details stay in the log, under the request id.
+// errorHandler answers every error a handler returns, as the table (answer)
+// says for the resource of its route. Anything the table does not know is a
+// 500 whose details stay in the log, with the request's id.
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
-		e := toError(err)
-		if len(e.Errors) == 0 { // every error names a field, as documented
-			e = newError(e.Status, "request", e.Message)
-		}
+		e := answer(err, subject(c.Path()), "request")
 		if e.Status >= 500 {
-			log.ErrorContext(c.Request().Context(), "request failed",
-				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+			log.ErrorContext(c.Request().Context(), "request failed", "err", err)
 		}
 		if e.Status == http.StatusServiceUnavailable {
 			c.Response().Header().Set("Retry-After", "5")
@@ -55,27 +57,68 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			_ = c.NoContent(e.Status)
 			return
 		}
-		_ = c.JSON(e.Status, e)
+		_ = respond(c, e.Status, e)
 	}
 }
 
-func toError(err error) *Error {
+// subject names the resource of a route in messages: "bulk", "webhook", a
+// record's ("customer" for /api/v1/customers/{id}/debt_accounts too, whose
+// id is the customer's), "" for none.
+func subject(route string) string {
+	first, _, _ := strings.Cut(strings.TrimPrefix(route, "/api/v1/"), "/")
+	if first == "bulk" || first == "webhook" {
+		return first
+	}
+	name, _ := records.Singular(first)
+	return name
+}
+
+// answer is the one table from errors to answers: what a request, or an
+// operation of a batch, that failed with err answers, naming subject (see
+// subject: the resource of its route, or of the operation). An answer
+// names a field always, as documented: field when the error itself names
+// none.
+func answer(err error, subject, field string) *Error {
+	e := answerOf(err, subject)
+	if len(e.Errors) == 0 {
+		e = newError(e.Status, field, e.Message)
+	}
+	return e
+}
+
+func answerOf(err error, subject string) *Error {
+	if subject == "" {
+		subject = "record"
+	}
 	var (
-		e         *Error
-		he        *echo.HTTPError
-		tooBig    *http.MaxBytesError
-		badOption *bulk.OptionError
-		limit     bulk.LimitError
+		e          *Error
+		he         *echo.HTTPError
+		tooBig     *http.MaxBytesError
+		badOption  *bulk.OptionError
+		badFilter  *records.FilterError
+		limit      bulk.LimitError
+		finished   bulksvc.ErrNotCancelable
+		invalid    *records.ValidationError
+		stale      *records.PreconditionError
+		inUse      *records.InUseError
+		malformed  *records.MalformedError
+		badWebhook *webhook.URLError
 	)
 	switch {
 	case errors.As(err, &e):
 		return e
+
+	// The request as a whole.
 	case errors.As(err, &tooBig):
 		return newError(http.StatusRequestEntityTooLarge, "body", "The request body must not be larger than "+byteSize(tooBig.Limit)+".")
 	case errors.Is(err, bulk.ErrNotJSON), errors.Is(err, bulk.ErrNotArray), errors.Is(err, bulk.ErrInvalidUTF8):
 		return newError(http.StatusBadRequest, "body", sentence(err))
 	case errors.As(err, &badOption):
 		return newError(http.StatusBadRequest, badOption.Param, badOption.Message)
+	case errors.As(err, &badFilter):
+		return newError(http.StatusBadRequest, badFilter.Param, badFilter.Message)
+	case errors.Is(err, page.ErrInvalidCursor):
+		return newError(http.StatusBadRequest, "cursor", msgCursor)
 	case errors.As(err, &limit):
 		return newError(http.StatusUnprocessableEntity, limit.Field, limit.Message)
 	case errors.Is(err, bulk.ErrNoRows), errors.Is(err, bulk.ErrTooManyRows):
@@ -83,8 +126,33 @@ func toError(err error) *Error {
 	case errors.Is(err, store.ErrIdempotencyKeyReused):
 		return newError(http.StatusUnprocessableEntity, headerIdempotencyKey,
 			"The Idempotency-Key has already been used with a different request (body or options); use a new key for a new submission.")
+
+	// What the request names.
+	case errors.Is(err, store.ErrNotFound) && subject == "webhook":
+		return newError(http.StatusNotFound, "webhook", "The organization has no webhook; PUT one first.")
 	case errors.Is(err, store.ErrNotFound):
-		return newError(http.StatusNotFound, "id", "The bulk was not found.")
+		return newError(http.StatusNotFound, "id", "The "+subject+" was not found.")
+	case errors.As(err, &finished):
+		return newError(http.StatusConflict, "status",
+			fmt.Sprintf("The bulk is %s; only a pending or processing bulk can be canceled.", finished.Bulk.Status))
+	case errors.As(err, &invalid):
+		return &Error{Status: http.StatusUnprocessableEntity, Message: invalid.Error(), Errors: invalid.Messages}
+	case errors.As(err, &stale):
+		return newError(http.StatusPreconditionFailed, "If-Match",
+			fmt.Sprintf("The %s has changed since it was read: its current version is %d (ETag %s); read it again and retry.",
+				subject, stale.Version, stale.Current))
+	case errors.As(err, &inUse):
+		return newError(http.StatusConflict, inUse.What, fmt.Sprintf(
+			"The %s has %d %s; delete them first, or add ?cascade=true to delete them with it.", subject, inUse.Count, bulk.Label(inUse.What)))
+	case errors.As(err, &malformed):
+		return newError(http.StatusBadRequest, "operation", malformed.Message)
+	case errors.As(err, &badWebhook):
+		return newError(http.StatusUnprocessableEntity, "url", badWebhook.Reason)
+	case errors.Is(err, bulksvc.ErrWebhooksOff):
+		return newError(http.StatusNotImplemented, "webhook",
+			"Webhooks are not configured on this server (its WEBHOOK_SECRET_KEY is not set).")
+
+	// The server.
 	case errors.Is(err, store.ErrUnavailable):
 		return newError(http.StatusServiceUnavailable, "service", "The database is unavailable; please try again shortly.")
 	case errors.Is(err, echo.ErrNotFound): // no route
@@ -99,6 +167,12 @@ func toError(err error) *Error {
 		return newError(he.Code, "request", msg)
 	}
 	return newError(http.StatusInternalServerError, "service", "Internal server error.")
+}
+
+// timeoutError is the answer to work that did not finish within timeout.
+func timeoutError(timeout time.Duration) *Error {
+	return newError(http.StatusServiceUnavailable, "service",
+		fmt.Sprintf("The request did not finish within %s; please try again shortly.", timeout))
 }
 
 // sentence turns a Go error text into a message: capitalised, with a full stop.

@@ -29,7 +29,7 @@ func newHealth(checks map[string]Pinger, log *slog.Logger) *Health {
 
 // Live answers 200 while the process serves HTTP.
 func (h *Health) Live(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	return respond(c, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // Ready answers 200 when Postgres and Redis answer, 503 naming those that
@@ -54,9 +54,9 @@ func (h *Health) Ready(c echo.Context) error {
 		}
 	}
 	if len(failed) > 0 {
-		return c.JSON(http.StatusServiceUnavailable, &Error{Message: "Not ready.", Errors: failed})
+		return respond(c, http.StatusServiceUnavailable, &Error{Message: "Not ready.", Errors: failed})
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	return respond(c, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // record logs a change of a dependency's state.

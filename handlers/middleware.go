@@ -45,10 +45,8 @@ func authenticate(s *store.Store, timeout time.Duration) echo.MiddlewareFunc {
 			if !store.WellFormedAPIKey(key) {
 				return errInvalidKey
 			}
-			var org models.Organization
-			err := work(c.Request().Context(), timeout, func(ctx context.Context) (err error) {
-				org, err = s.Authenticate(ctx, key)
-				return err
+			org, err := within(c.Request().Context(), timeout, func(ctx context.Context) (models.Organization, error) {
+				return s.Authenticate(ctx, key)
 			})
 			if errors.Is(err, store.ErrNotFound) {
 				return errInvalidKey
@@ -102,10 +100,15 @@ func work(ctx context.Context, timeout time.Duration, fn func(ctx context.Contex
 	return err
 }
 
-// timeoutError is the answer to work that did not finish within timeout.
-func timeoutError(timeout time.Duration) *Error {
-	return newError(http.StatusServiceUnavailable, "service",
-		fmt.Sprintf("The request did not finish within %s; please try again shortly.", timeout))
+// within runs fn, one call of the server's own work, as work does, and
+// returns what it returns.
+func within[T any](ctx context.Context, timeout time.Duration, fn func(ctx context.Context) (T, error)) (T, error) {
+	var out T
+	err := work(ctx, timeout, func(ctx context.Context) (err error) {
+		out, err = fn(ctx)
+		return err
+	})
+	return out, err
 }
 
 // rateLimit answers 429 with Retry-After to an API key that sends more than
@@ -157,7 +160,6 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 				c.Error(err) // settle the status before logging it
 			}
 			attrs := []any{
-				"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
 				"method", c.Request().Method,
 				"route", c.Path(),
 				"status", c.Response().Status,
@@ -175,20 +177,60 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 // maxRequestIDLen is the longest X-Request-Id taken from a client.
 const maxRequestIDLen = 64
 
-// requestID gives every request an id, answered in X-Request-Id and logged
-// with each of its lines. A client's own id is kept only when it is short
-// and of safe characters (letters, digits, ".", "_", ":", "-"): anything else
-// would let any client, even without a key, write into the logs.
+// requestID gives every request an id, answered in X-Request-Id and carried
+// in the request's context, so that each line logged with that context
+// names it (see LogRequestIDs). A client's own id is kept only when it is
+// short and of safe characters (letters, digits, ".", "_", ":", "-"):
+// anything else would let any client, even without a key, write into the
+// logs.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		r := c.Request()
+		id := r.Header.Get(echo.HeaderXRequestID)
 		if !safeRequestID(id) {
 			id = uuid.NewString()
-			c.Request().Header.Set(echo.HeaderXRequestID, id)
+			r.Header.Set(echo.HeaderXRequestID, id)
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		c.SetRequest(r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
 		return next(c)
 	}
+}
+
+type requestIDKey struct{}
+
+// requestIDOf is the id of the request whose context ctx is (or derives
+// from), "" outside of one.
+func requestIDOf(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// LogRequestIDs wraps a log handler so that every record logged with the
+// context of a request, by a handler or by the services it calls, names the
+// request: request_id, the id it was answered with.
+func LogRequestIDs(h slog.Handler) slog.Handler {
+	if _, ok := h.(requestIDs); ok {
+		return h
+	}
+	return requestIDs{h}
+}
+
+type requestIDs struct{ slog.Handler }
+
+func (h requestIDs) Handle(ctx context.Context, r slog.Record) error {
+	if id := requestIDOf(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDs) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDs{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDs) WithGroup(name string) slog.Handler {
+	return requestIDs{h.Handler.WithGroup(name)}
 }
 
 func safeRequestID(id string) bool {

@@ -44,11 +44,14 @@ func (h *Reports) Get(c echo.Context) error {
 	if err != nil {
 		return h.notice(c, http.StatusNotFound, "Report not found", "No report has this address.")
 	}
-	q, err := queryValues(c)
+	q, err := readQuery(c, "org", "expires", "sig")
+	if err == nil {
+		err = q.err()
+	}
 	if err != nil {
 		return h.notice(c, http.StatusForbidden, "This link is not valid", linkInvalid)
 	}
-	g, err := h.links.Verify(id, q, time.Now())
+	g, err := h.links.Verify(id, q.values, time.Now())
 	switch {
 	case errors.Is(err, report.ErrExpired):
 		return h.notice(c, http.StatusGone, "This link has expired",
@@ -57,10 +60,8 @@ func (h *Reports) Get(c echo.Context) error {
 		return h.notice(c, http.StatusForbidden, "This link is not valid", linkInvalid)
 	}
 	ctx := c.Request().Context()
-	var b models.Bulk
-	err = work(ctx, h.timeout, func(ctx context.Context) (err error) {
-		b, err = h.bulks.Bulk(ctx, g.OrganizationID, id)
-		return err
+	b, err := within(ctx, h.timeout, func(ctx context.Context) (models.Bulk, error) {
+		return h.bulks.Bulk(ctx, g.OrganizationID, id)
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return h.notice(c, http.StatusNotFound, "Report not found", "The bulk of this report no longer exists.")

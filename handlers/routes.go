@@ -1,6 +1,8 @@
-// Package handlers speaks bulkd's HTTP API: the route table, the bulk
-// endpoints, health probes, authentication and the one place errors become
-// responses.
+// Package handlers speaks bulkd's HTTP API: the route table, one file per
+// resource, health probes and authentication, over request.go (what a
+// request brings: bodies, encodings, query parameters), response.go (how
+// answers are written) and errors.go (the one table from errors to
+// answers). A handler decodes, calls one service method and answers.
 package handlers
 
 import (
@@ -51,6 +53,10 @@ type Config struct {
 
 // New returns the HTTP API.
 func New(cfg Config) *echo.Echo {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	cfg.Log = slog.New(LogRequestIDs(cfg.Log.Handler())) // as main wires it; tests may not
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Log)

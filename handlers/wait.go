@@ -1,11 +1,9 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net/http"
-	"net/url"
+	"io"
 	"strconv"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulksvc"
+	"github.com/bulkd/bulkd/pkg/jsonscan"
 )
 
 // waitParam is the query parameter with which a client waits for a bulk
@@ -22,15 +21,11 @@ const waitParam = "wait"
 
 // wait reads the wait parameter: a Go duration (30s, 1m) or whole seconds
 // (30), from 0 (no wait) to the server's MAX_WAIT.
-func (h *Bulks) wait(q url.Values) (time.Duration, error) {
-	values := q[waitParam]
-	if len(values) == 0 {
-		return 0, nil
+func (h *Bulks) wait(q *query) time.Duration {
+	v, ok := q.get(waitParam)
+	if !ok {
+		return 0
 	}
-	if len(values) > 1 {
-		return 0, newError(http.StatusBadRequest, waitParam, "The wait parameter must be given at most once.")
-	}
-	v := values[0]
 	d, err := time.ParseDuration(v)
 	if n, nerr := strconv.Atoi(v); nerr == nil {
 		d, err = time.Duration(n)*time.Second, nil
@@ -39,10 +34,11 @@ func (h *Bulks) wait(q url.Values) (time.Duration, error) {
 		}
 	}
 	if err != nil || d < 0 || d > h.maxWait {
-		return 0, newError(http.StatusBadRequest, waitParam, fmt.Sprintf(
+		q.fail(waitParam, fmt.Sprintf(
 			"The wait parameter must be a duration from 0 to %s, such as 30s (or a whole number of seconds).", seconds(h.maxWait)))
+		return 0
 	}
-	return d, nil
+	return d
 }
 
 // seconds writes a duration as the client would send it: 60s, not 1m0s.
@@ -59,22 +55,14 @@ func seconds(d time.Duration) string {
 // hears that the bulk finished, or the wait runs out; only the reads before
 // and after it use the pool, each within the request timeout.
 func (h *Bulks) await(c echo.Context, id uuid.UUID, d time.Duration) (models.Bulk, error) {
-	ctx := c.Request().Context()
-	read := func() (b models.Bulk, err error) {
-		err = work(ctx, h.timeout, func(ctx context.Context) (err error) {
-			b, err = h.bulks.Bulk(ctx, organization(c).ID, id)
-			return err
-		})
-		return b, err
-	}
 	if h.waiter == nil || d <= 0 {
-		return read()
+		return h.bulk(c, id)
 	}
 	// Watch first, then read: an end between the two is not missed.
 	watch := h.waiter.Watch(id)
 	defer watch.Stop()
-	b, err := read()
-	if err != nil || bulksvc.Finished(b.Status) {
+	b, err := h.bulk(c, id)
+	if err != nil || b.Status.Finished() {
 		return b, err
 	}
 	timer := time.NewTimer(d)
@@ -82,26 +70,48 @@ func (h *Bulks) await(c echo.Context, id uuid.UUID, d time.Duration) (models.Bul
 	select {
 	case <-watch.Done(): // finished, or the server is shutting down
 	case <-timer.C:
-	case <-ctx.Done():
+	case <-c.Request().Context().Done():
 		return b, nil // the client is gone: the answer goes nowhere, and nothing failed
 	}
-	return read()
+	return h.bulk(c, id)
 }
 
-// answerFinished answers 200 with the finished bulk, as GET shows it, and
-// the first page of its results, as GET …/results gives it:
-// {"data": <bulk>, "results": <page>}.
+// answeredFinished waits up to d for a stored bulk to finish and, if it
+// did, answers it finished. If the reads of the wait fail, the bulk is
+// still stored: false, for the 202 it has earned, never an error that
+// invites a duplicate.
+func (h *Bulks) answeredFinished(c echo.Context, b models.Bulk, d time.Duration) bool {
+	waited, err := h.await(c, b.ID, d)
+	if err == nil && waited.Status.Finished() {
+		if err = h.answerFinished(c, waited); err == nil || c.Response().Committed {
+			return true
+		}
+	}
+	if err != nil {
+		h.log.WarnContext(c.Request().Context(), "waiting for a stored bulk failed; answered 202", "bulk_id", b.ID, "err", err)
+	}
+	return false
+}
+
+// answerFinished answers 200 with the finished bulk and the first page of
+// its results, as bulksvc.FinishedView: {"data": <bulk>, "results": <page>}.
 func (h *Bulks) answerFinished(c echo.Context, b models.Bulk) error {
-	view, err := marshalPlain(envelope{bulksvc.NewView(b)})
+	view, err := jsonscan.Marshal(bulksvc.NewView(b))
 	if err != nil {
 		return err
 	}
-	w := c.Response()
-	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-	w.WriteHeader(http.StatusOK)
-	w.Write(bytes.TrimSuffix(bytes.TrimSuffix(view, []byte("\n")), []byte("}"))) // {"data":<bulk>
-	w.Write([]byte(`,"results":`))
-	h.writeResults(c, w, b, 1, defaultPerPage)
-	w.Write([]byte("}\n"))
+	w := stream(c)
+	_, _ = io.WriteString(w, `{"data":`)
+	_, _ = w.Write(view)
+	_, _ = io.WriteString(w, `,"results":`)
+	h.writeResults(c, w, b, 1, bulksvc.ResultsSize.Default)
+	_, _ = io.WriteString(w, "}\n")
 	return nil
+}
+
+// bulk reads one of the organization's bulks within the request timeout.
+func (h *Bulks) bulk(c echo.Context, id uuid.UUID) (models.Bulk, error) {
+	return within(c.Request().Context(), h.timeout, func(ctx context.Context) (models.Bulk, error) {
+		return h.bulks.Bulk(ctx, organization(c).ID, id)
+	})
 }

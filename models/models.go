@@ -13,14 +13,27 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+// BulkStatus is where a bulk stands: pending (stored, its import not
+// started), processing, then one of the final completed, failed or
+// canceled. Its values are those of the bulks.status column and of the API.
+type BulkStatus string
+
 // Bulk statuses.
 const (
-	StatusPending    = "pending"
-	StatusProcessing = "processing"
-	StatusCompleted  = "completed"
-	StatusFailed     = "failed"
-	StatusCanceled   = "canceled"
+	StatusPending    BulkStatus = "pending"
+	StatusProcessing BulkStatus = "processing"
+	StatusCompleted  BulkStatus = "completed"
+	StatusFailed     BulkStatus = "failed"
+	StatusCanceled   BulkStatus = "canceled"
 )
+
+// Finished tells whether the status is final: completed, failed or
+// canceled. A finished bulk never changes status again; a client waiting for
+// a bulk waits for one of these. The store's SQL for "not finished" says the
+// same of the status column.
+func (s BulkStatus) Finished() bool {
+	return s != StatusPending && s != StatusProcessing
+}
 
 // Organization is a tenant: every record, key and bulk belongs to one.
 type Organization struct {
@@ -52,7 +65,7 @@ func (APIKey) TableName() string { return "api_keys" }
 type Bulk struct {
 	ID             uuid.UUID `gorm:"type:uuid;primaryKey"`
 	OrganizationID uuid.UUID `gorm:"type:uuid"`
-	Status         string
+	Status         BulkStatus
 	Count          int
 	// The options it was submitted with (see bulk.Options).
 	Mode         string

@@ -39,22 +39,7 @@ org=$(bin/bulkd org create --name "Dev org" --notify-email dev@example.com | tai
 key=$(bin/bulkd apikey create --org "$org" | tail -n 1 | tr -d '[:space:]')
 [[ -n $key ]] || { echo "dev.sh: 'bulkd apikey create' printed no key" >&2; exit 1; }
 
-example=../shared/examples/tratta-bulk.json
-if [[ ! -f $example ]]; then
-  example=.local/example.json
-  mkdir -p .local
-  cat >"$example" <<'EOF'
-[
-  {
-    "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "external_id": "cust-1"},
-    "location": {"name": "Main office", "external_id": "loc-1"},
-    "debt_accounts": [
-      {"external_id": "acct-1", "external_account_number": "A-0001", "billing_type": ["partial-payment"], "balance": 100.50, "current_balance": 100.50}
-    ]
-  }
-]
-EOF
-fi
+example=examples/tratta-bulk.json # one row of the Tratta bulk API's example; examples/README.md lists the others
 
 base=${BASE_URL%/}
 admin_password='from $ADMIN_PASSWORD'

@@ -123,7 +123,7 @@ func (d *Deliverer) email(ctx context.Context, claim store.Claim) error {
 	c := mailer.Completion{
 		BulkID:              b.ID.String(),
 		OrganizationName:    claim.Organization.Name,
-		Status:              b.Status,
+		Status:              string(b.Status),
 		Count:               b.Count,
 		RowsSucceeded:       b.RowsSucceeded,
 		RowsFailed:          b.RowsFailed,

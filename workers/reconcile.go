@@ -9,6 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/workers/tasks"
 )
@@ -21,6 +22,7 @@ const reconcileBatch = 1000
 // process runs one; they do not get in each other's way, since queuing a
 // task that exists already is a no-op.
 type Reconciler struct {
+	bulks     *bulksvc.Service
 	store     *store.Store
 	queue     *tasks.Queue
 	inspector *asynq.Inspector
@@ -30,8 +32,10 @@ type Reconciler struct {
 
 // NewReconciler returns a reconciler that runs every interval and leaves
 // alone what changed within the last interval (its task may be on the way).
-func NewReconciler(s *store.Store, q *tasks.Queue, in *asynq.Inspector, interval time.Duration, log *slog.Logger) *Reconciler {
-	return &Reconciler{store: s, queue: q, inspector: in, interval: interval, log: log}
+// It fails a bulk through the service, as the import's error handler does;
+// the store and the queue are those the service runs on.
+func NewReconciler(svc *bulksvc.Service, s *store.Store, q *tasks.Queue, in *asynq.Inspector, interval time.Duration, log *slog.Logger) *Reconciler {
+	return &Reconciler{bulks: svc, store: s, queue: q, inspector: in, interval: interval, log: log}
 }
 
 // Reconciled counts what one pass did.
@@ -92,19 +96,10 @@ func (r *Reconciler) Once(ctx context.Context) (Reconciled, error) {
 			res.ImportsQueued++
 		case state == asynq.TaskStateArchived:
 			r.log.ErrorContext(ctx, "bulk import gave up without marking the bulk failed; marking it now", "bulk_id", id)
-			if err := r.store.FailBulk(ctx, id, ReasonRetriesExhausted); err != nil {
+			if err := r.bulks.Fail(ctx, id, ReasonRetriesExhausted); err != nil {
 				return res, err
 			}
 			res.Failed++
-			pending, err := r.store.PendingDeliveries(ctx, id)
-			if err != nil {
-				return res, err
-			}
-			for _, d := range pending {
-				if err := r.queue.EnqueueDelivery(ctx, d.ID, d.Channel); err != nil {
-					return res, err
-				}
-			}
 		}
 	}
 

@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/bulkgen"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 )
 
 // api is a bulkd's HTTP API as a client sees it.
@@ -103,10 +103,10 @@ func (a *api) do(ctx context.Context, method, path string, body []byte, out any)
 
 // results reads every row's status of a finished bulk, in order, a page
 // of 1000 at a time (one page for a bulk of up to 1000 rows).
-func (a *api) results(ctx context.Context, id string) (statuses []string, totals bulk.ResultsPage, err error) {
+func (a *api) results(ctx context.Context, id string) (statuses []string, totals bulksvc.ResultsPage, err error) {
 	path := "/api/v1/bulk/" + id + "/results?per_page=1000"
 	for path != "" {
-		var page bulk.ResultsPage
+		var page bulksvc.ResultsPage
 		for {
 			err = a.getJSON(ctx, path, &page)
 			var retry *errRetry

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/bulkd/bulkd/pkg/bulkgen"
+	"github.com/bulkd/bulkd/pkg/scratch"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
@@ -165,7 +166,7 @@ func TestURLMode(t *testing.T) {
 	t.Parallel()
 	bin := bulkdBinary(t)
 	db := testenv.NewDatabase(t)
-	addr, err := freeAddr()
+	addr, err := scratch.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/bulkd/bulkd/pkg/bulkgen"
-	"github.com/bulkd/bulkd/pkg/store"
 )
 
 // The checks of the import's modes, beside the counts every run checks: an
@@ -20,9 +19,9 @@ type recordKey struct{ table, externalID string }
 
 // snapshot reads every record of the organization, to compare after the
 // upsert.
-func snapshot(ctx context.Context, s *store.Store, orgID uuid.UUID) (map[recordKey]store.RecordState, error) {
-	m := map[recordKey]store.RecordState{}
-	err := s.RecordStates(ctx, orgID, func(st store.RecordState) error {
+func snapshot(ctx context.Context, db *database, orgID uuid.UUID) (map[recordKey]recordState, error) {
+	m := map[recordKey]recordState{}
+	err := db.recordStates(ctx, orgID, func(st recordState) error {
 		m[recordKey{st.Table, st.ExternalID}] = st
 		return nil
 	})
@@ -53,7 +52,7 @@ func (p *problems) list() []string {
 // same records (none created, none lost), every column but the planted ones
 // as it was, and the planted fields changed — with the version counting the
 // change — exactly on the records the generator changed.
-func checkUpsert(ctx context.Context, c config, s *store.Store, orgID uuid.UUID, before map[recordKey]store.RecordState) ([]string, error) {
+func checkUpsert(ctx context.Context, c config, db *database, orgID uuid.UUID, before map[recordKey]recordState) ([]string, error) {
 	changed := map[recordKey]bool{}
 	for b := range c.bulks {
 		custs, accts := bulkgen.ChangedRecords(c.genOptions(b))
@@ -66,7 +65,7 @@ func checkUpsert(ctx context.Context, c config, s *store.Store, orgID uuid.UUID,
 	}
 	p := &problems{what: "upsert check"}
 	seen := 0
-	err := s.RecordStates(ctx, orgID, func(st store.RecordState) error {
+	err := db.recordStates(ctx, orgID, func(st recordState) error {
 		k := recordKey{st.Table, st.ExternalID}
 		was, ok := before[k]
 		if !ok {

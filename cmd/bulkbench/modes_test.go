@@ -111,6 +111,7 @@ func TestCheckUpsert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bdb := testDatabase(t, db.URL)
 	c, err := parseFlags([]string{"--bulks", "1", "--rows", "30", "--mode", "upsert", "--changed", "0.5", "--invalid", "0", "--duplicates", "0"},
 		func(string) string { return "" }, &bytes.Buffer{})
 	if err != nil {
@@ -124,28 +125,28 @@ func TestCheckUpsert(t *testing.T) {
 		}
 		today := time.Now().UTC().Truncate(24 * time.Hour)
 		p := bulk.NewPlan(uuid.New(), bulk.ParseRows(raw, bulk.Options{Today: today}), bulk.Existing{}, bulk.Options{Today: today})
-		if err := db.Store.CreateBaselineBulk(ctx, org.ID, p.BulkID, len(raw)); err != nil {
+		if err := bdb.createBaselineBulk(ctx, org.ID, p.BulkID, len(raw)); err != nil {
 			t.Fatal(err)
 		}
-		w := db.Store.CopyPlan
+		w := bdb.copyPlan
 		if upsert {
-			w = db.Store.UpsertPlan
+			w = bdb.upsertPlan
 		}
 		if err := w(ctx, org.ID, p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	write(c.seedOptions(0), false)
-	before, err := snapshot(ctx, db.Store, org.ID)
+	before, err := snapshot(ctx, bdb, org.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if found, err := checkUpsert(ctx, c, db.Store, org.ID, before); err != nil || len(found) != 1 || !strings.Contains(found[0], "version 1, want") {
+	if found, err := checkUpsert(ctx, c, bdb, org.ID, before); err != nil || len(found) != 1 || !strings.Contains(found[0], "version 1, want") {
 		t.Errorf("nothing upserted yet: %v, %v; want the planted changes missing", found, err)
 	}
 
 	write(c.genOptions(0), true)
-	found, err := checkUpsert(ctx, c, db.Store, org.ID, before)
+	found, err := checkUpsert(ctx, c, bdb, org.ID, before)
 	if err != nil || len(found) != 1 || !strings.Contains(found[0], "version 2, want") {
 		t.Errorf("after a raw upsert: %v, %v; want versions counted on unchanged records", found, err)
 	}
@@ -162,14 +163,14 @@ func TestCheckUpsert(t *testing.T) {
 	if _, err := db.Conn.Exec(ctx, `UPDATE locations SET version = 1`); err != nil {
 		t.Fatal(err)
 	}
-	if found, err := checkUpsert(ctx, c, db.Store, org.ID, before); err != nil || len(found) != 0 {
+	if found, err := checkUpsert(ctx, c, bdb, org.ID, before); err != nil || len(found) != 0 {
 		t.Errorf("a correct upsert: %v, %v; want no problem", found, err)
 	}
 
 	if _, err := db.Conn.Exec(ctx, `UPDATE customers SET email = 'x@example.com' WHERE external_id = $1`, custs[0]); err != nil {
 		t.Fatal(err)
 	}
-	if found, err := checkUpsert(ctx, c, db.Store, org.ID, before); err != nil || len(found) != 1 || !strings.Contains(found[0], "not planted") {
+	if found, err := checkUpsert(ctx, c, bdb, org.ID, before); err != nil || len(found) != 1 || !strings.Contains(found[0], "not planted") {
 		t.Errorf("an email changed: %v, %v; want it found", found, err)
 	}
 }

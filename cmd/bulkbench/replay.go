@@ -10,14 +10,13 @@ import (
 
 	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/bulkgen"
-	"github.com/bulkd/bulkd/pkg/store"
 )
 
 // planned is what the run's bulks write and fail, worked out by planning them
 // as the import does.
 type planned struct {
 	bulks      int
-	records    store.RecordCounts
+	records    recordCounts
 	failedRows int // rows failing validation, plus the duplicates
 }
 
@@ -93,7 +92,7 @@ func replay(ctx context.Context, cfg config, pl planning, limit int64, write fun
 			}
 		}
 		res.bulks++
-		res.records = res.records.Add(store.PlanCounts(p))
+		res.records = res.records.Add(planCounts(p))
 		if tick != nil {
 			tick(b)
 		}
@@ -102,62 +101,4 @@ func replay(ctx context.Context, cfg config, pl planning, limit int64, write fun
 		}
 	}
 	return res, nil
-}
-
-// baseline is the rate of one way of writing the run's records.
-type baseline struct {
-	Method           string              `json:"method"`
-	Bulks            int                 `json:"bulks"`
-	Records          int64               `json:"records"`
-	Seconds          float64             `json:"seconds"` // the writes alone
-	RecordsPerSecond float64             `json:"records_per_second"`
-	Sampled          bool                `json:"sampled"` // a sample of the run's records; the rate is what extrapolates
-	Counted          *store.RecordCounts `json:"counted,omitempty"`
-}
-
-// baselineWriter writes plans into a database of the baseline's own, under
-// one organization, timing the writes only.
-type baselineWriter struct {
-	store   *store.Store
-	orgID   uuid.UUID
-	elapsed time.Duration
-	write   func(context.Context, uuid.UUID, *bulk.Plan) error
-}
-
-func newBaselineWriter(ctx context.Context, s *store.Store, name string, write func(context.Context, uuid.UUID, *bulk.Plan) error) (*baselineWriter, error) {
-	org, err := s.CreateOrganization(ctx, name, "bench@example.com")
-	if err != nil {
-		return nil, err
-	}
-	return &baselineWriter{store: s, orgID: org.ID, write: write}, nil
-}
-
-func (w *baselineWriter) plan(ctx context.Context) func(*bulk.Plan, int) error {
-	return func(p *bulk.Plan, rows int) error {
-		// The records point at their bulk, as imported ones do; the bulk row
-		// is bookkeeping of the service, not part of the measure.
-		if err := w.store.CreateBaselineBulk(ctx, w.orgID, p.BulkID, rows); err != nil {
-			return err
-		}
-		t0 := time.Now()
-		err := w.write(ctx, w.orgID, p)
-		w.elapsed += time.Since(t0)
-		return err
-	}
-}
-
-func (w *baselineWriter) result(ctx context.Context, method string, p planned, sampled bool) (*baseline, error) {
-	counted, err := w.store.CountRecords(ctx, w.orgID)
-	if err != nil {
-		return nil, err
-	}
-	return &baseline{Method: method, Bulks: p.bulks, Records: p.records.Total(), Seconds: w.elapsed.Seconds(),
-		RecordsPerSecond: rate(float64(p.records.Total()), w.elapsed), Sampled: sampled, Counted: &counted}, nil
-}
-
-func rate(n float64, d time.Duration) float64 {
-	if d <= 0 {
-		return 0
-	}
-	return n / d.Seconds()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,7 @@ import (
 	"time"
 
 	"github.com/bulkd/bulkd/pkg/bulkgen"
-	"github.com/bulkd/bulkd/pkg/store"
+	"github.com/bulkd/bulkd/pkg/procstat"
 )
 
 // report is everything a run measured, as --json prints it.
@@ -48,10 +47,10 @@ type report struct {
 	Records struct {
 		// Written is what bulkd's database holds (spawn mode); nil in url
 		// mode, where the rates use Expected.
-		Written  *store.RecordCounts `json:"written,omitempty"`
-		Expected store.RecordCounts  `json:"expected"`
-		Total    int64               `json:"total"`
-		Source   string              `json:"source"` // database or plan
+		Written  *recordCounts `json:"written,omitempty"`
+		Expected recordCounts  `json:"expected"`
+		Total    int64         `json:"total"`
+		Source   string        `json:"source"` // database or plan
 	} `json:"records"`
 
 	WallSeconds            float64        `json:"wall_seconds"` // first submit to last completion seen
@@ -590,10 +589,10 @@ func (r *report) verifiedToo() string {
 // machine describes where the run ran, for comparing runs.
 func machine(ctx context.Context, srv server, useDB bool) machineInfo {
 	m := machineInfo{CPUs: runtime.NumCPU(), CPUModel: "unknown", Go: runtime.Version(), Postgres: "unknown", Kernel: "unknown"}
-	if v, ok := procField("/proc/cpuinfo", "model name"); ok {
+	if v, ok := procstat.Field("/proc/cpuinfo", "model name"); ok {
 		m.CPUModel = v
 	}
-	if v, ok := procField("/proc/meminfo", "MemTotal"); ok {
+	if v, ok := procstat.Field("/proc/meminfo", "MemTotal"); ok {
 		kb, _ := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
 		m.MemoryMiB = kb >> 10
 	}
@@ -609,21 +608,11 @@ func machine(ctx context.Context, srv server, useDB bool) machineInfo {
 	return m
 }
 
-// procField reads the first "name: value" line of a /proc file.
-func procField(path, name string) (string, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", false
+func rate(n float64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == name {
-			return strings.TrimSpace(v), true
-		}
-	}
-	return "", false
+	return n / d.Seconds()
 }
 
 func mib(b int64) float64 { return round(float64(b)/(1<<20), 1) }

@@ -1,76 +1,34 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bulkd/bulkd/pkg/scratch"
 )
 
-// server is the Postgres server that scratch databases are made on, through
-// an administrative connection to the database DATABASE_URL names.
+// server is the Postgres server that the run's scratch databases are made
+// on (DATABASE_URL's).
 type server struct {
-	url string // DATABASE_URL, as given
-}
-
-// admin connects for administration: to the database the URL names, or to
-// "postgres" when that one does not exist yet (a fresh machine's bulkd).
-func (s server) admin(ctx context.Context) (*pgx.Conn, error) {
-	conn, err := pgx.Connect(ctx, s.url)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // invalid_catalog_name
-		conn, err = pgx.Connect(ctx, withDatabase(s.url, "postgres"))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("connect to Postgres at DATABASE_URL (make services starts one): %w", err)
-	}
-	return conn, nil
-}
-
-// create makes an empty database and returns its URL.
-func (s server) create(ctx context.Context, name string) (string, error) {
-	conn, err := s.admin(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
-		return "", fmt.Errorf("create database %s: %w", name, err)
-	}
-	return withDatabase(s.url, name), nil
-}
-
-// drop removes a scratch database, closing whatever is still connected.
-func (s server) drop(ctx context.Context, name string) error {
-	conn, err := s.admin(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `DROP DATABASE IF EXISTS `+pgx.Identifier{name}.Sanitize()+` WITH (FORCE)`); err != nil {
-		return fmt.Errorf("drop database %s: %w", name, err)
-	}
-	return nil
+	scratch.Postgres
 }
 
 // version is the server's version, for the report.
 func (s server) version(ctx context.Context) string {
-	conn, err := s.admin(ctx)
+	conn, err := s.Admin(ctx)
 	if err != nil {
 		return "unknown"
 	}
@@ -86,133 +44,180 @@ func (s server) version(ctx context.Context) string {
 // not pay for another's writes. It needs a superuser or pg_checkpoint; without
 // the right it does nothing.
 func (s server) checkpoint(ctx context.Context) {
-	if conn, err := s.admin(ctx); err == nil {
+	if conn, err := s.Admin(ctx); err == nil {
 		_, _ = conn.Exec(ctx, `CHECKPOINT`)
 		conn.Close(ctx)
 	}
 }
 
-// withDatabase returns the connection string u pointing at database name, in
-// either of the forms pgx accepts.
-func withDatabase(u, name string) string {
-	if !strings.Contains(u, "://") { // keyword/value: a later dbname wins
-		return u + " dbname=" + name
-	}
-	parsed, err := url.Parse(u)
-	if err != nil {
-		return u
-	}
-	parsed.Path = "/" + name
-	return parsed.String()
-}
-
-// redisLease is a Redis logical database this run uses alone.
-type redisLease struct {
-	url     string
-	db      int
-	admin   *redis.Client // database 0, where leases live; nil when not leased
-	key     string
-	owner   string
-	release context.CancelFunc
-}
-
 // leaseRedis picks the Redis database for the spawned bulkd. A URL naming a
 // database other than 0 is used as it is, if empty. Otherwise one of 1–15 is
-// leased with the keys pkg/testenv uses, so that a benchmark and tests running
-// at once never share a queue, and flushed.
-func leaseRedis(ctx context.Context, redisURL, owner string) (*redisLease, error) {
+// leased as the tests lease theirs, so that a benchmark and tests running
+// at once never share a queue.
+func leaseRedis(ctx context.Context, redisURL, owner string) (*scratch.RedisLease, error) {
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	if opts.DB != 0 {
-		c := redis.NewClient(opts)
-		defer c.Close()
-		n, err := c.DBSize(ctx).Result()
-		if err != nil {
-			return nil, fmt.Errorf("connect to Redis at REDIS_URL: %w", err)
-		}
-		if n != 0 {
-			return nil, fmt.Errorf("the Redis database %d at REDIS_URL holds %d keys: bulkbench needs an empty one of its own (name database 0 to lease a free one)", opts.DB, n)
-		}
-		return &redisLease{url: redisURL, db: opts.DB, release: func() {}}, nil
+	if opts.DB == 0 {
+		return scratch.LeaseRedis(ctx, redisURL, owner)
 	}
-	admin := redis.NewClient(opts)
-	// Empty databases first: one holding keys may be a developer's queue
-	// that only happens to be unleased.
-	var order, busy []int
-	for db := 1; db <= 15; db++ {
-		leased := *opts
-		leased.DB = db
-		c := redis.NewClient(&leased)
-		n, err := c.DBSize(ctx).Result()
-		c.Close()
-		if err != nil {
-			admin.Close()
-			return nil, fmt.Errorf("connect to Redis at REDIS_URL (make services starts one): %w", err)
-		}
-		if n == 0 {
-			order = append(order, db)
-		} else {
-			busy = append(busy, db)
-		}
+	c := redis.NewClient(opts)
+	defer c.Close()
+	n, err := c.DBSize(ctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("connect to Redis at REDIS_URL: %w", err)
 	}
-	for _, db := range append(order, busy...) {
-		key := fmt.Sprintf("bulkd:testenv:lease:%d", db)
-		ok, err := admin.SetNX(ctx, key, owner, 10*time.Minute).Result()
-		if err != nil {
-			admin.Close()
-			return nil, fmt.Errorf("connect to Redis at REDIS_URL (make services starts one): %w", err)
-		}
-		if !ok {
-			continue
-		}
-		leased := *opts
-		leased.DB = db
-		c := redis.NewClient(&leased)
-		err = c.FlushDB(ctx).Err()
-		c.Close()
-		if err != nil {
-			admin.Close()
-			return nil, fmt.Errorf("flush Redis database %d: %w", db, err)
-		}
-		u, _ := url.Parse(redisURL)
-		u.Path = "/" + strconv.Itoa(db)
-		l := &redisLease{url: u.String(), db: db, admin: admin, key: key, owner: owner}
-		// A million-customer run outlives the lease's 10 minutes: renew it.
-		renewCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		go func() {
-			t := time.NewTicker(time.Minute)
-			defer t.Stop()
-			for {
-				select {
-				case <-renewCtx.Done():
-					return
-				case <-t.C:
-					admin.Eval(renewCtx, `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], 600000) end return 0`, []string{key}, owner)
-				}
-			}
-		}()
-		l.release = cancel
-		return l, nil
+	if n != 0 {
+		return nil, fmt.Errorf("the Redis database %d at REDIS_URL holds %d keys: bulkbench needs an empty one of its own (name database 0 to lease a free one)", opts.DB, n)
 	}
-	admin.Close()
-	return nil, errors.New("no free Redis database among 1-15 at REDIS_URL (tests or other benchmarks hold them all)")
+	return &scratch.RedisLease{URL: redisURL, DB: opts.DB}, nil
 }
 
-// close empties the database and gives the lease back.
-func (l *redisLease) close(ctx context.Context) {
-	l.release()
-	opts, err := redis.ParseURL(l.url)
-	if err == nil {
-		c := redis.NewClient(opts)
-		c.FlushDB(ctx)
-		c.Close()
+// spawned is a bulkd this run started, and what it runs on.
+type spawned struct {
+	srv     server
+	dbName  string
+	dbURL   string
+	lease   *scratch.RedisLease
+	dir     string // logs, and the binary when built here
+	api     *process
+	workers []*process
+	orgID   uuid.UUID
+	key     string
+	base    string
+}
+
+// spawn creates the scratch database and Redis database, an organization
+// and a key, and starts the API and the workers. The returned spawned is
+// non-nil whenever something needs cleaning up, even with an error.
+func (b *bench) spawn(ctx context.Context, srv server) (*spawned, error) {
+	c := b.cfg
+	sp := &spawned{srv: srv}
+	var err error
+	if sp.dir, err = os.MkdirTemp("", "bulkbench-"); err != nil {
+		return nil, err
 	}
-	if l.admin != nil {
-		l.admin.Eval(ctx, `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`, []string{l.key}, l.owner)
-		l.admin.Close()
+	bin := c.bulkd
+	if bin == "" {
+		b.say("building bulkd (pass --bulkd bin/bulkd to skip)")
+		if bin, err = buildBulkd(ctx, sp.dir); err != nil {
+			return sp, err
+		}
 	}
+	sp.dbName = "bulkbench_" + c.runID
+	if sp.dbURL, err = srv.Create(ctx, sp.dbName, ""); err != nil {
+		return sp, err
+	}
+	if sp.lease, err = leaseRedis(ctx, c.redisURL, "bulkbench-"+c.runID); err != nil {
+		return sp, err
+	}
+	addr, err := scratch.FreeAddr()
+	if err != nil {
+		return sp, err
+	}
+	sp.base = "http://" + addr
+	env := []string{
+		"DATABASE_URL=" + sp.dbURL, "REDIS_URL=" + sp.lease.URL, "HTTP_ADDR=" + addr, "BASE_URL=" + sp.base,
+		"RATE_LIMIT=0",    // the clients are the load; a limit would measure itself
+		"SMTP_HOST=",      // notifications go to the log, never to a real server
+		"ADMIN_PASSWORD=", // no queue UI
+	}
+	if c.workerConcurrency > 0 {
+		env = append(env, fmt.Sprintf("WORKER_CONCURRENCY=%d", c.workerConcurrency))
+	}
+	if c.dbMaxConns > 0 {
+		env = append(env, fmt.Sprintf("DB_MAX_CONNS=%d", c.dbMaxConns))
+	}
+	b.say("scratch database %s, Redis database %d, logs in %s", sp.dbName, sp.lease.DB, sp.dir)
+	org, err := runCommand(ctx, bin, env, "org", "create", "--name", "bulkbench", "--notify-email", "bench@example.com")
+	if err != nil {
+		return sp, err
+	}
+	if sp.orgID, err = uuid.Parse(org); err != nil {
+		return sp, fmt.Errorf("bulkd org create printed %q, not an organization id", org)
+	}
+	if sp.key, err = runCommand(ctx, bin, env, "apikey", "create", "--org", org); err != nil {
+		return sp, err
+	}
+	if sp.api, err = startProcess(bin, sp.dir, "api", env, "api"); err != nil {
+		return sp, err
+	}
+	if err := waitReady(ctx, sp.base, sp.api); err != nil {
+		return sp, err
+	}
+	for i := range c.workers {
+		w, err := startProcess(bin, sp.dir, fmt.Sprintf("worker %d", i+1), env, "worker")
+		if err != nil {
+			return sp, err
+		}
+		sp.workers = append(sp.workers, w)
+	}
+	return sp, sp.waitWorkers(ctx)
+}
+
+// waitWorkers waits until every worker has registered with the queue, so
+// that the first bulk does not wait for a worker to start.
+func (sp *spawned) waitWorkers(ctx context.Context) error {
+	opts, err := redis.ParseURL(sp.lease.URL)
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if servers, err := insp.Servers(); err == nil && len(servers) >= len(sp.workers) {
+			return nil
+		}
+		for _, w := range sp.workers {
+			select {
+			case <-w.exited:
+				return fmt.Errorf("bulkd %s exited at start (%v):\n%s", w.name, w.err, w.logTail(20))
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the workers did not register with Redis within a minute:\n%s", sp.workers[0].logTail(20))
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// stop stops the processes, workers first so that none is left holding a
+// task, within bulkd's shutdown timeout.
+func (sp *spawned) stop() {
+	var wg sync.WaitGroup
+	for _, w := range sp.workers {
+		wg.Go(func() { w.stop(30 * time.Second) })
+	}
+	wg.Wait()
+	if sp.api != nil {
+		sp.api.stop(30 * time.Second)
+	}
+}
+
+// close stops everything and, unless keep, drops the database and the logs.
+func (sp *spawned) close(b *bench, keep bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sp.stop()
+	if sp.lease != nil {
+		sp.lease.Close(ctx)
+	}
+	if keep {
+		b.say("kept database %s and logs in %s", sp.dbName, sp.dir)
+		return
+	}
+	if sp.dbURL != "" {
+		if err := sp.srv.Drop(ctx, sp.dbName); err != nil {
+			b.say("%v", err)
+		}
+	}
+	os.RemoveAll(sp.dir)
 }
 
 // process is a running bulkd.
@@ -298,16 +303,6 @@ func buildBulkd(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// freeAddr finds a local port nobody listens on.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 // waitReady waits until the API answers /readyz, or its process exits.
 func waitReady(ctx context.Context, base string, p *process) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -328,32 +323,4 @@ func waitReady(ctx context.Context, base string, p *process) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// memStatus reads a process's resident set size and its peak (high water
-// mark) from /proc, in bytes; ok is false when the process is gone or the
-// system has no /proc.
-func memStatus(pid int) (rss, peak int64, ok bool) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, 0, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, value, found := strings.Cut(sc.Text(), ":")
-		if !found || (name != "VmRSS" && name != "VmHWM") {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
-		if err != nil {
-			continue
-		}
-		if name == "VmRSS" {
-			rss = kb << 10
-		} else {
-			peak = kb << 10
-		}
-	}
-	return rss, peak, rss > 0
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -17,15 +16,15 @@ import (
 func TestOperatorCommands(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
-	orgID, used := s.newOrg("Acme", "ops@acme.example")
-	unused := s.cli("apikey", "create", "--org", orgID)
-	revoked := s.cli("apikey", "create", "--org", orgID)
-	s.cli("apikey", "revoke", "--prefix", revoked[:12])
-	if r := s.do(http.MethodGet, "/api/v1/bulk", used, nil); r.status != http.StatusOK {
+	orgID, used := s.newOrg(t, "Acme", "ops@acme.example")
+	unused := s.cli(t, "apikey", "create", "--org", orgID)
+	revoked := s.cli(t, "apikey", "create", "--org", orgID)
+	s.cli(t, "apikey", "revoke", "--prefix", revoked[:12])
+	if r := s.request(t, http.MethodGet, "/api/v1/bulk", nil, bearer(used)); r.status != http.StatusOK {
 		t.Fatalf("GET /api/v1/bulk: %d %s", r.status, r.body)
 	}
 
-	table := s.cli("org", "list")
+	table := s.cli(t, "org", "list")
 	lines := strings.Split(table, "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[1], orgID) ||
 		!strings.Contains(lines[1], "Acme") || !strings.Contains(lines[1], "ops@acme.example") {
@@ -38,17 +37,17 @@ func TestOperatorCommands(t *testing.T) {
 		ActiveKeys  int    `json:"active_keys"`
 		Bulks       int    `json:"bulks"`
 	}
-	if err := json.Unmarshal([]byte(s.cli("org", "list", "--json")), &orgs); err != nil {
+	if err := json.Unmarshal([]byte(s.cli(t, "org", "list", "--json")), &orgs); err != nil {
 		t.Fatal(err)
 	}
 	if len(orgs) != 1 || orgs[0].ID != orgID || orgs[0].ActiveKeys != 2 || orgs[0].Bulks != 0 {
 		t.Errorf("org list --json: %+v", orgs)
 	}
 
-	if out := s.cli("org", "update", "--org", orgID, "--notify-email", "billing@acme.example"); !strings.Contains(out, "billing@acme.example") {
+	if out := s.cli(t, "org", "update", "--org", orgID, "--notify-email", "billing@acme.example"); !strings.Contains(out, "billing@acme.example") {
 		t.Errorf("org update: %s", out)
 	}
-	if out := s.cli("org", "update", "--org", orgID, "--name", "Acme Collections", "--json"); !strings.Contains(out, `"name": "Acme Collections"`) ||
+	if out := s.cli(t, "org", "update", "--org", orgID, "--name", "Acme Collections", "--json"); !strings.Contains(out, `"name": "Acme Collections"`) ||
 		!strings.Contains(out, `"notify_email": "billing@acme.example"`) {
 		t.Errorf("org update --name: %s", out)
 	}
@@ -64,7 +63,7 @@ func TestOperatorCommands(t *testing.T) {
 		}
 	}
 
-	out := s.cli("apikey", "list", "--org", orgID, "--json")
+	out := s.cli(t, "apikey", "list", "--org", orgID, "--json")
 	for _, key := range []string{used, unused, revoked} {
 		if strings.Contains(out, key[12:]) {
 			t.Errorf("apikey list shows a key:\n%s", out)
@@ -92,7 +91,7 @@ func TestOperatorCommands(t *testing.T) {
 	if k := keys[byPrefix[revoked[:12]]]; k.RevokedAt == nil {
 		t.Errorf("the revoked key: %+v", k)
 	}
-	if table := s.cli("apikey", "list", "--org", orgID); !strings.HasPrefix(table, "PREFIX") || strings.Count(table, "\n") != 3 {
+	if table := s.cli(t, "apikey", "list", "--org", orgID); !strings.HasPrefix(table, "PREFIX") || strings.Count(table, "\n") != 3 {
 		t.Errorf("apikey list:\n%s", table)
 	}
 }
@@ -102,7 +101,7 @@ func TestOperatorCommands(t *testing.T) {
 func TestKeyUseIsRecordedAtMostOnceAMinute(t *testing.T) {
 	t.Parallel()
 	s := startService(t, "RATE_LIMIT=0")
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	ctx := context.Background()
 	for _, q := range []string{
 		`CREATE TABLE key_writes (at timestamptz DEFAULT now())`,
@@ -114,7 +113,7 @@ func TestKeyUseIsRecordedAtMostOnceAMinute(t *testing.T) {
 		}
 	}
 	for range 50 {
-		if r := s.do(http.MethodGet, "/api/v1/bulk", key, bytes.NewReader(nil)); r.status != http.StatusOK {
+		if r := s.request(t, http.MethodGet, "/api/v1/bulk", nil, bearer(key)); r.status != http.StatusOK {
 			t.Fatalf("GET /api/v1/bulk: %d %s", r.status, r.body)
 		}
 	}

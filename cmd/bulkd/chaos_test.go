@@ -34,7 +34,7 @@ func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
 	importBefore := func(s *service, key string) (emails int) {
 		for _, fi := range imports {
 			if fi.before != nil {
-				s.waitCompletedWithin(key, s.submit(key, fi.before), time.Minute)
+				s.waitCompletedWithin(t, key, s.submit(t, key, fi.before), time.Minute)
 				emails++
 			}
 		}
@@ -43,19 +43,19 @@ func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
 
 	// The reference: the same bulks in a `bulkd serve` that nothing disturbs.
 	clean := startService(t, "RATE_LIMIT=0")
-	_, cleanKey := clean.newOrg("Acme", "ops@acme.example")
+	_, cleanKey := clean.newOrg(t, "Acme", "ops@acme.example")
 	importBefore(clean, cleanKey)
 	cleanOutcomes := make([]outcome, bulks)
 	for i, fi := range imports {
-		id := clean.submitWith(cleanKey, fi.query, fi.body)
-		clean.waitCompletedWithin(cleanKey, id, time.Minute)
-		cleanOutcomes[i] = clean.outcome(cleanKey, id)
+		id := clean.submitWith(t, cleanKey, fi.query, fi.body)
+		clean.waitCompletedWithin(t, cleanKey, id, time.Minute)
+		cleanOutcomes[i] = clean.outcome(t, cleanKey, id)
 	}
 	want := clean.db.Snapshot(t)
 
 	s := newService(t, "SHUTDOWN_TIMEOUT=1s", "RECONCILE_INTERVAL=5s", "RATE_LIMIT=0")
 	s.start("api")
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	running := make([]*process, 0, workers)
 	for range workers {
 		running = append(running, s.spawn("worker"))
@@ -65,7 +65,7 @@ func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
 	ids := make([]string, bulks)
 	submit := func(from, to int) {
 		for i := from; i < to; i++ {
-			ids[i] = s.submitWith(key, imports[i].query, imports[i].body)
+			ids[i] = s.submitWith(t, key, imports[i].query, imports[i].body)
 		}
 	}
 	submit(0, bulks/2)
@@ -109,8 +109,8 @@ func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
 
 	// Killed workers' tasks come back after asynq's lease (about a minute).
 	for i, id := range ids {
-		s.waitCompletedWithin(key, id, 5*time.Minute)
-		got := s.outcome(key, id)
+		s.waitCompletedWithin(t, key, id, 5*time.Minute)
+		got := s.outcome(t, key, id)
 		got.records, cleanOutcomes[i].records = nil, nil // compared as a whole below
 		if d := got.diff(cleanOutcomes[i]); d != "" {
 			t.Errorf("bulk %d (%s): report, results or status differ from the clean run's (-clean +chaos):\n%s", i, imports[i].query, d)
@@ -120,7 +120,7 @@ func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("records differ from the clean run's (-clean +chaos):\n%s", diff)
 	}
-	s.waitAllNotified()
+	s.waitAllNotified(t)
 	// Every bulk is emailed once but the dry runs.
 	for _, fi := range imports {
 		if !strings.Contains(fi.query, "validate_only=true") {

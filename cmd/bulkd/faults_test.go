@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -48,15 +47,15 @@ type outcome struct {
 	status  map[string]any
 }
 
-func (s *service) outcome(key, id string) outcome {
-	s.t.Helper()
-	status := s.waitCompleted(key, id)
+func (s *service) outcome(t testing.TB, key, id string) outcome {
+	t.Helper()
+	status := s.waitCompleted(t, key, id)
 	for _, k := range []string{"bulk_id", "created_at", "started_at", "completed_at"} {
 		delete(status, k)
 	}
-	o := outcome{records: s.db.Snapshot(s.t), report: s.errorsReport(key, id), status: status}
+	o := outcome{records: s.db.Snapshot(t), report: s.errorsReport(t, key, id), status: status}
 	for next := "/api/v1/bulk/" + id + "/results?per_page=1000"; next != ""; {
-		p := s.results(key, next)
+		p := s.results(t, key, next)
 		o.results, next = append(o.results, p.Data...), ""
 		if p.Links.Next != nil {
 			next = *p.Links.Next
@@ -84,15 +83,6 @@ func objectRefs(lists ...[]bulk.ResultObject) []*bulk.ResultObject {
 	return out
 }
 
-func (s *service) errorsReport(key, id string) string {
-	s.t.Helper()
-	r := s.do(http.MethodGet, "/api/v1/bulk/"+id+"/errors", key, nil)
-	if r.status != http.StatusOK {
-		s.t.Fatalf("GET errors: %d %s", r.status, r.body)
-	}
-	return string(r.body)
-}
-
 // faultImport is a bulk to import with the options query: in upsert mode
 // over what before, imported first in create mode, wrote.
 type faultImport struct {
@@ -104,11 +94,11 @@ type faultImport struct {
 func cleanRun(t *testing.T, fi faultImport) outcome {
 	t.Helper()
 	s := startService(t)
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	if fi.before != nil {
-		s.waitCompleted(key, s.submit(key, fi.before))
+		s.waitCompleted(t, key, s.submit(t, key, fi.before))
 	}
-	return s.outcome(key, s.submitWith(key, fi.query, fi.body))
+	return s.outcome(t, key, s.submitWith(t, key, fi.query, fi.body))
 }
 
 // faultImports are the bulks every fault is tried on: each mode of the import.
@@ -169,7 +159,7 @@ func TestWorkerKilledMidImportIsFinishedByAnother(t *testing.T) {
 	want := cleanRun(t, fi)
 
 	s := newService(t)
-	key, id, doomed, lock := s.importStuckMidTransaction(fi)
+	key, id, doomed, lock := s.importStuckMidTransaction(t, fi)
 	doomed.kill()
 	lock.release()
 
@@ -184,25 +174,15 @@ func TestWorkerKilledMidImportIsFinishedByAnother(t *testing.T) {
 	// asynq gives the task back once the dead worker's lease expires (30 s,
 	// plus 30 s of allowance for clock skew, checked every minute).
 	s.spawn("worker")
-	got := s.waitOutcomeWithin(key, id, 3*time.Minute)
+	got := s.waitOutcomeWithin(t, key, id, 3*time.Minute)
 	if d := got.diff(want); d != "" {
 		t.Errorf("after a worker was killed mid-import (-clean run +this run):\n%s", d)
 	}
 	// One email for the bulk the upsert changes, one for the upsert.
 	s.smtp.WaitForMessages(t, 2, time.Minute)
-	waitQueuesEmpty(t, asynq.NewInspector(s.redisOpt))
+	s.waitQueuesEmpty(t)
 	if n := len(s.smtp.Messages()); n != 2 {
 		t.Errorf("%d emails, want 2", n)
-	}
-}
-
-// waitAllNotified waits until every bulk's email is recorded as sent.
-func (s *service) waitAllNotified() {
-	s.t.Helper()
-	for start := time.Now(); s.db.Count(s.t, `SELECT count(*) FROM deliveries WHERE delivered_at IS NULL AND abandoned_at IS NULL`) > 0; time.Sleep(50 * time.Millisecond) {
-		if time.Since(start) > time.Minute {
-			s.t.Fatal("bulks still not notified after a minute")
-		}
 	}
 }
 
@@ -210,24 +190,24 @@ func (s *service) waitAllNotified() {
 // bulk and returns once the import has written (or, validate-only, checked)
 // every record and waits, inside its transaction, to store its results: held
 // there by lock until the test, having struck the worker, releases it.
-func (s *service) importStuckMidTransaction(fi faultImport) (key, id string, worker *process, lock *tableLock) {
-	s.t.Helper()
+func (s *service) importStuckMidTransaction(t testing.TB, fi faultImport) (key, id string, worker *process, lock *tableLock) {
+	t.Helper()
 	s.start("api")
-	_, key = s.newOrg("Acme", "ops@acme.example")
+	_, key = s.newOrg(t, "Acme", "ops@acme.example")
 	worker = s.spawn("worker")
 	if fi.before != nil {
-		s.waitCompleted(key, s.submit(key, fi.before))
+		s.waitCompleted(t, key, s.submit(t, key, fi.before))
 	}
-	lock = lockTable(s.t, s.db, "bulk_results")
-	id = s.submitWith(key, fi.query, fi.body)
-	waitForWriteBlockedOn(s.t, s.db, "bulk_results")
+	lock = lockTable(t, s.db, "bulk_results")
+	id = s.submitWith(t, key, fi.query, fi.body)
+	waitForWriteBlockedOn(t, s.db, "bulk_results")
 	return key, id, worker, lock
 }
 
-func (s *service) waitOutcomeWithin(key, id string, within time.Duration) outcome {
-	s.t.Helper()
-	s.waitCompletedWithin(key, id, within)
-	return s.outcome(key, id)
+func (s *service) waitOutcomeWithin(t testing.TB, key, id string, within time.Duration) outcome {
+	t.Helper()
+	s.waitCompletedWithin(t, key, id, within)
+	return s.outcome(t, key, id)
 }
 
 func TestWorkerStoppedMidImportHandsItsTaskBack(t *testing.T) {
@@ -238,7 +218,7 @@ func TestWorkerStoppedMidImportHandsItsTaskBack(t *testing.T) {
 			want := cleanRun(t, fi)
 
 			s := newService(t, "SHUTDOWN_TIMEOUT=2s")
-			key, id, stopping, lock := s.importStuckMidTransaction(fi)
+			key, id, stopping, lock := s.importStuckMidTransaction(t, fi)
 
 			took, err := stopping.terminate(30 * time.Second)
 			if err != nil {
@@ -258,7 +238,7 @@ func TestWorkerStoppedMidImportHandsItsTaskBack(t *testing.T) {
 			}
 
 			s.spawn("worker")
-			if d := s.waitOutcomeWithin(key, id, time.Minute).diff(want); d != "" {
+			if d := s.waitOutcomeWithin(t, key, id, time.Minute).diff(want); d != "" {
 				t.Errorf("after a worker stopped mid-import (-clean run +this run):\n%s", d)
 			}
 		})
@@ -269,7 +249,7 @@ func TestOverlappingBulksOnTwoWorkerProcesses(t *testing.T) {
 	t.Parallel()
 	s := newService(t, "WORKER_CONCURRENCY=4")
 	s.start("api")
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	s.spawn("worker")
 	s.spawn("worker")
 
@@ -280,13 +260,13 @@ func TestOverlappingBulksOnTwoWorkerProcesses(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range bulks {
 		body := overlappingBulk(t, i, own, shared, bulkgen.Options{Accounts: 3, Locations: 5})
-		wg.Go(func() { ids[i] = s.submit(key, body) })
+		wg.Go(func() { ids[i] = s.submit(t, key, body) })
 	}
 	wg.Wait()
 
 	succeeded, failed := 0, 0
 	for _, id := range ids {
-		b := s.waitCompletedWithin(key, id, time.Minute)
+		b := s.waitCompletedWithin(t, key, id, time.Minute)
 		succeeded += int(b["rows_succeeded"].(float64))
 		failed += int(b["rows_failed"].(float64))
 	}
@@ -326,30 +306,30 @@ func TestRedisOutageAroundSubmissions(t *testing.T) {
 	redis := testenv.StartRedis(t)
 	s := newService(t, "REDIS_URL="+redis.URL(), "RECONCILE_INTERVAL=1s")
 	s.start("api")
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	s.spawn("worker")
 
-	before := s.submit(key, faultBulk(t, "before-", 20))
-	s.waitCompleted(key, before)
+	before := s.submit(t, key, faultBulk(t, "before-", 20))
+	s.waitCompleted(t, key, before)
 
 	// Redis dies, losing whatever it held; submissions still succeed.
 	redis.Kill()
 	var during []string
 	for i := range 3 {
 		start := time.Now()
-		during = append(during, s.submit(key, faultBulk(t, fmt.Sprintf("during%d-", i), 20)))
+		during = append(during, s.submit(t, key, faultBulk(t, fmt.Sprintf("during%d-", i), 20)))
 		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("submission with Redis down took %v", took)
 		}
 	}
-	if r := s.do(http.MethodGet, "/readyz", "", nil); r.status != http.StatusServiceUnavailable {
+	if r := s.request(t, http.MethodGet, "/readyz", nil); r.status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with Redis down: %d", r.status)
 	}
 
 	// Redis comes back empty: the reconciler queues what it never got.
 	redis.Start()
 	for _, id := range during {
-		b := s.waitCompletedWithin(key, id, time.Minute)
+		b := s.waitCompletedWithin(t, key, id, time.Minute)
 		if b["rows_failed"] != 3.0 {
 			t.Errorf("bulk %s: %v", id, b)
 		}
@@ -358,7 +338,7 @@ func TestRedisOutageAroundSubmissions(t *testing.T) {
 	// its data the inspector cannot list the notifications queue: the
 	// database tells when every email is done.)
 	s.smtp.WaitForMessages(t, 4, time.Minute)
-	s.waitAllNotified()
+	s.waitAllNotified(t)
 	if n := len(s.smtp.Messages()); n != 4 {
 		t.Errorf("%d emails for 4 bulks", n)
 	}
@@ -376,31 +356,22 @@ func TestPostgresOutage(t *testing.T) {
 	u.Host = proxy.Addr()
 	s.env["DATABASE_URL"] = u.String()
 	s.start("api")
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	body := faultBulk(t, "pg-", 50)
 
 	// Postgres goes away: open connections break, new ones are refused.
 	proxy.Cut()
-	req, err := http.NewRequest(http.MethodPost, s.base+"/api/v1/bulk", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := s.request(t, http.MethodPost, "/api/v1/bulk", body, bearer(key))
 	var answer struct {
 		Message string              `json:"message"`
 		Errors  map[string][]string `json:"errors"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&answer)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+	err = json.Unmarshal(r.body, &answer)
+	if err != nil || r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" ||
 		!strings.Contains(answer.Message, "database is unavailable") {
-		t.Errorf("submission while Postgres is down: %d %+v (Retry-After %q), %v\n%s", resp.StatusCode, answer, resp.Header.Get("Retry-After"), err, s.logs)
+		t.Errorf("submission while Postgres is down: %d %+v (Retry-After %q), %v\n%s", r.status, answer, r.header.Get("Retry-After"), err, s.logs)
 	}
-	if r := s.do(http.MethodGet, "/api/v1/bulk/"+"0190a1b2-0000-7000-8000-000000000000", key, nil); r.status != http.StatusServiceUnavailable {
+	if r := s.request(t, http.MethodGet, "/api/v1/bulk/"+"0190a1b2-0000-7000-8000-000000000000", nil, bearer(key)); r.status != http.StatusServiceUnavailable {
 		t.Errorf("GET with Postgres down: %d %s", r.status, r.body)
 	}
 
@@ -409,17 +380,17 @@ func TestPostgresOutage(t *testing.T) {
 		t.Errorf("%d bulks and rows stored by the failed submission, want none", n)
 	}
 	// Back: the next submission goes through on fresh connections.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := s.do(http.MethodPost, "/api/v1/bulk", key, bytes.NewReader(body))
-		if r.status == http.StatusAccepted {
-			break
+	testenv.Eventually(t, 30*time.Second, func() error {
+		r := s.request(t, http.MethodPost, "/api/v1/bulk", body, bearer(key), jsonBody)
+		switch r.status {
+		case http.StatusAccepted:
+			return nil
+		case http.StatusServiceUnavailable:
+			return fmt.Errorf("a submission after Postgres came back to be accepted; it is %d %s", r.status, r.body)
 		}
-		if r.status != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("submission after Postgres came back: %d %s", r.status, r.body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		t.Fatalf("submission after Postgres came back: %d %s", r.status, r.body)
+		return nil
+	})
 	if n := db.Count(t, `SELECT count(*) FROM bulk_rows`); n != 53 {
 		t.Errorf("%d rows stored, want 53", n)
 	}
@@ -448,7 +419,7 @@ func TestOverlappingUpsertsOnTwoWorkerProcesses(t *testing.T) {
 	t.Parallel()
 	s := newService(t, "WORKER_CONCURRENCY=4")
 	s.start("api")
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	s.spawn("worker")
 	s.spawn("worker")
 
@@ -468,11 +439,11 @@ func TestOverlappingUpsertsOnTwoWorkerProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Go(func() { ids[i] = s.submitWith(key, "mode=upsert", body) })
+		wg.Go(func() { ids[i] = s.submitWith(t, key, "mode=upsert", body) })
 	}
 	wg.Wait()
 	for _, id := range ids {
-		if b := s.waitCompletedWithin(key, id, time.Minute); b["rows_failed"] != 0.0 {
+		if b := s.waitCompletedWithin(t, key, id, time.Minute); b["rows_failed"] != 0.0 {
 			t.Errorf("bulk %s: %v", id, b)
 		}
 	}
@@ -508,7 +479,7 @@ func TestOverlappingUpsertsOnTwoWorkerProcesses(t *testing.T) {
 	// Results: one bulk created everything; every later one updated each account.
 	created, updated := 0, 0
 	for _, id := range ids {
-		p := s.results(key, "/api/v1/bulk/"+id+"/results")
+		p := s.results(t, key, "/api/v1/bulk/"+id+"/results")
 		created += p.TotalCreated
 		updated += p.TotalUpdated
 	}

@@ -81,7 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// Each line logged in a request names it (request_id).
+	log := slog.New(handlers.LogRequestIDs(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})))
 
 	cmd := strings.Join(args[:min(2, len(args))], " ")
 	switch {
@@ -279,7 +280,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}
-		rec := workers.NewReconciler(s, queue, inspector, cfg.ReconcileInterval, log)
+		rec := workers.NewReconciler(svc, s, queue, inspector, cfg.ReconcileInterval, log)
 		g.Go(func() error { rec.Run(ctx); return nil })
 		g.Go(func() error {
 			<-ctx.Done()
@@ -288,11 +289,6 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		})
 	}
 	if mode == "serve" || mode == "api" {
-		// A waiting request's answer is written within the server's write
-		// timeout, which must leave room for the wait.
-		if cfg.MaxWait+waitHeadroom > httpWriteTimeout {
-			return fmt.Errorf("MAX_WAIT %s leaves too little of the HTTP server's %s write timeout: at most %s", cfg.MaxWait, httpWriteTimeout, httpWriteTimeout-waitHeadroom)
-		}
 		waiter := bulksvc.NewWaiter(s, bulksvc.DefaultRecheckInterval, log)
 		g.Go(func() error { waiter.Run(ctx); return nil })
 		var ui *asynqmon.HTTPHandler
@@ -326,7 +322,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 			Handler:           e,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       2 * time.Minute, // a 16 MiB body over a slow link
-			WriteTimeout:      httpWriteTimeout,
+			WriteTimeout:      configs.HTTPWriteTimeout,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    1 << 20, // room above handlers.MaxHeaderBytes, which answers in JSON
 		}
@@ -361,14 +357,6 @@ func newWebhooks(s *store.Store, cfg configs.Config) (*bulksvc.Webhooks, error) 
 	}
 	return bulksvc.NewWebhooks(s, sealer, webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate}), nil
 }
-
-// httpWriteTimeout bounds how long the API takes to answer a request once
-// its headers are read; waitHeadroom is what it must leave beside the
-// longest ?wait= for the request's own work.
-const (
-	httpWriteTimeout = 2 * time.Minute
-	waitHeadroom     = 30 * time.Second
-)
 
 // queueUI keeps a nil *asynqmon.HTTPHandler from becoming a non-nil interface.
 func queueUI(ui *asynqmon.HTTPHandler) http.Handler {

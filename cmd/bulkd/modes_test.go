@@ -7,12 +7,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/hibiken/asynq"
 
 	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
@@ -26,17 +25,8 @@ func modeRows(prefix string) []byte {
 	return []byte("[" + row("1", "1") + "," + row("2", "-1") + "," + row("3", "3") + "]")
 }
 
-func (s *service) submitWith(key, query string, body []byte) string {
-	s.t.Helper()
-	r := s.do(http.MethodPost, "/api/v1/bulk?"+query, key, bytes.NewReader(body))
-	if r.status != http.StatusAccepted {
-		s.t.Fatalf("POST /api/v1/bulk?%s: %d %s", query, r.status, r.body)
-	}
-	return r.json(s.t)["data"].(map[string]any)["bulk_id"].(string)
-}
-
 // statuses lists each result row's status.
-func statuses(p bulk.ResultsPage) []bulk.RowStatus {
+func statuses(p bulksvc.ResultsPage) []bulk.RowStatus {
 	var out []bulk.RowStatus
 	for _, r := range p.Data {
 		out = append(out, r.Status)
@@ -47,19 +37,19 @@ func statuses(p bulk.ResultsPage) []bulk.RowStatus {
 func TestAtomicBulkWritesNothingWhenARowFails(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
-	_, key := s.newOrg("Acme", "ops@acme.example")
-	s.waitCompleted(key, s.submit(key, testenv.SeedExample(t)))
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	s.waitCompleted(t, key, s.submit(t, key, testenv.SeedExample(t)))
 	before := s.db.Snapshot(t)
 
-	id := s.submitWith(key, "atomic=true", modeRows("x"))
-	got := s.waitCompleted(key, id)
+	id := s.submitWith(t, key, "atomic=true", modeRows("x"))
+	got := s.waitCompleted(t, key, id)
 	if got["atomic"] != true || got["rolled_back"] != true || got["rows_succeeded"] != 0.0 || got["rows_failed"] != 1.0 {
 		t.Errorf("atomic bulk with a failed row: %v", got)
 	}
 	if diff := cmp.Diff(before, s.db.Snapshot(t)); diff != "" {
 		t.Errorf("an atomic bulk with a failed row changed the tables:\n%s", diff)
 	}
-	p := s.results(key, "/api/v1/bulk/"+id+"/results")
+	p := s.results(t, key, "/api/v1/bulk/"+id+"/results")
 	if diff := cmp.Diff([]bulk.RowStatus{bulk.RowRolledBack, bulk.RowFailed, bulk.RowRolledBack}, statuses(p)); diff != "" {
 		t.Errorf("row statuses (-want +got):\n%s", diff)
 	}
@@ -71,14 +61,14 @@ func TestAtomicBulkWritesNothingWhenARowFails(t *testing.T) {
 			ID int `json:"id"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal([]byte(s.errorsReport(key, id)), &report); err != nil || len(report.Data) != 1 || report.Data[0].ID != 2 {
+	if err := json.Unmarshal([]byte(s.errorsReport(t, key, id)), &report); err != nil || len(report.Data) != 1 || report.Data[0].ID != 2 {
 		t.Errorf("errors of the atomic bulk: %+v %v", report, err)
 	}
 
 	// Without an error, atomic writes exactly what the partial mode writes.
 	clean := []byte(strings.Replace(string(modeRows("y")), `"balance":-1`, `"balance":2`, 1))
-	id = s.submitWith(key, "atomic=true", clean)
-	if got := s.waitCompleted(key, id); got["rolled_back"] != false || got["rows_succeeded"] != 3.0 {
+	id = s.submitWith(t, key, "atomic=true", clean)
+	if got := s.waitCompleted(t, key, id); got["rolled_back"] != false || got["rows_succeeded"] != 3.0 {
 		t.Errorf("atomic bulk without errors: %v", got)
 	}
 	if n := s.db.Count(t, `SELECT count(*) FROM debt_accounts WHERE external_id LIKE 'ya%'`); n != 3 {
@@ -91,8 +81,8 @@ func TestAtomicBulkWritesNothingWhenARowFails(t *testing.T) {
 func TestValidateOnlyReportsWhatARealRunWould(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
-	_, key := s.newOrg("Acme", "ops@acme.example")
-	s.waitCompleted(key, s.submit(key, testenv.SeedExample(t)))
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	s.waitCompleted(t, key, s.submit(t, key, testenv.SeedExample(t)))
 	s.smtp.WaitForMessages(t, 1, deadlineForEmail)
 	before := s.db.Snapshot(t)
 
@@ -104,8 +94,8 @@ func TestValidateOnlyReportsWhatARealRunWould(t *testing.T) {
 	_ = json.Unmarshal(modeRows("v"), &mixed)
 	body, _ := json.Marshal(append(seed, mixed...))
 
-	dry := s.submitWith(key, "validate_only=true", body)
-	got := s.waitCompleted(key, dry)
+	dry := s.submitWith(t, key, "validate_only=true", body)
+	got := s.waitCompleted(t, key, dry)
 	if got["validate_only"] != true || got["rows_failed"] != 2.0 || got["rows_succeeded"] != 2.0 {
 		t.Errorf("dry run: %v", got)
 	}
@@ -115,15 +105,15 @@ func TestValidateOnlyReportsWhatARealRunWould(t *testing.T) {
 	if w := got["records_written"].(map[string]any); w["locations"] != 0.0 || w["customers"] != 0.0 || w["debt_accounts"] != 0.0 {
 		t.Errorf("a dry run counts records written: %v", w)
 	}
-	dryErrors := s.errorsReport(key, dry)
-	dryResults := s.results(key, "/api/v1/bulk/"+dry+"/results")
+	dryErrors := s.errorsReport(t, key, dry)
+	dryResults := s.results(t, key, "/api/v1/bulk/"+dry+"/results")
 
-	real := s.submit(key, body)
-	s.waitCompleted(key, real)
-	if diff := cmp.Diff(s.errorsReport(key, real), dryErrors); diff != "" {
+	real := s.submit(t, key, body)
+	s.waitCompleted(t, key, real)
+	if diff := cmp.Diff(s.errorsReport(t, key, real), dryErrors); diff != "" {
 		t.Errorf("the dry run's errors differ from the real run's (-real +dry):\n%s", diff)
 	}
-	realResults := s.results(key, "/api/v1/bulk/"+real+"/results")
+	realResults := s.results(t, key, "/api/v1/bulk/"+real+"/results")
 	// Ids of what the real run created exist only there: compare the rest,
 	// then the ids of what existed before, which both name.
 	withoutIDs := cmp.Transformer("ids", func(o bulk.ResultObject) bulk.ResultObject {
@@ -148,7 +138,7 @@ func TestValidateOnlyReportsWhatARealRunWould(t *testing.T) {
 		}
 	}
 	// The seed bulk and the real run are emailed; the dry run is not.
-	waitQueuesEmptyOf(t, s)
+	s.waitQueuesEmpty(t)
 	if n := len(s.smtp.Messages()); n != 2 {
 		t.Errorf("%d emails, want 2 (none for the dry run)", n)
 	}
@@ -157,7 +147,7 @@ func TestValidateOnlyReportsWhatARealRunWould(t *testing.T) {
 func TestBadOptionsStoreNothing(t *testing.T) {
 	t.Parallel()
 	s := startMode(t, "api")
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	for _, q := range []struct{ query, param string }{
 		{"mode=merge", "mode"},
 		{"atomic=yes", "atomic"},
@@ -166,7 +156,7 @@ func TestBadOptionsStoreNothing(t *testing.T) {
 		{"mode=create&mode=upsert", "mode"},
 		{"dryrun=true", "dryrun"},
 	} {
-		r := s.do(http.MethodPost, "/api/v1/bulk?"+q.query, key, bytes.NewReader(testenv.SeedExample(t)))
+		r := s.request(t, http.MethodPost, "/api/v1/bulk?"+q.query, testenv.SeedExample(t), bearer(key), jsonBody)
 		errs, _ := r.json(t)["errors"].(map[string]any)
 		if r.status != http.StatusBadRequest || errs[q.param] == nil {
 			t.Errorf("?%s: %d %s; want 400 naming %s", q.query, r.status, r.body, q.param)
@@ -176,8 +166,8 @@ func TestBadOptionsStoreNothing(t *testing.T) {
 		t.Errorf("bad options stored %d bulks", n)
 	}
 	// GET shows the options a bulk was submitted with.
-	id := s.submitWith(key, "mode=create&atomic=true&validate_only=true&strict=false", testenv.SeedExample(t))
-	got := s.do(http.MethodGet, "/api/v1/bulk/"+id, key, nil).json(t)["data"].(map[string]any)
+	id := s.submitWith(t, key, "mode=create&atomic=true&validate_only=true&strict=false", testenv.SeedExample(t))
+	got := s.request(t, http.MethodGet, "/api/v1/bulk/"+id, nil, bearer(key)).json(t)["data"].(map[string]any)
 	if got["mode"] != "create" || got["atomic"] != true || got["validate_only"] != true || got["strict"] != false || got["rolled_back"] != false {
 		t.Errorf("options as shown: %v", got)
 	}
@@ -188,11 +178,9 @@ func TestBadOptionsStoreNothing(t *testing.T) {
 func TestIdempotentReplayComparesOptions(t *testing.T) {
 	t.Parallel()
 	s := startMode(t, "api")
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	post := func(query string) response {
-		return s.request(http.MethodPost, "/api/v1/bulk?"+query,
-			map[string]string{"Authorization": "Bearer " + key, "Idempotency-Key": "opt-1", "Content-Type": "application/json"},
-			bytes.NewReader(testenv.SeedExample(t)))
+		return s.request(t, http.MethodPost, "/api/v1/bulk?"+query, testenv.SeedExample(t), bearer(key), "Idempotency-Key: opt-1", jsonBody)
 	}
 	first := post("atomic=true")
 	same := post("atomic=true")
@@ -212,23 +200,12 @@ func TestIdempotentReplayComparesOptions(t *testing.T) {
 	}
 }
 
-// deadlineForEmail bounds the wait for an email sent in the background.
-const deadlineForEmail = 30 * time.Second
-
-// waitQueuesEmptyOf waits until the service's queues have nothing left to run.
-func waitQueuesEmptyOf(t *testing.T, s *service) {
-	t.Helper()
-	in := asynq.NewInspector(s.redisOpt)
-	defer in.Close()
-	waitQueuesEmpty(t, in)
-}
-
 // Every combination of the options works, alone and together, and does what
 // each option says.
 func TestEveryCombinationOfOptions(t *testing.T) {
 	t.Parallel()
 	s := startService(t, "RATE_LIMIT=0")
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	for combo := range 16 {
 		upsert, atomic, dry, strict := combo&1 != 0, combo&2 != 0, combo&4 != 0, combo&8 != 0
 		p := fmt.Sprintf("x%d-", combo) // external ids of this combination
@@ -236,7 +213,7 @@ func TestEveryCombinationOfOptions(t *testing.T) {
 		func() {
 			t := &prefixed{T: t, prefix: query + ": "}
 			// What exists before: a customer with an account of balance 1.
-			s.waitCompleted(key, s.submit(key, []byte(`[{"customer":{"external_id":"`+p+`old","name":"Old"},"location":{"external_id":"L"},
+			s.waitCompleted(t, key, s.submit(t, key, []byte(`[{"customer":{"external_id":"`+p+`old","name":"Old"},"location":{"external_id":"L"},
 				"debt_accounts":[{"external_id":"`+p+`old-a","balance":1,"billing_type":["settlement"]}]}]`)))
 			account := func(id, balance string) string {
 				return `{"external_id":"` + p + id + `","balance":` + balance + `,"billing_type":["settlement"]}`
@@ -249,8 +226,8 @@ func TestEveryCombinationOfOptions(t *testing.T) {
 			if !upsert { // create mode needs the customer's name; the account is taken
 				body = strings.Replace(body, `"external_id":"`+p+`old"}`, `"external_id":"`+p+`old","name":"Old"}`, 1)
 			}
-			id := s.submitWith(key, query, []byte(body))
-			got := s.waitCompleted(key, id)
+			id := s.submitWith(t, key, query, []byte(body))
+			got := s.waitCompleted(t, key, id)
 
 			failed := map[int]bool{3: true, 2: strict, 4: !upsert}
 			wantFailed := 0
@@ -278,7 +255,7 @@ func TestEveryCombinationOfOptions(t *testing.T) {
 			if got := s.record(t.T, `SELECT balance::text FROM debt_accounts WHERE external_id = $1`, p+"old-a"); got != wantBalance {
 				t.Errorf("old-a balance %s, want %s", got, wantBalance)
 			}
-			res := s.results(key, "/api/v1/bulk/"+id+"/results")
+			res := s.results(t, key, "/api/v1/bulk/"+id+"/results")
 			for i, r := range res.Data {
 				want := bulk.RowFailed
 				switch {
@@ -302,15 +279,4 @@ func TestEveryCombinationOfOptions(t *testing.T) {
 			}
 		}()
 	}
-}
-
-// prefixed reports a test's errors with a prefix, for checks in a loop.
-type prefixed struct {
-	*testing.T
-	prefix string
-}
-
-func (p *prefixed) Errorf(format string, args ...any) {
-	p.T.Helper()
-	p.T.Errorf(p.prefix+format, args...)
 }

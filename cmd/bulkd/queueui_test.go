@@ -96,9 +96,9 @@ func bodyText(ctx context.Context) string {
 func TestQueueUIInABrowser(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	// A finished bulk has put a task in each queue: the import, then its email.
-	s.waitCompleted(key, s.submit(key, testenv.SeedExample(t)))
+	s.waitCompleted(t, key, s.submit(t, key, testenv.SeedExample(t)))
 	s.smtp.WaitForMessages(t, 1, 30*time.Second)
 	browser := newBrowser(t)
 	url := s.base + "/admin/queues"
@@ -169,7 +169,7 @@ func TestQueueUIInABrowser(t *testing.T) {
 	})
 
 	// The API's own 401 keeps its Bearer challenge.
-	if r := s.do(http.MethodGet, "/api/v1/bulk/x", "", nil); r.status != http.StatusUnauthorized ||
+	if r := s.request(t, http.MethodGet, "/api/v1/bulk/x", nil); r.status != http.StatusUnauthorized ||
 		!strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
 		t.Errorf("API without a key: %d, WWW-Authenticate %q", r.status, r.header.Get("WWW-Authenticate"))
 	}

@@ -33,9 +33,9 @@ type batchAnswer struct {
 }
 
 // batch posts operations (a JSON list) and reads the 200 answer.
-func (s *service) batch(t *testing.T, key, operations string) batchAnswer {
+func (s *service) batch(t testing.TB, key, operations string) batchAnswer {
 	t.Helper()
-	r := s.call(http.MethodPost, "/api/v1/batch", key, nil, `{"operations": `+operations+`}`)
+	r := s.request(t, http.MethodPost, "/api/v1/batch", `{"operations": `+operations+`}`, bearer(key), jsonBody)
 	if r.status != http.StatusOK {
 		t.Fatalf("batch: status %d: %s", r.status, r.body)
 	}
@@ -130,7 +130,7 @@ func TestRecordsBatchLimits(t *testing.T) {
 		"not json":       {`{"operations": [`, 400, "body"},
 		"unknown member": {`{"operations": [], "mode": "x"}`, 400, "body"},
 	} {
-		r := s.call(http.MethodPost, "/api/v1/batch", key, nil, c.body)
+		r := s.request(t, http.MethodPost, "/api/v1/batch", c.body, bearer(key), jsonBody)
 		var e struct {
 			Message string
 			Errors  map[string][]string
@@ -148,7 +148,7 @@ func TestRecordsBatchLimits(t *testing.T) {
 	if a.SuccessCount != 100 || s.db.Count(t, `SELECT count(*) FROM locations WHERE external_id LIKE 'new-%'`) != 100 {
 		t.Errorf("100 creates: %d succeeded", a.SuccessCount)
 	}
-	if r := s.call(http.MethodPost, "/api/v1/batch", key, map[string]string{"Content-Type": "text/plain"}, `{"operations": []}`); r.status != http.StatusUnsupportedMediaType {
+	if r := s.request(t, http.MethodPost, "/api/v1/batch", `{"operations": []}`, bearer(key), "Content-Type: text/plain"); r.status != http.StatusUnsupportedMediaType {
 		t.Errorf("text/plain: %d", r.status)
 	}
 }
@@ -195,7 +195,7 @@ func TestRecordsBatchCreatesEachResource(t *testing.T) {
 		{"locations", "name", "South"}, {"customers", "email", "cy@example.com"}, {"customers", "date_of_birth", "1990-02-03"},
 		{"debt_accounts", "parent_external_id", "p1"}, {"debt_accounts", "current_balance", "1.00"},
 	} {
-		r := s.call(http.MethodGet, "/api/v1/"+c.res+"/"+a.Results[i].ID, key, nil, "")
+		r := s.request(t, http.MethodGet, "/api/v1/"+c.res+"/"+a.Results[i].ID, nil, bearer(key))
 		d := data(t, r, http.StatusOK)
 		if fmt.Sprint(d[c.field]) != c.value && !strings.Contains(string(r.body), `"`+c.field+`":`+c.value) {
 			t.Errorf("%s %d: %s = %v, want %s", c.res, i, c.field, d[c.field], c.value)
@@ -218,7 +218,7 @@ func TestRecordsBatchCreatesEachResource(t *testing.T) {
 func TestRecordsBatchOfAnotherOrganizationIsNotFound(t *testing.T) {
 	t.Parallel()
 	s, _, _ := recordsService(t)
-	_, other := s.newOrg("Other", "ops@other.example")
+	_, other := s.newOrg(t, "Other", "ops@other.example")
 	c1, t1, l1 := s.recordID(t, "customers", "c1"), s.recordID(t, "debt_accounts", "t1"), s.recordID(t, "locations", "l1")
 	a := s.batch(t, other, `[
 		{"operation": "patch", "resource": "debt_accounts", "id": "`+t1+`", "patch_directives": [{"op": "replace", "path": "/balance", "value": 1}]},
@@ -241,8 +241,7 @@ func TestRecordsBatchPatchesOfOneRecordLoseNoUpdate(t *testing.T) {
 	t.Parallel()
 	s, key, _ := recordsService(t)
 	t1 := s.recordID(t, "debt_accounts", "t1")
-	data(t, s.call(http.MethodPatch, "/api/v1/debt_accounts/"+t1, key,
-		map[string]string{"Content-Type": "application/merge-patch+json"}, `{"metadata": {}}`), http.StatusOK) // version 2
+	data(t, s.request(t, http.MethodPatch, "/api/v1/debt_accounts/"+t1, `{"metadata": {}}`, bearer(key), mergePatch), http.StatusOK) // version 2
 
 	// Without if_match, each patch applies to the version it read (read
 	// again when another changed it) or, after too many such races, is 412:
@@ -266,7 +265,7 @@ func TestRecordsBatchPatchesOfOneRecordLoseNoUpdate(t *testing.T) {
 	if len(applied) < n/2 {
 		t.Errorf("only %d of %d patches applied", len(applied), n)
 	}
-	d := data(t, s.call(http.MethodGet, "/api/v1/debt_accounts/"+t1, key, nil, ""), http.StatusOK)
+	d := data(t, s.request(t, http.MethodGet, "/api/v1/debt_accounts/"+t1, nil, bearer(key)), http.StatusOK)
 	version := int(d["version"].(float64))
 	if m := d["metadata"].(map[string]any); fmt.Sprint(m) != fmt.Sprint(applied) || version != 2+len(applied) {
 		t.Errorf("after %d patches applied: version %d, metadata %v", len(applied), version, m)
@@ -306,14 +305,14 @@ func TestRecordsWritesDuringOverlappingImports(t *testing.T) {
 	t.Parallel()
 	s := newService(t, "WORKER_CONCURRENCY=4", "RATE_LIMIT=0")
 	s.start("api")
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	base, err := json.Marshal(bulkgen.Rows(bulkgen.Options{Rows: 40, Accounts: 2, Prefix: "base-", Locations: 2}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.spawn("worker")
 	s.spawn("worker")
-	s.waitCompletedWithin(key, s.submit(key, base), time.Minute)
+	s.waitCompletedWithin(t, key, s.submit(t, key, base), time.Minute)
 	custIDs := map[int]string{}
 	acctIDs := map[int]string{}
 	for i := range 40 {
@@ -327,7 +326,7 @@ func TestRecordsWritesDuringOverlappingImports(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range bulks {
 		body := overlappingBulk(t, i, own, shared, bulkgen.Options{Accounts: 2, Locations: 3})
-		wg.Go(func() { ids[i] = s.submit(key, body) })
+		wg.Go(func() { ids[i] = s.submit(t, key, body) })
 	}
 	// Meanwhile, in batches and single requests: customers and accounts
 	// created under the shared ids, base records renamed to shared ids,
@@ -351,7 +350,7 @@ func TestRecordsWritesDuringOverlappingImports(t *testing.T) {
 					ops = append(ops, fmt.Sprintf(`{"operation": "delete", "resource": "debt_accounts", "id": "%s"}`, acctIDs[j]))
 				}
 				// Not s.batch: no t.Fatal off the test's goroutine.
-				r := s.call(http.MethodPost, "/api/v1/batch", key, nil, `{"operations": [`+strings.Join(ops, ",")+`]}`)
+				r := s.request(t, http.MethodPost, "/api/v1/batch", `{"operations": [`+strings.Join(ops, ",")+`]}`, bearer(key), jsonBody)
 				var a batchAnswer
 				if err := json.Unmarshal(r.body, &a); r.status != http.StatusOK || err != nil {
 					t.Errorf("batch: %d %s", r.status, r.body)
@@ -372,7 +371,7 @@ func TestRecordsWritesDuringOverlappingImports(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		s.waitCompletedWithin(key, id, time.Minute)
+		s.waitCompletedWithin(t, key, id, time.Minute)
 	}
 	for _, table := range []string{"locations", "customers", "debt_accounts"} {
 		if n := s.db.Count(t, `SELECT count(*) - count(DISTINCT external_id) FROM `+table); n != 0 {
@@ -386,5 +385,110 @@ func TestRecordsWritesDuringOverlappingImports(t *testing.T) {
 	if q.FailedTotal != 0 || q.Retry != 0 || q.Archived != 0 || q.ProcessedTotal != bulks+1 {
 		t.Errorf("imports queue: %d processed, %d failed, %d to retry, %d archived; want %d processed and no failure",
 			q.ProcessedTotal, q.FailedTotal, q.Retry, q.Archived, bulks+1)
+	}
+}
+
+// Without if_match a patch applies to the current version, however many
+// patches of the same record race with it: a batch of 100 patches of one
+// customer, run several at once, applies all 100, each a version; none is a
+// 412 naming an If-Match the client never sent.
+func TestRecordsBatchPatchesOfOneRecordWithoutIfMatchAllApply(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	c1 := s.recordID(t, "customers", "c1")
+	const n = 100
+	var ops []string
+	for i := range n {
+		ops = append(ops, fmt.Sprintf(`{"operation":"patch","resource":"customers","id":%q,`+
+			`"patch_directives":[{"op":"replace","path":"/name","value":"Name %d"}]}`, c1, i))
+	}
+	r := s.request(t, http.MethodPost, "/api/v1/batch", `{"operations":[`+strings.Join(ops, ",")+`]}`, bearer(key), jsonBody)
+	if r.status != http.StatusOK {
+		t.Fatalf("batch: %d %s", r.status, r.body)
+	}
+	var v struct {
+		SuccessCount int `json:"success_count"`
+		ErrorCount   int `json:"error_count"`
+		Results      []struct {
+			Status       int    `json:"status"`
+			ErrorMessage string `json:"error_message"`
+		}
+	}
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.SuccessCount != n || v.ErrorCount != 0 {
+		for i, res := range v.Results {
+			if res.Status != http.StatusOK {
+				t.Errorf("operation %d: %d %s", i, res.Status, res.ErrorMessage)
+				break
+			}
+		}
+		t.Errorf("success_count %d, error_count %d; want %d and 0", v.SuccessCount, v.ErrorCount, n)
+	}
+	// Every patch changed the name, so each applied one is a version.
+	if got := s.record(t, `SELECT version::text FROM customers WHERE id = $1`, c1); got != fmt.Sprint(1+n) {
+		t.Errorf("version %s after %d patches from version 1, want %d", got, n, 1+n)
+	}
+}
+
+// A batch body is one JSON object: anything after it (a second object
+// pasted by mistake, a truncated concatenation, garbage) makes it not a
+// batch, a 400 before any of its operations runs.
+func TestRecordsBatchWithDataAfterTheObjectIsRefusedWhole(t *testing.T) {
+	t.Parallel()
+	s, key, _ := recordsService(t)
+	c2 := s.recordID(t, "customers", "c2")
+	for i, tail := range []string{` x`, ` {"operations":[]}`, `]`} {
+		body := `{"operations":[{"operation":"delete","resource":"customers","id":"` + c2 + `"}]}` + tail
+		r := s.request(t, http.MethodPost, "/api/v1/batch", body, bearer(key), jsonBody)
+		if r.status != http.StatusBadRequest {
+			t.Errorf("body %d, ending %q: %d %.300s, want 400", i, tail, r.status, r.body)
+		}
+		if n := s.record(t, `SELECT count(*)::text FROM customers WHERE id = $1`, c2); n != "1" {
+			t.Fatalf("body %d, ending %q: the customer was deleted", i, tail)
+		}
+	}
+}
+
+// A batch operation that waits for the organization's import lock (an
+// import of the organization is running) past REQUEST_TIMEOUT answers what
+// the single request would: 503, "try again shortly", so that the client
+// retries it; and its failure is in bulkd's own JSON log under the
+// request's id, where an operator looks it up.
+func TestRecordsBatchOperationWaitingForAnImportIs503(t *testing.T) {
+	t.Parallel()
+	s := startService(t, "REQUEST_TIMEOUT=1s")
+	orgID, key := s.newOrg(t, "Acme", "ops@acme.example")
+	// What every import of the organization holds while it writes
+	// (store.importLockClass).
+	lock := `SELECT pg_advisory_lock(7240002, hashtext($1))`
+	if _, err := s.db.Conn.Exec(t.Context(), lock, orgID); err != nil {
+		t.Fatal(err)
+	}
+	r := s.request(t, http.MethodPost, "/api/v1/batch",
+		`{"operations":[{"operation":"create","resource":"locations","object":{"external_id":"l9"}}]}`, bearer(key), jsonBody)
+	if _, err := s.db.Conn.Exec(t.Context(), `SELECT pg_advisory_unlock(7240002, hashtext($1))`, orgID); err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Results []struct {
+			Status int `json:"status"`
+		}
+	}
+	if err := json.Unmarshal(r.body, &v); err != nil || r.status != http.StatusOK || len(v.Results) != 1 {
+		t.Fatalf("batch: %d %s", r.status, r.body)
+	}
+	if v.Results[0].Status != http.StatusServiceUnavailable {
+		t.Errorf("an operation that ran out of time waiting for an import: %s, want status 503", r.body)
+	}
+	// Whatever its status, a failed operation is in bulkd's own log under
+	// its request id, as every failed request is.
+	id, logged := r.header.Get("X-Request-Id"), false
+	for _, line := range strings.Split(s.logs.String(), "\n") {
+		logged = logged || (strings.Contains(line, id) && strings.Contains(line, `"err"`))
+	}
+	if !logged {
+		t.Errorf("the operation's failure is not in bulkd's log under request id %s:\n%s", id, s.logs.String())
 	}
 }

@@ -15,19 +15,19 @@ import (
 // its first account.
 func recordsBench(b *testing.B) (s *service, key, customer, account string) {
 	s = startService(b, "RATE_LIMIT=0")
-	_, key = s.newOrg("Bench", "bench@example.com")
+	_, key = s.newOrg(b, "Bench", "bench@example.com")
 	var accounts []string
 	for i := range 10 {
 		accounts = append(accounts, fmt.Sprintf(`{"external_id": "a%d", "balance": 100, "billing_type": ["settlement"]}`, i))
 	}
-	s.waitCompleted(key, s.submit(key, []byte(`[{"customer": {"external_id": "c1", "name": "Ann"}, "location": {"external_id": "l1"},
+	s.waitCompleted(b, key, s.submit(b, key, []byte(`[{"customer": {"external_id": "c1", "name": "Ann"}, "location": {"external_id": "l1"},
 		"debt_accounts": [`+strings.Join(accounts, ",")+`]}]`)))
 	var v struct{ Data []struct{ ID string } }
-	r := s.call(http.MethodGet, "/api/v1/customers?external_id=c1", key, nil, "")
+	r := s.request(b, http.MethodGet, "/api/v1/customers?external_id=c1", nil, bearer(key))
 	if err := json.Unmarshal(r.body, &v); err != nil || len(v.Data) != 1 {
 		b.Fatalf("customer: %s", r.body)
 	}
-	r = s.call(http.MethodGet, "/api/v1/debt_accounts?external_id=a0", key, nil, "")
+	r = s.request(b, http.MethodGet, "/api/v1/debt_accounts?external_id=a0", nil, bearer(key))
 	var a struct{ Data []struct{ ID string } }
 	if err := json.Unmarshal(r.body, &a); err != nil || len(a.Data) != 1 {
 		b.Fatalf("account: %s", r.body)
@@ -61,7 +61,7 @@ func patchBody(i int) string {
 func BenchmarkRecordsGetCustomer(b *testing.B) {
 	s, key, customer, _ := recordsBench(b)
 	measure(b, 1, func(int) {
-		if r := s.call(http.MethodGet, "/api/v1/customers/"+customer, key, nil, ""); r.status != http.StatusOK {
+		if r := s.request(b, http.MethodGet, "/api/v1/customers/"+customer, nil, bearer(key)); r.status != http.StatusOK {
 			b.Fatalf("GET: %d %s", r.status, r.body)
 		}
 	})
@@ -70,9 +70,8 @@ func BenchmarkRecordsGetCustomer(b *testing.B) {
 // BenchmarkRecordsPatch patches one debt account.
 func BenchmarkRecordsPatch(b *testing.B) {
 	s, key, _, account := recordsBench(b)
-	h := map[string]string{"Content-Type": "application/json-patch+json"}
 	measure(b, 1, func(i int) {
-		if r := s.call(http.MethodPatch, "/api/v1/debt_accounts/"+account, key, h, patchBody(i)); r.status != http.StatusOK {
+		if r := s.request(b, http.MethodPatch, "/api/v1/debt_accounts/"+account, patchBody(i), bearer(key), jsonPatch); r.status != http.StatusOK {
 			b.Fatalf("PATCH: %d %s", r.status, r.body)
 		}
 	})
@@ -83,10 +82,9 @@ func BenchmarkRecordsPatch(b *testing.B) {
 func BenchmarkRecords100SinglePatches(b *testing.B) {
 	s, key, _, _ := recordsBench(b)
 	ids := accountIDs(b, s, key)
-	h := map[string]string{"Content-Type": "application/json-patch+json"}
 	measure(b, 100, func(i int) {
 		for j := range 100 {
-			if r := s.call(http.MethodPatch, "/api/v1/debt_accounts/"+ids[j%10], key, h, patchBody(i+j)); r.status != http.StatusOK {
+			if r := s.request(b, http.MethodPatch, "/api/v1/debt_accounts/"+ids[j%10], patchBody(i+j), bearer(key), jsonPatch); r.status != http.StatusOK {
 				b.Fatalf("PATCH: %d %s", r.status, r.body)
 			}
 		}
@@ -103,7 +101,7 @@ func BenchmarkRecordsBatch100Patches(b *testing.B) {
 		for j := range ops {
 			ops[j] = fmt.Sprintf(`{"operation": "patch", "resource": "debt_accounts", "id": "%s", "patch_directives": %s}`, ids[j%10], patchBody(i+j))
 		}
-		r := s.call(http.MethodPost, "/api/v1/batch", key, nil, `{"operations": [`+strings.Join(ops, ",")+`]}`)
+		r := s.request(b, http.MethodPost, "/api/v1/batch", `{"operations": [`+strings.Join(ops, ",")+`]}`, bearer(key), jsonBody)
 		var a batchAnswer
 		if err := json.Unmarshal(r.body, &a); err != nil || r.status != http.StatusOK || a.SuccessCount+a.ErrorCount != 100 {
 			b.Fatalf("batch: %d %.300s", r.status, r.body)
@@ -113,7 +111,7 @@ func BenchmarkRecordsBatch100Patches(b *testing.B) {
 
 func accountIDs(b *testing.B, s *service, key string) []string {
 	var v struct{ Data []struct{ ID string } }
-	r := s.call(http.MethodGet, "/api/v1/debt_accounts", key, nil, "")
+	r := s.request(b, http.MethodGet, "/api/v1/debt_accounts", nil, bearer(key))
 	if err := json.Unmarshal(r.body, &v); err != nil || len(v.Data) != 10 {
 		b.Fatalf("accounts: %s", r.body)
 	}

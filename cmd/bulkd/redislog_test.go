@@ -21,29 +21,19 @@ func TestRedisDownLogsOnlyJSON(t *testing.T) {
 	// Nothing listens on port 1: Redis is down for this API process.
 	s := newService(t, "REDIS_URL=redis://:"+password+"@127.0.0.1:1/0")
 	p := s.spawn("api")
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(s.base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Since(start) > time.Minute {
-			t.Fatalf("bulkd api did not answer /healthz within a minute; stderr:\n%s", p.logs.String())
-		}
-	}
-	_, key := s.newOrg("Acme", "ops@acme.example")
-	if r := s.do(http.MethodGet, "/readyz", "", nil); r.status != http.StatusServiceUnavailable {
+	s.waitHealthy(t, p)
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	if r := s.request(t, http.MethodGet, "/readyz", nil); r.status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with Redis down: %d %s", r.status, r.body)
 	}
-	s.submit(key, testenv.SeedExample(t)) // the enqueue dials Redis, and gives up after a second
+	s.submit(t, key, testenv.SeedExample(t)) // the enqueue dials Redis, and gives up after a second
 
-	var dialLine bool
-	for start := time.Now(); !dialLine; time.Sleep(50 * time.Millisecond) {
-		if time.Since(start) > 30*time.Second {
-			t.Fatalf("no go-redis line about the failed dial on stderr within 30s:\n%s", p.logs.String())
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if !strings.Contains(p.logs.String(), "failed to dial") {
+			return withLogs{"a go-redis line about the failed dial on stderr", p.logs}
 		}
-		dialLine = strings.Contains(p.logs.String(), "failed to dial")
-	}
+		return nil
+	})
 	for _, line := range strings.Split(strings.TrimSpace(p.logs.String()), "\n") {
 		var entry map[string]any
 		if err := json.Unmarshal([]byte(line), &entry); err != nil {

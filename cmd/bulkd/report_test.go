@@ -70,10 +70,10 @@ func assertNoSubmittedValues(t *testing.T, what, s string) {
 func TestCompletionEmailAndReportPageInABrowser(t *testing.T) {
 	t.Parallel()
 	s := startWithReports(t)
-	_, key := s.newOrg("Acme", "ops@acme.example")
-	s.waitCompleted(key, s.submit(key, testenv.SeedExample(t)))
-	id := s.submit(key, seedTwice(t))
-	s.waitCompleted(key, id)
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	s.waitCompleted(t, key, s.submit(t, key, testenv.SeedExample(t)))
+	id := s.submit(t, key, seedTwice(t))
+	s.waitCompleted(t, key, id)
 	var email string
 	for _, m := range s.smtp.WaitForMessages(t, 2, 30*time.Second) {
 		if p := m.Parse(t); strings.HasPrefix(p.Subject, "Bulk "+id) {
@@ -184,9 +184,9 @@ func TestCompletionEmailAndReportPageInABrowser(t *testing.T) {
 func TestReportLinksThatDoNotOpen(t *testing.T) {
 	t.Parallel()
 	s := startWithReports(t)
-	orgID, key := s.newOrg("Acme", "ops@acme.example")
-	id := s.submit(key, testenv.SeedExample(t))
-	s.waitCompleted(key, id)
+	orgID, key := s.newOrg(t, "Acme", "ops@acme.example")
+	id := s.submit(t, key, testenv.SeedExample(t))
+	s.waitCompleted(t, key, id)
 	org, bulkID := uuid.MustParse(orgID), uuid.MustParse(id)
 	links := report.NewLinks(reportSecret, time.Hour, s.base)
 	good, err := url.Parse(links.URL(org, bulkID, time.Now()))
@@ -198,7 +198,7 @@ func TestReportLinksThatDoNotOpen(t *testing.T) {
 		q.Set(name, value)
 		return good.Path + "?" + q.Encode()
 	}
-	otherOrg, _ := s.newOrg("Globex", "ops@globex.example")
+	otherOrg, _ := s.newOrg(t, "Globex", "ops@globex.example")
 	for _, tc := range []struct {
 		name, path string
 		status     int
@@ -216,7 +216,7 @@ func TestReportLinksThatDoNotOpen(t *testing.T) {
 		{"expired", "/report/" + id + "?" + mustQuery(t, links.URL(org, bulkID, time.Now().Add(-2*time.Hour))), http.StatusGone, "This link has expired"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := s.request(http.MethodGet, tc.path, nil, nil)
+			r := s.request(t, http.MethodGet, tc.path, nil)
 			if r.status != tc.status || !strings.Contains(string(r.body), tc.says) {
 				t.Errorf("%s: %d %.300s, want %d saying %q", tc.path, r.status, r.body, tc.status, tc.says)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,27 +16,14 @@ import (
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
-func (s *service) results(key, path string) bulk.ResultsPage {
-	s.t.Helper()
-	r := s.do(http.MethodGet, path, key, nil)
-	if r.status != http.StatusOK {
-		s.t.Fatalf("GET %s: %d %s", path, r.status, r.body)
-	}
-	var p bulk.ResultsPage
-	if err := json.Unmarshal(r.body, &p); err != nil {
-		s.t.Fatalf("GET %s: %v: %s", path, err, r.body)
-	}
-	return p
-}
-
 // GET /results answers every row in order with each object's action and id,
 // the totals, and pages; a failed row carries the report /errors gives.
 func TestResultsOrderActionsTotalsAndPages(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
-	_, key := s.newOrg("Acme", "ops@acme.example")
-	first := s.submit(key, testenv.SeedExample(t))
-	s.waitCompleted(key, first)
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	first := s.submit(t, key, testenv.SeedExample(t))
+	s.waitCompleted(t, key, first)
 
 	account := func(id, parent string) string {
 		a := `{"external_id":"` + id + `","balance":1,"billing_type":["full-payment"]`
@@ -70,10 +58,10 @@ func TestResultsOrderActionsTotalsAndPages(t *testing.T) {
 	}
 	rows[0] = strings.Replace(rows[0], "cust-1", seed[0].Customer.ExternalID, 1)
 
-	id := s.submit(key, []byte("["+strings.Join(rows, ",")+"]"))
-	s.waitCompleted(key, id)
+	id := s.submit(t, key, []byte("["+strings.Join(rows, ",")+"]"))
+	s.waitCompleted(t, key, id)
 
-	page1 := s.results(key, "/api/v1/bulk/"+id+"/results?per_page=3")
+	page1 := s.results(t, key, "/api/v1/bulk/"+id+"/results?per_page=3")
 	if page1.Status != "completed" || page1.TotalRows != 7 || page1.TotalCreated != 5 || page1.TotalErrors != 2 ||
 		page1.TotalUpdated != 0 || page1.TotalUnchanged != 0 {
 		t.Errorf("totals: %+v", page1)
@@ -123,7 +111,7 @@ func TestResultsOrderActionsTotalsAndPages(t *testing.T) {
 			Errors bulk.RowErrors `json:"errors"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(s.do(http.MethodGet, "/api/v1/bulk/"+id+"/errors", key, nil).body, &report); err != nil || len(report.Data) != 2 {
+	if err := json.Unmarshal(s.request(t, http.MethodGet, "/api/v1/bulk/"+id+"/errors", nil, bearer(key)).body, &report); err != nil || len(report.Data) != 2 {
 		t.Fatalf("errors: %v %+v", err, report)
 	}
 	if report.Data[0].ID != 1 || report.Data[1].ID != 3 || !cmp.Equal(report.Data[0].Errors, *r1.Errors) || !cmp.Equal(report.Data[1].Errors, *r3.Errors) {
@@ -132,7 +120,7 @@ func TestResultsOrderActionsTotalsAndPages(t *testing.T) {
 
 	var all []bulk.ResultRow
 	for next := "/api/v1/bulk/" + id + "/results?per_page=3"; ; {
-		p := s.results(key, next)
+		p := s.results(t, key, next)
 		all = append(all, p.Data...)
 		if p.Links.Next == nil {
 			break
@@ -147,11 +135,11 @@ func TestResultsOrderActionsTotalsAndPages(t *testing.T) {
 	if len(all) != 7 {
 		t.Errorf("%d rows over all pages, want 7", len(all))
 	}
-	if p := s.results(key, "/api/v1/bulk/"+id+"/results?page=9"); len(p.Data) != 0 || p.Links.Next != nil || p.TotalRows != 7 {
+	if p := s.results(t, key, "/api/v1/bulk/"+id+"/results?page=9"); len(p.Data) != 0 || p.Links.Next != nil || p.TotalRows != 7 {
 		t.Errorf("a page past the end: %+v", p)
 	}
 	for _, q := range []string{"page=0", "page=x", "per_page=1001", "per_page=0", "page=1&page=2", "color=red", "query;=1"} {
-		r := s.do(http.MethodGet, "/api/v1/bulk/"+id+"/results?"+q, key, nil)
+		r := s.request(t, http.MethodGet, "/api/v1/bulk/"+id+"/results?"+q, nil, bearer(key))
 		name, _, _ := strings.Cut(q, "=")
 		name = strings.TrimSuffix(name, ";")
 		if r.status != http.StatusBadRequest || r.json(t)["errors"].(map[string]any)[name] == nil {
@@ -165,9 +153,9 @@ func TestResultsOrderActionsTotalsAndPages(t *testing.T) {
 func TestResultsOfAPendingBulk(t *testing.T) {
 	t.Parallel()
 	s := startMode(t, "api") // no worker: the bulk stays pending
-	_, key := s.newOrg("Acme", "ops@acme.example")
-	id := s.submit(key, testenv.SeedExample(t))
-	p := s.results(key, "/api/v1/bulk/"+id+"/results")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	id := s.submit(t, key, testenv.SeedExample(t))
+	p := s.results(t, key, "/api/v1/bulk/"+id+"/results")
 	if p.Status != "pending" || len(p.Data) != 0 || p.TotalRows != 1 || p.Links.Next != nil {
 		t.Errorf("results of a pending bulk: %+v", p)
 	}
@@ -178,21 +166,21 @@ func TestResultsOfAPendingBulk(t *testing.T) {
 func TestErrorsReportLongerThanAPage(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	const n = 2*bulksvc.ErrorsPageSize + 50
 	rows := make([]string, n)
 	for i := range rows {
 		rows[i] = `{"customer":{"external_id":"c` + strconv.Itoa(i) + `"},"location":{"external_id":"l"}}` // no name
 	}
-	id := s.submit(key, []byte("["+strings.Join(rows, ",")+"]"))
-	s.waitCompleted(key, id)
+	id := s.submit(t, key, []byte("["+strings.Join(rows, ",")+"]"))
+	s.waitCompleted(t, key, id)
 	var report struct {
 		Status string `json:"status"`
 		Data   []struct {
 			ID int `json:"id"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal([]byte(s.errorsReport(key, id)), &report); err != nil {
+	if err := json.Unmarshal([]byte(s.errorsReport(t, key, id)), &report); err != nil {
 		t.Fatal(err)
 	}
 	if report.Status != "completed" || len(report.Data) != n {
@@ -202,5 +190,94 @@ func TestErrorsReportLongerThanAPage(t *testing.T) {
 		if r.ID != i+1 {
 			t.Fatalf("row %d at position %d", r.ID, i+1)
 		}
+	}
+}
+
+// The errors endpoint answers whatever was stored: a row whose stored report
+// or payload cannot be sent (nested beyond what encoders accept, bytes that
+// are not JSON) is answered as unreadable, and the other rows as they are.
+func TestErrorsEndpointReadsWhateverWasStored(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	id := s.submit(t, key, []byte(`[{},{},{}]`))
+	s.waitCompleted(t, key, id)
+	deep := strings.Repeat("[", 10_001) + strings.Repeat("]", 10_001)
+	for _, q := range []struct {
+		sql string
+		arg []byte
+	}{
+		{`UPDATE bulk_results SET errors = $2 WHERE bulk_id = $1 AND row = 1`, []byte(deep)},
+		{`UPDATE bulk_results SET result = $2 WHERE bulk_id = $1 AND row = 1`, []byte(deep)},
+		{`UPDATE bulk_rows SET payload = $2 WHERE bulk_id = $1 AND row = 2`, []byte("{\"a\":\xff\x00")},
+	} {
+		if _, err := s.db.Conn.Exec(t.Context(), q.sql, id, q.arg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := s.request(t, http.MethodGet, "/api/v1/bulk/"+id+"/errors", nil, bearer(key))
+	if r.status != http.StatusOK {
+		t.Fatalf("GET errors: %d %.300s", r.status, r.body)
+	}
+	var got struct {
+		Data []struct {
+			ID      int             `json:"id"`
+			Payload json.RawMessage `json:"payload"`
+			Errors  json.RawMessage `json:"errors"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(r.body, &got); err != nil || len(got.Data) != 3 {
+		t.Fatalf("answer (%v): %.300s", err, r.body)
+	}
+	for i, row := range got.Data[:2] {
+		if row.ID != i+1 || string(row.Payload) != "null" ||
+			string(row.Errors) != `{"report":["The errors of this row could not be read."]}` {
+			t.Errorf("row %d: %d %s %.100s", i+1, row.ID, row.Payload, row.Errors)
+		}
+	}
+	if row := got.Data[2]; row.ID != 3 || string(row.Payload) != "{}" || !strings.Contains(string(row.Errors), "customer") {
+		t.Errorf("row 3 is not answered as stored: %d %s %s", row.ID, row.Payload, row.Errors)
+	}
+	if !strings.Contains(s.logs.String(), `"row":1`) || !strings.Contains(s.logs.String(), `"row":2`) {
+		t.Errorf("unreadable rows are not logged")
+	}
+	// The results endpoint too answers every row, the unreadable one as such.
+	res := s.results(t, key, "/api/v1/bulk/"+id+"/results")
+	if len(res.Data) != 3 || res.Data[0].Row != 1 || res.Data[0].Errors == nil || res.Data[2].Row != 3 {
+		t.Errorf("results with an unreadable row: %+v", res.Data)
+	}
+}
+
+// The report echoes each failed object. Re-encoded with HTML escaping, every
+// '<', '>' and '&' a client sent became six bytes, in /errors and again in
+// /results: a string of '<' made the stored report and the answers about 7
+// times the body (a 16 MiB body gave a 118 MiB /errors and, in strict mode
+// with such keys, 253 MiB). The report must stay about the size of what was
+// sent.
+func TestReportIsNotInflatedByEscaping(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	pad := strings.Repeat("<&>", 30_000)
+	// The customer fails (a metadata value that is not a scalar); the
+	// unknown field x is echoed with it.
+	body := []byte(`[{"customer":{"external_id":"c1","name":"N","metadata":{"k":[]},"x":"` + pad +
+		`"},"location":{"external_id":"l1"}}]`)
+	id := s.submitWith(t, key, "", body)
+	s.waitCompleted(t, key, id)
+	errs := s.request(t, http.MethodGet, "/api/v1/bulk/"+id+"/errors", nil, bearer(key))
+	results := s.request(t, http.MethodGet, "/api/v1/bulk/"+id+"/results", nil, bearer(key))
+	if errs.status != http.StatusOK || results.status != http.StatusOK {
+		t.Fatalf("errors %d, results %d", errs.status, results.status)
+	}
+	// /errors holds the payload and the object's echo; /results the echo.
+	if len(errs.body) > 3*len(body) {
+		t.Errorf("/errors is %d bytes for a %d-byte body (%.1f times)", len(errs.body), len(body), float64(len(errs.body))/float64(len(body)))
+	}
+	if len(results.body) > 2*len(body) {
+		t.Errorf("/results is %d bytes for a %d-byte body (%.1f times)", len(results.body), len(body), float64(len(results.body))/float64(len(body)))
+	}
+	if !bytes.Contains(errs.body, []byte(`"data":{"external_id":"c1","name":"N","metadata":{"k":[]},"x":"<&><&>`)) {
+		t.Errorf("the failed object is not echoed as submitted: %.200s", errs.body[bytes.Index(errs.body, []byte(`"errors":`)):])
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,16 +11,6 @@ import (
 
 	"github.com/bulkd/bulkd/pkg/bulk"
 )
-
-// record reads one stored record's values, version and provenance as text.
-func (s *service) record(t *testing.T, query string, args ...any) string {
-	t.Helper()
-	var out string
-	if err := s.db.Conn.QueryRow(t.Context(), query, args...).Scan(&out); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return out
-}
 
 const (
 	customerRecord = `SELECT c.name || '|' || coalesce(c.email, 'NULL') || '|' || coalesce(c.phone, 'NULL') || '|' ||
@@ -33,8 +24,8 @@ const (
 func TestUpsertCreatesUpdatesAndLeavesUnchanged(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
-	_, key := s.newOrg("Acme", "ops@acme.example")
-	first := s.submit(key, []byte(`[
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	first := s.submit(t, key, []byte(`[
 		{"customer": {"external_id": "c1", "name": "Ann", "email": "ann@example.com", "phone": "111", "metadata": {"tier": 1}},
 		 "location": {"external_id": "l1", "name": "North"},
 		 "debt_accounts": [
@@ -43,7 +34,7 @@ func TestUpsertCreatesUpdatesAndLeavesUnchanged(t *testing.T) {
 			{"external_id": "k1", "parent_external_id": "p1", "balance": 10, "current_balance": 5, "billing_type": ["full-payment"], "external_account_number": "X-1"}]},
 		{"customer": {"external_id": "c2", "name": "Bob"}, "location": {"external_id": "l1"},
 		 "debt_accounts": [{"external_id": "b1", "balance": 1, "billing_type": ["settlement"]}]}]`))
-	s.waitCompleted(key, first)
+	s.waitCompleted(t, key, first)
 	var stamp time.Time
 	if err := s.db.Conn.QueryRow(t.Context(), `SELECT updated_at FROM customers WHERE external_id = 'c2'`).Scan(&stamp); err != nil {
 		t.Fatal(err)
@@ -53,7 +44,7 @@ func TestUpsertCreatesUpdatesAndLeavesUnchanged(t *testing.T) {
 	// (kept); k1 moves under p2, its balance changes, its current balance and
 	// account number are left alone; a new account. Row 2: everything as
 	// stored. Row 3: a new customer. Row 4: an account of c1 named under c2.
-	second := s.submitWith(key, "mode=upsert", []byte(`[
+	second := s.submitWith(t, key, "mode=upsert", []byte(`[
 		{"customer": {"external_id": "c1", "phone": null, "metadata": {"tier": 2}},
 		 "location": {"external_id": "l1"},
 		 "debt_accounts": [
@@ -68,7 +59,7 @@ func TestUpsertCreatesUpdatesAndLeavesUnchanged(t *testing.T) {
 		{"customer": {"external_id": "c4"}, "location": {"external_id": "l1"}},
 		{"customer": {"external_id": "c1"}, "location": {"external_id": "l1"},
 		 "debt_accounts": [{"external_id": "new-without-balance"}]}]`))
-	got := s.waitCompleted(key, second)
+	got := s.waitCompleted(t, key, second)
 	if got["mode"] != "upsert" || got["rows_failed"] != 3.0 || got["rows_succeeded"] != 3.0 {
 		t.Errorf("upsert bulk: %v", got)
 	}
@@ -99,7 +90,7 @@ func TestUpsertCreatesUpdatesAndLeavesUnchanged(t *testing.T) {
 		}
 	}
 
-	p := s.results(key, "/api/v1/bulk/"+second+"/results")
+	p := s.results(t, key, "/api/v1/bulk/"+second+"/results")
 	if p.TotalUpdated != 1 || p.TotalUnchanged != 1 || p.TotalCreated != 1 || p.TotalErrors != 3 {
 		t.Errorf("totals: %+v", p)
 	}
@@ -153,16 +144,53 @@ func TestUpsertCreatesUpdatesAndLeavesUnchanged(t *testing.T) {
 	}
 
 	// The same upsert again changes nothing: every record unchanged, no version counted.
-	third := s.submitWith(key, "mode=upsert", []byte(`[{"customer": {"external_id": "c1", "phone": null, "metadata": {"tier": 2}},
+	third := s.submitWith(t, key, "mode=upsert", []byte(`[{"customer": {"external_id": "c1", "phone": null, "metadata": {"tier": 2}},
 		 "location": {"external_id": "l1"}, "debt_accounts": [{"external_id": "p2"}, {"external_id": "k1", "parent_external_id": "p2", "balance": 12}]}]`))
-	s.waitCompleted(key, third)
-	if p := s.results(key, "/api/v1/bulk/"+third+"/results"); p.TotalUnchanged != 1 || p.Data[0].Customer.Action != bulk.ActionUnchanged {
+	s.waitCompleted(t, key, third)
+	if p := s.results(t, key, "/api/v1/bulk/"+third+"/results"); p.TotalUnchanged != 1 || p.Data[0].Customer.Action != bulk.ActionUnchanged {
 		t.Errorf("an upsert of stored values: %+v", p.Data)
 	}
 	if diff := cmp.Diff("12.00|5.00|full-payment|p2|X-1|v2", s.record(t, accountRecord, "k1")); diff != "" {
 		t.Errorf("k1 after a no-op upsert (-want +got):\n%s", diff)
 	}
-	if r := s.do(http.MethodGet, "/api/v1/bulk/"+third, key, nil); r.status != 200 {
+	if r := s.request(t, http.MethodGet, "/api/v1/bulk/"+third, nil, bearer(key)); r.status != 200 {
 		t.Fatal(r.status)
+	}
+}
+
+// README: a child may move to the top level ("parent_external_id": null), and
+// nesting an account that has children of its own fails. When the only child
+// of C2 moves to the top level in the same row, C2 has no children left and
+// may be nested (it failed with "has debt accounts nested under it").
+func TestUpsertNestsAnAccountWhoseChildMovesAwayInTheSameRow(t *testing.T) {
+	t.Parallel()
+	s := startService(t)
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	s.waitCompleted(t, key, s.submit(t, key, []byte(`[{"customer":{"external_id":"c1","name":"N"},"location":{"external_id":"l1"},
+		"debt_accounts":[{"external_id":"P1","balance":1,"billing_type":["settlement"]},{"external_id":"C2","balance":1,"billing_type":["settlement"]},
+		{"external_id":"C1","parent_external_id":"C2","balance":1,"billing_type":["settlement"]}]}]`)))
+
+	id := s.submitWith(t, key, "mode=upsert", []byte(`[{"customer":{"external_id":"c1"},"location":{"external_id":"l1"},
+		"debt_accounts":[{"external_id":"C1","parent_external_id":null},{"external_id":"P1"},{"external_id":"C2","parent_external_id":"P1"}]}]`))
+	got := s.waitCompleted(t, key, id)
+	if got["rows_failed"] != 0.0 {
+		r := s.request(t, http.MethodGet, "/api/v1/bulk/"+id+"/errors", nil, bearer(key))
+		t.Errorf("moving C1 to the top level and C2 under P1 in one row: %v failed row(s): %s", got["rows_failed"], r.body)
+	}
+	var tree []string
+	rows, err := s.db.Conn.Query(context.Background(), `SELECT a.external_id || ' under ' || coalesce(p.external_id, '-')
+		FROM debt_accounts a LEFT JOIN debt_accounts p ON p.id = a.parent_id ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		tree = append(tree, s)
+	}
+	if want := []string{"C1 under -", "C2 under P1", "P1 under -"}; !cmp.Equal(tree, want) {
+		t.Errorf("accounts: %v, want %v", tree, want)
 	}
 }

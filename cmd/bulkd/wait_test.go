@@ -1,10 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -55,9 +54,9 @@ func status(t testing.TB, bulk json.RawMessage) string {
 func TestWaitForASmallBulk(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 
-	r := s.do(http.MethodPost, "/api/v1/bulk?wait=30s", key, bytes.NewReader(testenv.SeedExample(t)))
+	r := s.request(t, http.MethodPost, "/api/v1/bulk?wait=30s", testenv.SeedExample(t), bearer(key), jsonBody)
 	if r.status != http.StatusOK {
 		t.Fatalf("POST ?wait=30s of the seed: %d %s", r.status, r.body)
 	}
@@ -73,11 +72,11 @@ func TestWaitForASmallBulk(t *testing.T) {
 	if loc := r.header.Get("Location"); loc != "/api/v1/bulk/"+b.ID {
 		t.Errorf("Location %q", loc)
 	}
-	get := s.do(http.MethodGet, "/api/v1/bulk/"+b.ID, key, nil)
+	get := s.request(t, http.MethodGet, "/api/v1/bulk/"+b.ID, nil, bearer(key))
 	if !jsonEqual(t, w.Data, get.data(t)) {
 		t.Errorf("waited bulk differs from GET's:\n%s\n%s", w.Data, get.body)
 	}
-	results := s.do(http.MethodGet, "/api/v1/bulk/"+b.ID+"/results?page=1", key, nil)
+	results := s.request(t, http.MethodGet, "/api/v1/bulk/"+b.ID+"/results?page=1", nil, bearer(key))
 	if !jsonEqual(t, w.Results, results.body) {
 		t.Errorf("waited results differ from GET …/results?page=1:\n%s\n%s", w.Results, results.body)
 	}
@@ -86,31 +85,29 @@ func TestWaitForASmallBulk(t *testing.T) {
 	}
 
 	// GET ?wait= of a finished bulk answers at once, with its results.
-	r = s.do(http.MethodGet, "/api/v1/bulk/"+b.ID+"?wait=30", key, nil)
+	r = s.request(t, http.MethodGet, "/api/v1/bulk/"+b.ID+"?wait=30", nil, bearer(key))
 	if r.status != http.StatusOK || !jsonEqual(t, r.waited(t).Results, results.body) || !jsonEqual(t, r.data(t), get.data(t)) {
 		t.Errorf("GET ?wait=30 of a finished bulk: %d %s", r.status, r.body)
 	}
 	// Another organization's bulk is not found, at once, wait or not.
-	_, otherKey := s.newOrg("Other", "ops@other.example")
-	if r := s.do(http.MethodGet, "/api/v1/bulk/"+b.ID+"?wait=30s", otherKey, nil); r.status != http.StatusNotFound {
+	_, otherKey := s.newOrg(t, "Other", "ops@other.example")
+	if r := s.request(t, http.MethodGet, "/api/v1/bulk/"+b.ID+"?wait=30s", nil, bearer(otherKey)); r.status != http.StatusNotFound {
 		t.Errorf("GET ?wait=30s of another organization's bulk: %d %s, want 404", r.status, r.body)
 	}
 	// Without wait (or wait=0): as before.
 	for _, path := range []string{"/api/v1/bulk/" + b.ID, "/api/v1/bulk/" + b.ID + "?wait=0"} {
-		if r := s.do(http.MethodGet, path, key, nil); r.status != http.StatusOK || r.waited(t).Results != nil {
+		if r := s.request(t, http.MethodGet, path, nil, bearer(key)); r.status != http.StatusOK || r.waited(t).Results != nil {
 			t.Errorf("GET %s: %d %s, want the bulk alone", path, r.status, r.body)
 		}
 	}
-	s.submit(key, testenv.SeedExample(t)) // checks the 202
-	if r := s.do(http.MethodPost, "/api/v1/bulk?wait=0", key, bytes.NewReader(testenv.SeedExample(t))); r.status != http.StatusAccepted {
+	s.submit(t, key, testenv.SeedExample(t)) // checks the 202
+	if r := s.request(t, http.MethodPost, "/api/v1/bulk?wait=0", testenv.SeedExample(t), bearer(key), jsonBody); r.status != http.StatusAccepted {
 		t.Errorf("POST ?wait=0: %d %s, want 202", r.status, r.body)
 	}
 
 	// An Idempotency-Key replay waits too, and answers the same bulk.
 	post := func() response {
-		return s.request(http.MethodPost, "/api/v1/bulk?wait=30s", map[string]string{
-			"Authorization": "Bearer " + key, "Content-Type": "application/json", "Idempotency-Key": "wait-replay-1",
-		}, bytes.NewReader(testenv.SeedExample(t)))
+		return s.request(t, http.MethodPost, "/api/v1/bulk?wait=30s", testenv.SeedExample(t), bearer(key), jsonBody, "Idempotency-Key: wait-replay-1")
 	}
 	first, replay := post(), post()
 	if first.status != http.StatusOK || replay.status != http.StatusOK || replay.header.Get("Idempotent-Replayed") != "true" ||
@@ -125,23 +122,23 @@ func TestWaitForASmallBulk(t *testing.T) {
 func TestWaitAnswers202WhenTheImportIsSlower(t *testing.T) {
 	t.Parallel()
 	s := startService(t)
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	lock := lockTable(t, s.db, "bulk_results")
 
-	r := s.do(http.MethodPost, "/api/v1/bulk?wait=1s", key, bytes.NewReader(testenv.SeedExample(t)))
+	r := s.request(t, http.MethodPost, "/api/v1/bulk?wait=1s", testenv.SeedExample(t), bearer(key), jsonBody)
 	if r.status != http.StatusAccepted {
 		t.Fatalf("POST ?wait=1s of a held import: %d %s, want 202", r.status, r.body)
 	}
 	id := r.json(t)["data"].(map[string]any)["bulk_id"].(string)
 	waitForWriteBlockedOn(t, s.db, "bulk_results")
 
-	r = s.do(http.MethodGet, "/api/v1/bulk/"+id+"?wait=1s", key, nil)
+	r = s.request(t, http.MethodGet, "/api/v1/bulk/"+id+"?wait=1s", nil, bearer(key))
 	if r.status != http.StatusOK || status(t, r.data(t)) != "processing" || r.waited(t).Results != nil {
 		t.Errorf("GET ?wait=1s of a held import: %d %s, want 200 processing without results", r.status, r.body)
 	}
 
 	lock.release()
-	r = s.do(http.MethodGet, "/api/v1/bulk/"+id+"?wait=30s", key, nil)
+	r = s.request(t, http.MethodGet, "/api/v1/bulk/"+id+"?wait=30s", nil, bearer(key))
 	if r.status != http.StatusOK || status(t, r.data(t)) != "completed" || r.waited(t).Results == nil {
 		t.Errorf("GET ?wait=30s once the import goes on: %d %s", r.status, r.body)
 	}
@@ -152,39 +149,16 @@ func TestWaitAnswers202WhenTheImportIsSlower(t *testing.T) {
 func TestGetWaitsForAPendingBulk(t *testing.T) {
 	t.Parallel()
 	s := startMode(t, "api")
-	_, key := s.newOrg("Acme", "ops@acme.example")
-	id := s.submit(key, testenv.SeedExample(t))
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	id := s.submit(t, key, testenv.SeedExample(t))
 
 	answer := make(chan response, 1)
-	go func() {
-		r, err := call(s.base, key, http.MethodGet, "/api/v1/bulk/"+id+"?wait=60s", nil)
-		if err != nil {
-			t.Error(err)
-		}
-		answer <- r
-	}()
+	go func() { answer <- s.request(t, http.MethodGet, "/api/v1/bulk/"+id+"?wait=60s", nil, bearer(key)) }()
 	s.spawn("worker")
 	r := <-answer
 	if r.status != http.StatusOK || status(t, r.data(t)) != "completed" || r.waited(t).Results == nil {
 		t.Errorf("GET ?wait=60s of a pending bulk: %d %s, want 200 completed with results", r.status, r.body)
 	}
-}
-
-// call sends one API request; unlike s.do, it may run in any goroutine.
-func call(base, key, method, path string, body []byte) (response, error) {
-	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
-	if err != nil {
-		return response{}, err
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return response{}, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, header: resp.Header, body: b}, err
 }
 
 // 200 clients wait at once on an API process whose pool has 4 connections:
@@ -194,29 +168,23 @@ func TestManyWaitersHoldNoConnections(t *testing.T) {
 	t.Parallel()
 	const clients, poolSize = 200, 4
 	s := newService(t, "RATE_LIMIT=0")
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	api := s.spawn("api", fmt.Sprintf("DB_MAX_CONNS=%d", poolSize), "DATABASE_URL="+s.db.URL+"&application_name=bulkd-wait-api")
-	waitHealthy(t, s, api)
+	s.waitHealthy(t, api)
 
+	seed := testenv.SeedExample(t)
 	answers := make(chan response, clients)
 	var wg sync.WaitGroup
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := call(s.base, key, http.MethodPost, "/api/v1/bulk?wait=60s", testenv.SeedExample(t))
-			if err != nil {
-				t.Errorf("client %d: %v", i, err)
-			}
-			answers <- r
-		}()
+	for range clients {
+		wg.Go(func() { answers <- s.request(t, http.MethodPost, "/api/v1/bulk?wait=60s", seed, bearer(key), jsonBody) })
 	}
 	// Every submission is stored: the clients are waiting (or about to).
-	for start := time.Now(); s.db.Count(t, `SELECT count(*) FROM bulks`) < clients; time.Sleep(50 * time.Millisecond) {
-		if time.Since(start) > time.Minute {
-			t.Fatalf("%d of %d submissions stored after a minute", s.db.Count(t, `SELECT count(*) FROM bulks`), clients)
+	testenv.Eventually(t, time.Minute, func() error {
+		if n := s.db.Count(t, `SELECT count(*) FROM bulks`); n < clients {
+			return fmt.Errorf("every submission to be stored; %d of %d are", n, clients)
 		}
-	}
+		return nil
+	})
 	most := 0
 	for range 20 {
 		n := s.db.Count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'bulkd-wait-api'`)
@@ -247,32 +215,13 @@ func TestManyWaitersHoldNoConnections(t *testing.T) {
 	t.Logf("%d clients waited; the API held at most %d connections", clients, most)
 }
 
-// waitHealthy waits until a spawned API process answers /healthz.
-func waitHealthy(t *testing.T, s *service, p *process) {
-	t.Helper()
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get(s.base + "/healthz"); err == nil {
-			resp.Body.Close()
-			return
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("bulkd %s exited: %v\n%s", p.mode, p.err, p.logs)
-		default:
-		}
-		if time.Since(start) > 20*time.Second {
-			t.Fatalf("bulkd %s did not start\n%s", p.mode, p.logs)
-		}
-	}
-}
-
 // A wait that is not a duration from 0 to MAX_WAIT is a 400 naming wait,
 // on POST (nothing stored) and on GET.
 func TestBadWaitValues(t *testing.T) {
 	t.Parallel()
 	s := startMode(t, "api")
-	_, key := s.newOrg("Acme", "ops@acme.example")
-	id := s.submit(key, testenv.SeedExample(t))
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	id := s.submit(t, key, testenv.SeedExample(t))
 	const msg = "The wait parameter must be a duration from 0 to 60s, such as 30s (or a whole number of seconds)."
 	for _, q := range []string{"wait=soon", "wait=-1s", "wait=-1", "wait=61s", "wait=2m", "wait=61", "wait=1.5", "wait=", "wait=30s&wait=1s",
 		// 2^55 seconds and 1: whole seconds multiplied into a time.Duration
@@ -284,8 +233,8 @@ func TestBadWaitValues(t *testing.T) {
 				want = `{"message":"The wait parameter must be given at most once.","errors":{"wait":["The wait parameter must be given at most once."]}}`
 			}
 			for _, r := range []response{
-				s.do(http.MethodPost, "/api/v1/bulk?"+q, key, bytes.NewReader(testenv.SeedExample(t))),
-				s.do(http.MethodGet, "/api/v1/bulk/"+id+"?"+q, key, nil),
+				s.request(t, http.MethodPost, "/api/v1/bulk?"+q, testenv.SeedExample(t), bearer(key), jsonBody),
+				s.request(t, http.MethodGet, "/api/v1/bulk/"+id+"?"+q, nil, bearer(key)),
 			} {
 				if r.status != http.StatusBadRequest || !jsonEqual(t, r.body, []byte(want)) {
 					t.Errorf("%s: %d %s", q, r.status, r.body)
@@ -311,21 +260,17 @@ func TestWaitingSubmissionAnswers202WhenPostgresIsLost(t *testing.T) {
 	u.Host = proxy.Addr()
 	s.env["DATABASE_URL"] = u.String()
 	s.start("api") // no worker: the bulk stays pending
-	_, key := s.newOrg("Acme", "ops@acme.example")
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 
 	answer := make(chan response, 1)
-	go func() {
-		r, err := call(s.base, key, http.MethodPost, "/api/v1/bulk?wait=3s", testenv.SeedExample(t))
-		if err != nil {
-			t.Error(err)
+	seed := testenv.SeedExample(t)
+	go func() { answer <- s.request(t, http.MethodPost, "/api/v1/bulk?wait=3s", seed, bearer(key), jsonBody) }()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if s.db.Count(t, `SELECT count(*) FROM bulks`) == 0 {
+			return errors.New("the submission to be stored")
 		}
-		answer <- r
-	}()
-	for start := time.Now(); s.db.Count(t, `SELECT count(*) FROM bulks`) == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Since(start) > 30*time.Second {
-			t.Fatal("the submission was not stored within 30 s")
-		}
-	}
+		return nil
+	})
 	proxy.Cut()
 	r := <-answer
 	if r.status != http.StatusAccepted {
@@ -337,5 +282,41 @@ func TestWaitingSubmissionAnswers202WhenPostgresIsLost(t *testing.T) {
 	}
 	if got := r.json(t)["data"].(map[string]any)["bulk_id"]; got != id {
 		t.Errorf("202 names bulk %v, stored %s", got, id)
+	}
+}
+
+// A client that gives up while GET ?wait= waits (its own timeout, a closed
+// tab) is not an error of the server: its request is not logged as a 500,
+// and nothing of it at ERROR, so that no client can raise error alerts at
+// will, nor a dashboard of 5xx count its impatience as bulkd's faults.
+func TestClientGoneMidWaitIsNoServerError(t *testing.T) {
+	t.Parallel()
+	s := startMode(t, "api") // no worker: the bulk stays pending
+	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	id := s.submit(t, key, testenv.SeedExample(t))
+
+	const requestID = "h9-client-gone"
+	req, err := http.NewRequest(http.MethodGet, s.base+"/api/v1/bulk/"+id+"?wait=20s", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-Request-Id", requestID)
+	// Not s.request: a client of its own, that gives up.
+	impatient := &http.Client{Timeout: 300 * time.Millisecond}
+	if resp, err := impatient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the wait answered %d before the client gave up", resp.StatusCode)
+	}
+
+	// The request's own line comes last: every line of it is logged by then.
+	line := s.requestLine(t, requestID)
+	if strings.Contains(line, `"status":500`) {
+		t.Errorf("a client gone mid-wait is logged as a 500: %s", line)
+	}
+	for _, l := range strings.Split(s.logs.String(), "\n") {
+		if strings.Contains(l, requestID) && strings.Contains(l, `"level":"ERROR"`) {
+			t.Errorf("a client gone mid-wait is logged at ERROR: %s", l)
+		}
 	}
 }

@@ -248,13 +248,13 @@ func money(m Messages, field string, raw json.RawMessage, required bool) (Money,
 	case nil:
 		return v, true
 	case errMoneyNegative:
-		m.add(field, "The "+label(field)+" field must be at least 0.")
+		m.add(field, "The "+Label(field)+" field must be at least 0.")
 	case errMoneyPlaces:
-		m.add(field, "The "+label(field)+" field must have at most 2 decimal places.")
+		m.add(field, "The "+Label(field)+" field must have at most 2 decimal places.")
 	case errMoneyTooLarge:
-		m.add(field, "The "+label(field)+" field must not be greater than "+MaxMoney.String()+".")
+		m.add(field, "The "+Label(field)+" field must not be greater than "+MaxMoney.String()+".")
 	default:
-		m.add(field, "The "+label(field)+" field must be a number.")
+		m.add(field, "The "+Label(field)+" field must be a number.")
 	}
 	return 0, false
 }
@@ -389,11 +389,11 @@ func appendMetadataValue(out []byte, m Messages, key []byte, raw json.RawMessage
 		return append(out, raw...), true
 	case '0':
 		if !finite(raw) {
-			m.add(field(), "The "+label(field())+" field must be a finite number.")
+			m.add(field(), "The "+Label(field())+" field must be a finite number.")
 			return out, false
 		}
 		if !fitsNumeric(raw) {
-			m.add(field(), "The "+label(field())+" field must be a number with at most "+strconv.Itoa(maxNumericScale)+
+			m.add(field(), "The "+Label(field())+" field must be a number with at most "+strconv.Itoa(maxNumericScale)+
 				" decimal places and an exponent between -"+strconv.Itoa(maxNumericScale)+" and "+strconv.Itoa(maxNumericScale)+".")
 			return out, false
 		}
@@ -406,7 +406,7 @@ func appendMetadataValue(out []byte, m Messages, key []byte, raw json.RawMessage
 		}
 		return jsonscan.AppendString(out, s), true
 	}
-	m.add(field(), "The "+label(field())+" field must be a string, number, boolean or null.")
+	m.add(field(), "The "+Label(field())+" field must be a string, number, boolean or null.")
 	return out, false
 }
 

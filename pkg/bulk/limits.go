@@ -57,7 +57,7 @@ func checkRowLimits(index int, row json.RawMessage) (accounts int, err error) {
 			if n++; n > MaxAccountsPerSection {
 				return 0, LimitError{
 					Field: "#/" + strconv.Itoa(index) + "/" + f.Name,
-					Message: "Row " + strconv.Itoa(index+1) + ": the " + label(f.Name) +
+					Message: "Row " + strconv.Itoa(index+1) + ": the " + Label(f.Name) +
 						" field must not have more than " + strconv.Itoa(MaxAccountsPerSection) + " items.",
 				}
 			}

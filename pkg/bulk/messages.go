@@ -43,10 +43,18 @@ const (
 	MsgBillingTypeChoice = "The selected billing type is invalid."
 )
 
-// label turns a field path into the words of a message: "external_id" →
+// Label turns a field path into the words of a message: "external_id" →
 // "external id", "address.postal_code" → "address.postal code".
-func label(field string) string {
+func Label(field string) string {
 	return strings.ReplaceAll(field, "_", " ")
+}
+
+// MsgExtraneous is the message of a key that no field of its object names,
+// where unknown keys are refused (a strict import, the records API): the
+// JSON pointer of the object (RFC 6901, URI fragment form: "#/0/customer",
+// "#" for a whole document) and the key.
+func MsgExtraneous(pointer, key string) string {
+	return pointer + ": extraneous key [" + key + "] is not permitted"
 }
 
 // requiredMessages are the "required" messages of the fields every failed
@@ -55,7 +63,7 @@ func label(field string) string {
 var requiredMessages = func() map[string]string {
 	m := map[string]string{}
 	for _, f := range []string{"customer", "location", "external_id", "name", "balance", "billing_type"} {
-		m[f] = fmt.Sprintf("The %s field is required.", label(f))
+		m[f] = fmt.Sprintf("The %s field is required.", Label(f))
 	}
 	return m
 }()
@@ -64,29 +72,29 @@ func msgRequired(field string) string {
 	if msg, ok := requiredMessages[field]; ok {
 		return msg
 	}
-	return fmt.Sprintf("The %s field is required.", label(field))
+	return fmt.Sprintf("The %s field is required.", Label(field))
 }
 
 func msgString(field string) string {
-	return fmt.Sprintf("The %s field must be a string.", label(field))
+	return fmt.Sprintf("The %s field must be a string.", Label(field))
 }
 
 func msgMaxChars(field string, n int) string {
-	return fmt.Sprintf("The %s field must not be greater than %d characters.", label(field), n)
+	return fmt.Sprintf("The %s field must not be greater than %d characters.", Label(field), n)
 }
 
 func msgNoNUL(field string) string {
-	return fmt.Sprintf("The %s field must not contain NUL characters.", label(field))
+	return fmt.Sprintf("The %s field must not contain NUL characters.", Label(field))
 }
 
 func msgObject(field string) string {
-	return fmt.Sprintf("The %s field must be an object.", label(field))
+	return fmt.Sprintf("The %s field must be an object.", Label(field))
 }
 
 func msgList(field string) string {
-	return fmt.Sprintf("The %s field must be a list.", label(field))
+	return fmt.Sprintf("The %s field must be a list.", Label(field))
 }
 
 func msgBoolean(field string) string {
-	return fmt.Sprintf("The %s field must be true or false.", label(field))
+	return fmt.Sprintf("The %s field must be true or false.", Label(field))
 }

@@ -152,7 +152,7 @@ func (p parser) unknown(m Messages, pointer, prefix string) func(key []byte) {
 		switch {
 		case n <= maxExtraneousReported:
 			k := shortKey(key)
-			m.add(prefix+k, pointer+": extraneous key ["+k+"] is not permitted")
+			m.add(prefix+k, MsgExtraneous(pointer, k))
 		case n == maxExtraneousReported+1:
 			m.add(prefix+"*", pointer+": more extraneous keys are not permitted")
 		}

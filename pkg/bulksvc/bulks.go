@@ -6,16 +6,20 @@ package bulksvc
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/page"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -47,13 +51,34 @@ func New(s *store.Store, q Queue, log *slog.Logger) *Service {
 	return &Service{store: s, queue: q, log: log}
 }
 
-// Submission is one POST /api/v1/bulk: the rows as submitted and, when the
-// client sent an Idempotency-Key, the key and a hash of the request.
-type Submission struct {
-	OrganizationID uuid.UUID
-	Options        bulk.Options
-	Rows           []json.RawMessage
-	IdempotencyKey *store.IdempotencyKey // its RequestHash covers the options and the body
+// Submission is one POST /api/v1/bulk, as the store keeps it: its
+// organization, options and rows as submitted, and when the client sent an
+// Idempotency-Key, the key and the request's fingerprint (ReadSubmission).
+type Submission = store.NewBulk
+
+// ReadSubmission reads the body of a submission, the JSON array of its
+// rows, for the organization orgID with the options opts. With an
+// idempotency key ("" for none) the submission carries the fingerprint of
+// the request, which is what makes two submissions the same one: a retry
+// with the key and the same options and body answers as the first time,
+// while the key with another request is store.ErrIdempotencyKeyReused. The
+// body is hashed as it streams by, as given (decoded, when it was sent
+// compressed).
+func ReadSubmission(orgID uuid.UUID, opts bulk.Options, idempotencyKey string, body io.Reader) (Submission, error) {
+	hash := sha256.New()
+	if idempotencyKey != "" {
+		hash.Write([]byte(opts.Query() + "\n"))
+		body = io.TeeReader(body, hash)
+	}
+	rows, err := bulk.DecodeSubmission(body)
+	if err != nil {
+		return Submission{}, err
+	}
+	sub := Submission{OrganizationID: orgID, Options: opts, Rows: rows}
+	if idempotencyKey != "" {
+		sub.IdempotencyKey = &store.IdempotencyKey{Key: idempotencyKey, RequestHash: hash.Sum(nil)}
+	}
+	return sub, nil
 }
 
 // Submitted is the outcome of a submission. Replayed says that an earlier
@@ -72,7 +97,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error)
 		out Submitted
 		err error
 	)
-	out.Bulk, out.Replayed, err = s.store.CreateBulk(ctx, store.NewBulk(sub))
+	out.Bulk, out.Replayed, err = s.store.CreateBulk(ctx, sub)
 	if err != nil {
 		return Submitted{}, err
 	}
@@ -124,7 +149,7 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 	// A retry after a crash between commit and enqueue lands here too: queue
 	// the deliveries of any finished bulk still to make; their task ids keep
 	// them single.
-	if b.Status != models.StatusPending && b.Status != models.StatusProcessing {
+	if b.Status.Finished() {
 		if err := s.queueDeliveries(ctx, id); err != nil {
 			return b, fmt.Errorf("bulksvc: import %s: %w", id, err)
 		}
@@ -210,18 +235,76 @@ func (s *Service) Bulk(ctx context.Context, orgID, id uuid.UUID) (models.Bulk, e
 // ErrorsPageSize is how many failed rows Errors reads at a time.
 const ErrorsPageSize = 100
 
-// Errors returns the errors report of the bulk's failed rows after row
-// number after, in order, ErrorsPageSize at most: a caller reads a large
-// report a page at a time, never all of it at once.
-func (s *Service) Errors(ctx context.Context, orgID, id uuid.UUID, after int) ([]store.RowErrors, error) {
-	return s.store.BulkErrors(ctx, orgID, id, after, ErrorsPageSize)
+// Errors returns the errors report of the organization's bulk: its failed
+// rows after row number after, in order, ErrorsPageSize at most, so that a
+// caller reads a large report a page at a time, never all of it at once.
+// A row whose stored payload or report cannot be sent (not JSON in UTF-8)
+// is answered as unreadable, so that one such row cannot hide the others.
+// Another organization's bulk is store.ErrNotFound.
+func (s *Service) Errors(ctx context.Context, orgID, id uuid.UUID, after int) ([]ErrorRow, error) {
+	rows, err := s.store.BulkErrors(ctx, orgID, id, after, ErrorsPageSize)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ErrorRow, len(rows))
+	for i, r := range rows {
+		out[i] = ErrorRow{ID: r.Row, Payload: r.Payload, Errors: r.Errors}
+		if !sendable(r.Payload) || !sendable(r.Errors) {
+			s.log.WarnContext(ctx, "a row's stored errors cannot be read; answered as unreadable", "bulk_id", id, "row", r.Row)
+			out[i] = ErrorRow{ID: r.Row, Errors: unreadableErrors}
+		}
+	}
+	return out, nil
 }
 
 // ResultsChunk is how many rows' results a caller reads at a time.
 const ResultsChunk = 100
 
-// Results returns the stored results of rows offset+1 to offset+limit of a
-// bulk the caller has read (Bulk) as the organization's, in order.
-func (s *Service) Results(ctx context.Context, id uuid.UUID, offset, limit int) ([]store.RowResult, error) {
-	return s.store.BulkResults(ctx, id, offset, limit)
+// ResultsSize bounds the pages of results clients read (per_page).
+var ResultsSize = page.Size{Default: 100, Max: 1000}
+
+// Results returns the results of rows offset+1 to offset+limit of the
+// organization's bulk, in order, each a bulk.ResultRow as stored. A row
+// whose stored result cannot be sent is answered as a failed row that says
+// so. Another organization's bulk is store.ErrNotFound.
+func (s *Service) Results(ctx context.Context, orgID, id uuid.UUID, offset, limit int) ([]json.RawMessage, error) {
+	if _, err := s.store.Bulk(ctx, orgID, id); err != nil {
+		return nil, err
+	}
+	rows, err := s.store.BulkResults(ctx, id, offset, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]json.RawMessage, len(rows))
+	for i, r := range rows {
+		out[i] = r.Result
+		if !sendable(r.Result) {
+			s.log.WarnContext(ctx, "a row's stored result cannot be read; answered as unreadable", "bulk_id", id, "row", r.Row)
+			out[i] = unreadableResult(r.Row)
+		}
+	}
+	return out, nil
+}
+
+// sendable tells whether stored bytes are one JSON value in UTF-8. An
+// encoder refuses some valid JSON (nested very deep), and json.Valid the
+// same.
+func sendable(b []byte) bool { return utf8.Valid(b) && json.Valid(b) }
+
+// unreadableErrors is the report of a row whose stored errors or payload
+// cannot be sent.
+var unreadableErrors, _ = json.Marshal(map[string][]string{"report": {"The errors of this row could not be read."}})
+
+// unreadableResult is the result of a row whose stored result cannot be
+// sent: failed, with nothing written that can be told, and a report that
+// says why.
+func unreadableResult(row int) json.RawMessage {
+	b, _ := json.Marshal(struct {
+		bulk.ResultRow
+		Errors map[string][]string `json:"errors"` // in place of the row's
+	}{
+		ResultRow: bulk.ResultRow{Row: row, Status: bulk.RowFailed, ParentDebtAccounts: []bulk.ResultObject{}, DebtAccounts: []bulk.ResultObject{}},
+		Errors:    map[string][]string{"report": {"The result of this row could not be read."}},
+	})
+	return b
 }

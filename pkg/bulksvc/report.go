@@ -21,14 +21,14 @@ var ErrStop = errors.New("bulksvc: stop")
 // returned, unless it is ErrStop.
 func (s *Service) ErrorLines(ctx context.Context, orgID, id uuid.UUID, fn func(bulk.ErrorLine) error) error {
 	for after := 0; ; {
-		rows, err := s.Errors(ctx, orgID, id, after)
+		rows, err := s.store.BulkErrors(ctx, orgID, id, after, ErrorsPageSize)
 		if err != nil {
 			return err
 		}
 		for _, r := range rows {
 			var report bulk.RowErrors
 			lines := []bulk.ErrorLine{bulk.UnreadableLine(r.Row)}
-			if json.Unmarshal(r.Errors, &report) == nil {
+			if sendable(r.Errors) && json.Unmarshal(r.Errors, &report) == nil {
 				lines = report.Lines(r.Row)
 			}
 			for _, l := range lines {

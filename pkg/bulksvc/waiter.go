@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -42,12 +41,6 @@ func NewWaiter(s *store.Store, recheck time.Duration, log *slog.Logger) *Waiter 
 		recheck = DefaultRecheckInterval
 	}
 	return &Waiter{store: s, recheck: recheck, log: log, waiting: map[uuid.UUID][]chan struct{}{}}
-}
-
-// Finished tells whether a bulk's status is final: completed, failed or
-// canceled. A waiter waits for one of these.
-func Finished(status string) bool {
-	return status == models.StatusCompleted || status == models.StatusFailed || status == models.StatusCanceled
 }
 
 // Watch is one request's interest in one bulk's end.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -38,6 +39,81 @@ type Endpoint struct {
 	store.Webhook
 	Secret     string
 	Deliveries []store.DeliveryWithAttempts
+}
+
+// WebhookView is an endpoint as its client sees it: the secret only when
+// the request made it, the recent deliveries only when it asked for them.
+type WebhookView struct {
+	URL        string          `json:"url"`
+	Secret     string          `json:"secret,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
+	UpdatedAt  time.Time       `json:"updated_at"`
+	Deliveries *[]DeliveryView `json:"deliveries,omitempty"`
+}
+
+// DeliveryView is one recent delivery and its attempts.
+type DeliveryView struct {
+	ID          uuid.UUID     `json:"id"` // the webhook-id the endpoint received
+	BulkID      uuid.UUID     `json:"bulk_id"`
+	Event       string        `json:"event"`
+	Status      string        `json:"status"` // see DeliveryStatus
+	CreatedAt   time.Time     `json:"created_at"`
+	DeliveredAt *time.Time    `json:"delivered_at"`
+	Attempts    []AttemptView `json:"attempts"`
+}
+
+// AttemptView is one attempt of a delivery; StatusCode is null when no
+// answer came, Error when it was delivered.
+type AttemptView struct {
+	Attempt    int       `json:"attempt"`
+	At         time.Time `json:"at"`
+	StatusCode *int      `json:"status_code"`
+	DurationMS int64     `json:"duration_ms"`
+	Error      *string   `json:"error"`
+}
+
+// Delivery statuses.
+const (
+	DeliveryPending   = "pending"   // still to make, or being retried
+	DeliveryDelivered = "delivered" // the endpoint took it
+	DeliveryAbandoned = "abandoned" // given up: retries ran out, or the endpoint was removed
+)
+
+// DeliveryStatus is where a delivery stands.
+func DeliveryStatus(d store.Delivery) string {
+	switch {
+	case d.DeliveredAt != nil:
+		return DeliveryDelivered
+	case d.AbandonedAt != nil:
+		return DeliveryAbandoned
+	}
+	return DeliveryPending
+}
+
+// View shows the endpoint; withDeliveries, its recent deliveries too.
+func (e Endpoint) View(withDeliveries bool) WebhookView {
+	v := WebhookView{URL: e.URL, Secret: e.Secret, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
+	if !withDeliveries {
+		return v
+	}
+	deliveries := make([]DeliveryView, len(e.Deliveries))
+	for i, d := range e.Deliveries {
+		dv := DeliveryView{ID: d.ID, BulkID: d.BulkID, Event: d.Event, Status: DeliveryStatus(d.Delivery), CreatedAt: d.CreatedAt,
+			DeliveredAt: d.DeliveredAt, Attempts: make([]AttemptView, len(d.Attempts))}
+		for j, a := range d.Attempts {
+			av := AttemptView{Attempt: a.Number, At: a.StartedAt, DurationMS: a.Duration.Milliseconds()}
+			if a.StatusCode != 0 {
+				av.StatusCode = &a.StatusCode
+			}
+			if a.Error != "" {
+				av.Error = &a.Error
+			}
+			dv.Attempts[j] = av
+		}
+		deliveries[i] = dv
+	}
+	v.Deliveries = &deliveries
+	return v
 }
 
 // Put registers the organization's endpoint, or moves it to another URL

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/jsonscan"
 )
 
@@ -45,11 +47,41 @@ type Outcome struct {
 	Err     error
 }
 
-// Batch runs operations, each as its single request would run (its own
-// transaction, the same code), BatchParallelism at once; one failing never
-// stops another. The outcomes are in the order of the operations. The
-// caller bounds their number.
-func (s *Service) Batch(ctx context.Context, orgID uuid.UUID, operations []json.RawMessage) []Outcome {
+// BatchAnswer is the answer to POST /api/v1/batch: how many operations
+// succeeded and failed, and each one's result, in the order of the
+// operations.
+type BatchAnswer struct {
+	SuccessCount int           `json:"success_count"`
+	ErrorCount   int           `json:"error_count"`
+	Results      []BatchResult `json:"results"`
+}
+
+// BatchResult is what one operation did, as its single request would have
+// answered: the status, and the record (of a patch or a create) or the
+// error's message and fields.
+type BatchResult struct {
+	Operation    string              `json:"operation"`
+	Resource     string              `json:"resource"`
+	ID           string              `json:"id,omitempty"`
+	Outcome      string              `json:"outcome"` // success or error
+	Status       int                 `json:"status"`
+	Object       Record              `json:"object,omitempty"`
+	ErrorMessage string              `json:"error_message,omitempty"`
+	Errors       map[string][]string `json:"errors,omitempty"`
+}
+
+// Batch runs 1 to MaxBatchOperations operations, each as its single
+// request would run (its own transaction, the same code),
+// BatchParallelism at once; one failing never stops another. The outcomes
+// are in the order of the operations. No operations (nil) or too many is a
+// *ValidationError naming operations, and nothing is done.
+func (s *Service) Batch(ctx context.Context, orgID uuid.UUID, operations []json.RawMessage) ([]Outcome, error) {
+	if operations == nil {
+		return nil, invalid("operations", "The operations field is required.")
+	}
+	if n := len(operations); n < 1 || n > MaxBatchOperations {
+		return nil, invalid("operations", fmt.Sprintf("The operations field must have between 1 and %d operations; it has %d.", MaxBatchOperations, n))
+	}
 	out := make([]Outcome, len(operations))
 	var g errgroup.Group
 	g.SetLimit(BatchParallelism)
@@ -60,7 +92,7 @@ func (s *Service) Batch(ctx context.Context, orgID uuid.UUID, operations []json.
 		})
 	}
 	_ = g.Wait()
-	return out
+	return out, nil
 }
 
 func (s *Service) operation(ctx context.Context, orgID uuid.UUID, raw json.RawMessage) (o Outcome) {
@@ -136,10 +168,10 @@ func malformed(raw json.RawMessage, err error) error {
 	case jsonscan.Kind(raw) != '{' || err == nil:
 		return &MalformedError{Message: "The operation must be an object with operation and resource."}
 	case errors.As(err, &typ) && typ.Field != "":
-		return invalid(typ.Field, "The "+label(typ.Field)+" field must be "+kindOf(typ.Field)+".")
+		return invalid(typ.Field, "The "+bulk.Label(typ.Field)+" field must be "+kindOf(typ.Field)+".")
 	case strings.HasPrefix(err.Error(), `json: unknown field "`):
 		f := strings.TrimSuffix(strings.TrimPrefix(err.Error(), `json: unknown field "`), `"`)
-		return unknownField(f, "operation")
+		return unknownField(f, "operation", "#")
 	}
 	return &MalformedError{Message: "The operation must be an object with operation and resource."}
 }

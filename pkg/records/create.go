@@ -44,7 +44,7 @@ func (s *Service) Create(ctx context.Context, orgID uuid.UUID, resource string, 
 	}
 	for k := range f {
 		if !slices.Contains(allowed, k) {
-			return nil, unknownField(k, "object")
+			return nil, unknownField(k, "object", "#/object")
 		}
 	}
 	opts := bulk.Options{Mode: bulk.ModeCreate, Today: s.today()}
@@ -86,7 +86,7 @@ func (s *Service) Create(ctx context.Context, orgID uuid.UUID, resource string, 
 				l, err = tx.LocationByExternalID(ctx, orgID, ref.externalID)
 			}
 			if errors.Is(err, store.ErrNotFound) {
-				return invalid(ref.field, "The selected "+label(ref.field)+" is invalid.")
+				return invalid(ref.field, "The selected "+bulk.Label(ref.field)+" is invalid.")
 			}
 			c.LocationID = l.ID
 			return err
@@ -120,7 +120,7 @@ func (s *Service) Create(ctx context.Context, orgID uuid.UUID, resource string, 
 				c, err = tx.CustomerByExternalID(ctx, orgID, cref.externalID)
 			}
 			if errors.Is(err, store.ErrNotFound) {
-				return invalid(cref.field, "The selected "+label(cref.field)+" is invalid.")
+				return invalid(cref.field, "The selected "+bulk.Label(cref.field)+" is invalid.")
 			} else if err != nil {
 				return err
 			}
@@ -179,22 +179,22 @@ func reference(f fields, idField, externalField string) (ref, error) {
 	hasExt = hasExt && string(extRaw) != "null"
 	switch {
 	case hasID && hasExt:
-		return ref{}, invalid(idField, "The "+label(idField)+" field is not allowed with "+label(externalField)+"; name one of them.")
+		return ref{}, invalid(idField, "The "+bulk.Label(idField)+" field is not allowed with "+bulk.Label(externalField)+"; name one of them.")
 	case hasID:
 		s, ok := stringOrNull(idRaw)
 		id, err := uuid.Parse(s)
 		if !ok || err != nil {
-			return ref{}, invalid(idField, "The selected "+label(idField)+" is invalid.")
+			return ref{}, invalid(idField, "The selected "+bulk.Label(idField)+" is invalid.")
 		}
 		return ref{id: &id, field: idField}, nil
 	case hasExt:
 		s, ok := stringOrNull(extRaw)
 		if !ok || s == "" {
-			return ref{}, invalid(externalField, "The "+label(externalField)+" field must be a string.")
+			return ref{}, invalid(externalField, "The "+bulk.Label(externalField)+" field must be a string.")
 		}
 		return ref{externalID: s, field: externalField}, nil
 	}
-	return ref{}, invalid(idField, "The "+label(idField)+" field is required when "+label(externalField)+" is not present.")
+	return ref{}, invalid(idField, "The "+bulk.Label(idField)+" field is required when "+bulk.Label(externalField)+" is not present.")
 }
 
 // newParent is the parent a created debt account names, if any, and the
@@ -218,7 +218,8 @@ func newParent(f fields, parentExternalID string) (parentRef, string, error) {
 	return parentRef{}, "", nil
 }
 
-// optional is a nullable text column's value: "" is NULL.
+// optional is a nullable text column's value, to write or to show: "" is
+// NULL.
 func optional(s string) *string {
 	if s == "" {
 		return nil

@@ -2,31 +2,60 @@ package records
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/binary"
-	"errors"
-	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/page"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
-// Page sizes of List.
-const (
-	DefaultListLimit = 100
-	MaxListLimit     = 1000
+// ListSize bounds the pages of List.
+var ListSize = page.Size{Default: 100, Max: 1000}
+
+// lists are the cursors' names of each resource's list.
+var lists = map[string]page.Resource{Locations: page.Locations, Customers: page.Customers, DebtAccounts: page.DebtAccounts}
+
+// filters are what each resource's list filters on, in the order a next
+// link writes them; ofCustomer those of a customer's debt accounts.
+var (
+	filters = map[string][]string{
+		Locations:    {"external_id"},
+		Customers:    {"external_id", "email", "location_id", "bulk_id"},
+		DebtAccounts: {"customer_id", "external_id", "parent_id", "bulk_id"},
+	}
+	ofCustomer = []string{"external_id", "parent_id", "bulk_id"}
 )
 
-// ErrInvalidCursor is a cursor List did not give to this organization for
-// this resource.
-var ErrInvalidCursor = errors.New("records: the cursor is not one this organization was given")
+// Filters names the filters of resource's list, or with customer those of
+// one customer's debt accounts (the customer is the filter), in the order a
+// next link writes them.
+func Filters(resource string, customer bool) []string {
+	if customer {
+		return ofCustomer
+	}
+	return filters[resource]
+}
+
+// FilterError is a list filter whose value cannot select anything: an id
+// filter that is no UUID.
+type FilterError struct {
+	Param   string
+	Message string
+}
+
+func (e *FilterError) Error() string { return e.Message }
 
 // ListParams selects a page of records, newest first.
 type ListParams struct {
-	Filter store.RecordFilter
-	Cursor string // the Next of the page before; "" for the first
-	Limit  int    // 0 is DefaultListLimit; at most MaxListLimit
+	// Filters are the values of the filters Filters names, by name; each
+	// given one must match.
+	Filters map[string]string
+	// Customer, when set, lists the debt accounts of this customer, which
+	// must be the organization's.
+	Customer *uuid.UUID
+	Cursor   string // the Next of the page before; "" for the first
+	Limit    int    // bounded by ListSize
 }
 
 // Page is one page of records and the cursor of the next ("" on the last).
@@ -36,88 +65,81 @@ type Page struct {
 }
 
 // List returns a page of the organization's records of resource, newest
-// first. Pages continue below the last record of the page before, so
-// records added meanwhile never shift them: no record is skipped or
-// repeated.
+// first, stable while records are added (see package page). A cursor List
+// did not give this organization for this list is page.ErrInvalidCursor;
+// the customer of p.Customer not found, ErrNotFound.
 func (s *Service) List(ctx context.Context, orgID uuid.UUID, resource string, p ListParams) (Page, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = DefaultListLimit
-	}
-	limit = min(limit, MaxListLimit)
-	rp := store.RecordPage{Limit: limit + 1} // one more tells whether there is a next page
-	if p.Cursor != "" {
-		pos, err := decodeCursor(orgID, resource, p.Cursor)
-		if err != nil {
-			return Page{}, err
-		}
-		rp.After = &pos
-	}
-	var out []Record
-	var positions []store.RecordPosition
-	switch resource {
-	case Locations:
-		ls, err := s.store.ListLocations(ctx, orgID, p.Filter, rp)
-		if err != nil {
-			return Page{}, err
-		}
-		for _, l := range ls {
-			out, positions = append(out, newLocation(l)), append(positions, store.RecordPosition{CreatedAt: l.CreatedAt, ID: l.ID})
-		}
-	case Customers:
-		cs, err := s.store.ListCustomers(ctx, orgID, p.Filter, rp)
-		if err != nil {
-			return Page{}, err
-		}
-		for _, c := range cs {
-			out, positions = append(out, newCustomer(c)), append(positions, store.RecordPosition{CreatedAt: c.CreatedAt, ID: c.ID})
-		}
-	case DebtAccounts:
-		as, err := s.store.ListDebtAccounts(ctx, orgID, p.Filter, rp)
-		if err != nil {
-			return Page{}, err
-		}
-		for _, a := range as {
-			out, positions = append(out, newDebtAccount(a)), append(positions, store.RecordPosition{CreatedAt: a.CreatedAt, ID: a.ID})
-		}
-	default:
+	list, ok := lists[resource]
+	if !ok || p.Customer != nil && resource != DebtAccounts {
 		return Page{}, ErrUnknownResource
 	}
-	page := Page{Records: out}
-	if len(out) > limit {
-		page.Records = out[:limit]
-		page.Next = encodeCursor(orgID, resource, positions[limit-1])
+	f, err := filter(p, Filters(resource, p.Customer != nil))
+	if err != nil {
+		return Page{}, err
 	}
-	if page.Records == nil {
-		page.Records = []Record{}
+	if p.Customer != nil {
+		if _, err := s.store.Customer(ctx, orgID, *p.Customer); err != nil {
+			return Page{}, err
+		}
 	}
-	return page, nil
+	q, err := ListSize.Query(list, orgID, p.Cursor, p.Limit)
+	if err != nil {
+		return Page{}, err
+	}
+	switch resource {
+	case Locations:
+		ls, err := s.store.ListLocations(ctx, orgID, f, q.Keyset)
+		return pageOf(q, ls, err, func(l models.Location) (Record, page.Position) {
+			return newLocation(l), page.Position{CreatedAt: l.CreatedAt, ID: l.ID}
+		})
+	case Customers:
+		cs, err := s.store.ListCustomers(ctx, orgID, f, q.Keyset)
+		return pageOf(q, cs, err, func(c models.Customer) (Record, page.Position) {
+			return newCustomer(c), page.Position{CreatedAt: c.CreatedAt, ID: c.ID}
+		})
+	}
+	as, err := s.store.ListDebtAccounts(ctx, orgID, f, q.Keyset)
+	return pageOf(q, as, err, func(a store.DebtAccountRecord) (Record, page.Position) {
+		return newDebtAccount(a), page.Position{CreatedAt: a.CreatedAt, ID: a.ID}
+	})
 }
 
-// A cursor is base64url of a version byte, the resource's first letter, the
-// last record's created_at (microseconds) and id, and the organization, so
-// that it is refused to another organization or resource.
-const (
-	cursorVersion = 1
-	cursorLen     = 1 + 1 + 8 + 16 + 16
-)
-
-func encodeCursor(orgID uuid.UUID, resource string, pos store.RecordPosition) string {
-	b := make([]byte, 0, cursorLen)
-	b = append(b, cursorVersion, resource[0])
-	b = binary.BigEndian.AppendUint64(b, uint64(pos.CreatedAt.UnixMicro()))
-	b = append(b, pos.ID[:]...)
-	b = append(b, orgID[:]...)
-	return base64.RawURLEncoding.EncodeToString(b)
+// pageOf is the page of what a list query read.
+func pageOf[T any](q page.Query, read []T, err error, view func(T) (Record, page.Position)) (Page, error) {
+	if err != nil {
+		return Page{}, err
+	}
+	items, next := page.Cut(q, read, func(v T) page.Position { _, pos := view(v); return pos })
+	out := Page{Records: make([]Record, len(items)), Next: next}
+	for i, v := range items {
+		out.Records[i], _ = view(v)
+	}
+	return out, nil
 }
 
-func decodeCursor(orgID uuid.UUID, resource, s string) (store.RecordPosition, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != cursorLen || b[0] != cursorVersion || b[1] != resource[0] || uuid.UUID(b[26:42]) != orgID {
-		return store.RecordPosition{}, ErrInvalidCursor
+// filter reads the filters of a list that it names: text as it is, ids as
+// UUIDs.
+func filter(p ListParams, names []string) (store.RecordFilter, error) {
+	given := map[string]string{}
+	for _, name := range names {
+		if v, ok := p.Filters[name]; ok {
+			given[name] = v
+		}
 	}
-	return store.RecordPosition{
-		CreatedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(b[2:10]))).UTC(),
-		ID:        uuid.UUID(b[10:26]),
-	}, nil
+	f := store.RecordFilter{CustomerID: p.Customer, ExternalID: given["external_id"], Email: given["email"]}
+	for _, id := range []struct {
+		name string
+		to   **uuid.UUID
+	}{{"customer_id", &f.CustomerID}, {"location_id", &f.LocationID}, {"parent_id", &f.ParentID}, {"bulk_id", &f.BulkID}} {
+		v, ok := given[id.name]
+		if !ok {
+			continue
+		}
+		parsed, err := uuid.Parse(v)
+		if err != nil {
+			return store.RecordFilter{}, &FilterError{Param: id.name, Message: "The " + id.name + " parameter must be an id (a UUID)."}
+		}
+		*id.to = &parsed
+	}
+	return f, nil
 }

@@ -140,12 +140,12 @@ func (s *Service) patchOnce(ctx context.Context, orgID uuid.UUID, resource strin
 	}
 	for k := range after {
 		if _, ok := before[k]; !ok {
-			return false, unknownField(k, "patch")
+			return false, unknownField(k, "patch", "#")
 		}
 	}
 	for _, k := range readOnly[resource] {
 		if !equalJSON(before[k], after[k]) {
-			return false, invalid(k, "The "+label(k)+" field is read-only.")
+			return false, invalid(k, "The "+bulk.Label(k)+" field is read-only.")
 		}
 	}
 	opts := bulk.Options{Mode: bulk.ModeCreate, Today: s.today()}
@@ -156,7 +156,7 @@ func (s *Service) patchOnce(ctx context.Context, orgID uuid.UUID, resource strin
 			return false, err
 		}
 		l := cur.(Location)
-		changes := []store.Change{chg("external_id", "text", in.Value.ExternalID), chg("name", "text", textValue(in.Value.Name))}
+		changes := []store.Change{chg("external_id", "text", in.Value.ExternalID), chg("name", "text", optional(in.Value.Name))}
 		return s.write(ctx, orgID, resource, l.ID, l.Version, changes, in.Value.ExternalID != l.ExternalID, nil)
 	case Customers:
 		in := bulk.ParseCustomer(after.pick("external_id", "name", "email", "phone", "date_of_birth", "ssn_last4", "address", "metadata"), opts)
@@ -170,8 +170,8 @@ func (s *Service) patchOnce(ctx context.Context, orgID uuid.UUID, resource strin
 			return false, invalid("location_id", "The selected location id is invalid.")
 		}
 		changes := []store.Change{chg("external_id", "text", v.ExternalID), chg("name", "text", v.Name),
-			chg("email", "text", textValue(v.Email)), chg("phone", "text", textValue(v.Phone)),
-			chg("date_of_birth", "date", dateValue(v.DateOfBirth)), chg("ssn_last4", "text", textValue(v.SSNLast4)),
+			chg("email", "text", optional(v.Email)), chg("phone", "text", optional(v.Phone)),
+			chg("date_of_birth", "date", dateValue(v.DateOfBirth)), chg("ssn_last4", "text", optional(v.SSNLast4)),
 			chg("address", "jsonb", jsonValue(v.Address)), chg("metadata", "jsonb", jsonValue(v.Metadata)),
 			chg("location_id", "uuid", locID.String())}
 		moved := locID != c.LocationID
@@ -198,7 +198,7 @@ func (s *Service) patchOnce(ctx context.Context, orgID uuid.UUID, resource strin
 			return false, err
 		}
 		changes := []store.Change{chg("external_id", "text", v.ExternalID),
-			chg("external_account_number", "text", textValue(v.ExternalAccountNumber)),
+			chg("external_account_number", "text", optional(v.ExternalAccountNumber)),
 			chg("balance", "numeric", v.Balance.String()), chg("current_balance", "numeric", v.CurrentBalance.String()),
 			chg("billing_type", "text[]", billingValue(v.BillingType)), chg("metadata", "jsonb", jsonValue(v.Metadata))}
 		if !moved {
@@ -321,25 +321,15 @@ func (s *Service) write(ctx context.Context, orgID uuid.UUID, resource string, i
 	return changed, err
 }
 
-// unknownField refuses a member that is no field, named by the member; one
-// with an empty name is named by what holds it (whole), since an error
-// keyed "" names nothing a client can show.
-func unknownField(name, whole string) error {
+// unknownField refuses a member that is no field, keyed by the member and
+// worded as a strict import words it, with pointer the JSON pointer of the
+// object that holds it. One with an empty name is keyed by what holds it
+// (whole), since an error keyed "" names nothing a client can show.
+func unknownField(name, whole, pointer string) error {
 	if name == "" {
 		return invalid(whole, "The "+whole+" has a member with an empty name, which is no field.")
 	}
-	return invalid(name, "The "+label(name)+" field is unknown.")
-}
-
-// label turns a field name into the words of a message.
-func label(field string) string {
-	b := []byte(field)
-	for i, c := range b {
-		if c == '_' {
-			b[i] = ' '
-		}
-	}
-	return string(b)
+	return invalid(name, bulk.MsgExtraneous(pointer, name))
 }
 
 func chg(column, cast string, v any) store.Change {

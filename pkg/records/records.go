@@ -114,16 +114,45 @@ func (s *Service) customer(ctx context.Context, st *store.Store, orgID, id uuid.
 	return customerTree(c, l, accounts), nil
 }
 
-// matches tells whether an If-Match header value names etag: "*", or one
-// of a comma-separated list of tags, quoted or not.
-func matches(ifMatch, etag string) bool {
-	for _, t := range strings.Split(ifMatch, ",") {
+// listed tells whether a header's comma-separated list of entity tags
+// names etag, or is "*". If-None-Match compares weakly (weak: a W/ tag
+// names the record too, as RFC 9110 says); If-Match strongly, and takes a
+// tag unquoted as well (a version as a list shows it).
+func listed(header, etag string, weak bool) bool {
+	for _, t := range strings.Split(header, ",") {
 		t = strings.TrimSpace(t)
-		if t == "*" || t == etag || `"`+t+`"` == etag {
+		switch {
+		case t == "*":
+			return true
+		case weak:
+			t = strings.TrimPrefix(t, "W/")
+		case !strings.HasPrefix(t, `"`):
+			t = `"` + t + `"`
+		}
+		if t == etag {
 			return true
 		}
 	}
 	return false
+}
+
+// NotModified tells whether an If-None-Match header names the record as
+// the client holds it already.
+func NotModified(ifNoneMatch string, r Record) bool {
+	return ifNoneMatch != "" && listed(ifNoneMatch, r.ETag(), true)
+}
+
+// IDOf is the id of a record.
+func IDOf(r Record) uuid.UUID {
+	switch v := r.(type) {
+	case Location:
+		return v.ID
+	case Customer:
+		return v.ID
+	case DebtAccount:
+		return v.ID
+	}
+	return uuid.Nil
 }
 
 func versionOf(r Record) int {
@@ -142,7 +171,7 @@ func versionOf(r Record) int {
 // alone: a customer's ETag covers what it includes too, and its version is
 // what a list shows and what a patch or delete of it changes.
 func precondition(ifMatch string, r Record) error {
-	if ifMatch != "" && !matches(ifMatch, r.ETag()) && !matches(ifMatch, versionTag(versionOf(r))) {
+	if ifMatch != "" && !listed(ifMatch, r.ETag(), false) && !listed(ifMatch, versionTag(versionOf(r)), false) {
 		return &PreconditionError{Version: versionOf(r), Current: r.ETag()}
 	}
 	return nil
@@ -247,14 +276,6 @@ func messagesError(m bulk.Messages) *ValidationError {
 		return nil
 	}
 	return &ValidationError{Messages: map[string][]string(m)}
-}
-
-// textValue is a column value of an optional text: "" is NULL.
-func textValue(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
 }
 
 func jsonValue(b json.RawMessage) any {

@@ -52,7 +52,7 @@ func (d pageData) Status() string {
 	if d.Bulk.Status == "completed" {
 		return fmt.Sprintf("%d of %d rows fully imported, %d with errors", d.Bulk.RowsSucceeded, d.Bulk.Count, d.Bulk.RowsFailed)
 	}
-	return d.Bulk.Status
+	return string(d.Bulk.Status)
 }
 
 func (d pageData) Mode() string { return Mode(d.Bulk) }

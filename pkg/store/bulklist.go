@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/page"
 )
 
 // ListBulksParams selects one page of an organization's bulks, newest first
@@ -20,19 +21,9 @@ type ListBulksParams struct {
 	// strictly after and strictly before these times.
 	CreatedAfter  *time.Time
 	CreatedBefore *time.Time
-	// After, when set, starts the page below this position: the bulks older
-	// than the last one of the page before.
-	After *BulkPosition
-	// Limit is the most bulks returned; it must be positive.
-	Limit int
-}
-
-// BulkPosition is a bulk's place in the newest-first order of its
-// organization's bulks: created_at, then id to tell apart bulks created in
-// the same microsecond.
-type BulkPosition struct {
-	CreatedAt time.Time
-	ID        uuid.UUID
+	// Page is where the page starts (below the last bulk of the page
+	// before) and the most bulks it has; its Limit must be positive.
+	Page page.Keyset
 }
 
 // ListBulks returns a page of the organization's bulks, newest first, in one
@@ -78,13 +69,13 @@ func listBulksQuery(orgID uuid.UUID, p ListBulksParams) (string, []any) {
 			b.WriteString(` AND created_at < ?`)
 			args = append(args, *p.CreatedBefore)
 		}
-		if p.After != nil {
+		if after := p.Page.After; after != nil {
 			// A row comparison, which the index reads as one range.
 			b.WriteString(` AND (created_at, id) < (?, ?)`)
-			args = append(args, p.After.CreatedAt, p.After.ID)
+			args = append(args, after.CreatedAt, after.ID)
 		}
 		b.WriteString(order)
-		args = append(args, p.Limit)
+		args = append(args, p.Page.Limit)
 	}
 	switch len(p.Statuses) {
 	case 0:
@@ -102,7 +93,7 @@ func listBulksQuery(orgID uuid.UUID, p ListBulksParams) (string, []any) {
 			b.WriteString(`)`)
 		}
 		b.WriteString(`) b` + order)
-		args = append(args, p.Limit)
+		args = append(args, p.Page.Limit)
 	}
 	return b.String(), args
 }

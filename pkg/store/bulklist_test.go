@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
+	"github.com/bulkd/bulkd/pkg/page"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -50,7 +51,7 @@ func TestListBulksReadsOnlyItsPage(t *testing.T) {
 	}
 
 	const limit = 51
-	first, err := e.Store.ListBulks(ctx, e.org.ID, store.ListBulksParams{Limit: limit})
+	first, err := e.Store.ListBulks(ctx, e.org.ID, store.ListBulksParams{Page: page.Keyset{Limit: limit}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestListBulksReadsOnlyItsPage(t *testing.T) {
 		t.Fatalf("first page has %d bulks, want %d", len(first), limit)
 	}
 	last := first[limit-1]
-	after := &store.BulkPosition{CreatedAt: last.CreatedAt, ID: last.ID}
+	after := &page.Position{CreatedAt: last.CreatedAt, ID: last.ID}
 	at := func(seconds int) *time.Time { t := base.Add(-time.Duration(seconds) * time.Second); return &t }
 
 	for _, tc := range []struct {
@@ -70,17 +71,17 @@ func TestListBulksReadsOnlyItsPage(t *testing.T) {
 		branches int // index ranges merged
 	}{
 		{"first page", store.ListBulksParams{}, "true", 1},
-		{"cursor page", store.ListBulksParams{After: after}, fmt.Sprintf("(created_at, id) < ('%s', '%s')", after.CreatedAt.Format(time.RFC3339Nano), after.ID), 1},
+		{"cursor page", store.ListBulksParams{Page: page.Keyset{After: after}}, fmt.Sprintf("(created_at, id) < ('%s', '%s')", after.CreatedAt.Format(time.RFC3339Nano), after.ID), 1},
 		{"pending", store.ListBulksParams{Statuses: []string{"pending"}}, "status = 'pending'", 1},
-		{"pending, cursor page", store.ListBulksParams{Statuses: []string{"pending"}, After: &store.BulkPosition{CreatedAt: *at(100_000), ID: uuid.Max}},
+		{"pending, cursor page", store.ListBulksParams{Statuses: []string{"pending"}, Page: page.Keyset{After: &page.Position{CreatedAt: *at(100_000), ID: uuid.Max}}},
 			"status = 'pending' AND created_at <= '" + at(100_000).Format(time.RFC3339) + "'", 1},
 		{"pending or failed, in a time range", store.ListBulksParams{Statuses: []string{"failed", "pending"}, CreatedAfter: at(150_000), CreatedBefore: at(10_000)},
 			"status IN ('pending', 'failed') AND created_at > '" + at(150_000).Format(time.RFC3339) + "' AND created_at < '" + at(10_000).Format(time.RFC3339) + "'", 2},
-		{"completed, cursor page", store.ListBulksParams{Statuses: []string{"completed"}, After: after}, fmt.Sprintf("status = 'completed' AND (created_at, id) < ('%s', '%s')", after.CreatedAt.Format(time.RFC3339Nano), after.ID), 1},
+		{"completed, cursor page", store.ListBulksParams{Statuses: []string{"completed"}, Page: page.Keyset{After: after}}, fmt.Sprintf("status = 'completed' AND (created_at, id) < ('%s', '%s')", after.CreatedAt.Format(time.RFC3339Nano), after.ID), 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.p
-			p.Limit = limit
+			p.Page.Limit = limit
 			got, err := e.Store.ListBulks(ctx, e.org.ID, p)
 			if err != nil {
 				t.Fatal(err)

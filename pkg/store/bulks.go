@@ -17,6 +17,12 @@ import (
 	"github.com/bulkd/bulkd/pkg/bulk"
 )
 
+// unfinished is the SQL condition that a bulk has not finished, its status
+// pending or processing: the negation of models.BulkStatus.Finished, in the
+// one spelling every query uses (the partial indexes on unfinished bulks are
+// defined by the same condition).
+const unfinished = "status IN ('" + string(models.StatusPending) + "', '" + string(models.StatusProcessing) + "')"
+
 // NewBulk is a submission to store: its organization, its options and its
 // rows as submitted, and the client's idempotency key when it sent one.
 type NewBulk struct {
@@ -71,7 +77,7 @@ func (s *Store) createBulk(ctx context.Context, nb NewBulk) (models.Bulk, bool, 
 	}
 	b := models.Bulk{ID: id, OrganizationID: orgID, Status: models.StatusPending, Count: len(rows),
 		Mode: string(opts.Mode), Atomic: opts.Atomic, ValidateOnly: opts.ValidateOnly, Strict: opts.Strict}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx,
 			`INSERT INTO bulks (id, organization_id, status, count, mode, atomic, validate_only, strict)
 			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at, updated_at`,
@@ -225,7 +231,7 @@ func (s *Store) StartBulk(ctx context.Context, id uuid.UUID) (models.Bulk, error
 	var b models.Bulk
 	err := s.db.WithContext(ctx).Raw(
 		`UPDATE bulks SET status = 'processing', started_at = coalesce(started_at, now()), updated_at = now()
-		 WHERE id = ? AND status IN ('pending', 'processing') RETURNING *`, id).Scan(&b).Error
+		 WHERE id = ? AND `+unfinished+` RETURNING *`, id).Scan(&b).Error
 	if err != nil {
 		return models.Bulk{}, errorf("store: start bulk: %w", err)
 	}
@@ -257,11 +263,11 @@ func (s *Store) BulkRows(ctx context.Context, id uuid.UUID) ([]json.RawMessage, 
 // FailBulk marks an unfinished bulk as failed with a reason the client
 // reads, and records the deliveries that tell of it, in one transaction.
 func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
 		var dry bool
 		err := tx.QueryRow(ctx,
 			`UPDATE bulks SET status = 'failed', failure_reason = $2, completed_at = clock_timestamp(), updated_at = clock_timestamp()
-			 WHERE id = $1 AND status IN ('pending', 'processing') RETURNING validate_only`, pgUUID(id), reason).Scan(&dry)
+			 WHERE id = $1 AND `+unfinished+` RETURNING validate_only`, pgUUID(id), reason).Scan(&dry)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // finished already
 		}
@@ -284,7 +290,7 @@ func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error
 type ErrNotCancelable struct{ Bulk models.Bulk }
 
 func (e ErrNotCancelable) Error() string {
-	return "store: the bulk is " + e.Bulk.Status + ", not cancelable"
+	return "store: the bulk is " + string(e.Bulk.Status) + ", not cancelable"
 }
 
 // CancelBulk cancels one of the organization's bulks that is pending or
@@ -297,10 +303,10 @@ func (s *Store) CancelBulk(ctx context.Context, orgID, id uuid.UUID) (models.Bul
 		b        models.Bulk
 		canceled bool
 	)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx,
 			`UPDATE bulks SET status = 'canceled', canceled_at = clock_timestamp(), completed_at = clock_timestamp(), updated_at = clock_timestamp()
-			 WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'processing')`, pgUUID(id), pgUUID(orgID))
+			 WHERE id = $1 AND organization_id = $2 AND `+unfinished, pgUUID(id), pgUUID(orgID))
 		if err != nil {
 			return err
 		}
@@ -328,7 +334,7 @@ func (s *Store) CancelBulk(ctx context.Context, orgID, id uuid.UUID) (models.Bul
 // changed for olderThan, oldest first: their import task may have been lost.
 func (s *Store) UnfinishedBulks(ctx context.Context, olderThan time.Duration, limit int) ([]uuid.UUID, error) {
 	return s.bulkIDs(ctx, "unfinished bulks", limit,
-		"status IN ? AND updated_at < ?", []string{models.StatusPending, models.StatusProcessing}, time.Now().Add(-olderThan))
+		unfinished+" AND updated_at < ?", time.Now().Add(-olderThan))
 }
 
 func (s *Store) bulkIDs(ctx context.Context, what string, limit int, where string, args ...any) ([]uuid.UUID, error) {

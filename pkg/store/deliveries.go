@@ -190,7 +190,7 @@ var ErrClaimLost = errors.New("store: the delivery's claim was taken over")
 // that a delivery made is recorded as made whoever made it.
 func (s *Store) FinishDelivery(ctx context.Context, c Claim, a Attempt, delivered bool) error {
 	id := c.Delivery.ID
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
 		var n int
 		err := tx.QueryRow(ctx, `UPDATE deliveries SET attempts = attempts + 1, claimed_at = NULL,
 			        delivered_at = CASE WHEN $2 THEN clock_timestamp() END, last_error = nullif($3, '')
@@ -334,7 +334,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, orgID uuid.UUID, url string, 
 // DeleteWebhook removes the organization's endpoint; deliveries not made yet
 // are given up with it.
 func (s *Store) DeleteWebhook(ctx context.Context, orgID uuid.UUID) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM webhooks WHERE organization_id = $1`, pgUUID(orgID))
 		if err != nil {
 			return err

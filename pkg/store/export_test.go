@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // ExplainListBulks runs the query ListBulks runs for p under
@@ -15,4 +16,20 @@ func (s *Store) ExplainListBulks(ctx context.Context, orgID uuid.UUID, p ListBul
 	var plan []byte
 	err := s.db.WithContext(ctx).Raw(`EXPLAIN (ANALYZE, FORMAT JSON) `+q, args...).Row().Scan(&plan)
 	return plan, err
+}
+
+// Unfinished is the SQL condition of a bulk not finished, for the test that
+// it agrees with models.BulkStatus.Finished.
+const Unfinished = unfinished
+
+// WithTx runs fn in a pgx transaction of the pool, as the store's own
+// transactions run.
+func (s *Store) WithTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return withTx(ctx, s.pool.Begin, fn)
+}
+
+// LockOrganization takes the organization's import lock in tx, as an import
+// does.
+func LockOrganization(ctx context.Context, tx pgx.Tx, orgID uuid.UUID) error {
+	return lockOrganization(ctx, tx, orgID)
 }

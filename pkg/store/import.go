@@ -1,9 +1,7 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -15,10 +13,8 @@ import (
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/jsonscan"
 )
-
-// importLockClass namespaces the per-organization advisory lock of imports.
-const importLockClass = 7_240_002
 
 // ImportResult is what an import wrote.
 type ImportResult struct {
@@ -29,7 +25,7 @@ type ImportResult struct {
 // Import writes a bulk's parsed rows and completes the bulk, all in one
 // transaction, so that a crash leaves either nothing or everything.
 //
-// Imports of one organization take turns on an advisory lock: the external
+// Imports of one organization take turns on its lock: the external
 // ids read before planning then stay true until commit, which lets the writes
 // be plain COPY (no conflicts possible) and makes two bulks racing on the same
 // ids resolve as "first one wins, the other reports taken" instead of failing.
@@ -39,9 +35,9 @@ type ImportResult struct {
 // the bulk's completion are stored all the same.
 func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row, opts bulk.Options) (ImportResult, error) {
 	var res ImportResult
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, importLockClass, b.OrganizationID.String()); err != nil {
-			return fmt.Errorf("lock organization: %w", err)
+	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
+		if err := lockOrganization(ctx, tx, b.OrganizationID); err != nil {
+			return err
 		}
 		// A duplicate task may have finished the bulk, or a client canceled
 		// it, while this one waited for the lock. The bulk's row is not
@@ -87,11 +83,11 @@ var errFinished = errors.New("the bulk finished meanwhile")
 // stillRunning is errFinished when the bulk is no longer pending or
 // processing.
 func stillRunning(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
-	var status string
+	var status models.BulkStatus
 	if err := tx.QueryRow(ctx, `SELECT status FROM bulks WHERE id = $1`, pgUUID(id)).Scan(&status); err != nil {
 		return fmt.Errorf("read bulk: %w", err)
 	}
-	if status != models.StatusProcessing && status != models.StatusPending {
+	if status.Finished() {
 		return errFinished
 	}
 	return nil
@@ -175,17 +171,12 @@ func lookup(ctx context.Context, tx pgx.Tx, table string, orgID uuid.UUID, exter
 // returns the ids of the stored records that changed. A validate-only plan
 // writes nothing and only compares its changes with what is stored.
 func applyPlan(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, p *bulk.Plan) (map[uuid.UUID]bool, error) {
-	org, bulkID := pgUUID(orgID), pgUUID(p.BulkID)
 	dry := p.Options.ValidateOnly
 	updated := map[uuid.UUID]bool{}
-	if len(p.Locations) > 0 && !dry {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"locations"},
-			[]string{"id", "organization_id", "external_id", "name", "bulk_id", "bulk_row", "last_bulk_id", "last_bulk_row"},
-			pgx.CopyFromSlice(len(p.Locations), func(i int) ([]any, error) {
-				l := p.Locations[i]
-				return []any{pgUUID(l.ID), org, l.ExternalID, nullText(l.Name), bulkID, l.Row, bulkID, l.Row}, nil
-			})); err != nil {
-			return nil, fmt.Errorf("copy locations: %w", err)
+	inserts := PlanInserts(orgID, p) // locations, customers, debt accounts
+	if !dry {
+		if err := inserts[0].Copy(ctx, tx); err != nil {
+			return nil, err
 		}
 	}
 	if err := updateRecords(ctx, tx, locationUpdates, p.BulkID, dry, updated, len(p.LocationUpdates), func(i int) []any {
@@ -194,16 +185,9 @@ func applyPlan(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, p *bulk.Plan) (m
 	}); err != nil {
 		return nil, err
 	}
-	if len(p.Customers) > 0 && !dry {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"customers"},
-			[]string{"id", "organization_id", "external_id", "location_id", "name", "email", "phone",
-				"date_of_birth", "ssn_last4", "address", "metadata", "bulk_id", "bulk_row", "last_bulk_id", "last_bulk_row"},
-			pgx.CopyFromSlice(len(p.Customers), func(i int) ([]any, error) {
-				c := p.Customers[i]
-				return []any{pgUUID(c.ID), org, c.ExternalID, pgUUID(c.LocationID), c.Name, nullText(c.Email), nullText(c.Phone),
-					nullDate(c.DateOfBirth), nullText(c.SSNLast4), nullJSON(c.Address), nullJSON(c.Metadata), bulkID, c.Row, bulkID, c.Row}, nil
-			})); err != nil {
-			return nil, fmt.Errorf("copy customers: %w", err)
+	if !dry {
+		if err := inserts[1].Copy(ctx, tx); err != nil {
+			return nil, err
 		}
 	}
 	if err := updateRecords(ctx, tx, customerUpdates, p.BulkID, dry, updated, len(p.CustomerUpdates), func(i int) []any {
@@ -213,16 +197,9 @@ func applyPlan(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, p *bulk.Plan) (m
 	}); err != nil {
 		return nil, err
 	}
-	if len(p.DebtAccounts) > 0 && !dry {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"debt_accounts"},
-			[]string{"id", "organization_id", "external_id", "customer_id", "parent_id", "external_account_number",
-				"balance", "current_balance", "billing_type", "metadata", "bulk_id", "bulk_row", "last_bulk_id", "last_bulk_row"},
-			pgx.CopyFromSlice(len(p.DebtAccounts), func(i int) ([]any, error) {
-				a := p.DebtAccounts[i]
-				return []any{pgUUID(a.ID), org, a.ExternalID, pgUUID(a.CustomerID), pgUUID(a.ParentID), nullText(a.ExternalAccountNumber),
-					numeric(a.Balance), numeric(a.CurrentBalance), a.BillingType, nullJSON(a.Metadata), bulkID, a.Row, bulkID, a.Row}, nil
-			})); err != nil {
-			return nil, fmt.Errorf("copy debt accounts: %w", err)
+	if !dry {
+		if err := inserts[2].Copy(ctx, tx); err != nil {
+			return nil, err
 		}
 	}
 	if err := updateRecords(ctx, tx, debtAccountUpdates, p.BulkID, dry, updated, len(p.DebtAccountUpdates), func(i int) []any {
@@ -242,19 +219,6 @@ func applyPlan(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, p *bulk.Plan) (m
 // nullDate converts a date for pgx; the zero time becomes NULL.
 func nullDate(t time.Time) pgtype.Date {
 	return pgtype.Date{Time: t, Valid: !t.IsZero()}
-}
-
-// marshalAsSubmitted encodes a result or report without escaping <, > and
-// &: the objects it echoes stay as they were submitted, not six bytes for
-// each such character (an echo of a body full of them was 7 times its size).
-func marshalAsSubmitted(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // numeric encodes cents exactly as numeric(14,2).
@@ -278,13 +242,13 @@ func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
 			r := &plan.Results[i]
 			w := r.Wire()
 			counts[w.Status]++
-			result, err := marshalAsSubmitted(w)
+			result, err := jsonscan.Marshal(w)
 			if err != nil {
 				return nil, fmt.Errorf("encode result of row %d: %w", r.Row, err)
 			}
 			var report []byte
 			if w.Errors != nil {
-				if report, err = marshalAsSubmitted(w.Errors); err != nil {
+				if report, err = jsonscan.Marshal(w.Errors); err != nil {
 					return nil, fmt.Errorf("encode errors of row %d: %w", r.Row, err)
 				}
 			}
@@ -302,7 +266,7 @@ func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
 		        rows_created = $4, rows_updated = $5, rows_unchanged = $6,
 		        locations_written = $7, customers_written = $8, debt_accounts_written = $9, rolled_back = $10,
 		        completed_at = clock_timestamp(), updated_at = clock_timestamp(), failure_reason = NULL
-		 WHERE id = $1 AND status IN ('pending', 'processing')`, pgUUID(id), created+updated+unchanged, failed, created, updated, unchanged,
+		 WHERE id = $1 AND `+unfinished, pgUUID(id), created+updated+unchanged, failed, created, updated, unchanged,
 		locations, customers, debtAccounts, plan.RolledBack)
 	if err != nil {
 		return fmt.Errorf("complete bulk: %w", err)

@@ -47,7 +47,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err != nil {
 			return errorf("store: migrate: read %s: %w", name, err)
 		}
-		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		err = withTx(ctx, conn.Begin, func(tx pgx.Tx) error {
 			tag, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING`, version)
 			if err != nil || tag.RowsAffected() == 0 {
 				return err // applied already, or failed

@@ -6,8 +6,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/bulkd/bulkd/models"
 )
 
 // BulkFinishedChannel is the Postgres notification channel on which every
@@ -71,8 +69,7 @@ func (s *Store) FinishedBulks(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id FROM bulks WHERE id = ANY($1) AND status = ANY($2)`,
-		ids, []string{models.StatusCompleted, models.StatusFailed, models.StatusCanceled})
+	rows, err := s.pool.Query(ctx, `SELECT id FROM bulks WHERE id = ANY($1) AND NOT `+unfinished, ids)
 	if err != nil {
 		return nil, errorf("store: finished bulks: %w", err)
 	}

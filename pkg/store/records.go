@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/page"
 )
 
 // The records API's reads and writes of locations, customers and debt
@@ -50,13 +50,13 @@ func (e *InUseError) Error() string {
 // running import of the organization to commit. fn's store must not be used
 // after fn returns.
 func (s *Store) InTx(ctx context.Context, orgID uuid.UUID, lock bool, fn func(tx *Store) error) error {
-	err := s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+	err := withTx(ctx, s.beginGORM, func(tx gormTx) error {
 		if lock {
-			if err := db.Exec(`SELECT pg_advisory_xact_lock(?, hashtext(?))`, importLockClass, orgID.String()).Error; err != nil {
-				return fmt.Errorf("lock organization: %w", err)
+			if err := lockOrganization(ctx, tx, orgID); err != nil {
+				return err
 			}
 		}
-		return fn(&Store{pool: s.pool, db: db})
+		return fn(&Store{pool: s.pool, db: tx.db})
 	})
 	if err != nil {
 		return errorf("store: records transaction: %w", err)
@@ -156,13 +156,6 @@ func readError(what string, err error) error {
 	return errorf("store: read %s: %w", what, err)
 }
 
-// RecordPosition is a record's place in the newest-first order of a list:
-// created_at, then id.
-type RecordPosition struct {
-	CreatedAt time.Time
-	ID        uuid.UUID
-}
-
 // RecordFilter selects the records of a list: each set field must match.
 // Columns not in the table are refused by the list functions.
 type RecordFilter struct {
@@ -174,14 +167,8 @@ type RecordFilter struct {
 	BulkID     *uuid.UUID
 }
 
-// RecordPage is where a list page starts and how long it is.
-type RecordPage struct {
-	After *RecordPosition // nil: the first page
-	Limit int
-}
-
 // ListLocations lists the organization's locations, newest first.
-func (s *Store) ListLocations(ctx context.Context, orgID uuid.UUID, f RecordFilter, p RecordPage) ([]models.Location, error) {
+func (s *Store) ListLocations(ctx context.Context, orgID uuid.UUID, f RecordFilter, p page.Keyset) ([]models.Location, error) {
 	var out []models.Location
 	q, args := listQuery("SELECT t.* FROM locations t", orgID, f, p)
 	if err := s.db.WithContext(ctx).Raw(q, args...).Scan(&out).Error; err != nil {
@@ -191,7 +178,7 @@ func (s *Store) ListLocations(ctx context.Context, orgID uuid.UUID, f RecordFilt
 }
 
 // ListCustomers lists the organization's customers, newest first.
-func (s *Store) ListCustomers(ctx context.Context, orgID uuid.UUID, f RecordFilter, p RecordPage) ([]models.Customer, error) {
+func (s *Store) ListCustomers(ctx context.Context, orgID uuid.UUID, f RecordFilter, p page.Keyset) ([]models.Customer, error) {
 	var out []models.Customer
 	q, args := listQuery("SELECT t.* FROM customers t", orgID, f, p)
 	if err := s.db.WithContext(ctx).Raw(q, args...).Scan(&out).Error; err != nil {
@@ -201,7 +188,7 @@ func (s *Store) ListCustomers(ctx context.Context, orgID uuid.UUID, f RecordFilt
 }
 
 // ListDebtAccounts lists the organization's debt accounts, newest first.
-func (s *Store) ListDebtAccounts(ctx context.Context, orgID uuid.UUID, f RecordFilter, p RecordPage) ([]DebtAccountRecord, error) {
+func (s *Store) ListDebtAccounts(ctx context.Context, orgID uuid.UUID, f RecordFilter, p page.Keyset) ([]DebtAccountRecord, error) {
 	var out []DebtAccountRecord
 	q, args := listQuery(`SELECT t.*, p.external_id AS parent_external_id FROM debt_accounts t
 		LEFT JOIN debt_accounts p ON p.id = t.parent_id`, orgID, f, p)
@@ -214,7 +201,7 @@ func (s *Store) ListDebtAccounts(ctx context.Context, orgID uuid.UUID, f RecordF
 // listQuery writes a keyset page query: each page continues below the
 // (created_at, id) of the last record of the page before, so records added
 // meanwhile (newer) never shift it.
-func listQuery(sel string, orgID uuid.UUID, f RecordFilter, p RecordPage) (string, []any) {
+func listQuery(sel string, orgID uuid.UUID, f RecordFilter, p page.Keyset) (string, []any) {
 	where := []string{"t.organization_id = ?"}
 	args := []any{orgID}
 	add := func(cond string, v any) {

@@ -3,7 +3,6 @@ package testenv
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bulkd/bulkd/pkg/scratch"
 )
 
 // Proxy is a TCP proxy in front of a server (Postgres, Redis) that a test cuts
@@ -126,7 +127,7 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 // it runs without persistence.
 type RedisServer struct {
 	t    testing.TB
-	port int
+	port string
 	cmd  *exec.Cmd
 }
 
@@ -136,29 +137,29 @@ func StartRedis(t testing.TB) *RedisServer {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("testenv: redis-server is not installed (scripts/services.sh installs it): %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := scratch.FreeAddr()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("testenv: %v", err)
 	}
-	r := &RedisServer{t: t, port: ln.Addr().(*net.TCPAddr).Port}
-	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	r := &RedisServer{t: t, port: port}
 	r.Start()
 	t.Cleanup(r.Kill)
 	return r
 }
 
 // URL is the server's database 0.
-func (r *RedisServer) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+func (r *RedisServer) URL() string { return "redis://127.0.0.1:" + r.port + "/0" }
 
 // Start starts the server (again), empty, and waits until it answers.
 func (r *RedisServer) Start() {
 	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", fmt.Sprint(r.port), "--bind", "127.0.0.1",
+	r.cmd = exec.Command("redis-server", "--port", r.port, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.t.TempDir())
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("testenv: start redis-server: %v", err)
 	}
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port), MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + r.port, MaxRetries: -1})
 	defer c.Close()
 	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
 		err := c.Ping(context.Background()).Err()
@@ -166,7 +167,7 @@ func (r *RedisServer) Start() {
 			return
 		}
 		if time.Since(start) > 10*time.Second {
-			r.t.Fatalf("testenv: redis-server on port %d does not answer: %v", r.port, err)
+			r.t.Fatalf("testenv: redis-server on port %s does not answer: %v", r.port, err)
 		}
 	}
 }

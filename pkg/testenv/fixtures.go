@@ -90,8 +90,8 @@ func (db Database) ImportBulk(t testing.TB, id uuid.UUID) models.Bulk {
 	return b
 }
 
-// SeedExample is the Tratta seed's example request, ../shared/examples/tratta-bulk.json
-// beside the repository: one row of a customer, a location, a parent debt
+// SeedExample is the Tratta seed's example request, examples/tratta-bulk.json
+// of the repository: one row of a customer, a location, a parent debt
 // account and five debt accounts, one nested under the parent.
 func SeedExample(t testing.TB) []byte {
 	t.Helper()
@@ -109,9 +109,9 @@ func SeedExample(t testing.TB) []byte {
 		}
 		dir = parent
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "..", "shared", "examples", "tratta-bulk.json"))
+	b, err := os.ReadFile(filepath.Join(dir, "examples", "tratta-bulk.json"))
 	if err != nil {
-		t.Fatalf("testenv: the seed example must be in ../shared beside the repository: %v", err)
+		t.Fatalf("testenv: read the seed example: %v", err)
 	}
 	return b
 }

@@ -11,9 +11,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -21,9 +21,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/bulkd/bulkd/pkg/scratch"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -39,16 +38,6 @@ func redisURL() string {
 		return u
 	}
 	return "redis://127.0.0.1:6379/0"
-}
-
-// withDatabase returns u pointing at database name.
-func withDatabase(u, name string) string {
-	parsed, err := url.Parse(u)
-	if err != nil {
-		panic(fmt.Sprintf("testenv: DATABASE_URL: %v", err))
-	}
-	parsed.Path = "/" + name
-	return parsed.String()
 }
 
 var (
@@ -77,9 +66,10 @@ func template(ctx context.Context) (string, error) {
 }
 
 func createTemplate(ctx context.Context, name string) error {
-	conn, err := pgx.Connect(ctx, adminURL())
+	pg := scratch.Postgres{URL: adminURL()}
+	conn, err := pg.Admin(ctx)
 	if err != nil {
-		return fmt.Errorf("testenv: connect to Postgres at DATABASE_URL (run `make test`, which starts it): %w", err)
+		return fmt.Errorf("testenv: %w", err)
 	}
 	defer conn.Close(ctx)
 	// Test binaries of several packages start at once: one creates the template.
@@ -94,13 +84,14 @@ func createTemplate(ctx context.Context, name string) error {
 	if exists {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
+	if err := pg.Drop(ctx, name); err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, `CREATE DATABASE `+name); err != nil {
+	url, err := pg.Create(ctx, name, "")
+	if err != nil {
 		return err
 	}
-	s, err := store.Open(ctx, withDatabase(adminURL(), name), 2)
+	s, err := store.Open(ctx, url, 2)
 	if err != nil {
 		return err
 	}
@@ -122,82 +113,45 @@ func DatabaseURL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testenv: template database: %v", err)
 	}
+	pg := scratch.Postgres{URL: adminURL()}
 	name := "bulkd_test_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20]
-	conn, err := pgx.Connect(ctx, adminURL())
-	if err != nil {
-		t.Fatalf("testenv: connect: %v", err)
-	}
-	defer conn.Close(ctx)
+	var url string
 	// Cloning fails while another session is connected to the template: retry briefly.
 	for attempt := 0; ; attempt++ {
-		_, err = conn.Exec(ctx, `CREATE DATABASE `+name+` TEMPLATE `+tmpl)
+		url, err = pg.Create(ctx, name, tmpl)
 		if err == nil || attempt == 50 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("testenv: create database: %v", err)
+		t.Fatalf("testenv: %v", err)
 	}
 	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, adminURL())
-		if err != nil {
-			t.Errorf("testenv: drop database: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
-			t.Errorf("testenv: drop database: %v", err)
+		if err := pg.Drop(ctx, name); err != nil {
+			t.Errorf("testenv: %v", err)
 		}
 	})
-	return withDatabase(adminURL(), name)
+	return url
 }
 
-// redisDatabases are the Redis logical databases tests take turns on; 0 is
-// left to whatever else uses the server and holds the leases.
-const redisDatabases = 15
-
-// RedisURL leases one Redis logical database (1..15) to this test, empties it,
-// and returns its URL. Leases live in database 0 and expire on their own if a
-// test binary dies, so a crashed run never blocks the next.
+// RedisURL leases one Redis logical database (1..15) to this test, as
+// bulkbench leases one (pkg/scratch), waiting up to 2 minutes for one to be
+// free, and returns its URL; the lease ends with the test. Leases live in
+// database 0 and expire on their own if a test binary dies, so a crashed
+// run never blocks the next.
 func RedisURL(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
-	opts, err := redis.ParseURL(redisURL())
-	if err != nil {
-		t.Fatalf("testenv: REDIS_URL: %v", err)
-	}
-	opts.DB = 0
-	admin := redis.NewClient(opts)
-	defer admin.Close()
-	owner := uuid.NewString()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		for db := 1; db <= redisDatabases; db++ {
-			key := fmt.Sprintf("bulkd:testenv:lease:%d", db)
-			ok, err := admin.SetNX(ctx, key, owner, 10*time.Minute).Result()
-			if err != nil {
-				t.Fatalf("testenv: Redis at REDIS_URL (run `make test`, which starts it): %v", err)
-			}
-			if !ok {
-				continue
-			}
-			leased := *opts
-			leased.DB = db
-			c := redis.NewClient(&leased)
-			if err := c.FlushDB(ctx).Err(); err != nil {
-				t.Fatalf("testenv: flush redis db %d: %v", db, err)
-			}
-			c.Close()
-			t.Cleanup(func() {
-				a := redis.NewClient(opts)
-				defer a.Close()
-				// Release only our own lease.
-				a.Eval(ctx, `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`, []string{key}, owner)
-			})
-			u, _ := url.Parse(redisURL())
-			u.Path = fmt.Sprintf("/%d", db)
-			return u.String()
+		l, err := scratch.LeaseRedis(ctx, redisURL(), uuid.NewString())
+		if err == nil {
+			t.Cleanup(func() { l.Close(ctx) })
+			return l.URL
+		}
+		if !errors.Is(err, scratch.ErrNoFreeRedis) {
+			t.Fatalf("testenv: %v", err)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("testenv: no free Redis database after 2 minutes")

@@ -1,0 +1,145 @@
+package workers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
+	"github.com/bulkd/bulkd/pkg/store"
+	"github.com/bulkd/bulkd/pkg/testenv"
+	"github.com/bulkd/bulkd/workers"
+	"github.com/bulkd/bulkd/workers/tasks"
+)
+
+func TestReconcilerRepairsWhatTheQueueLost(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	opt := redis(t)
+	queue := newQueue(t, opt)
+	in := newInspector(t, opt)
+	ctx := t.Context()
+	start := func(b models.Bulk) models.Bulk {
+		t.Helper()
+		b, err := e.Store.StartBulk(ctx, b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+
+	pendingNoTask := e.createBulk(t)           // Redis was down at submit
+	processingNoTask := start(e.createBulk(t)) // Redis lost the task mid-import
+	pendingQueued := e.createBulk(t)           // on its way: left alone
+	if err := queue.EnqueueImport(ctx, pendingQueued.ID); err != nil {
+		t.Fatal(err)
+	}
+	gaveUp := start(e.createBulk(t)) // last retry archived, but Postgres was down for the failure handler
+	if err := queue.EnqueueImport(ctx, gaveUp.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.ArchiveTask(tasks.QueueImports, tasks.ImportTaskID(gaveUp.ID)); err != nil {
+		t.Fatal(err)
+	}
+	finishedNotEmailed := e.importedBulk(t)
+	emailed := e.importedBulk(t)
+	c, err := e.Store.ClaimDelivery(ctx, e.emailOf(t, emailed.ID), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Store.FinishDelivery(ctx, c, store.Attempt{StartedAt: time.Now()}, true); err != nil {
+		t.Fatal(err)
+	}
+	keyed, _, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID,
+		IdempotencyKey: &store.IdempotencyKey{Key: "old", RequestHash: []byte{1}}, Rows: testenv.SeedRows(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A day later its key has expired; the bulk it made is still pending with no task.
+	if _, err := e.Conn.Exec(ctx, `UPDATE idempotency_keys SET created_at = now() - interval '25 hours'`); err != nil {
+		t.Fatal(err)
+	}
+
+	// Within the interval every bulk may still have its task on the way.
+	if got, err := workers.NewReconciler(bulksvc.New(e.Store, queue, discard), e.Store, queue, in, time.Hour, discard).Once(ctx); err != nil || got != (workers.Reconciled{ExpiredKeys: 1}) {
+		t.Errorf("Once with a 1h interval: %+v, %v; want only the expired key", got, err)
+	}
+
+	time.Sleep(5 * time.Millisecond)
+	r := workers.NewReconciler(bulksvc.New(e.Store, queue, discard), e.Store, queue, in, time.Millisecond, discard)
+	got, err := r.Once(ctx)
+	if err != nil {
+		t.Fatalf("Once: %v", err)
+	}
+	if want := (workers.Reconciled{ImportsQueued: 3, Failed: 1, DeliveriesQueued: 1}); got != want {
+		t.Errorf("Once: %+v, want %+v", got, want)
+	}
+	for _, b := range []models.Bulk{pendingNoTask, processingNoTask, pendingQueued, keyed} {
+		info, err := in.GetTaskInfo(tasks.QueueImports, tasks.ImportTaskID(b.ID))
+		if err != nil || info.State != asynq.TaskStatePending || info.Type != tasks.TypeImport || info.MaxRetry != tasks.ImportMaxRetry {
+			t.Errorf("import task of %s bulk: %+v, %v", b.Status, info, err)
+		}
+	}
+	if b := e.bulk(t, gaveUp.ID); b.Status != models.StatusFailed || b.FailureReason == nil || *b.FailureReason != workers.ReasonRetriesExhausted {
+		t.Errorf("bulk whose import gave up: status %s, reason %v", b.Status, b.FailureReason)
+	}
+	for _, b := range []models.Bulk{gaveUp, finishedNotEmailed} {
+		if _, err := in.GetTaskInfo(tasks.QueueNotifications, tasks.DeliveryTaskID(e.emailOf(t, b.ID))); err != nil {
+			t.Errorf("email task of bulk %s: %v", b.ID, err)
+		}
+	}
+	if _, err := in.GetTaskInfo(tasks.QueueNotifications, tasks.DeliveryTaskID(e.emailOf(t, emailed.ID))); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Errorf("notification task of a bulk already emailed: %v, want none", err)
+	}
+
+	// Every task is in place now: a second pass, or another worker's, changes nothing.
+	if got, err := r.Once(ctx); err != nil || got != (workers.Reconciled{}) {
+		t.Errorf("second Once: %+v, %v; want nothing done", got, err)
+	}
+}
+
+func TestReconcilerStopsAtRedisOutage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createBulk(t)
+	// Nothing listens on port 1: Redis is down.
+	down := asynq.RedisClientOpt{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond}
+	r := workers.NewReconciler(bulksvc.New(e.Store, newQueue(t, down), discard), e.Store, newQueue(t, down), newInspector(t, down), time.Nanosecond, discard)
+	time.Sleep(time.Millisecond)
+	if got, err := r.Once(t.Context()); err == nil || got.ImportsQueued != 0 {
+		t.Errorf("Once with Redis down: %+v, %v; want an error and nothing queued", got, err)
+	}
+}
+
+func TestReconcilerRunUntilCanceled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	opt := redis(t)
+	in := newInspector(t, opt)
+	pending := e.createBulk(t)
+	r := workers.NewReconciler(bulksvc.New(e.Store, newQueue(t, opt), discard), e.Store, newQueue(t, opt), in, 10*time.Millisecond, discard)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		r.Run(ctx)
+	}()
+	testenv.Eventually(t, deadline, func() error {
+		if _, err := in.GetTaskInfo(tasks.QueueImports, pending.ID.String()); err != nil {
+			return fmt.Errorf("Run to queue the pending bulk: %w", err)
+		}
+		return nil
+	})
+	cancel()
+	select {
+	case <-stopped:
+	case <-time.After(deadline):
+		t.Fatalf("Run did not return within %v of its context ending", deadline)
+	}
+}
