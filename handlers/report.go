@@ -92,12 +92,8 @@ const linkInvalid = "The link was changed or is incomplete. Open it again from t
 // csv streams every error line of the bulk; once it has begun, a failure
 // can only cut it short.
 func (h *Reports) csv(c echo.Context, g report.Grant, b models.Bulk) error {
-	w := c.Response()
-	w.Header().Set(echo.HeaderContentType, "text/csv; charset=utf-8")
-	w.Header().Set(echo.HeaderContentDisposition, `attachment; filename="bulk-`+b.ID.String()+`-errors.csv"`)
-	w.WriteHeader(http.StatusOK)
-	out := report.NewCSV(w)
-	err := h.bulks.ErrorLines(c.Request().Context(), g.OrganizationID, b.ID, out.Write)
+	out := report.ErrorsCSV(streamCSV(c, "bulk-"+b.ID.String()+"-errors.csv"))
+	err := h.bulks.ErrorLines(c.Request().Context(), g.OrganizationID, b.ID, out.Error)
 	if err != nil {
 		h.log.WarnContext(c.Request().Context(), "report CSV cut short", "bulk_id", b.ID, "err", err)
 		return nil

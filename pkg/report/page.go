@@ -100,25 +100,32 @@ func plural(n int, one, many string) string {
 	return strconv.Itoa(n) + " " + many
 }
 
-// CSV writes error lines as CSV, a header first: the report's download and
-// the API's text/csv answer. A cell that a spreadsheet would run as a
-// formula (it starts with =, +, -, @, a tab or a carriage return) is written
-// with a ' before it, as OWASP advises: the report repeats text a client
-// sent, and whoever opens the file should not run it.
+// CSV writes lines of a report as CSV, a header first: the error lines of
+// the report's download and of the API's text/csv answers, and the result
+// lines of /results. A cell that a spreadsheet would run as a formula (it
+// starts with =, +, -, @, a tab or a carriage return) is written with a '
+// before it, as OWASP advises: the report repeats text a client sent, and
+// whoever opens the file should not run it.
 type CSV struct {
-	w      *csv.Writer
-	header bool
+	w       *csv.Writer
+	columns []string
+	header  bool
 }
 
-// NewCSV returns a CSV writer of error lines to w.
-func NewCSV(w io.Writer) *CSV { return &CSV{w: csv.NewWriter(w)} }
+// NewCSV returns a CSV writer to w of lines with the columns.
+func NewCSV(w io.Writer, columns []string) *CSV { return &CSV{w: csv.NewWriter(w), columns: columns} }
+
+// ErrorsCSV returns a CSV writer of error lines (bulk.ErrorLineColumns).
+func ErrorsCSV(w io.Writer) *CSV { return NewCSV(w, bulk.ErrorLineColumns) }
+
+// Error writes one error line, for ErrorLines' callback.
+func (c *CSV) Error(l bulk.ErrorLine) error { return c.Write(l.Record()) }
 
 // Write writes one line (the header before the first).
-func (c *CSV) Write(l bulk.ErrorLine) error {
+func (c *CSV) Write(rec []string) error {
 	if err := c.writeHeader(); err != nil {
 		return err
 	}
-	rec := l.Record()
 	for i, v := range rec {
 		rec[i] = defuse(v)
 	}
@@ -139,7 +146,7 @@ func (c *CSV) writeHeader() error {
 		return nil
 	}
 	c.header = true
-	return c.w.Write(bulk.ErrorLineColumns)
+	return c.w.Write(c.columns)
 }
 
 // defuse keeps a spreadsheet from reading a cell as a formula.

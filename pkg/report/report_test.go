@@ -86,13 +86,13 @@ func TestLinksVerify(t *testing.T) {
 func TestCSVDefusesFormulas(t *testing.T) {
 	t.Parallel()
 	var b bytes.Buffer
-	w := report.NewCSV(&b)
+	w := report.ErrorsCSV(&b)
 	for _, l := range []bulk.ErrorLine{
 		{Row: 1, Section: "customer", ExternalID: "=HYPERLINK(\"http://x\")", Field: "email", Message: "The email field must be a valid email address."},
 		{Row: 2, Section: "debt_accounts", Index: 3, ExternalID: "-42", Field: "+x", Message: "@sum"},
 		{Row: 3, Section: "location", ExternalID: "plain, with \"quotes\"", Field: "name", Message: "ok"},
 	} {
-		if err := w.Write(l); err != nil {
+		if err := w.Error(l); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -107,7 +107,7 @@ func TestCSVDefusesFormulas(t *testing.T) {
 		t.Errorf("CSV:\n%s\nwant:\n%s", b.String(), want)
 	}
 	var empty bytes.Buffer
-	if err := report.NewCSV(&empty).Flush(); err != nil || empty.String() != "row,section,index,external_id,field,message\n" {
+	if err := report.ErrorsCSV(&empty).Flush(); err != nil || empty.String() != "row,section,index,external_id,field,message\n" {
 		t.Errorf("no lines: %q, %v", empty.String(), err)
 	}
 }

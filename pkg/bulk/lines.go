@@ -91,3 +91,53 @@ func externalID(data json.RawMessage) string {
 	}
 	return id
 }
+
+// ResultLine is one object of a row's result, flat: the row and its status,
+// the section and the object's place in it, its external id, what the
+// import did with it and the record that stands for it. It is the CSV form
+// of GET /api/v1/bulk/{id}/results.
+type ResultLine struct {
+	Row        int
+	RowStatus  RowStatus
+	Section    string
+	Index      int
+	ExternalID string
+	Action     Action
+	ID         string // "" when no record stands for the object
+}
+
+// ResultLineColumns are the CSV columns of a ResultLine, in order.
+var ResultLineColumns = []string{"row", "row_status", "section", "index", "external_id", "action", "id"}
+
+// Record is the line as CSV values, in ResultLineColumns' order.
+func (l ResultLine) Record() []string {
+	return []string{strconv.Itoa(l.Row), string(l.RowStatus), l.Section, strconv.Itoa(l.Index), l.ExternalID, string(l.Action), l.ID}
+}
+
+// Lines flattens a row's result into its objects, in the order of the
+// result: customer, location, parent debt accounts, debt accounts.
+func (r ResultRow) Lines() []ResultLine {
+	var out []ResultLine
+	add := func(section string, i int, o *ResultObject) {
+		if o == nil {
+			return
+		}
+		l := ResultLine{Row: r.Row, RowStatus: r.Status, Section: section, Index: i, Action: o.Action}
+		if o.ExternalID != nil {
+			l.ExternalID = *o.ExternalID
+		}
+		if o.ID != nil {
+			l.ID = o.ID.String()
+		}
+		out = append(out, l)
+	}
+	add("customer", 0, r.Customer)
+	add("location", 0, r.Location)
+	for i := range r.ParentDebtAccounts {
+		add("parent_debt_accounts", i, &r.ParentDebtAccounts[i])
+	}
+	for i := range r.DebtAccounts {
+		add("debt_accounts", i, &r.DebtAccounts[i])
+	}
+	return out
+}
