@@ -6,6 +6,8 @@ MAKEFLAGS += --no-print-directory
 
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@latest
+# The API description's linter, fetched by npx on first use (a pinned version: a new rule must not fail lint by itself).
+REDOCLY ?= @redocly/cli@2.77.0
 # Go's default install place, for machines where it is not on PATH yet.
 export PATH := $(PATH):/usr/local/go/bin
 
@@ -54,7 +56,7 @@ fuzz: ## run each fuzz target of pkg/jsonscan and pkg/bulk for FUZZTIME (default
 		done; \
 	done
 
-lint: ## go vet, gofmt, staticcheck (skipped if it cannot be fetched), no tracked file over 1 MiB outside testdata/
+lint: ## go vet, gofmt, staticcheck (skipped if it cannot be fetched), no tracked file over 1 MiB outside testdata/, the API description (Redocly)
 	@big="$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1048576 && $$2 !~ /(^|\/)testdata\// {print $$2}')"; \
 	if [ -n "$$big" ]; then echo "tracked files over 1 MiB (built binaries or data belong elsewhere):"; echo "$$big"; exit 1; fi
 	$(GO) vet ./...
@@ -65,6 +67,8 @@ lint: ## go vet, gofmt, staticcheck (skipped if it cannot be fetched), no tracke
 	else \
 		echo 'lint: staticcheck could not be fetched or built here; skipped'; \
 	fi
+	@command -v npx >/dev/null || { echo 'lint: the API description is linted with Node (npx): apt-get install nodejs npm'; exit 1; }
+	npx --yes $(REDOCLY) lint --config pkg/apidoc/redocly.yaml pkg/apidoc/openapi.yaml
 
 bench: services ## Go benchmarks, then bulkbench's small preset on a spawned bulkd (more: BENCHFLAGS='--preset default')
 	$(GO) test -run '^$$' -bench . -benchmem ./...

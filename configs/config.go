@@ -4,6 +4,8 @@
 package configs
 
 import (
+	"github.com/bulkd/bulkd/pkg/redisconn"
+
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -22,6 +24,7 @@ type Config struct {
 	DatabaseURL    string
 	DBMaxConns     int32
 	RedisURL       string
+	Redis          redisconn.Options // REDIS_URL, read
 	HTTPAddr       string
 	BaseURL        string
 	MaxBodyBytes   int64
@@ -45,8 +48,12 @@ type Config struct {
 	// adds memory and contention: measured with bulkbench, 2 per process on
 	// 2 CPUs imported a third faster than 10, in half the memory.
 	WorkerConcurrency int
-	ShutdownTimeout   time.Duration
-	ReconcileInterval time.Duration
+	// DeliveryConcurrency is how many deliveries (emails, webhooks) a worker
+	// process makes at once, in slots of their own: a slow receiver never
+	// holds an import's slot.
+	DeliveryConcurrency int
+	ShutdownTimeout     time.Duration
+	ReconcileInterval   time.Duration
 	// WebhookSecretKey seals the webhooks' secrets in the database (32
 	// bytes, given as base64); nil turns webhooks off.
 	WebhookSecretKey []byte
@@ -80,30 +87,31 @@ const (
 func Load(getenv func(string) string) (Config, error) {
 	l := loader{getenv: getenv}
 	c := Config{
-		DatabaseURL:       l.str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bulkd?sslmode=disable"),
-		DBMaxConns:        int32(l.int("DB_MAX_CONNS", 0, 0, 1000)),
-		RedisURL:          l.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
-		HTTPAddr:          l.str("HTTP_ADDR", ":8080"),
-		BaseURL:           strings.TrimRight(l.str("BASE_URL", "http://localhost:8080"), "/"),
-		MaxBodyBytes:      int64(l.int("MAX_BODY_BYTES", 16<<20, 1024, 1<<30)),
-		RequestTimeout:    l.duration("REQUEST_TIMEOUT", 30*time.Second),
-		RateLimit:         l.int("RATE_LIMIT", 20, 0, 1_000_000),
-		RateLimitBurst:    l.int("RATE_LIMIT_BURST", 40, 1, 1_000_000),
-		SMTPHost:          l.str("SMTP_HOST", ""),
-		SMTPUsername:      l.str("SMTP_USERNAME", ""),
-		SMTPPassword:      l.str("SMTP_PASSWORD", ""),
-		SMTPTLS:           l.oneOf("SMTP_TLS", "starttls", "none", "starttls", "tls"),
-		MailFrom:          l.str("MAIL_FROM", "bulkd@localhost"),
-		MailDir:           l.str("MAIL_DIR", ""),
-		AdminUsername:     l.str("ADMIN_USERNAME", "admin"),
-		AdminPassword:     l.str("ADMIN_PASSWORD", ""),
-		WorkerConcurrency: l.int("WORKER_CONCURRENCY", runtime.NumCPU(), 1, 1000),
-		ShutdownTimeout:   l.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
-		ReconcileInterval: l.duration("RECONCILE_INTERVAL", time.Minute),
-		WebhookSecretKey:  l.key("WEBHOOK_SECRET_KEY"),
-		ReportSecret:      l.key("REPORT_SECRET"),
-		ReportLinkTTL:     l.duration("REPORT_LINK_TTL", 7*24*time.Hour),
-		MaxWait:           l.durationUpTo("MAX_WAIT", time.Minute, MaxMaxWait),
+		DatabaseURL:         l.str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bulkd?sslmode=disable"),
+		DBMaxConns:          int32(l.int("DB_MAX_CONNS", 0, 0, 1000)),
+		RedisURL:            l.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		HTTPAddr:            l.str("HTTP_ADDR", ":8080"),
+		BaseURL:             strings.TrimRight(l.str("BASE_URL", "http://localhost:8080"), "/"),
+		MaxBodyBytes:        int64(l.int("MAX_BODY_BYTES", 16<<20, 1024, 1<<30)),
+		RequestTimeout:      l.duration("REQUEST_TIMEOUT", 30*time.Second),
+		RateLimit:           l.int("RATE_LIMIT", 20, 0, 1_000_000),
+		RateLimitBurst:      l.int("RATE_LIMIT_BURST", 40, 1, 1_000_000),
+		SMTPHost:            l.str("SMTP_HOST", ""),
+		SMTPUsername:        l.str("SMTP_USERNAME", ""),
+		SMTPPassword:        l.str("SMTP_PASSWORD", ""),
+		SMTPTLS:             l.oneOf("SMTP_TLS", "starttls", "none", "starttls", "tls"),
+		MailFrom:            l.str("MAIL_FROM", "bulkd@localhost"),
+		MailDir:             l.str("MAIL_DIR", ""),
+		AdminUsername:       l.str("ADMIN_USERNAME", "admin"),
+		AdminPassword:       l.str("ADMIN_PASSWORD", ""),
+		WorkerConcurrency:   l.int("WORKER_CONCURRENCY", runtime.NumCPU(), 1, 1000),
+		DeliveryConcurrency: l.int("DELIVERY_CONCURRENCY", 10, 1, 1000),
+		ShutdownTimeout:     l.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
+		ReconcileInterval:   l.duration("RECONCILE_INTERVAL", time.Minute),
+		WebhookSecretKey:    l.key("WEBHOOK_SECRET_KEY"),
+		ReportSecret:        l.key("REPORT_SECRET"),
+		ReportLinkTTL:       l.duration("REPORT_LINK_TTL", 7*24*time.Hour),
+		MaxWait:             l.durationUpTo("MAX_WAIT", time.Minute, MaxMaxWait),
 	}
 	switch v := strings.ToLower(l.str("WEBHOOK_ALLOW_PRIVATE", "false")); v {
 	case "true", "1":
@@ -126,8 +134,10 @@ func Load(getenv func(string) string) (Config, error) {
 	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		l.fail("BASE_URL", "must be an absolute http(s) URL")
 	}
-	if !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
-		l.fail("REDIS_URL", "must start with redis:// or rediss://")
+	if r, err := redisconn.Parse(c.RedisURL); err != nil {
+		l.fail("REDIS_URL", strings.TrimPrefix(err.Error(), redisconn.ErrURL.Error()+" "))
+	} else {
+		c.Redis = r
 	}
 	// Checked in every mode, with or without SMTP_HOST: an api process that
 	// starts with a mail setting a worker would refuse is a surprise later.
@@ -148,6 +158,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("database_url", maskURL(c.DatabaseURL)),
 		slog.String("redis_url", maskURL(c.RedisURL)),
+		slog.String("redis", c.Redis.String()),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("base_url", c.BaseURL),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
@@ -162,6 +173,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("smtp_password_set", c.SMTPPassword != ""),
 		slog.Bool("admin_ui", c.AdminPassword != ""),
 		slog.Int("worker_concurrency", c.WorkerConcurrency),
+		slog.Int("delivery_concurrency", c.DeliveryConcurrency),
 		slog.Bool("webhooks", c.WebhookSecretKey != nil),
 		slog.Bool("report_links", c.ReportSecret != nil),
 		slog.String("report_link_ttl", c.ReportLinkTTL.String()),

@@ -2,6 +2,7 @@ package configs_test
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bulkd/bulkd/configs"
+	"github.com/bulkd/bulkd/pkg/redisconn"
 )
 
 // env is an environment for Load: unset variables read as "".
@@ -42,6 +44,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"ADMIN_USERNAME", c.AdminUsername, "admin"},
 		{"ADMIN_PASSWORD", c.AdminPassword, ""},
 		{"WORKER_CONCURRENCY", c.WorkerConcurrency, runtime.NumCPU()},
+		{"DELIVERY_CONCURRENCY", c.DeliveryConcurrency, 10},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 25 * time.Second},
 		{"RECONCILE_INTERVAL", c.ReconcileInterval, time.Minute},
 		{"MAX_WAIT", c.MaxWait, time.Minute},
@@ -79,21 +82,22 @@ func TestLoadReadsEnvironment(t *testing.T) {
 func TestLoadNamesEachBadVariable(t *testing.T) {
 	t.Parallel()
 	bad := map[string]string{
-		"WORKER_CONCURRENCY": "abc",
-		"SMTP_TLS":           "ssl",
-		"BASE_URL":           "ftp://x",
-		"MAX_BODY_BYTES":     "-1",
-		"SHUTDOWN_TIMEOUT":   "soon",
-		"SMTP_PORT":          "70000",
-		"RECONCILE_INTERVAL": "-1m",
-		"LOG_LEVEL":          "verbose",
-		"REDIS_URL":          "127.0.0.1:6379",
-		"RATE_LIMIT":         "-5",
-		"RATE_LIMIT_BURST":   "0",
-		"REQUEST_TIMEOUT":    "30",
-		"MAIL_FROM":          "not an address",
-		"SMTP_PASSWORD":      "secret-without-a-user",
-		"MAX_WAIT":           "91s", // beyond what the HTTP server's write timeout leaves
+		"WORKER_CONCURRENCY":   "abc",
+		"DELIVERY_CONCURRENCY": "0",
+		"SMTP_TLS":             "ssl",
+		"BASE_URL":             "ftp://x",
+		"MAX_BODY_BYTES":       "-1",
+		"SHUTDOWN_TIMEOUT":     "soon",
+		"SMTP_PORT":            "70000",
+		"RECONCILE_INTERVAL":   "-1m",
+		"LOG_LEVEL":            "verbose",
+		"REDIS_URL":            "127.0.0.1:6379",
+		"RATE_LIMIT":           "-5",
+		"RATE_LIMIT_BURST":     "0",
+		"REQUEST_TIMEOUT":      "30",
+		"MAIL_FROM":            "not an address",
+		"SMTP_PASSWORD":        "secret-without-a-user",
+		"MAX_WAIT":             "91s", // beyond what the HTTP server's write timeout leaves
 	}
 	for name, value := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -252,5 +256,31 @@ func TestLoadMaxWaitZeroTurnsWaitingOff(t *testing.T) {
 	c, err := configs.Load(env(map[string]string{"MAX_WAIT": "0"}))
 	if err != nil || c.MaxWait != 0 {
 		t.Fatalf("MAX_WAIT=0: %v, %v", c.MaxWait, err)
+	}
+}
+
+func TestLoadRedisForms(t *testing.T) {
+	t.Parallel()
+	for url, kind := range map[string]redisconn.Kind{
+		"redis://127.0.0.1:6379/0":                                          redisconn.Single,
+		"rediss://:pw@redis.example.com:6380/1":                             redisconn.Single,
+		"redis-sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/0?master=bulkd": redisconn.Sentinel,
+		"redis-cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000":         redisconn.Cluster,
+	} {
+		c, err := configs.Load(env(map[string]string{"REDIS_URL": url}))
+		if err != nil {
+			t.Errorf("REDIS_URL=%s: %v", url, err)
+			continue
+		}
+		if c.Redis.Kind != kind {
+			t.Errorf("REDIS_URL=%s: %s, want %s", url, c.Redis.Kind, kind)
+		}
+		if strings.Contains(fmt.Sprint(c.LogValue()), "pw") {
+			t.Errorf("REDIS_URL=%s: the configuration's log shows the password: %v", url, c.LogValue())
+		}
+	}
+	_, err := configs.Load(env(map[string]string{"REDIS_URL": "redis-sentinel://:pw@10.0.0.1:26379"}))
+	if err == nil || err.Error() != "REDIS_URL must name the master the sentinels watch: ?master=NAME" {
+		t.Errorf("a sentinel URL without its master: %v", err)
 	}
 }

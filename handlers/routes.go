@@ -80,6 +80,7 @@ func New(cfg Config) *echo.Echo {
 	health := newHealth(cfg.Checks, cfg.Log)
 	get("/healthz", health.Live)
 	get("/readyz", health.Ready)
+	apidocRoutes(get)
 
 	// The API's middleware is given route by route, not to a group: a group
 	// with middleware registers catch-all routes, which would turn a wrong

@@ -276,12 +276,14 @@ ensure_database
 redis_up || start_redis
 
 # The fault tests (make test, make chaos) start redis-server processes of their
-# own, to kill and restart; they need the program even when a Redis answers.
-if [[ ${NEED_REDIS_SERVER:-} == 1 ]] && ! have redis-server; then
+# own, to kill and restart, as sentinels and as a cluster (set up with
+# redis-cli); they need the programs even when a Redis answers.
+if [[ ${NEED_REDIS_SERVER:-} == 1 ]] && { ! have redis-server || ! have redis-cli; }; then
   # The package may fail to start its own service when our Redis holds the
-  # port; the program is installed all the same, which is all the tests need.
-  (apt_install redis-server) || true
+  # port; the programs are installed all the same, which is all the tests need.
+  (apt_install redis-server redis-tools) || true
   have redis-server || die "redis-server could not be installed; the fault tests need it (apt-get install redis-server)"
+  have redis-cli || die "redis-cli could not be installed; the Redis Cluster test needs it (apt-get install redis-tools)"
 fi
 
 # The queue UI test (make test) drives Debian's headless Chromium at this path.

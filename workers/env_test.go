@@ -156,8 +156,9 @@ func (n *notifications) EnqueueDelivery(_ context.Context, id uuid.UUID, _ strin
 
 // EnqueueImport and CancelImport are not what these tests watch: imports
 // are run directly.
-func (n *notifications) EnqueueImport(context.Context, uuid.UUID) error { return nil }
-func (n *notifications) CancelImport(context.Context, uuid.UUID) error  { return nil }
+func (n *notifications) EnqueueImport(context.Context, uuid.UUID) error        { return nil }
+func (n *notifications) CancelImport(context.Context, uuid.UUID) error         { return nil }
+func (n *notifications) RunImportNow(context.Context, uuid.UUID) (bool, error) { return false, nil }
 
 func (n *notifications) queued() []uuid.UUID {
 	n.mu.Lock()

@@ -40,8 +40,13 @@ func (im *Importer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // retried.
 func (im *Importer) Import(ctx context.Context, id uuid.UUID) error {
 	_, err := im.bulks.Import(ctx, id)
-	if errors.Is(err, bulksvc.ErrNotFound) {
+	switch {
+	case errors.Is(err, bulksvc.ErrNotFound):
 		return errors.Join(err, asynq.SkipRetry)
+	case errors.Is(err, bulksvc.ErrNotItsTurn):
+		// Back to the queue, without holding this slot and without counting
+		// as a retry: another import of the organization comes first.
+		return errors.Join(err, tasks.ErrGaveWay)
 	}
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -12,33 +13,81 @@ import (
 	"github.com/bulkd/bulkd/workers/tasks"
 )
 
-// ServerConfig configures the worker's asynq server.
+// ServerConfig configures the worker's asynq servers.
 type ServerConfig struct {
-	Concurrency     int
-	ShutdownTimeout time.Duration
+	// Concurrency is how many bulks the process imports at once.
+	Concurrency int
+	// DeliveryConcurrency is how many deliveries (emails, webhooks) it makes
+	// at once. Deliveries wait on other servers for most of their time, so
+	// they have slots of their own: a receiver that answers slowly, or an
+	// SMTP server that stalls, holds a delivery slot, never an import's.
+	DeliveryConcurrency int
+	ShutdownTimeout     time.Duration
 }
 
-// NewServer returns the asynq server and the handler that routes each task
-// type, ready for srv.Start(mux).
-func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, d *Deliverer, log *slog.Logger) (*asynq.Server, *asynq.ServeMux) {
-	srv := asynq.NewServer(redis, asynq.Config{
-		Concurrency:     cfg.Concurrency,
-		Queues:          tasks.QueueWeights,
-		RetryDelayFunc:  tasks.RetryDelay,
-		ShutdownTimeout: cfg.ShutdownTimeout,
-		// An idle worker looks for new tasks this often (asynq's default is 1 s,
-		// which a client polling a small bulk feels); 5 Redis calls a second
-		// per idle worker process is cheap.
-		TaskCheckInterval: 200 * time.Millisecond,
-		ErrorHandler:      NewErrorHandler(im, d, log),
-		Logger:            slogAdapter{log},
-		LogLevel:          asynq.WarnLevel,
-	})
-	mux := asynq.NewServeMux()
-	mux.Handle(tasks.TypeImport, im)
-	mux.Handle(tasks.TypeEmailDelivery, d)
-	mux.Handle(tasks.TypeWebhookDelivery, d)
-	return srv, mux
+// Servers are a worker process's two asynq servers, one for the imports
+// queue and one for the notifications queue, each with its own slots.
+type Servers struct {
+	imports, deliveries    *asynq.Server
+	importMux, deliveryMux *asynq.ServeMux
+}
+
+// NewServers returns the worker's servers, ready to Start.
+func NewServers(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, d *Deliverer, log *slog.Logger) *Servers {
+	server := func(queue string, concurrency int) *asynq.Server {
+		return asynq.NewServer(redis, asynq.Config{
+			Concurrency:    concurrency,
+			Queues:         map[string]int{queue: 1},
+			RetryDelayFunc: tasks.RetryDelay,
+			IsFailure:      tasks.IsFailure,
+			// Retries whose time has come (an import that gave way waits
+			// tasks.GaveWayDelay) are moved to the queue this often; asynq's
+			// default is 5 s.
+			DelayedTaskCheckInterval: time.Second,
+			ShutdownTimeout:          cfg.ShutdownTimeout,
+			// An idle worker looks for new tasks this often (asynq's default is
+			// 1 s, which a client polling a small bulk feels); 5 Redis calls a
+			// second per idle server is cheap.
+			TaskCheckInterval: 200 * time.Millisecond,
+			ErrorHandler:      NewErrorHandler(im, d, log),
+			Logger:            slogAdapter{log},
+			LogLevel:          asynq.WarnLevel,
+		})
+	}
+	s := &Servers{
+		imports:     server(tasks.QueueImports, cfg.Concurrency),
+		deliveries:  server(tasks.QueueNotifications, cfg.DeliveryConcurrency),
+		importMux:   asynq.NewServeMux(),
+		deliveryMux: asynq.NewServeMux(),
+	}
+	s.importMux.Handle(tasks.TypeImport, im)
+	s.deliveryMux.Handle(tasks.TypeEmailDelivery, d)
+	s.deliveryMux.Handle(tasks.TypeWebhookDelivery, d)
+	return s
+}
+
+// Start starts both servers; if the second cannot start, the first is
+// stopped again.
+func (s *Servers) Start() error {
+	if err := s.imports.Start(s.importMux); err != nil {
+		return fmt.Errorf("start the import server: %w", err)
+	}
+	if err := s.deliveries.Start(s.deliveryMux); err != nil {
+		s.imports.Shutdown()
+		return fmt.Errorf("start the delivery server: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops both servers at once, each waiting up to ShutdownTimeout
+// for its running tasks before handing them back to the queue.
+func (s *Servers) Shutdown() {
+	var wg sync.WaitGroup
+	for _, srv := range []*asynq.Server{s.imports, s.deliveries} {
+		wg.Add(1)
+		go func() { defer wg.Done(); srv.Shutdown() }()
+	}
+	wg.Wait()
 }
 
 // NewErrorHandler returns the asynq error handler: a task that has used its

@@ -34,7 +34,9 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulkd/bulkd/pkg/apidoc/apidoctest"
 	"github.com/bulkd/bulkd/pkg/bulksvc"
+	"github.com/bulkd/bulkd/pkg/redisconn"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/pkg/testenv"
 	"github.com/bulkd/bulkd/workers/tasks"
@@ -124,10 +126,11 @@ func newService(t testing.TB, overrides ...string) *service {
 	if s.env["REDIS_URL"] == "" {
 		s.env["REDIS_URL"] = testenv.RedisURL(t)
 	}
-	var err error
-	if s.redisOpt, err = asynq.ParseRedisURI(s.env["REDIS_URL"]); err != nil {
+	conn, err := redisconn.Parse(s.env["REDIS_URL"])
+	if err != nil {
 		t.Fatal(err)
 	}
+	s.redisOpt = conn.Asynq()
 	return s
 }
 
@@ -389,7 +392,9 @@ func (s *service) request(t testing.TB, method, path string, body any, header ..
 		}
 		req.Header.Set(name, value)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// Every exchange is checked against the API description: an answer
+	// (status, header, field) it does not describe fails the test.
+	resp, err := apidoctest.Client(t).Do(req)
 	if err != nil {
 		t.Errorf("%s %.100s: %v", method, path, err)
 		return response{body: []byte(err.Error())}

@@ -230,19 +230,15 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 	if err := s.Migrate(ctx); err != nil {
 		return err
 	}
-	redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
-	if err != nil {
-		return fmt.Errorf("REDIS_URL: %w", err)
-	}
-	redisOpts, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return fmt.Errorf("REDIS_URL: %w", err)
-	}
+	// One Redis connection option for everything that talks to Redis (the
+	// queue's client, server and inspector, the queue UI), in whichever form
+	// REDIS_URL takes: one server, Sentinel or Cluster.
+	redisOpt := cfg.Redis.Asynq()
 	// go-redis (ours and asynq's clients) logs through one package-wide
 	// logger, plain text on stderr by default: while Redis is down that is
 	// a line per failed dial among the JSON ones.
-	redis.SetLogger(redisLogger{log: log, password: redisOpts.Password})
-	rdb := redis.NewClient(redisOpts)
+	redis.SetLogger(redisLogger{log: log, secrets: cfg.Redis.Secrets()})
+	rdb := cfg.Redis.NewClient()
 	defer rdb.Close()
 	client := asynq.NewClientFromRedisClient(rdb)
 	inspector := asynq.NewInspectorFromRedisClient(rdb)
@@ -272,12 +268,12 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 			return err
 		}
 		im := workers.NewImporter(svc, log)
-		srv, mux := workers.NewServer(redisOpt, workers.ServerConfig{
-			Concurrency: cfg.WorkerConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
+		srv := workers.NewServers(redisOpt, workers.ServerConfig{
+			Concurrency: cfg.WorkerConcurrency, DeliveryConcurrency: cfg.DeliveryConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
 		}, im, workers.NewDeliverer(workers.DelivererConfig{
 			Store: s, Bulks: svc, Mail: sender, Webhooks: hooks, Reports: reports, BaseURL: cfg.BaseURL, Log: log,
 		}), log)
-		if err := srv.Start(mux); err != nil {
+		if err := srv.Start(); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}
 		rec := workers.NewReconciler(svc, s, queue, inspector, cfg.ReconcileInterval, log)
@@ -371,15 +367,15 @@ func queueUI(ui *asynqmon.HTTPHandler) http.Handler {
 // never credentials; the password is masked all the same in case a future
 // version prints a URL.
 type redisLogger struct {
-	log      *slog.Logger
-	password string
+	log     *slog.Logger
+	secrets []string // Redis' passwords, masked wherever they appear
 }
 
 // Printf implements go-redis' logging interface.
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	msg := strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: ")
-	if l.password != "" {
-		msg = strings.ReplaceAll(msg, l.password, "xxxxx")
+	for _, secret := range l.secrets {
+		msg = strings.ReplaceAll(msg, secret, "xxxxx")
 	}
 	l.log.WarnContext(ctx, "redis client", "detail", msg)
 }

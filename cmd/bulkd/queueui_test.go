@@ -17,9 +17,9 @@ import (
 // chromiumPath is Debian's chromium package, which `make test` installs.
 const chromiumPath = "/usr/bin/chromium"
 
-// newBrowser starts headless Chromium with a profile of its own; it is
-// closed when the test ends.
-func newBrowser(t *testing.T) context.Context {
+// newBrowser starts headless Chromium with a profile of its own, and the
+// extra flags given; it is closed when the test ends.
+func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("headless Chromium (%s) is missing: `make test` installs it (apt-get install chromium): %v", chromiumPath, err)
@@ -37,6 +37,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(allocCtx)

@@ -36,6 +36,9 @@ type Queue interface {
 	EnqueueDelivery(ctx context.Context, deliveryID uuid.UUID, channel string) error
 	// CancelImport removes a bulk's import task if it waits in the queue.
 	CancelImport(ctx context.Context, bulkID uuid.UUID) error
+	// RunImportNow makes a bulk's import task that waits for a later time
+	// run as soon as a worker is free, and says whether there was one.
+	RunImportNow(ctx context.Context, bulkID uuid.UUID) (bool, error)
 }
 
 // Service submits and imports bulks.
@@ -122,7 +125,20 @@ var ErrNotFound = store.ErrNotFound
 // run again on the same bulk, whether an earlier run was interrupted or
 // finished: a finished bulk is left as it is (its notification is queued
 // again, which the task id keeps single).
+//
+// One organization's bulks import one at a time, and an import never waits
+// for another: while one imports, another of its organization is
+// ErrNotItsTurn at once (before it is even marked processing, and again
+// when it tries the lock), for its task to come back later. The import that
+// ends moves the oldest waiting bulk's task to the front, so that the
+// organization's bulks usually import in the order they were submitted.
 func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error) {
+	if err := s.store.ImportTurn(ctx, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, ErrNotFound)
+		}
+		return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, err)
+	}
 	b, err := s.store.StartBulk(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, ErrNotFound)
@@ -142,9 +158,14 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 			return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, err)
 		}
 		b = res.Bulk
-		s.log.InfoContext(ctx, "bulk imported", "bulk_id", id, "organization_id", b.OrganizationID,
-			"rows", b.Count, "rows_succeeded", b.RowsSucceeded, "rows_failed", b.RowsFailed,
-			"duration_ms", time.Since(started).Milliseconds())
+		if res.Plan == nil { // canceled, or finished by a duplicate task, meanwhile
+			s.log.InfoContext(ctx, "bulk import stopped: the bulk finished meanwhile", "bulk_id", id,
+				"organization_id", b.OrganizationID, "status", b.Status)
+		} else {
+			s.log.InfoContext(ctx, "bulk imported", "bulk_id", id, "organization_id", b.OrganizationID,
+				"rows", b.Count, "rows_succeeded", b.RowsSucceeded, "rows_failed", b.RowsFailed,
+				"duration_ms", time.Since(started).Milliseconds())
+		}
 	}
 	// A retry after a crash between commit and enqueue lands here too: queue
 	// the deliveries of any finished bulk still to make; their task ids keep
@@ -153,9 +174,42 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 		if err := s.queueDeliveries(ctx, id); err != nil {
 			return b, fmt.Errorf("bulksvc: import %s: %w", id, err)
 		}
+		s.handOff(ctx, id)
 	}
 	return b, nil
 }
+
+// ErrNotItsTurn is Import's answer for a bulk that is not next in its
+// organization's line: nothing was done, and its import is to run later.
+var ErrNotItsTurn = store.ErrNotItsTurn
+
+// handOff moves the import of the organization's oldest waiting bulk, after
+// the bulk ended that just finished, to the front of the queue, so that it
+// starts as soon as a worker is free rather than when its task's wait runs
+// out. It is best effort: the wait is the fallback.
+func (s *Service) handOff(ctx context.Context, ended uuid.UUID) {
+	if s.queue == nil {
+		return
+	}
+	queueCtx, cancel := context.WithTimeout(ctx, EnqueueTimeout)
+	defer cancel()
+	// The oldest few: the oldest may have no task waiting (Redis lost it, or
+	// it is running a retry), and the next then goes first.
+	next, err := s.store.NextInLine(ctx, ended, handOffLook)
+	for _, id := range next {
+		var moved bool
+		if moved, err = s.queue.RunImportNow(queueCtx, id); err != nil || moved {
+			break
+		}
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "the organization's next bulk not moved up; it starts when its wait ends", "bulk_id", ended, "err", err)
+	}
+}
+
+// handOffLook is how many of the organization's oldest unfinished bulks a
+// hand-off looks at.
+const handOffLook = 5
 
 // queueDeliveries queues the tasks of a bulk's deliveries still to make.
 func (s *Service) queueDeliveries(ctx context.Context, bulkID uuid.UUID) error {
@@ -199,6 +253,7 @@ func (s *Service) Cancel(ctx context.Context, orgID, id uuid.UUID) (models.Bulk,
 		if err := s.queueDeliveries(queueCtx, id); err != nil {
 			s.log.WarnContext(ctx, "canceled bulk's webhook not queued; the reconciler will queue it", "bulk_id", id, "err", err)
 		}
+		s.handOff(ctx, id)
 	}
 	return b, nil
 }
@@ -223,6 +278,7 @@ func (s *Service) Fail(ctx context.Context, id uuid.UUID, reason string) error {
 	if err := s.queueDeliveries(ctx, id); err != nil {
 		return fmt.Errorf("bulksvc: fail %s: %w", id, err)
 	}
+	s.handOff(ctx, id)
 	return nil
 }
 

@@ -247,6 +247,49 @@ func (s *Store) StartBulk(ctx context.Context, id uuid.UUID) (models.Bulk, error
 	return b, nil
 }
 
+// ImportTurn tells whether a bulk may import now: nil when no import of
+// its organization holds the organization's lock (or the bulk is finished,
+// and its import only queues again what it has left to deliver),
+// ErrNotItsTurn when one does, ErrNotFound for no bulk. It takes no lock:
+// Import tries the lock itself; this is the cheap look that lets a bulk give
+// way before it is marked processing and parsed.
+func (s *Store) ImportTurn(ctx context.Context, id uuid.UUID) error {
+	var finished, locked bool
+	err := s.pool.QueryRow(ctx, `SELECT NOT b.`+unfinished+`,
+		EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
+		        AND classid = $2::int4::oid AND objid = hashtext(b.organization_id::text)::oid)
+		FROM bulks b WHERE b.id = $1`, pgUUID(id), importLockClass).Scan(&finished, &locked)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return ErrNotFound
+	case err != nil:
+		return errorf("store: import turn of bulk %s: %w", id, err)
+	case finished || !locked:
+		return nil
+	}
+	return ErrNotItsTurn
+}
+
+// NextInLine returns the oldest unfinished bulks of the organization of
+// bulk ended, at most n, oldest first: those whose turn to import comes
+// next.
+func (s *Store) NextInLine(ctx context.Context, ended uuid.UUID, n int) ([]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `SELECT n.id FROM bulks e JOIN bulks n ON n.organization_id = e.organization_id
+		WHERE e.id = $1 AND n.`+unfinished+` ORDER BY n.created_at, n.id LIMIT $2`, pgUUID(ended), n)
+	if err != nil {
+		return nil, errorf("store: the bulks after %s: %w", ended, err)
+	}
+	ids, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (uuid.UUID, error) {
+		var id pgtype.UUID
+		err := r.Scan(&id)
+		return uuid.UUID(id.Bytes), err
+	})
+	if err != nil {
+		return nil, errorf("store: the bulks after %s: %w", ended, err)
+	}
+	return ids, nil
+}
+
 // BulkRows returns the rows of a bulk as submitted, in order.
 func (s *Store) BulkRows(ctx context.Context, id uuid.UUID) ([]json.RawMessage, error) {
 	rows, err := s.pool.Query(ctx, `SELECT payload FROM bulk_rows WHERE bulk_id = $1 ORDER BY row`, pgUUID(id))

@@ -29,14 +29,16 @@ type ImportResult struct {
 // ids read before planning then stay true until commit, which lets the writes
 // be plain COPY (no conflicts possible) and makes two bulks racing on the same
 // ids resolve as "first one wins, the other reports taken" instead of failing.
-// Imports of different organizations run in parallel.
+// An import never waits for the lock: when another import holds it, Import
+// is ErrNotItsTurn at once and writes nothing. Imports of different
+// organizations run in parallel.
 //
 // A validate-only or rolled-back plan writes no record, but its results and
 // the bulk's completion are stored all the same.
 func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row, opts bulk.Options) (ImportResult, error) {
 	var res ImportResult
 	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
-		if err := lockOrganization(ctx, tx, b.OrganizationID); err != nil {
+		if err := tryLockOrganization(ctx, tx, b.OrganizationID); err != nil {
 			return err
 		}
 		// A duplicate task may have finished the bulk, or a client canceled
@@ -68,7 +70,7 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row, opt
 		return nil
 	})
 	if err != nil && !errors.Is(err, errFinished) {
-		return ImportResult{}, errorf("store: import bulk %s: %w", b.ID, err)
+		return ImportResult{}, errorf("store: import bulk %s: %w", b.ID, err) // ErrNotItsTurn included
 	}
 	if err := s.db.WithContext(ctx).Take(&res.Bulk, "id = ?", b.ID).Error; err != nil {
 		return ImportResult{}, errorf("store: import bulk %s: reload: %w", b.ID, err)

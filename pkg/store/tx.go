@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -81,8 +82,10 @@ const importLockClass = 7_240_002
 // tx, waiting for the transaction that holds it to end. Imports of one
 // organization take turns on it, and so do the records API's writes that
 // change what an import finds (creates, deletes, changes of an external id,
-// a location or a parent); other organizations' run in parallel. The lock's
-// policy (wait, or try and give way) is decided here and nowhere else.
+// a location or a parent); other organizations' run in parallel. The
+// records API waits for the lock (a request is bounded by its timeout); an
+// import never does (tryLockOrganization), so that a worker's slot is never
+// held by an import waiting for another.
 func lockOrganization(ctx context.Context, tx rowQuerier, orgID uuid.UUID) error {
 	var locked bool
 	err := tx.QueryRow(ctx, `SELECT true FROM pg_advisory_xact_lock($1, hashtext($2))`, importLockClass, orgID.String()).Scan(&locked)
@@ -91,3 +94,21 @@ func lockOrganization(ctx context.Context, tx rowQuerier, orgID uuid.UUID) error
 	}
 	return nil
 }
+
+// tryLockOrganization takes the organization's import lock for the rest of
+// tx if no transaction holds it, and is ErrNotItsTurn if one does.
+func tryLockOrganization(ctx context.Context, tx rowQuerier, orgID uuid.UUID) error {
+	var locked bool
+	err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, hashtext($2))`, importLockClass, orgID.String()).Scan(&locked)
+	if err != nil {
+		return fmt.Errorf("lock organization: %w", err)
+	}
+	if !locked {
+		return ErrNotItsTurn
+	}
+	return nil
+}
+
+// ErrNotItsTurn is the answer to an import of a bulk whose organization is
+// importing another: one organization's bulks import one at a time.
+var ErrNotItsTurn = errors.New("store: another bulk of the organization is importing")

@@ -131,10 +131,27 @@ func ParsePayload(t *asynq.Task) (Payload, error) {
 	return p, nil
 }
 
-// RetryDelay is the wait before retry n+1 of a task: a webhook delivery
-// follows WebhookSchedule; the others back off exponentially from 5 s to at
-// most 5 min.
-func RetryDelay(n int, _ error, t *asynq.Task) time.Duration {
+// ErrGaveWay is what an import task returns when another import of its
+// organization is running: it goes back to the queue for GaveWayDelay, which
+// is not a failure and counts as no retry. (The import that ends moves the
+// oldest waiting one up, so the delay is a fallback.)
+var ErrGaveWay = errors.New("tasks: the import gave way to another import of its organization")
+
+// GaveWayDelay is how long an import that gave way waits at most before it
+// looks again (the import that ends first moves it up sooner).
+const GaveWayDelay = 5 * time.Second
+
+// IsFailure tells whether a task's error is a failure, counted as a retry:
+// giving way is not.
+func IsFailure(err error) bool { return !errors.Is(err, ErrGaveWay) }
+
+// RetryDelay is the wait before retry n+1 of a task: an import that gave way
+// waits GaveWayDelay; a webhook delivery follows WebhookSchedule; the others
+// back off exponentially from 5 s to at most 5 min.
+func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
+	if errors.Is(err, ErrGaveWay) {
+		return GaveWayDelay
+	}
 	if t != nil && t.Type() == TypeWebhookDelivery {
 		return WebhookSchedule[min(max(n, 0), len(WebhookSchedule)-1)]
 	}
@@ -173,13 +190,50 @@ func (q *Queue) EnqueueDelivery(ctx context.Context, deliveryID uuid.UUID, chann
 }
 
 // CancelImport removes a bulk's import task from the queue, if it is
-// waiting there; one already running sees the bulk canceled and stops.
+// waiting there; one already running (active) is left alone: it sees the
+// bulk canceled and stops.
 func (q *Queue) CancelImport(_ context.Context, bulkID uuid.UUID) error {
-	err := q.inspector.DeleteTask(QueueImports, ImportTaskID(bulkID))
+	state, err := q.importState(bulkID)
+	if err != nil || state == 0 || state == asynq.TaskStateActive {
+		return err
+	}
+	err = q.inspector.DeleteTask(QueueImports, ImportTaskID(bulkID))
 	if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
 		return fmt.Errorf("tasks: remove the import of bulk %s: %w", bulkID, err)
 	}
 	return nil
+}
+
+// RunImportNow moves a bulk's import task that waits for a later time (a
+// retry, such as one that gave way to another import of its organization)
+// to the queue, so that it runs as soon as a worker is free, and says
+// whether it did. A task that is pending or running already, or none, is
+// left as it is.
+func (q *Queue) RunImportNow(_ context.Context, bulkID uuid.UUID) (bool, error) {
+	state, err := q.importState(bulkID)
+	if err != nil || (state != asynq.TaskStateRetry && state != asynq.TaskStateScheduled) {
+		return false, err
+	}
+	err = q.inspector.RunTask(QueueImports, ImportTaskID(bulkID))
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("tasks: run the import of bulk %s now: %w", bulkID, err)
+	}
+	return true, nil
+}
+
+// importState is the state of a bulk's import task, 0 when there is none.
+func (q *Queue) importState(bulkID uuid.UUID) (asynq.TaskState, error) {
+	info, err := q.inspector.GetTaskInfo(QueueImports, ImportTaskID(bulkID))
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("tasks: the import of bulk %s: %w", bulkID, err)
+	}
+	return info.State, nil
 }
 
 func (q *Queue) enqueue(ctx context.Context, t *asynq.Task, id uuid.UUID) error {
