@@ -66,12 +66,13 @@ func TestSlowDeliveriesDoNotDelayImports(t *testing.T) {
 
 // TestOneOrganizationsBulksDoNotStallAnother: an import never holds a
 // worker's slot waiting for another import of its organization. A submits
-// more large bulks than the worker has slots; B's one-row bulk, submitted
-// after them, completes while most of A's are still waiting their turn.
+// more large bulks than the worker has slots, then B one row, all before
+// the worker starts; the queue holds A's bulks first, yet B's completes
+// while most of A's are still waiting their turn.
 func TestOneOrganizationsBulksDoNotStallAnother(t *testing.T) {
 	t.Parallel()
 	const importSlots, bulksA = 2, 6
-	s := startService(t, fmt.Sprintf("WORKER_CONCURRENCY=%d", importSlots), "MAX_BODY_BYTES=16777216")
+	s := startMode(t, "api", "MAX_BODY_BYTES=16777216")
 	_, keyA := s.newOrg(t, "Acme", "ops@acme.example")
 	_, keyB := s.newOrg(t, "Globex", "ops@globex.example")
 	var idsA []string
@@ -79,7 +80,10 @@ func TestOneOrganizationsBulksDoNotStallAnother(t *testing.T) {
 		body := bulkgen.Body(bulkgen.Options{Rows: 1000, Accounts: 5, Prefix: "fair", Bulk: i, Seed: 1})
 		idsA = append(idsA, s.submit(t, keyA, body))
 	}
-	s.waitCompleted(t, keyB, s.submit(t, keyB, testenv.SeedExample(t)))
+	idB := s.submit(t, keyB, testenv.SeedExample(t))
+	s.spawn("worker", fmt.Sprintf("WORKER_CONCURRENCY=%d", importSlots))
+
+	s.waitCompletedWithin(t, keyB, idB, time.Minute)
 	unfinished := s.db.Count(t, `SELECT count(*) FROM bulks WHERE id = ANY($1) AND status IN ('pending', 'processing')`, idsA)
 	if unfinished < bulksA-importSlots {
 		t.Errorf("B's bulk completed when only %d of A's %d bulks were unfinished: it waited behind A's imports", unfinished, bulksA)

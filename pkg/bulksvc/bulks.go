@@ -148,12 +148,14 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 	}
 	if b.Status == models.StatusProcessing {
 		started := time.Now()
-		raw, err := s.store.BulkRows(ctx, id)
-		if err != nil {
-			return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, err)
-		}
 		opts := ImportOptions(b)
-		res, err := s.store.Import(ctx, b, bulk.ParseRows(raw, opts), opts)
+		res, err := s.store.Import(ctx, b, func(ctx context.Context) ([]*bulk.Row, error) {
+			raw, err := s.store.BulkRows(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return bulk.ParseRows(raw, opts), nil
+		}, opts)
 		if err != nil {
 			return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, err)
 		}

@@ -61,7 +61,7 @@ func BenchmarkImport1000Rows(b *testing.B) {
 		if err != nil {
 			return err
 		}
-		_, err = db.Store.Import(ctx, bk, rows, bulk.Options{})
+		_, err = db.Store.Import(ctx, bk, store.Parsed(rows), bulk.Options{})
 		return err
 	})
 }
@@ -133,7 +133,7 @@ func BenchmarkUpsertUnchanged1000Rows(b *testing.B) {
 		}
 		rows := bulk.ParseRows(raw, upsert)
 		b.StartTimer()
-		res, err := db.Store.Import(ctx, bk, rows, upsert)
+		res, err := db.Store.Import(ctx, bk, store.Parsed(rows), upsert)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func BenchmarkResults1000Rows(b *testing.B) {
 		b.Fatal(err)
 	}
 	today := time.Now().UTC().Truncate(24 * time.Hour)
-	if _, err := e.Store.Import(ctx, bk, bulk.ParseRows(raw, bulk.Options{Today: today}), bulk.Options{Today: today}); err != nil {
+	if _, err := e.Store.Import(ctx, bk, store.Parsed(bulk.ParseRows(raw, bulk.Options{Today: today})), bulk.Options{Today: today}); err != nil {
 		b.Fatal(err)
 	}
 	for _, perPage := range []int{100, 1000} {
@@ -244,7 +244,7 @@ func BenchmarkUpsertChanged1000Rows(b *testing.B) {
 		}
 		rows := bulk.ParseRows(raw, upsert)
 		b.StartTimer()
-		res, err := e.Store.Import(ctx, bk, rows, upsert)
+		res, err := e.Store.Import(ctx, bk, store.Parsed(rows), upsert)
 		if err != nil {
 			b.Fatal(err)
 		}

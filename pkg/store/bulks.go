@@ -252,7 +252,7 @@ func (s *Store) StartBulk(ctx context.Context, id uuid.UUID) (models.Bulk, error
 // and its import only queues again what it has left to deliver),
 // ErrNotItsTurn when one does, ErrNotFound for no bulk. It takes no lock:
 // Import tries the lock itself; this is the cheap look that lets a bulk give
-// way before it is marked processing and parsed.
+// way before it is even marked processing.
 func (s *Store) ImportTurn(ctx context.Context, id uuid.UUID) error {
 	var finished, locked bool
 	err := s.pool.QueryRow(ctx, `SELECT NOT b.`+unfinished+`,

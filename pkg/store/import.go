@@ -35,17 +35,23 @@ type ImportResult struct {
 //
 // A validate-only or rolled-back plan writes no record, but its results and
 // the bulk's completion are stored all the same.
-func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row, opts bulk.Options) (ImportResult, error) {
+func (s *Store) Import(ctx context.Context, b models.Bulk, source RowSource, opts bulk.Options) (ImportResult, error) {
 	var res ImportResult
 	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
 		if err := tryLockOrganization(ctx, tx, b.OrganizationID); err != nil {
 			return err
 		}
 		// A duplicate task may have finished the bulk, or a client canceled
-		// it, while this one waited for the lock. The bulk's row is not
-		// locked for the import, so that a cancel never waits for it: the
-		// import checks again before it completes.
+		// it, before this one took the lock. The bulk's row is not locked
+		// for the import, so that a cancel never waits for it: the import
+		// checks again before it completes.
 		if err := stillRunning(ctx, tx, b.ID); err != nil {
+			return err
+		}
+		// The rows are read and parsed under the lock: an import that must
+		// give way finds out before it does any of that work.
+		rows, err := source(ctx)
+		if err != nil {
 			return err
 		}
 		existing, err := lookupExisting(ctx, tx, b.OrganizationID, rows, opts.Mode == bulk.ModeUpsert)
@@ -76,6 +82,15 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, rows []*bulk.Row, opt
 		return ImportResult{}, errorf("store: import bulk %s: reload: %w", b.ID, err)
 	}
 	return res, nil
+}
+
+// RowSource gives an import its rows, parsed; Import calls it once it holds
+// the organization's lock.
+type RowSource func(ctx context.Context) ([]*bulk.Row, error)
+
+// Parsed is the RowSource of rows parsed already.
+func Parsed(rows []*bulk.Row) RowSource {
+	return func(context.Context) ([]*bulk.Row, error) { return rows, nil }
 }
 
 // errFinished rolls back an import whose bulk finished meanwhile: a duplicate

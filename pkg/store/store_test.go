@@ -160,7 +160,7 @@ func TestImportOfCompletedBulkIsANoOp(t *testing.T) {
 	e := newEnv(t)
 	b := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
 	records := e.Snapshot(t)
-	res, err := e.Store.Import(ctx, b, bulk.ParseRows(testenv.SeedRows(t), bulk.Options{Today: time.Now()}), bulk.Options{})
+	res, err := e.Store.Import(ctx, b, store.Parsed(bulk.ParseRows(testenv.SeedRows(t), bulk.Options{Today: time.Now()})), bulk.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
