@@ -37,8 +37,11 @@ type Config struct {
 	SMTPPassword   string
 	SMTPTLS        string
 	MailFrom       string
-	AdminUsername  string
-	AdminPassword  string
+	// MailDir, without SMTP_HOST, is where each email is also written, as
+	// an .eml file and an .html file (make run sets it to .local/mail).
+	MailDir       string
+	AdminUsername string
+	AdminPassword string
 	// WorkerConcurrency is how many bulks a worker process imports at once.
 	// An import keeps a CPU busy (parsing) or waits on Postgres, and one
 	// organization's imports write in turn, so more than one per CPU only
@@ -57,6 +60,11 @@ type Config struct {
 	// WebhookAllowPrivate lets webhooks go to http and to loopback, private
 	// and link-local addresses: for development and tests only.
 	WebhookAllowPrivate bool
+	// ReportSecret signs the links to report pages that completion emails
+	// carry (32 bytes, given as base64); nil leaves the link out.
+	ReportSecret []byte
+	// ReportLinkTTL is how long a report link opens after its email is sent.
+	ReportLinkTTL time.Duration
 	// MaxWait is the longest wait a client may ask for (?wait=) on a bulk to
 	// finish; 0 turns waiting off.
 	MaxWait  time.Duration
@@ -93,6 +101,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SMTPPassword:        l.str("SMTP_PASSWORD", ""),
 		SMTPTLS:             l.oneOf("SMTP_TLS", "starttls", "none", "starttls", "tls"),
 		MailFrom:            l.str("MAIL_FROM", "bulkd@localhost"),
+		MailDir:             l.str("MAIL_DIR", ""),
 		AdminUsername:       l.str("ADMIN_USERNAME", "admin"),
 		AdminPassword:       l.str("ADMIN_PASSWORD", ""),
 		WorkerConcurrency:   l.int("WORKER_CONCURRENCY", runtime.NumCPU(), 1, 1000),
@@ -100,6 +109,8 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownTimeout:     l.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
 		ReconcileInterval:   l.duration("RECONCILE_INTERVAL", time.Minute),
 		WebhookSecretKey:    l.key("WEBHOOK_SECRET_KEY"),
+		ReportSecret:        l.key("REPORT_SECRET"),
+		ReportLinkTTL:       l.duration("REPORT_LINK_TTL", 7*24*time.Hour),
 		MaxWait:             l.durationUpTo("MAX_WAIT", time.Minute, MaxMaxWait),
 	}
 	switch v := strings.ToLower(l.str("WEBHOOK_ALLOW_PRIVATE", "false")); v {
@@ -151,7 +162,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("base_url", c.BaseURL),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
-		slog.Duration("request_timeout", c.RequestTimeout),
+		slog.String("request_timeout", c.RequestTimeout.String()),
+		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
+		slog.String("reconcile_interval", c.ReconcileInterval.String()),
 		slog.Int("rate_limit", c.RateLimit),
 		slog.Int("rate_limit_burst", c.RateLimitBurst),
 		slog.String("smtp_host", c.SMTPHost),
@@ -162,8 +175,11 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("worker_concurrency", c.WorkerConcurrency),
 		slog.Int("delivery_concurrency", c.DeliveryConcurrency),
 		slog.Bool("webhooks", c.WebhookSecretKey != nil),
+		slog.Bool("report_links", c.ReportSecret != nil),
+		slog.String("report_link_ttl", c.ReportLinkTTL.String()),
+		slog.String("mail_dir", c.MailDir),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
-		slog.Duration("max_wait", c.MaxWait),
+		slog.String("max_wait", c.MaxWait.String()),
 	)
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/bulksvc"
+	"github.com/bulkd/bulkd/pkg/report"
 )
 
 // Bulks serves the bulk endpoints.
@@ -144,6 +145,15 @@ func (h *Bulks) Errors(c echo.Context) error {
 	b, err := h.bulk(c, id)
 	if err != nil {
 		return err
+	}
+	if wantsCSV(c) {
+		w := streamCSV(c, "bulk-"+id.String()+"-errors.csv")
+		out := report.ErrorsCSV(w)
+		if err := h.bulks.ErrorLines(ctx, org, id, out.Error); err != nil {
+			h.log.WarnContext(ctx, "errors report cut short", "bulk_id", id, "err", err)
+			return nil
+		}
+		return out.Flush()
 	}
 	p := beginPage(stream(c))
 	for after := 0; ; {

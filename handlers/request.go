@@ -426,3 +426,35 @@ func inWords(names []string) string {
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
+
+// MIMETextCSV is the media type of the CSV answers of /errors and /results.
+const MIMETextCSV = "text/csv"
+
+// wantsCSV tells whether the request's Accept header prefers text/csv to
+// JSON: only the endpoints that have a CSV form ask. Without Accept, or with
+// */*, the answer is JSON, as it always was; a type bulkd does not serve is
+// not refused (answered as JSON), as most clients send one by habit.
+func wantsCSV(c echo.Context) bool {
+	var csvQ, jsonQ float64 = -1, -1
+	for _, v := range c.Request().Header.Values(echo.HeaderAccept) {
+		for _, part := range strings.Split(v, ",") {
+			mediaType, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil {
+				continue
+			}
+			q := 1.0
+			if s, ok := params["q"]; ok {
+				if q, err = strconv.ParseFloat(s, 64); err != nil {
+					continue
+				}
+			}
+			switch mediaType {
+			case MIMETextCSV:
+				csvQ = max(csvQ, q)
+			case echo.MIMEApplicationJSON, "application/*", "*/*":
+				jsonQ = max(jsonQ, q)
+			}
+		}
+	}
+	return csvQ > 0 && csvQ > jsonQ
+}

@@ -233,3 +233,27 @@ func TestLink(t *testing.T) {
 		t.Errorf("link (-want +got):\n%s", diff)
 	}
 }
+
+// Only an Accept header that prefers text/csv to JSON asks for CSV.
+func TestWantsCSV(t *testing.T) {
+	t.Parallel()
+	for accept, want := range map[string]bool{
+		"":                                  false,
+		"*/*":                               false,
+		"application/json":                  false,
+		"text/html":                         false,
+		"text/csv":                          true,
+		"text/csv; charset=utf-8":           true,
+		"text/csv, */*;q=0.1":               true,
+		"application/json, text/csv;q=0.9":  false,
+		"text/csv;q=0.5, application/json":  false,
+		"text/csv;q=0":                      false,
+		"text/csv;q=nonsense, text/csv":     true,
+		"application/*;q=0.2, text/csv;q=1": true,
+	} {
+		c := requestContext(http.MethodGet, "/api/v1/bulk/x/errors", map[string]string{"Accept": accept}, "")
+		if got := wantsCSV(c); got != want {
+			t.Errorf("Accept %q: wantsCSV = %v, want %v", accept, got, want)
+		}
+	}
+}

@@ -41,6 +41,16 @@ func stream(c echo.Context) io.Writer {
 	return w
 }
 
+// streamCSV begins a 200 answer in CSV, to be written as it is read; name
+// is the file a browser saves it as.
+func streamCSV(c echo.Context, name string) io.Writer {
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, MIMETextCSV+"; charset=utf-8")
+	w.Header().Set(echo.HeaderContentDisposition, `attachment; filename="`+name+`"`)
+	w.WriteHeader(http.StatusOK)
+	return w
+}
+
 // pageStream writes a page whose rows are written a chunk at a time, as
 // they are read, so that a large page is never held whole:
 // {"data":[row,...], <the members of the page's tail>}.

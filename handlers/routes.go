@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/records"
+	"github.com/bulkd/bulkd/pkg/report"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -24,6 +25,9 @@ type Config struct {
 	Bulks    *bulksvc.Service
 	Webhooks *bulksvc.Webhooks
 	Records  *records.Service // the records API; nil leaves it off
+	// Reports verifies the signed links of report pages (/report/{id}),
+	// which open without an API key; nil leaves the pages off.
+	Reports *report.Links
 	// Waiter tells waiting requests (?wait=) that their bulk finished; nil
 	// makes a wait a plain read. MaxWait is the longest wait allowed.
 	Waiter       *bulksvc.Waiter
@@ -102,6 +106,11 @@ func New(cfg Config) *echo.Echo {
 
 	if cfg.Records != nil {
 		recordRoutes(e, get, api, &Records{records: cfg.Records, timeout: cfg.RequestTimeout, maxBodyBytes: cfg.MaxBodyBytes, log: cfg.Log})
+	}
+
+	if cfg.Reports != nil {
+		pages := &Reports{links: cfg.Reports, bulks: cfg.Bulks, timeout: cfg.RequestTimeout, log: cfg.Log}
+		get("/report/:id", pages.Get)
 	}
 
 	if cfg.QueueUI != nil && cfg.AdminPassword != "" {

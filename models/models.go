@@ -53,6 +53,9 @@ type APIKey struct {
 	Hash           []byte
 	CreatedAt      time.Time
 	RevokedAt      *time.Time
+	// LastUsedAt is when the key last authenticated a request, to within
+	// a minute; nil if it never has.
+	LastUsedAt *time.Time
 }
 
 // TableName keeps GORM from naming the table "api_keys" by guesswork.

@@ -18,6 +18,10 @@ export ADMIN_PASSWORD=${ADMIN_PASSWORD:-admin}
 # webhooks allowed to a receiver on this machine.
 export WEBHOOK_SECRET_KEY=${WEBHOOK_SECRET_KEY:-ZGV2LW9ubHktd2ViaG9vay1rZXktbm90LTQtcHJvZCE=}
 export WEBHOOK_ALLOW_PRIVATE=${WEBHOOK_ALLOW_PRIVATE:-true}
+# A development key that signs the report links of the emails (never use it in
+# production), and, without SMTP, each email written as files to open.
+export REPORT_SECRET=${REPORT_SECRET:-ZGV2LW9ubHktcmVwb3J0LWtleS1ub3QtNC1wcm9kISE=}
+export MAIL_DIR=${MAIL_DIR:-.local/mail}
 
 if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
   export PATH=$PATH:/usr/local/go/bin
@@ -58,7 +62,7 @@ cat <<EOF
 │   curl -sS $base/api/v1/bulk/<id>/errors -H "Authorization: Bearer $key"
 │
 │ Queue UI: $base/admin/queues  (user $ADMIN_USERNAME, password $admin_password)
-│ Email: ${SMTP_HOST:+SMTP via $SMTP_HOST:${SMTP_PORT:-587}}${SMTP_HOST:-no SMTP_HOST set, completion emails go to the log}
+│ Email: ${SMTP_HOST:+SMTP via $SMTP_HOST:${SMTP_PORT:-587}}${SMTP_HOST:-no SMTP_HOST set: each completion email is written to $MAIL_DIR/ (.eml and .html: open the .html in a browser)}
 └$line
 
 EOF

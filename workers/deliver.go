@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/mailer"
+	"github.com/bulkd/bulkd/pkg/report"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/webhook"
 	"github.com/bulkd/bulkd/workers/tasks"
@@ -31,17 +32,32 @@ const (
 // claimed in Postgres first), and every attempt is recorded.
 type Deliverer struct {
 	store    *store.Store
+	bulks    *bulksvc.Service
 	mail     mailer.Sender
 	webhooks *bulksvc.Webhooks
+	reports  *report.Links
 	client   *http.Client
 	baseURL  string
 	log      *slog.Logger
 }
 
-// NewDeliverer returns the delivery task handler. baseURL prefixes the
-// errors URL in the email.
-func NewDeliverer(s *store.Store, mail mailer.Sender, webhooks *bulksvc.Webhooks, baseURL string, log *slog.Logger) *Deliverer {
-	return &Deliverer{store: s, mail: mail, webhooks: webhooks, client: webhooks.Policy().Client(), baseURL: baseURL, log: log}
+// DelivererConfig is what a Deliverer needs.
+type DelivererConfig struct {
+	Store    *store.Store
+	Bulks    *bulksvc.Service // reads the errors an email shows
+	Mail     mailer.Sender
+	Webhooks *bulksvc.Webhooks
+	// Reports signs the email's link to the report page; nil leaves the
+	// link out (and the email points at the API instead).
+	Reports *report.Links
+	BaseURL string // prefixes the API's errors URL in the email
+	Log     *slog.Logger
+}
+
+// NewDeliverer returns the delivery task handler.
+func NewDeliverer(cfg DelivererConfig) *Deliverer {
+	return &Deliverer{store: cfg.Store, bulks: cfg.Bulks, mail: cfg.Mail, webhooks: cfg.Webhooks, reports: cfg.Reports,
+		client: cfg.Webhooks.Policy().Client(), baseURL: cfg.BaseURL, log: cfg.Log}
 }
 
 // ProcessTask implements asynq.Handler.
@@ -192,6 +208,16 @@ func (d *Deliverer) email(ctx context.Context, claim store.Claim) error {
 	}
 	if b.FailureReason != nil {
 		c.Reason = *b.FailureReason
+	}
+	if d.reports != nil {
+		now := time.Now()
+		c.ReportURL, c.ReportExpires = d.reports.URL(b.OrganizationID, b.ID, now), d.reports.Expiry(now)
+	}
+	if b.RowsFailed > 0 {
+		var err error
+		if c.Errors, c.MoreErrors, err = d.bulks.FirstErrorLines(ctx, b.OrganizationID, b.ID, mailer.MaxErrors); err != nil {
+			return fmt.Errorf("read the errors the email shows: %w", err)
+		}
 	}
 	return d.mail.SendBulkNotification(ctx, claim.Delivery.Target, c)
 }

@@ -99,7 +99,8 @@ func (e env) emailDeliverer(t *testing.T, ts *smtptest.Server, log *slog.Logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return workers.NewDeliverer(e.Store, sender, bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}, log), baseURL, log)
+	return workers.NewDeliverer(workers.DelivererConfig{Store: e.Store, Bulks: bulksvc.New(e.Store, nil, log), Mail: sender,
+		Webhooks: bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}, log), BaseURL: baseURL, Log: log})
 }
 
 // webhooks returns the organizations' endpoints with webhooks on, to any

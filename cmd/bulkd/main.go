@@ -6,7 +6,8 @@
 //	bulkd migrate                apply the schema migrations
 //	bulkd org create --name N --notify-email E
 //	bulkd org webhook --org ID --url URL
-//	bulkd apikey create --org ID
+//	bulkd org list | org update --org ID [--name N] [--notify-email E]
+//	bulkd apikey create --org ID | apikey list --org ID
 //	bulkd apikey revoke --prefix P
 package main
 
@@ -36,6 +37,7 @@ import (
 	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/records"
+	"github.com/bulkd/bulkd/pkg/report"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/webhook"
 	"github.com/bulkd/bulkd/workers"
@@ -51,7 +53,11 @@ commands:
   migrate                                    apply the database migrations
   org create --name N --notify-email E       create an organization, print its id
   org webhook --org ID --url URL             register the organization's webhook, print its secret (shown once)
+  org list [--json]                          list the organizations, with their keys and bulks
+  org update --org ID [--name N] [--notify-email E] [--json]
+                                             rename an organization or change where its emails go
   apikey create --org ID                     create an API key, print it (shown once)
+  apikey list --org ID [--json]              list an organization's keys: prefix, created, last used, revoked
   apikey revoke --prefix P                   revoke a key: P is its first 12 characters or the whole key
 
 configuration: environment variables, see README.md
@@ -169,6 +175,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprintln(stdout, key)
 			return nil
 		})
+	case cmd == "org list":
+		return orgList(ctx, cfg, args[2:], stdout)
+	case cmd == "org update":
+		return orgUpdate(ctx, cfg, args[2:], stdout)
+	case cmd == "apikey list":
+		return apikeyList(ctx, cfg, args[2:], stdout)
 	case cmd == "apikey revoke":
 		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 		prefix := fs.String("prefix", "", "the key's first 12 characters, or the whole key")
@@ -237,11 +249,20 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		return err
 	}
 
+	// Report links open a bulk's report page without an API key; without a
+	// secret to sign them, emails point at the API instead.
+	var reports *report.Links
+	if cfg.ReportSecret != nil {
+		reports = report.NewLinks(cfg.ReportSecret, cfg.ReportLinkTTL, cfg.BaseURL)
+	} else if mode != "api" {
+		log.Warn("REPORT_SECRET is not set: completion emails carry no link to a report page, only the API's errors URL (openssl rand -base64 32 makes one)")
+	}
+
 	g, ctx := errgroup.WithContext(ctx)
 	if mode == "serve" || mode == "worker" {
 		sender, err := mailer.New(mailer.Config{
 			Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
-			TLS: cfg.SMTPTLS, From: cfg.MailFrom,
+			TLS: cfg.SMTPTLS, From: cfg.MailFrom, Dir: cfg.MailDir,
 		}, log)
 		if err != nil {
 			return err
@@ -249,7 +270,9 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		im := workers.NewImporter(svc, log)
 		srv := workers.NewServers(redisOpt, workers.ServerConfig{
 			Concurrency: cfg.WorkerConcurrency, DeliveryConcurrency: cfg.DeliveryConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
-		}, im, workers.NewDeliverer(s, sender, hooks, cfg.BaseURL, log), log)
+		}, im, workers.NewDeliverer(workers.DelivererConfig{
+			Store: s, Bulks: svc, Mail: sender, Webhooks: hooks, Reports: reports, BaseURL: cfg.BaseURL, Log: log,
+		}), log)
 		if err := srv.Start(); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}
@@ -274,6 +297,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 			Bulks:    svc,
 			Webhooks: hooks,
 			Records:  records.New(s),
+			Reports:  reports,
 			Waiter:   waiter,
 			MaxWait:  cfg.MaxWait,
 			Checks: map[string]handlers.Pinger{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/bulkd/bulkd/pkg/apidoc"
 	"github.com/bulkd/bulkd/pkg/apidoc/apidoctest"
 	"github.com/bulkd/bulkd/pkg/records"
+	"github.com/bulkd/bulkd/pkg/report"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
@@ -141,8 +143,9 @@ func firstID(t *testing.T, r response) string {
 func TestAPIDescriptionMatchesTheServer(t *testing.T) {
 	t.Parallel()
 	c := newDocClient(t)
-	s := startService(t, "RATE_LIMIT=0", "WEBHOOK_ALLOW_PRIVATE=true")
-	_, key := s.newOrg(t, "Acme", "ops@acme.example")
+	reports := "REPORT_SECRET=" + base64.StdEncoding.EncodeToString(reportSecret)
+	s := startService(t, "RATE_LIMIT=0", "WEBHOOK_ALLOW_PRIVATE=true", reports)
+	orgID, key := s.newOrg(t, "Acme", "ops@acme.example")
 	other := uuid.NewString()
 
 	hooks := make(chan *http.Request, 8)
@@ -347,6 +350,20 @@ func TestAPIDescriptionMatchesTheServer(t *testing.T) {
 	c.expect(415, s, http.MethodPost, "/api/v1/batch", key, []byte(`{"operations":[]}`), "Content-Type: text/plain")
 	c.expect(413, s, http.MethodPost, "/api/v1/batch", key, []byte(`{"operations":[`+strings.Repeat(" ", 1<<20)+`]}`))
 
+	t.Log("the report page")
+	links := report.NewLinks(reportSecret, time.Hour, "")
+	page := links.URL(uuid.MustParse(orgID), uuid.MustParse(second), time.Now())
+	c.expect(200, s, http.MethodGet, page, "", nil)
+	c.expect(200, s, http.MethodHead, page, "", nil)
+	c.expect(200, s, http.MethodGet, strings.Replace(page, "?", ".csv?", 1), "", nil)
+	c.expect(403, s, http.MethodGet, page+"x", "", nil)
+	c.expect(403, s, http.MethodHead, page+"x", "", nil)
+	expired := links.URL(uuid.MustParse(orgID), uuid.MustParse(second), time.Now().Add(-2*time.Hour))
+	c.expect(410, s, http.MethodGet, expired, "", nil)
+	c.expect(410, s, http.MethodHead, expired, "", nil)
+	c.expect(404, s, http.MethodGet, "/report/not-a-bulk", "", nil)
+	c.expect(404, s, http.MethodHead, "/report/not-a-bulk", "", nil)
+
 	t.Log("deleting")
 	c.expect(204, s, http.MethodDelete, "/api/v1/debt_accounts/"+child, key, nil, `If-Match: "3"`)
 	c.expect(204, s, http.MethodDelete, "/api/v1/customers/"+customer+"?cascade=true", key, nil)
@@ -368,10 +385,13 @@ func TestAPIDescriptionMatchesTheServer(t *testing.T) {
 	c.untilStatus(429, 100, api, http.MethodHead, "/api/v1/bulk", apiKey)
 
 	t.Log("an API process whose every request runs out of time")
-	late := startMode(t, "api", "REQUEST_TIMEOUT=1ns")
-	_, lateKey := late.newOrg(t, "Acme", "ops@acme.example")
+	late := startMode(t, "api", "REQUEST_TIMEOUT=1ns", reports)
+	lateOrg, lateKey := late.newOrg(t, "Acme", "ops@acme.example")
 	c.expect(503, late, http.MethodGet, "/api/v1/bulk/"+other, lateKey, nil)
 	c.expect(503, late, http.MethodHead, "/api/v1/bulk/"+other, lateKey, nil)
+	latePage := links.URL(uuid.MustParse(lateOrg), uuid.MustParse(other), time.Now())
+	c.expect(503, late, http.MethodGet, latePage, "", nil)
+	c.expect(503, late, http.MethodHead, latePage, "", nil)
 
 	// Every operation of the document was driven, and every status the
 	// API's error table names was seen.
@@ -416,6 +436,7 @@ func TestAPIDescriptionListsEveryRoute(t *testing.T) {
 	t.Parallel()
 	e := handlers.New(handlers.Config{
 		Records:       &records.Service{},
+		Reports:       report.NewLinks(reportSecret, time.Hour, ""),
 		RateLimit:     1,
 		QueueUI:       http.NotFoundHandler(),
 		AdminPassword: "x",

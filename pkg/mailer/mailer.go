@@ -11,10 +11,15 @@ import (
 	htmltemplate "html/template"
 	"log/slog"
 	"net/mail"
-	"strconv"
+	"os"
 	"strings"
 	texttemplate "text/template"
 	"time"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/report"
 )
 
 // The statuses a Completion can report.
@@ -55,10 +60,24 @@ type Completion struct {
 	DebtAccountsWritten int
 	ErrorsURL           string // absolute URL of GET /api/v1/bulk/{id}/errors
 	Reason              string // why the bulk failed, when Status == "failed"
+	// ReportURL is the signed link to the bulk's report page, which opens
+	// without an API key until ReportExpires; "" when links are off.
+	ReportURL     string
+	ReportExpires time.Time
+	// Errors are the first lines of the errors report, shown in the email;
+	// MoreErrors says the report has more.
+	Errors     []bulk.ErrorLine
+	MoreErrors bool
 }
 
-// Config is the SMTP configuration; an empty Host means "write the email to the log".
+// MaxErrors is how many error lines an email shows; the report has them all.
+const MaxErrors = 10
+
+// Config is the SMTP configuration. An empty Host means "write the email
+// to the log", and also as files in Dir when it is set: an .eml of the whole
+// message and an .html of its HTML part, for a first run without SMTP.
 type Config struct {
+	Dir      string
 	Host     string
 	Port     int // 0 → 25 for "none", 587 for "starttls", 465 for "tls"
 	Username string
@@ -88,7 +107,12 @@ func New(cfg Config, log *slog.Logger) (Sender, error) {
 		return nil, err
 	}
 	if cfg.Host == "" {
-		return &logSender{log: log, render: r}, nil
+		if cfg.Dir != "" {
+			if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+				return nil, fmt.Errorf("mailer: config: %w", err)
+			}
+		}
+		return &logSender{log: log, render: r, dir: cfg.Dir, from: cfg.From}, nil
 	}
 	return newSMTPSender(cfg, log, r)
 }
@@ -150,10 +174,30 @@ type message struct {
 	html    string
 }
 
+// newMsg builds the email of m, from from to to, with a Message-ID that is
+// the same on every attempt.
+func newMsg(m message, c Completion, from, to *mail.Address, domain string) *gomail.Msg {
+	msg := gomail.NewMsg()
+	msg.FromMailAddress(from)
+	msg.ToMailAddress(to)
+	msg.Subject(m.subject)
+	msg.SetMessageIDWithValue(messageID(c.BulkID, c.Status, domain))
+	msg.SetDate()
+	msg.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
+	msg.SetBodyString(gomail.TypeTextPlain, m.text)
+	msg.AddAlternativeString(gomail.TypeTextHTML, m.html)
+	return msg
+}
+
 // templateData is what the templates see.
 type templateData struct {
 	Completion
 	Subject string
+}
+
+// Expires is when the report link stops working, as the email reads it.
+func (d templateData) Expires() string {
+	return d.ReportExpires.UTC().Format("2 January 2006, 15:04 UTC")
 }
 
 // render builds the email for c, refusing a Completion that has no bulk id
@@ -182,25 +226,10 @@ func (r *renderer) render(c Completion) (message, error) {
 	return message{subject: subject, text: text.String(), html: html.String()}, nil
 }
 
-// RecordsWritten is the number of records the import stored.
-func (c Completion) RecordsWritten() int {
-	return c.LocationsWritten + c.CustomersWritten + c.DebtAccountsWritten
-}
-
 // Written says what the import stored, as the email reads it:
 // "5 records (1 location, 1 customer, 3 debt accounts)".
 func (c Completion) Written() string {
-	return fmt.Sprintf("%s (%s, %s, %s)", plural(c.RecordsWritten(), "record", "records"),
-		plural(c.LocationsWritten, "location", "locations"), plural(c.CustomersWritten, "customer", "customers"),
-		plural(c.DebtAccountsWritten, "debt account", "debt accounts"))
-}
-
-// plural writes n and the noun in the number n calls for.
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
+	return report.Written(c.LocationsWritten, c.CustomersWritten, c.DebtAccountsWritten)
 }
 
 // messageID is the Message-ID (without angle brackets) of the notification

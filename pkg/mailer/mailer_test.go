@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	gomail "github.com/wneessen/go-mail"
 
+	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/mailer"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 )
@@ -128,11 +131,11 @@ func TestSMTPSenderCompleted(t *testing.T) {
 		c.ErrorsURL)
 	assertContains(t, "HTML body", html,
 		c.BulkID, "Acme Debt Services", "completed",
-		"<th align=\"left\">Rows submitted</th><td>10</td>",
-		"<th align=\"left\">Rows fully imported</th><td>8</td>",
-		"<th align=\"left\">Rows with errors</th><td>2</td>",
-		"<th align=\"left\">Records written</th><td>40 records (3 locations, 10 customers, 27 debt accounts)</td>",
-		`<a href="`+c.ErrorsURL+`">`)
+		`data-count="rows">10</td>`,
+		`data-count="rows_succeeded">8</td>`,
+		`data-count="rows_failed">2</td>`,
+		`data-count="records_written">40 records (3 locations, 10 customers, 27 debt accounts)</td>`,
+		`<a href="`+c.ErrorsURL+`"`)
 	for _, body := range []string{text, html} {
 		if strings.Contains(body, "Reason") {
 			t.Errorf("completed email mentions a reason:\n%s", body)
@@ -162,7 +165,7 @@ func TestSMTPSenderFailed(t *testing.T) {
 		t.Errorf("Message-ID = %q, want %q", e.Header.Get("Message-Id"), want)
 	}
 	assertContains(t, "text body", e.Text, c.BulkID, "failed", "Reason:               "+c.Reason, c.ErrorsURL)
-	assertContains(t, "HTML body", e.HTML, c.BulkID, "failed", "<td>"+c.Reason+"</td>")
+	assertContains(t, "HTML body", e.HTML, c.BulkID, "failed", `data-count="reason">`+c.Reason+"</td>")
 }
 
 func TestSMTPSenderRetryKeepsMessageID(t *testing.T) {
@@ -583,5 +586,88 @@ func TestSMTPSenderErrorHidesTheRecipientInAnyForm(t *testing.T) {
 	}
 	if code, esc := mailer.SMTPCode(errors.New("dial tcp: connection refused")); code != 0 || esc != "" {
 		t.Errorf("SMTPCode of an error that is no SMTP reply = %d %q", code, esc)
+	}
+}
+
+// withErrors is a completed bulk whose email shows its first errors and
+// links to its report.
+func withErrors() mailer.Completion {
+	c := completed()
+	c.ReportURL = "https://bulkd.example.com/report/" + c.BulkID + "?org=o&expires=1&sig=s"
+	c.ReportExpires = time.Date(2026, 12, 10, 12, 0, 0, 0, time.UTC)
+	for i := range mailer.MaxErrors {
+		c.Errors = append(c.Errors, bulk.ErrorLine{Row: i + 1, Section: "debt_accounts", ExternalID: fmt.Sprintf("acct-%d", i+1),
+			Field: "external_id", Message: "The external id has already been taken."})
+	}
+	c.MoreErrors = true
+	return c
+}
+
+func TestEmailShowsTheFirstErrorsAndTheReportLink(t *testing.T) {
+	t.Parallel()
+	ts := smtptest.NewServer(t, smtptest.Options{})
+	s := newSender(t, config(ts))
+	c := withErrors()
+	if err := s.SendBulkNotification(t.Context(), testTo, c); err != nil {
+		t.Fatal(err)
+	}
+	e := ts.Messages()[0].Parse(t)
+	assertContains(t, "text body", e.Text, "The first 10 errors", "row 1, acct-1, external_id: The external id has already been taken.",
+		"row 10, acct-10", c.ReportURL, "10 December 2026, 12:00 UTC")
+	assertContains(t, "HTML body", e.HTML, "The first 10 errors", "<td style=\"border-top:1px solid #eeeeee;\">acct-10</td>",
+		`<a id="report" href="`+strings.ReplaceAll(c.ReportURL, "&", "&amp;")+`"`)
+	for _, body := range []string{e.Text, e.HTML} {
+		if strings.Contains(body, c.ErrorsURL) {
+			t.Errorf("with a report link, the email still sends its reader to the API:\n%s", body)
+		}
+	}
+}
+
+func TestLogSenderWritesTheEmailAsFiles(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "mail")
+	var log bytes.Buffer
+	s, err := mailer.New(mailer.Config{Dir: dir, From: testFrom}, slog.New(slog.NewJSONHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := withErrors()
+	if err := s.SendBulkNotification(t.Context(), testTo, c); err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Body string `json:"body"`
+		EML  string `json:"eml"`
+		HTML string `json:"html"`
+	}
+	if err := json.Unmarshal(log.Bytes(), &rec); err != nil {
+		t.Fatalf("log: %v: %s", err, log.Bytes())
+	}
+	if filepath.Dir(rec.EML) != dir || filepath.Dir(rec.HTML) != dir || !strings.HasSuffix(rec.EML, ".eml") || !strings.HasSuffix(rec.HTML, ".html") {
+		t.Fatalf("files %q and %q, want an .eml and an .html in %s", rec.EML, rec.HTML, dir)
+	}
+	// The log has the email without its error lines, which name fields and
+	// external ids; the files have all of it.
+	if strings.Contains(log.String(), "acct-1") || strings.Contains(log.String(), "external_id:") || strings.Contains(log.String(), testTo) {
+		t.Errorf("the log shows an error line or the recipient:\n%s", log.String())
+	}
+	assertContains(t, "logged body", rec.Body, c.BulkID, c.ReportURL)
+	eml, err := os.ReadFile(rec.EML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := smtptest.Message{Data: eml}.Parse(t)
+	if p.Header.Get("To") != "<"+testTo+">" || !strings.HasPrefix(p.Subject, "Bulk "+c.BulkID+" completed") {
+		t.Errorf(".eml headers: To %q, Subject %q", p.Header.Get("To"), p.Subject)
+	}
+	assertContains(t, ".eml text part", p.Text, "row 1, acct-1")
+	assertContains(t, ".eml HTML part", p.HTML, "acct-10")
+	html, err := os.ReadFile(rec.HTML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlf := strings.NewReplacer("\r\n", "\n")
+	if crlf.Replace(strings.TrimSpace(string(html))) != crlf.Replace(strings.TrimSpace(p.HTML)) {
+		t.Errorf("the .html file is not the email's HTML part:\n%q\n%q", html, p.HTML)
 	}
 }

@@ -95,17 +95,7 @@ func (s *smtpSender) SendBulkNotification(ctx context.Context, to string, c Comp
 		return err
 	}
 
-	msg := gomail.NewMsg()
-	msg.FromMailAddress(s.from)
-	msg.ToMailAddress(rcpt)
-	msg.Subject(m.subject)
-	msg.SetMessageIDWithValue(messageID(c.BulkID, c.Status, s.domain))
-	msg.SetDate()
-	msg.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
-	msg.SetBodyString(gomail.TypeTextPlain, m.text)
-	msg.AddAlternativeString(gomail.TypeTextHTML, m.html)
-
-	if err := s.client.DialAndSendWithContext(ctx, msg); err != nil {
+	if err := s.client.DialAndSendWithContext(ctx, newMsg(m, c, s.from, rcpt, s.domain)); err != nil {
 		return sendFailure(c.BulkID, err, to, rcpt.Address)
 	}
 	s.log.DebugContext(ctx, "bulk notification sent", "bulk_id", c.BulkID, "status", c.Status)

@@ -106,7 +106,95 @@ func (s *Store) Authenticate(ctx context.Context, key string) (models.Organizati
 	if subtle.ConstantTimeCompare(hash[:], rec.Hash) != 1 {
 		return models.Organization{}, ErrNotFound
 	}
+	s.touchAPIKey(ctx, rec.ID)
 	return s.Organization(ctx, rec.OrganizationID)
+}
+
+// keyTouchInterval is how stale a key's last_used_at may grow: a key that
+// serves a thousand requests a minute is written once a minute, not a
+// thousand times.
+const keyTouchInterval = time.Minute
+
+// touchAPIKey records that the key was used now, unless this process did so
+// within keyTouchInterval; the update's own condition keeps several API
+// processes from writing the same key more often. It is best effort: a
+// request is not refused because its key's last use could not be recorded.
+func (s *Store) touchAPIKey(ctx context.Context, id uuid.UUID) {
+	now := time.Now()
+	if last, ok := s.keysTouched.Load(id); ok && now.Sub(last.(time.Time)) < keyTouchInterval {
+		return
+	}
+	s.keysTouched.Store(id, now)
+	_ = s.db.WithContext(ctx).Exec(`UPDATE api_keys SET last_used_at = now()
+		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => ?))`,
+		id, keyTouchInterval.Seconds()).Error
+}
+
+// OrganizationSummary is an organization as an operator lists it.
+type OrganizationSummary struct {
+	models.Organization
+	ActiveKeys int        `json:"active_keys"`
+	Bulks      int        `json:"bulks"`
+	LastBulkAt *time.Time `json:"last_bulk_at"`
+}
+
+// ListOrganizations returns every organization, oldest first, with its
+// active keys, its bulks and when it last submitted one.
+func (s *Store) ListOrganizations(ctx context.Context) ([]OrganizationSummary, error) {
+	var out []OrganizationSummary
+	err := s.db.WithContext(ctx).Raw(`SELECT o.*,
+		(SELECT count(*) FROM api_keys k WHERE k.organization_id = o.id AND k.revoked_at IS NULL) AS active_keys,
+		(SELECT count(*) FROM bulks b WHERE b.organization_id = o.id) AS bulks,
+		(SELECT max(created_at) FROM bulks b WHERE b.organization_id = o.id) AS last_bulk_at
+		FROM organizations o ORDER BY o.created_at, o.id`).Scan(&out).Error
+	if err != nil {
+		return nil, errorf("store: list organizations: %w", err)
+	}
+	return out, nil
+}
+
+// OrganizationUpdate is a change of an organization: nil fields stay.
+type OrganizationUpdate struct {
+	Name        *string
+	NotifyEmail *string
+}
+
+// UpdateOrganization changes the organization's name or notification
+// address and returns it; an unknown id is ErrNotFound. Deliveries already
+// recorded keep the address they were made for.
+func (s *Store) UpdateOrganization(ctx context.Context, id uuid.UUID, u OrganizationUpdate) (models.Organization, error) {
+	changes := map[string]any{}
+	if u.Name != nil {
+		changes["name"] = *u.Name
+	}
+	if u.NotifyEmail != nil {
+		changes["notify_email"] = *u.NotifyEmail
+	}
+	if len(changes) > 0 {
+		changes["updated_at"] = time.Now()
+		res := s.db.WithContext(ctx).Model(&models.Organization{}).Where("id = ?", id).Updates(changes)
+		if res.Error != nil {
+			return models.Organization{}, errorf("store: update organization: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return models.Organization{}, ErrNotFound
+		}
+	}
+	return s.Organization(ctx, id)
+}
+
+// ListAPIKeys returns the organization's keys, newest first, revoked ones
+// included; never the keys themselves, which bulkd does not have.
+func (s *Store) ListAPIKeys(ctx context.Context, orgID uuid.UUID) ([]models.APIKey, error) {
+	if _, err := s.Organization(ctx, orgID); err != nil {
+		return nil, err
+	}
+	var out []models.APIKey
+	err := s.db.WithContext(ctx).Omit("hash").Where("organization_id = ?", orgID).Order("created_at DESC, id").Find(&out).Error
+	if err != nil {
+		return nil, errorf("store: list api keys: %w", err)
+	}
+	return out, nil
 }
 
 // ErrAPIKeyPrefix means RevokeAPIKey was given neither a key's stored

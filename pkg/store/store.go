@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -62,6 +63,9 @@ func connectionLost(err error) bool {
 type Store struct {
 	pool *pgxpool.Pool
 	db   *gorm.DB
+	// keysTouched is when this process last recorded each API key's use
+	// (uuid.UUID → time.Time), so that it writes a key at most once a minute.
+	keysTouched sync.Map
 }
 
 // Open connects to Postgres. maxConns bounds the pool (0: pgx's default).
