@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkd/bulkd/pkg/apidoc/apidoctest"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
@@ -25,7 +26,7 @@ import (
 func TestSentinelFailoverLosesNoBulk(t *testing.T) {
 	t.Parallel()
 	rs := testenv.StartSentinel(t)
-	s := startService(t, "REDIS_URL="+rs.URL(), "RECONCILE_INTERVAL=1s", "WORKER_CONCURRENCY=2")
+	s := startService(t, "REDIS_URL="+rs.URL(), "RECONCILE_INTERVAL=1s", "WORKER_CONCURRENCY=2", "RATE_LIMIT=0")
 	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	body := testenv.SeedExample(t)
 
@@ -54,7 +55,7 @@ func TestSentinelFailoverLosesNoBulk(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, s.base+"/api/v1/bulk", bytes.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+key)
 			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := apidoctest.Client(t).Do(req) // checked against the API description, as the harness does
 			if err != nil {
 				a.err = err
 			} else {

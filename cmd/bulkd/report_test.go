@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/csv"
@@ -159,14 +160,10 @@ func TestCompletionEmailAndReportPageInABrowser(t *testing.T) {
 	assertNoSubmittedValues(t, "the report page", page.Text)
 
 	// Its CSV has the same lines.
-	resp, err := http.Get(page.CSV)
-	if err != nil {
-		t.Fatal(err)
-	}
-	records, err := csv.NewReader(resp.Body).ReadAll()
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") {
-		t.Fatalf("CSV: %d %s %v", resp.StatusCode, resp.Header.Get("Content-Type"), err)
+	r := s.request(t, http.MethodGet, strings.TrimPrefix(page.CSV, s.base), nil)
+	records, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+	if err != nil || r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("CSV: %d %s %v", r.status, r.header.Get("Content-Type"), err)
 	}
 	if len(records) != 13 || strings.Join(records[0], ",") != "row,section,index,external_id,field,message" {
 		t.Errorf("CSV: %d records, header %v", len(records), records[0])

@@ -12,6 +12,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,12 +24,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkd/bulkd/pkg/apidoc/apidoctest"
 	"github.com/bulkd/bulkd/pkg/client"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
 // Server is a running bulkd with an organization and its API key.
 type Server struct {
+	// URL is where the tests reach bulkd: a proxy in front of it that checks
+	// every exchange against the API description (pkg/apidoc), so that the
+	// client's requests and the answers it reads are the documented ones.
 	URL    string // http://127.0.0.1:port
 	Bin    string // the bulkd binary
 	OrgID  string
@@ -97,6 +104,7 @@ func Start(t testing.TB, bin, command string, env ...string) *Server {
 	if err := s.waitReady(); err != nil {
 		t.Fatalf("clienttest: %v", err)
 	}
+	s.URL = checked(t, s.URL)
 	return s
 }
 
@@ -171,6 +179,24 @@ func (s *Server) waitReady() error {
 	}
 }
 
+// checked starts a proxy to target that checks each exchange against the
+// API description (apidoctest.Transport fails t on an undocumented one) and
+// returns its URL; it stops when t ends.
+func checked(t testing.TB, target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatalf("clienttest: %v", err)
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(u); r.Out.Host = r.In.Host },
+		Transport:     apidoctest.Transport(t, nil),
+		FlushInterval: -1, // streamed answers pass as they come
+	}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close)
+	return front.URL
+}
+
 // stop sends SIGTERM and kills the process if it has not shut down soon.
 func (s *Server) stop() {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
@@ -214,7 +240,11 @@ func Main(m *testing.M, ready func(*Server), env ...string) (code int) {
 		t.Fatal(err)
 	}
 	ready(Start(t, bin, "serve", env...))
-	return m.Run()
+	code = m.Run()
+	if t.failed && code == 0 {
+		code = 1 // an exchange the API description does not describe
+	}
+	return code
 }
 
 // mainT stands for the testing.TB that TestMain has none of, for the
@@ -222,12 +252,17 @@ func Main(m *testing.M, ready func(*Server), env ...string) (code int) {
 // other method would panic on the nil TB.
 type mainT struct {
 	testing.TB
+	mu       sync.Mutex
+	failed   bool
 	cleanups []func()
 }
 
 func (t *mainT) Helper()          {}
 func (t *mainT) Cleanup(f func()) { t.cleanups = append(t.cleanups, f) }
 func (t *mainT) Errorf(format string, a ...any) {
+	t.mu.Lock()
+	t.failed = true
+	t.mu.Unlock()
 	fmt.Fprintf(os.Stderr, "clienttest: "+format+"\n", a...)
 }
 func (t *mainT) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
