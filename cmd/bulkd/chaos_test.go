@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/bulkd/bulkd/pkg/testenv"
 )
 
 // TestChaosWorkersKilledAgainAndAgain runs `make chaos`: bulks import while,
@@ -131,4 +133,11 @@ func TestChaosWorkersKilledAgainAndAgain(t *testing.T) {
 		t.Errorf("%d emails, want %d", n, wantEmails)
 	}
 	t.Logf("checked: %d bulks, %d records compared with a clean run, %d emails", bulks, len(got), len(s.smtp.Messages()))
+}
+
+// writeBlockedOn tells whether a session of db comes to wait to write into
+// table (COPY, DELETE, UPDATE) within the given time.
+func writeBlockedOn(t testing.TB, db testenv.Database, table string, within time.Duration) bool {
+	t.Helper()
+	return testenv.Poll(within, 20*time.Millisecond, func() error { return writeBlocked(t, db, table) }) == nil
 }

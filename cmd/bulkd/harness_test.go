@@ -669,13 +669,6 @@ func waitForWriteBlockedOn(t testing.TB, db testenv.Database, table string) {
 	testenv.Eventually(t, time.Minute, func() error { return writeBlocked(t, db, table) })
 }
 
-// writeBlockedOn tells whether a session of db comes to wait to write into
-// table (COPY, DELETE, UPDATE) within the given time.
-func writeBlockedOn(t testing.TB, db testenv.Database, table string, within time.Duration) bool {
-	t.Helper()
-	return testenv.Poll(within, 20*time.Millisecond, func() error { return writeBlocked(t, db, table) }) == nil
-}
-
 // writeBlocked is nil when a session of db waits to write into table.
 func writeBlocked(t testing.TB, db testenv.Database, table string) error {
 	t.Helper()
