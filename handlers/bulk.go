@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -26,7 +27,7 @@ type Bulks struct {
 
 // submitParams are the query parameters of POST /api/v1/bulk: the import's
 // options and the wait.
-var submitParams = []string{"mode", "atomic", "validate_only", "strict", waitParam}
+var submitParams = append(slices.Clone(bulk.OptionNames), waitParam)
 
 // Create stores a submission and queues its import: 202 with the bulk id.
 // With an Idempotency-Key that this organization used in the last 24 hours
@@ -69,7 +70,7 @@ func (h *Bulks) submission(c echo.Context) (bulksvc.Submission, time.Duration, e
 	if err := q.err(); err != nil {
 		return bulksvc.Submission{}, 0, err
 	}
-	opts, err := bulk.ParseOptions(q.values, waitParam)
+	opts, err := bulk.ParseOptions(q.pick(bulk.OptionNames...))
 	if err != nil {
 		return bulksvc.Submission{}, 0, err
 	}

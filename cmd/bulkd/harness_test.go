@@ -37,6 +37,7 @@ import (
 	"github.com/bulkd/bulkd/pkg/apidoc/apidoctest"
 	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/redisconn"
+	"github.com/bulkd/bulkd/pkg/scratch"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/pkg/testenv"
 	"github.com/bulkd/bulkd/workers/tasks"
@@ -211,12 +212,11 @@ func (s *service) answersHealthz() bool {
 // freeAddr is a loopback address no listener holds at the moment.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := scratch.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 func (s *service) getenv(k string) string { return s.env[k] }

@@ -1,10 +1,7 @@
 package bulk
 
 import (
-	"net/url"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -59,18 +56,18 @@ type OptionError struct {
 
 func (e *OptionError) Error() string { return e.Message }
 
-// ParseOptions reads the import options of a submission from its query
-// parameters. Parameters named in also are accepted and left to the caller;
-// any other, a repeated one, or a value out of its choices is an
-// *OptionError naming it. Today is left zero: the store sets the day the
-// bulk is submitted.
-func ParseOptions(q url.Values, also ...string) (Options, error) {
+// ParseOptions reads the import options of a submission from the values of
+// its query parameters, by name (OptionNames; the caller's query reader has
+// refused unknown and repeated ones). A value out of its choices is an
+// *OptionError naming the parameter. Today is left zero: the store sets the
+// day the bulk is submitted.
+func ParseOptions(values map[string]string) (Options, error) {
 	o := Options{Mode: ModeCreate}
-	for name, values := range q {
-		if len(values) > 1 {
-			return Options{}, &OptionError{name, "The " + name + " parameter must be given at most once."}
+	for _, name := range OptionNames {
+		v, given := values[name]
+		if !given {
+			continue
 		}
-		v := values[0]
 		var err error
 		switch name {
 		case "mode":
@@ -86,10 +83,6 @@ func ParseOptions(q url.Values, also ...string) (Options, error) {
 			o.ValidateOnly, err = boolOption(name, v)
 		case "strict":
 			o.Strict, err = boolOption(name, v)
-		default:
-			if !contains(also, name) {
-				err = &OptionError{name, "The " + name + " parameter is unknown; the parameters are " + inWords(slices.Concat(optionNames, also)) + "."}
-			}
 		}
 		if err != nil {
 			return Options{}, err
@@ -98,17 +91,9 @@ func ParseOptions(q url.Values, also ...string) (Options, error) {
 	return o, nil
 }
 
-// optionNames are the query parameters of the options, in the order
+// OptionNames are the query parameters of the options, in the order
 // messages list them.
-var optionNames = []string{"mode", "atomic", "validate_only", "strict"}
-
-// inWords lists names as a sentence does: "a, b and c".
-func inWords(names []string) string {
-	if len(names) == 1 {
-		return names[0]
-	}
-	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
-}
+var OptionNames = []string{"mode", "atomic", "validate_only", "strict"}
 
 func boolOption(name, v string) (bool, error) {
 	switch v {
@@ -118,13 +103,4 @@ func boolOption(name, v string) (bool, error) {
 		return false, nil
 	}
 	return false, &OptionError{name, "The " + name + " parameter must be true or false."}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -560,24 +560,3 @@ func (p *Plan) Written() (locations, customers, debtAccounts int) {
 	}
 	return locations, customers, debtAccounts
 }
-
-// ResultRow is one row of GET /api/v1/bulk/{id}/results, the wire form of
-// a RowResult: each object's external id, record id and action, and for a
-// failed row the same errors report GET …/errors gives for it.
-type ResultRow struct {
-	Row                int            `json:"row"`
-	Status             RowStatus      `json:"status"`
-	Customer           *ResultObject  `json:"customer"`
-	Location           *ResultObject  `json:"location"`
-	ParentDebtAccounts []ResultObject `json:"parent_debt_accounts"`
-	DebtAccounts       []ResultObject `json:"debt_accounts"`
-	Errors             *RowErrors     `json:"errors"`
-}
-
-// ResultObject is one object of a ResultRow. ExternalID is nil when the
-// object did not carry a valid one, ID when no record stands for it.
-type ResultObject struct {
-	ExternalID *string    `json:"external_id"`
-	ID         *uuid.UUID `json:"id"`
-	Action     Action     `json:"action"`
-}

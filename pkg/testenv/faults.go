@@ -1,18 +1,12 @@
 package testenv
 
 import (
-	"context"
-	"errors"
+	"fmt"
 	"io"
 	"net"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/bulkd/bulkd/pkg/scratch"
 )
 
 // Proxy is a TCP proxy in front of a server (Postgres, Redis) that a test cuts
@@ -127,61 +121,27 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 // it runs without persistence.
 type RedisServer struct {
 	t    testing.TB
-	port string
-	cmd  *exec.Cmd
+	port int
+	node *redisNode
 }
 
 // StartRedis starts redis-server on a free port; it is killed when the test ends.
 func StartRedis(t testing.TB) *RedisServer {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatalf("testenv: redis-server is not installed (scripts/services.sh installs it): %v", err)
-	}
-	addr, err := scratch.FreeAddr()
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	r := &RedisServer{t: t, port: port}
+	r := &RedisServer{t: t, port: freePort(t)}
 	r.Start()
-	t.Cleanup(r.Kill)
 	return r
 }
 
 // URL is the server's database 0.
-func (r *RedisServer) URL() string { return "redis://127.0.0.1:" + r.port + "/0" }
+func (r *RedisServer) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
 
-// Start starts the server (again), empty, and waits until it answers.
+// Start starts the server (again), empty, on its port, and waits until it
+// answers.
 func (r *RedisServer) Start() {
 	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", r.port, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.t.TempDir())
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("testenv: start redis-server: %v", err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + r.port, MaxRetries: -1})
-	defer c.Close()
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		err := c.Ping(context.Background()).Err()
-		if err == nil {
-			return
-		}
-		if time.Since(start) > 10*time.Second {
-			r.t.Fatalf("testenv: redis-server on port %s does not answer: %v", r.port, err)
-		}
-	}
+	r.node = startRedisNode(r.t, r.port)
 }
 
 // Kill stops the server at once, losing everything it held.
-func (r *RedisServer) Kill() {
-	if r.cmd == nil || r.cmd.Process == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	err := r.cmd.Wait()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		r.t.Errorf("testenv: redis-server: %v", err)
-	}
-	r.cmd = nil
-}
+func (r *RedisServer) Kill() { r.node.Kill() }

@@ -2,16 +2,20 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bulkd/bulkd/pkg/scratch"
 )
 
 // A redisNode is one redis-server process of a test's own, as a data node
@@ -45,16 +49,14 @@ func startRedisNode(t testing.TB, port int, args ...string) *redisNode {
 	t.Cleanup(n.Kill)
 	c := redis.NewClient(&redis.Options{Addr: n.Addr(), MaxRetries: -1})
 	defer c.Close()
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		err := c.Ping(context.Background()).Err()
-		if err == nil {
-			return n
-		}
-		if time.Since(start) > 10*time.Second {
+	Eventually(t, 10*time.Second, func() error {
+		if err := c.Ping(context.Background()).Err(); err != nil {
 			log, _ := os.ReadFile(n.logf)
-			t.Fatalf("testenv: redis-server on port %d does not answer: %v\n%s", port, err, log)
+			return fmt.Errorf("redis-server on port %d to answer: %v\n%s", port, err, log)
 		}
-	}
+		return nil
+	})
+	return n
 }
 
 // Addr is the node's host:port.
@@ -78,23 +80,25 @@ func (n *redisNode) client() *redis.Client {
 // freePort is a loopback port no listener holds at the moment.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := scratch.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	_, port, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
-// waitFor polls cond every 50 ms until it holds, or fails the test after
-// within with what it waited for.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+// eventuallyTrue is Eventually for a condition that is true or not yet,
+// what waiting names.
+func eventuallyTrue(t testing.TB, within time.Duration, waiting string, cond func() bool) {
 	t.Helper()
-	for start := time.Now(); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Since(start) > within {
-			t.Fatalf("testenv: %s: not within %s", what, within)
+	Eventually(t, within, func() error {
+		if cond() {
+			return nil
 		}
-	}
+		return errors.New(waiting)
+	})
 }
 
 // SentinelMaster is the name the sentinels of StartSentinel watch.
@@ -133,13 +137,13 @@ func StartSentinel(t testing.TB) *SentinelSetup {
 	ctx := context.Background()
 	m := s.Master.client()
 	defer m.Close()
-	waitFor(t, 20*time.Second, "the replica in sync with the master", func() bool {
+	eventuallyTrue(t, 20*time.Second, "the replica in sync with the master", func() bool {
 		info, err := m.Info(ctx, "replication").Result()
 		return err == nil && strings.Contains(info, "connected_slaves:1") && strings.Contains(info, ",state=online,")
 	})
 	for _, sn := range s.Sentinels {
 		c := sn.client()
-		waitFor(t, 30*time.Second, "each sentinel knows the replica and the two other sentinels", func() bool {
+		eventuallyTrue(t, 30*time.Second, "each sentinel knows the replica and the two other sentinels", func() bool {
 			others, err1 := c.Do(ctx, "SENTINEL", "SENTINELS", SentinelMaster).Slice()
 			replicas, err2 := c.Do(ctx, "SENTINEL", "REPLICAS", SentinelMaster).Slice()
 			return err1 == nil && err2 == nil && len(others) == 2 && len(replicas) == 1
@@ -182,7 +186,7 @@ func (s *SentinelSetup) KillMaster() time.Duration {
 	old := s.Master.Addr()
 	killed := time.Now()
 	s.Master.Kill()
-	waitFor(s.t, time.Minute, "the sentinels promote the replica", func() bool {
+	eventuallyTrue(s.t, time.Minute, "the sentinels promote the replica", func() bool {
 		return s.MasterAddr() == s.Replica.Addr()
 	})
 	s.t.Logf("testenv: master %s killed; sentinels named %s master after %s", old, s.Replica.Addr(), time.Since(killed).Round(time.Millisecond))
@@ -220,7 +224,7 @@ func StartCluster(t testing.TB) *ClusterSetup {
 	ctx := context.Background()
 	for _, n := range c.Nodes {
 		cl := n.client()
-		waitFor(t, 30*time.Second, "cluster_state:ok on "+n.Addr(), func() bool {
+		eventuallyTrue(t, 30*time.Second, "cluster_state:ok on "+n.Addr(), func() bool {
 			info, err := cl.ClusterInfo(ctx).Result()
 			return err == nil && strings.Contains(info, "cluster_state:ok")
 		})
