@@ -1,6 +1,7 @@
 package bulk_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -125,6 +126,22 @@ func TestPlanNewBulk(t *testing.T) {
 	for _, a := range p.DebtAccounts {
 		if a.Balance != 1230 {
 			t.Errorf("balance %d, want 1230 cents", a.Balance)
+		}
+	}
+	// New records get time-ordered ids (UUIDv7), increasing in the order
+	// they are made, so that their inserts append to the primary-key index.
+	var ids []uuid.UUID
+	for _, l := range p.Locations {
+		ids = append(ids, l.ID)
+	}
+	for i, id := range ids {
+		if id.Version() != 7 || (i > 0 && bytes.Compare(ids[i-1][:], id[:]) >= 0) {
+			t.Errorf("location ids %v are not increasing UUIDv7s", ids)
+		}
+	}
+	for _, a := range p.DebtAccounts {
+		if a.ID.Version() != 7 {
+			t.Errorf("debt account id %s is not a UUIDv7", a.ID)
 		}
 	}
 }

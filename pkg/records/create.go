@@ -56,7 +56,7 @@ func (s *Service) Create(ctx context.Context, orgID uuid.UUID, resource string, 
 		if err := messagesError(in.Messages); err != nil {
 			return nil, err
 		}
-		l := &models.Location{ID: uuid.New(), OrganizationID: orgID, ExternalID: in.Value.ExternalID,
+		l := &models.Location{ID: uuid.Must(uuid.NewV7()), OrganizationID: orgID, ExternalID: in.Value.ExternalID,
 			Name: optional(in.Value.Name), Provenance: byAPI}
 		rec = l
 	case Customers:
@@ -65,7 +65,7 @@ func (s *Service) Create(ctx context.Context, orgID uuid.UUID, resource string, 
 			return nil, err
 		}
 		v := in.Value
-		c := &models.Customer{ID: uuid.New(), OrganizationID: orgID, ExternalID: v.ExternalID, Name: v.Name,
+		c := &models.Customer{ID: uuid.Must(uuid.NewV7()), OrganizationID: orgID, ExternalID: v.ExternalID, Name: v.Name,
 			Email: optional(v.Email), Phone: optional(v.Phone), SSNLast4: optional(v.SSNLast4),
 			Address: v.Address, Metadata: v.Metadata, Provenance: byAPI}
 		if !v.DateOfBirth.IsZero() {
@@ -98,7 +98,7 @@ func (s *Service) Create(ctx context.Context, orgID uuid.UUID, resource string, 
 			return nil, err
 		}
 		v := in.Value
-		a := &models.DebtAccount{ID: uuid.New(), OrganizationID: orgID, ExternalID: v.ExternalID,
+		a := &models.DebtAccount{ID: uuid.Must(uuid.NewV7()), OrganizationID: orgID, ExternalID: v.ExternalID,
 			ExternalAccountNumber: optional(v.ExternalAccountNumber), Balance: v.Balance.String(),
 			CurrentBalance: v.CurrentBalance.String(), BillingType: billingValue(v.BillingType), Metadata: v.Metadata,
 			Provenance: byAPI}

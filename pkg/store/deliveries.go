@@ -52,7 +52,7 @@ func recordDeliveries(ctx context.Context, tx pgx.Tx, bulkID uuid.UUID, event st
 			INSERT INTO deliveries (id, bulk_id, organization_id, channel, event, target)
 			SELECT $2::uuid, b.id, b.organization_id, 'email', $3, o.notify_email
 			  FROM bulks b JOIN organizations o ON o.id = b.organization_id WHERE b.id = $1
-			ON CONFLICT (bulk_id, channel) DO NOTHING`, pgUUID(bulkID), pgUUID(uuid.New()), event); err != nil {
+			ON CONFLICT (bulk_id, channel) DO NOTHING`, pgUUID(bulkID), pgUUID(uuid.Must(uuid.NewV7())), event); err != nil {
 			return fmt.Errorf("record deliveries: %w", err)
 		}
 	}
@@ -67,7 +67,7 @@ func recordDeliveries(ctx context.Context, tx pgx.Tx, bulkID uuid.UUID, event st
 		  FROM bulks b JOIN webhooks w ON w.organization_id = b.organization_id
 		 WHERE b.id = $1 AND w.disabled_at IS NULL
 		   FOR KEY SHARE OF w
-		ON CONFLICT (bulk_id, channel) DO NOTHING`, pgUUID(bulkID), pgUUID(uuid.New()), event); err != nil {
+		ON CONFLICT (bulk_id, channel) DO NOTHING`, pgUUID(bulkID), pgUUID(uuid.Must(uuid.NewV7())), event); err != nil {
 		return fmt.Errorf("record deliveries: %w", err)
 	}
 	return nil
