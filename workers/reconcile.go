@@ -18,10 +18,16 @@ import (
 const reconcileBatch = 1000
 
 // eraseBatches bounds the erasing one pass does: at most this many
-// store.DefaultEraseBatch transactions (100 000 submitted rows, each with
-// its result), the next pass going on where it stopped. Each transaction is
-// short, so that the pass never holds a lock or a transaction long.
-const eraseBatches = 50
+// store.DefaultEraseBatch transactions (400 000 submitted rows, each with
+// its result: 2 to 3 s of work), the next pass going on where it stopped.
+// Each transaction is short, so that the pass never holds a lock or a
+// transaction long. At one pass a minute a worker process erases up to 24
+// million rows an hour, about what a 2-core machine imports at its peak
+// (6 000 to 10 000 rows/s, docs/performance.md): the erasing keeps up with
+// any import rate that lasts, and a backlog (a database older than
+// RETENTION when retention first runs) goes down at that pace without
+// taking the database's whole attention.
+const eraseBatches = 200
 
 // Reconciler puts back on track the bulks whose task the queue lost or never
 // got: Postgres holds the truth, Redis only the work in flight. Every worker

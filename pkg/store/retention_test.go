@@ -286,3 +286,36 @@ func TestEndedDeliveriesKeepNoTarget(t *testing.T) {
 		t.Errorf("the database let a delivery end with its target")
 	}
 }
+
+// BenchmarkEraseReports2000Rows is one batch of the eraser at its default
+// size: two finished 1000-row bulks, their 2000 submitted rows and 2000
+// results deleted, in one transaction.
+func BenchmarkEraseReports2000Rows(b *testing.B) {
+	db := testenv.NewDatabase(b)
+	org, err := db.Store.CreateOrganization(ctx, "Bench", "ops@bench.example")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := benchRows(b, 0)
+	for b.Loop() {
+		b.StopTimer()
+		for range 2 {
+			bk, _, err := db.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: org.ID, Rows: rows})
+			if err != nil {
+				b.Fatal(err)
+			}
+			// Finished two days ago, with a result per row the size of the row.
+			if _, err := db.Conn.Exec(ctx, `WITH done AS (UPDATE bulks SET status = 'completed', completed_at = now() - interval '2 days'
+				WHERE id = $1 RETURNING id)
+				INSERT INTO bulk_results (bulk_id, row, status, result) SELECT r.bulk_id, r.row, 'created', r.payload
+				FROM bulk_rows r JOIN done ON done.id = r.bulk_id`, bk.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		got, err := db.Store.EraseReports(ctx, time.Hour, store.DefaultEraseBatch)
+		if err != nil || got.Bulks != 2 || got.Rows != 4000 {
+			b.Fatalf("EraseReports: %+v, %v", got, err)
+		}
+	}
+}
