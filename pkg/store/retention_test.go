@@ -3,12 +3,14 @@ package store_test
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/testenv"
 )
@@ -317,5 +319,50 @@ func BenchmarkEraseReports2000Rows(b *testing.B) {
 		if err != nil || got.Bulks != 2 || got.Rows != 4000 {
 			b.Fatalf("EraseReports: %+v, %v", got, err)
 		}
+	}
+}
+
+// The eraser's locks never hold up an import: with a batch's statements
+// run and not yet committed (the bulk's row locked, its rows and results
+// deleted), another bulk of the same organization imports to the end.
+func TestEraseBatchDoesNotBlockImports(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	old := e.submitAndImport(t, e.org.ID, testenv.SeedRows(t))
+	tx, err := e.Conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	for _, sql := range []string{
+		`SELECT id FROM bulks WHERE id = $1 FOR NO KEY UPDATE`,
+		`UPDATE bulks SET report_expired_at = clock_timestamp(), updated_at = clock_timestamp() WHERE id = $1`,
+		`DELETE FROM bulk_rows WHERE bulk_id = $1`,
+		`DELETE FROM bulk_results WHERE bulk_id = $1`,
+	} {
+		if _, err := tx.Exec(ctx, sql, old.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next, _, err := e.Store.CreateBulk(ctx, store.NewBulk{OrganizationID: e.org.ID, Rows: testenv.SeedRows(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type imported struct {
+		b   models.Bulk
+		err error
+	}
+	done := make(chan imported, 1)
+	go func() {
+		b, err := bulksvc.New(e.Store, nil, slog.New(slog.DiscardHandler)).Import(ctx, next.ID)
+		done <- imported{b, err}
+	}()
+	select {
+	case got := <-done:
+		if got.err != nil || got.b.Status != models.StatusCompleted {
+			t.Errorf("import beside an erase batch: %+v, %v", got.b, got.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("an import waited for the eraser's transaction")
 	}
 }
