@@ -54,6 +54,10 @@ type Config struct {
 	DeliveryConcurrency int
 	ShutdownTimeout     time.Duration
 	ReconcileInterval   time.Duration
+	// Retention is how long a finished bulk's rows as submitted and its
+	// results (personal data) are kept; the workers' reconcilers then erase
+	// them, keeping the bulk's counts and the records it imported.
+	Retention time.Duration
 	// WebhookSecretKey seals the webhooks' secrets in the database (32
 	// bytes, given as base64); nil turns webhooks off.
 	WebhookSecretKey []byte
@@ -108,6 +112,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DeliveryConcurrency: l.int("DELIVERY_CONCURRENCY", 10, 1, 1000),
 		ShutdownTimeout:     l.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
 		ReconcileInterval:   l.duration("RECONCILE_INTERVAL", time.Minute),
+		Retention:           l.duration("RETENTION", DefaultRetention),
 		WebhookSecretKey:    l.key("WEBHOOK_SECRET_KEY"),
 		ReportSecret:        l.key("REPORT_SECRET"),
 		ReportLinkTTL:       l.duration("REPORT_LINK_TTL", 7*24*time.Hour),
@@ -150,6 +155,9 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, errors.Join(l.errs...)
 }
 
+// DefaultRetention is RETENTION's default: 30 days.
+const DefaultRetention = 30 * 24 * time.Hour
+
 // defaultSMTPPort is SMTP_PORT's default for each SMTP_TLS mode.
 var defaultSMTPPort = map[string]int{"none": 25, "starttls": 587, "tls": 465}
 
@@ -165,6 +173,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("request_timeout", c.RequestTimeout.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("reconcile_interval", c.ReconcileInterval.String()),
+		slog.String("retention", c.Retention.String()),
 		slog.Int("rate_limit", c.RateLimit),
 		slog.Int("rate_limit_burst", c.RateLimitBurst),
 		slog.String("smtp_host", c.SMTPHost),

@@ -47,6 +47,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"DELIVERY_CONCURRENCY", c.DeliveryConcurrency, 10},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 25 * time.Second},
 		{"RECONCILE_INTERVAL", c.ReconcileInterval, time.Minute},
+		{"RETENTION", c.Retention, 30 * 24 * time.Hour},
 		{"MAX_WAIT", c.MaxWait, time.Minute},
 		{"LOG_LEVEL", c.LogLevel, slog.LevelInfo},
 	}
@@ -68,13 +69,14 @@ func TestLoadReadsEnvironment(t *testing.T) {
 		"LOG_LEVEL":          "debug",
 		"RATE_LIMIT":         "0",
 		"MAX_WAIT":           "90s",
+		"RETENTION":          "168h",
 	}))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	if c.BaseURL != "https://bulkd.example.com" || c.SMTPTLS != "tls" || c.WorkerConcurrency != 3 ||
 		c.MaxBodyBytes != 1<<20 || c.ShutdownTimeout != 5*time.Second || c.LogLevel != slog.LevelDebug || c.RateLimit != 0 ||
-		c.MaxWait != 90*time.Second {
+		c.MaxWait != 90*time.Second || c.Retention != 7*24*time.Hour {
 		t.Errorf("Load: %+v", c)
 	}
 }
@@ -90,6 +92,7 @@ func TestLoadNamesEachBadVariable(t *testing.T) {
 		"SHUTDOWN_TIMEOUT":     "soon",
 		"SMTP_PORT":            "70000",
 		"RECONCILE_INTERVAL":   "-1m",
+		"RETENTION":            "30d", // Go durations have no days
 		"LOG_LEVEL":            "verbose",
 		"REDIS_URL":            "127.0.0.1:6379",
 		"RATE_LIMIT":           "-5",

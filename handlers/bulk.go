@@ -133,7 +133,8 @@ func (h *Bulks) Cancel(c echo.Context) error {
 
 // Errors lists the failed rows of a bulk with their messages, as
 // bulksvc.ErrorsPage: the report is written as it is read, a page of rows
-// at a time, so that a large one is never held whole.
+// at a time, so that a large one is never held whole. A bulk whose report
+// retention erased is 410, in either form.
 func (h *Bulks) Errors(c echo.Context) error {
 	if err := noQuery(c); err != nil {
 		return err
@@ -143,7 +144,7 @@ func (h *Bulks) Errors(c echo.Context) error {
 		return err
 	}
 	ctx, org := c.Request().Context(), organization(c).ID
-	b, err := h.bulk(c, id)
+	b, err := h.reportBulk(c, id)
 	if err != nil {
 		return err
 	}

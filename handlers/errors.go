@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulk"
 	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/page"
@@ -98,6 +99,7 @@ func answerOf(err error, subject string) *Error {
 		badFilter  *records.FilterError
 		limit      bulk.LimitError
 		finished   bulksvc.ErrNotCancelable
+		expired    bulksvc.ErrReportExpired
 		invalid    *records.ValidationError
 		stale      *records.PreconditionError
 		inUse      *records.InUseError
@@ -135,6 +137,8 @@ func answerOf(err error, subject string) *Error {
 	case errors.As(err, &finished):
 		return newError(http.StatusConflict, "status",
 			fmt.Sprintf("The bulk is %s; only a pending or processing bulk can be canceled.", finished.Bulk.Status))
+	case errors.As(err, &expired):
+		return newError(http.StatusGone, "report", reportExpired(expired.Bulk))
 	case errors.As(err, &invalid):
 		return &Error{Status: http.StatusUnprocessableEntity, Message: invalid.Error(), Errors: invalid.Messages}
 	case errors.As(err, &stale) && stale.Weak:
@@ -175,6 +179,17 @@ func answerOf(err error, subject string) *Error {
 		return newError(he.Code, "request", msg)
 	}
 	return newError(http.StatusInternalServerError, "service", "Internal server error.")
+}
+
+// reportExpired says that a bulk's report was erased, when, and what is
+// left of it.
+func reportExpired(b models.Bulk) string {
+	at := ""
+	if b.ReportExpiredAt != nil {
+		at = " on " + b.ReportExpiredAt.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("The bulk's report has expired: its rows as submitted and their results were erased%s, "+
+		"once the retention period after the bulk finished had passed. Its status and counts remain: GET /api/v1/bulk/%s.", at, b.ID)
 }
 
 // timeoutError is the answer to work that did not finish within timeout.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -33,7 +34,8 @@ const reportCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none
 
 // Get answers GET /report/{id} with the HTML page, and /report/{id}.csv
 // with every error line as CSV. A link that is not bulkd's is 403, an
-// expired one 410, each a page a person can read.
+// expired one 410, and so is the report of a bulk that retention erased,
+// each a page a person can read.
 func (h *Reports) Get(c echo.Context) error {
 	w := c.Response().Header()
 	w.Set("Cache-Control", "no-store")
@@ -61,10 +63,14 @@ func (h *Reports) Get(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	b, err := within(ctx, h.timeout, func(ctx context.Context) (models.Bulk, error) {
-		return h.bulks.Bulk(ctx, g.OrganizationID, id)
+		return h.bulks.ReportBulk(ctx, g.OrganizationID, id)
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	var erased bulksvc.ErrReportExpired
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return h.notice(c, http.StatusNotFound, "Report not found", "The bulk of this report no longer exists.")
+	case errors.As(err, &erased):
+		return h.notice(c, http.StatusGone, "This report has expired", expiredReport(erased.Bulk))
 	}
 	if err != nil {
 		return h.unavailable(c, err)
@@ -85,6 +91,18 @@ func (h *Reports) Get(c echo.Context) error {
 		return err
 	}
 	return c.HTMLBlob(http.StatusOK, buf.Bytes())
+}
+
+// expiredReport says, on the page, that the bulk's rows and errors were
+// erased, and what is left: its summary.
+func expiredReport(b models.Bulk) string {
+	at := ""
+	if b.ReportExpiredAt != nil {
+		at = " on " + b.ReportExpiredAt.UTC().Format("2 January 2006")
+	}
+	return fmt.Sprintf("The rows of bulk %s and their errors were erased%s, once the retention period after the bulk finished had passed. "+
+		"Its summary remains: %s, %d of %d rows fully imported, %d with errors.",
+		b.ID, at, b.Status, b.RowsSucceeded, b.Count, b.RowsFailed)
 }
 
 const linkInvalid = "The link was changed or is incomplete. Open it again from the email, or ask for a new one."

@@ -16,7 +16,7 @@ import (
 )
 
 // Results lists what the import did with every row, a page at a time, as
-// bulksvc.ResultsPage.
+// bulksvc.ResultsPage; 410 once retention has erased them.
 func (h *Bulks) Results(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {
@@ -31,7 +31,7 @@ func (h *Bulks) Results(c echo.Context) error {
 	if err := q.err(); err != nil {
 		return err
 	}
-	b, err := h.bulk(c, id)
+	b, err := h.reportBulk(c, id)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -95,7 +96,12 @@ func (h *Bulks) answeredFinished(c echo.Context, b models.Bulk, d time.Duration)
 
 // answerFinished answers 200 with the finished bulk and the first page of
 // its results, as bulksvc.FinishedView: {"data": <bulk>, "results": <page>}.
+// A bulk whose results retention erased is answered without them: its
+// report_expired_at says why.
 func (h *Bulks) answerFinished(c echo.Context, b models.Bulk) error {
+	if b.ReportExpiredAt != nil {
+		return respond(c, http.StatusOK, envelope{bulksvc.NewView(b)})
+	}
 	view, err := jsonscan.Marshal(bulksvc.NewView(b))
 	if err != nil {
 		return err
@@ -113,5 +119,13 @@ func (h *Bulks) answerFinished(c echo.Context, b models.Bulk) error {
 func (h *Bulks) bulk(c echo.Context, id uuid.UUID) (models.Bulk, error) {
 	return within(c.Request().Context(), h.timeout, func(ctx context.Context) (models.Bulk, error) {
 		return h.bulks.Bulk(ctx, organization(c).ID, id)
+	})
+}
+
+// reportBulk reads one of the organization's bulks whose report is to be
+// read (bulksvc.ReportBulk) within the request timeout.
+func (h *Bulks) reportBulk(c echo.Context, id uuid.UUID) (models.Bulk, error) {
+	return within(c.Request().Context(), h.timeout, func(ctx context.Context) (models.Bulk, error) {
+		return h.bulks.ReportBulk(ctx, organization(c).ID, id)
 	})
 }

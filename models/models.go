@@ -91,6 +91,9 @@ type Bulk struct {
 	StartedAt           *time.Time
 	CompletedAt         *time.Time
 	CanceledAt          *time.Time
+	// ReportExpiredAt is when the bulk's rows as submitted and its results
+	// were erased, RETENTION after it finished; nil while they are kept.
+	ReportExpiredAt *time.Time
 }
 
 // Location is a place customers belong to.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 
 	"github.com/bulkd/bulkd/models"
@@ -66,12 +67,12 @@ func TestReconcilerRepairsWhatTheQueueLost(t *testing.T) {
 	}
 
 	// Within the interval every bulk may still have its task on the way.
-	if got, err := workers.NewReconciler(bulksvc.New(e.Store, queue, discard), e.Store, queue, in, time.Hour, discard).Once(ctx); err != nil || got != (workers.Reconciled{ExpiredKeys: 1}) {
+	if got, err := workers.NewReconciler(bulksvc.New(e.Store, queue, discard), e.Store, queue, in, workers.ReconcileConfig{Interval: time.Hour}, discard).Once(ctx); err != nil || got != (workers.Reconciled{ExpiredKeys: 1}) {
 		t.Errorf("Once with a 1h interval: %+v, %v; want only the expired key", got, err)
 	}
 
 	time.Sleep(5 * time.Millisecond)
-	r := workers.NewReconciler(bulksvc.New(e.Store, queue, discard), e.Store, queue, in, time.Millisecond, discard)
+	r := workers.NewReconciler(bulksvc.New(e.Store, queue, discard), e.Store, queue, in, workers.ReconcileConfig{Interval: time.Millisecond}, discard)
 	got, err := r.Once(ctx)
 	if err != nil {
 		t.Fatalf("Once: %v", err)
@@ -109,7 +110,7 @@ func TestReconcilerStopsAtRedisOutage(t *testing.T) {
 	e.createBulk(t)
 	// Nothing listens on port 1: Redis is down.
 	down := asynq.RedisClientOpt{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond}
-	r := workers.NewReconciler(bulksvc.New(e.Store, newQueue(t, down), discard), e.Store, newQueue(t, down), newInspector(t, down), time.Nanosecond, discard)
+	r := workers.NewReconciler(bulksvc.New(e.Store, newQueue(t, down), discard), e.Store, newQueue(t, down), newInspector(t, down), workers.ReconcileConfig{Interval: time.Nanosecond}, discard)
 	time.Sleep(time.Millisecond)
 	if got, err := r.Once(t.Context()); err == nil || got.ImportsQueued != 0 {
 		t.Errorf("Once with Redis down: %+v, %v; want an error and nothing queued", got, err)
@@ -122,7 +123,7 @@ func TestReconcilerRunUntilCanceled(t *testing.T) {
 	opt := redis(t)
 	in := newInspector(t, opt)
 	pending := e.createBulk(t)
-	r := workers.NewReconciler(bulksvc.New(e.Store, newQueue(t, opt), discard), e.Store, newQueue(t, opt), in, 10*time.Millisecond, discard)
+	r := workers.NewReconciler(bulksvc.New(e.Store, newQueue(t, opt), discard), e.Store, newQueue(t, opt), in, workers.ReconcileConfig{Interval: 10 * time.Millisecond}, discard)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	stopped := make(chan struct{})
@@ -141,5 +142,80 @@ func TestReconcilerRunUntilCanceled(t *testing.T) {
 	case <-stopped:
 	case <-time.After(deadline):
 		t.Fatalf("Run did not return within %v of its context ending", deadline)
+	}
+}
+
+// A pass erases the rows and results of the bulks that finished more than
+// the retention ago, and only those; without a retention it erases nothing.
+func TestReconcilerErasesReportsPastTheRetention(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	opt := redis(t)
+	queue := newQueue(t, opt)
+	in := newInspector(t, opt)
+	ctx := t.Context()
+	old, young := e.importedBulk(t), e.importedBulk(t)
+	if _, err := e.Conn.Exec(ctx, `UPDATE bulks SET completed_at = completed_at - interval '2 hours' WHERE id = $1`, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	reconciler := func(retention time.Duration) *workers.Reconciler {
+		return workers.NewReconciler(bulksvc.New(e.Store, queue, discard), e.Store, queue, in,
+			workers.ReconcileConfig{Interval: time.Hour, Retention: retention}, discard)
+	}
+	if got, err := reconciler(0).Once(ctx); err != nil || got != (workers.Reconciled{}) {
+		t.Errorf("Once without a retention: %+v, %v; want nothing done", got, err)
+	}
+	got, err := reconciler(time.Hour).Once(ctx)
+	if want := (workers.Reconciled{ReportsErased: 1, RowsErased: 2}); err != nil || got != want {
+		t.Errorf("Once: %+v, %v; want %+v", got, err, want)
+	}
+	for id, want := range map[uuid.UUID]int{old.ID: 0, young.ID: 2} {
+		if n := e.Count(t, `SELECT (SELECT count(*) FROM bulk_rows WHERE bulk_id = $1) + (SELECT count(*) FROM bulk_results WHERE bulk_id = $1)`, id); n != want {
+			t.Errorf("bulk %s: %d rows and results, want %d", id, n, want)
+		}
+	}
+}
+
+// A failed bulk retried has its import queued again, the failed task that
+// held its task id gone: the reconciler does not fail it a second time.
+func TestRetriedBulkIsQueuedAndNotFailedAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	opt := redis(t)
+	queue := newQueue(t, opt)
+	in := newInspector(t, opt)
+	ctx := t.Context()
+	svc := bulksvc.New(e.Store, queue, discard)
+	b := e.createBulk(t)
+	if err := queue.EnqueueImport(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.ArchiveTask(tasks.QueueImports, tasks.ImportTaskID(b.ID)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	r := workers.NewReconciler(svc, e.Store, queue, in, workers.ReconcileConfig{Interval: time.Millisecond}, discard)
+	if got, err := r.Once(ctx); err != nil || got.Failed != 1 {
+		t.Fatalf("Once: %+v, %v; want the bulk failed", got, err)
+	}
+
+	retried, err := svc.Retry(ctx, b.ID)
+	if err != nil || retried.Status != models.StatusPending {
+		t.Fatalf("Retry: %+v, %v", retried, err)
+	}
+	info, err := in.GetTaskInfo(tasks.QueueImports, tasks.ImportTaskID(b.ID))
+	if err != nil || info.State != asynq.TaskStatePending {
+		t.Fatalf("the retried bulk's import task: %+v, %v; want one pending", info, err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if got, err := r.Once(ctx); err != nil || got.Failed != 0 {
+		t.Errorf("Once after the retry: %+v, %v; want the bulk left pending", got, err)
+	}
+	if b := e.bulk(t, b.ID); b.Status != models.StatusPending {
+		t.Errorf("retried bulk: %s", b.Status)
+	}
+	var notFailed bulksvc.ErrNotRetryable
+	if _, err := svc.Retry(ctx, b.ID); !errors.As(err, &notFailed) || notFailed.Bulk.Status != models.StatusPending {
+		t.Errorf("a second Retry: %v; want not retryable, pending", err)
 	}
 }

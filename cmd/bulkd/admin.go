@@ -7,19 +7,23 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/mail"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 
 	"github.com/bulkd/bulkd/configs"
+	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/store"
+	"github.com/bulkd/bulkd/workers/tasks"
 )
 
-// The operator's commands that read and change organizations and keys. Each
-// prints a table, or JSON with --json, for scripts.
+// The operator's commands that read and change organizations, keys and
+// bulks. Each prints a table, or JSON with --json, for scripts.
 
 func orgList(ctx context.Context, cfg configs.Config, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("org list", flag.ContinueOnError)
@@ -142,6 +146,56 @@ func apikeyList(ctx context.Context, cfg configs.Config, args []string, stdout i
 			rows = append(rows, []string{k.Prefix, when(&k.CreatedAt), when(k.LastUsedAt), when(k.RevokedAt)})
 		}
 		return printTable(stdout, rows)
+	})
+}
+
+// bulkRetry imports a failed bulk again (bulksvc.Retry): `bulkd bulk retry
+// ID [--json]`, the flag before or after the id.
+func bulkRetry(ctx context.Context, cfg configs.Config, log *slog.Logger, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bulk retry", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("bulk retry: give the bulk's id: bulkd bulk retry ID")
+	}
+	arg := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil { // the flags after the id
+		return err
+	}
+	if fs.NArg() != 0 {
+		return errors.New("bulk retry: give one bulk id: bulkd bulk retry ID")
+	}
+	id, err := uuid.Parse(arg)
+	if err != nil {
+		return fmt.Errorf("bulk retry: %q is not a bulk id", arg)
+	}
+	return withStore(ctx, cfg, func(s *store.Store) error {
+		rdb := cfg.Redis.NewClient()
+		defer rdb.Close()
+		queue := tasks.NewQueue(asynq.NewClientFromRedisClient(rdb), asynq.NewInspectorFromRedisClient(rdb))
+		b, err := bulksvc.New(s, queue, log).Retry(ctx, id)
+		var (
+			notFailed bulksvc.ErrNotRetryable
+			erased    bulksvc.ErrReportExpired
+		)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("bulk retry: no bulk %s", id)
+		case errors.As(err, &notFailed):
+			return fmt.Errorf("bulk retry: bulk %s is %s; only a failed bulk can be retried", id, notFailed.Bulk.Status)
+		case errors.As(err, &erased):
+			return fmt.Errorf("bulk retry: bulk %s cannot be retried: its rows were erased on %s, RETENTION after it failed; its rows must be submitted again",
+				id, when(erased.Bulk.ReportExpiredAt))
+		case err != nil:
+			return fmt.Errorf("bulk retry: %w", err)
+		}
+		if *asJSON {
+			return printJSON(stdout, bulksvc.NewView(b))
+		}
+		return printTable(stdout, [][]string{{"BULK", "ORGANIZATION", "STATUS", "ROWS", "SUBMITTED"},
+			{b.ID.String(), b.OrganizationID.String(), string(b.Status), fmt.Sprint(b.Count), when(&b.CreatedAt)}})
 	})
 }
 

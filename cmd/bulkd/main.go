@@ -9,6 +9,7 @@
 //	bulkd org list | org update --org ID [--name N] [--notify-email E]
 //	bulkd apikey create --org ID | apikey list --org ID
 //	bulkd apikey revoke --prefix P
+//	bulkd bulk retry ID
 package main
 
 import (
@@ -59,6 +60,7 @@ commands:
   apikey create --org ID                     create an API key, print it (shown once)
   apikey list --org ID [--json]              list an organization's keys: prefix, created, last used, revoked
   apikey revoke --prefix P                   revoke a key: P is its first 12 characters or the whole key
+  bulk retry ID [--json]                     import a failed bulk again; its organization is told of the new end
 
 configuration: environment variables, see README.md
 `
@@ -181,6 +183,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return orgUpdate(ctx, cfg, args[2:], stdout)
 	case cmd == "apikey list":
 		return apikeyList(ctx, cfg, args[2:], stdout)
+	case cmd == "bulk retry":
+		return bulkRetry(ctx, cfg, log, args[2:], stdout)
 	case cmd == "apikey revoke":
 		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 		prefix := fs.String("prefix", "", "the key's first 12 characters, or the whole key")
@@ -276,7 +280,8 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		if err := srv.Start(); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}
-		rec := workers.NewReconciler(svc, s, queue, inspector, cfg.ReconcileInterval, log)
+		rec := workers.NewReconciler(svc, s, queue, inspector,
+			workers.ReconcileConfig{Interval: cfg.ReconcileInterval, Retention: cfg.Retention}, log)
 		g.Go(func() error { rec.Run(ctx); return nil })
 		g.Go(func() error {
 			<-ctx.Done()

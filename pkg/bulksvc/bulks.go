@@ -290,6 +290,26 @@ func (s *Service) Bulk(ctx context.Context, orgID, id uuid.UUID) (models.Bulk, e
 	return s.store.Bulk(ctx, orgID, id)
 }
 
+// ErrReportExpired is a bulk whose rows as submitted and results were
+// erased after the retention period: its errors and results are gone, its
+// status and counts stay. It carries the bulk.
+type ErrReportExpired = store.ErrReportExpired
+
+// ReportBulk returns one of the organization's bulks whose report (its
+// errors, its results) is to be read: ErrReportExpired once retention has
+// erased it, so that an erased report is never answered as an empty one.
+// Another organization's bulk is store.ErrNotFound.
+func (s *Service) ReportBulk(ctx context.Context, orgID, id uuid.UUID) (models.Bulk, error) {
+	b, err := s.store.Bulk(ctx, orgID, id)
+	if err != nil {
+		return models.Bulk{}, err
+	}
+	if b.ReportExpiredAt != nil {
+		return models.Bulk{}, ErrReportExpired{Bulk: b}
+	}
+	return b, nil
+}
+
 // ErrorsPageSize is how many failed rows Errors reads at a time.
 const ErrorsPageSize = 100
 
@@ -324,9 +344,10 @@ var ResultsSize = page.Size{Default: 100, Max: 1000}
 // Results returns the results of rows offset+1 to offset+limit of the
 // organization's bulk, in order, each a bulk.ResultRow as stored. A row
 // whose stored result cannot be sent is answered as a failed row that says
-// so. Another organization's bulk is store.ErrNotFound.
+// so. Another organization's bulk is store.ErrNotFound, one whose report
+// expired ErrReportExpired.
 func (s *Service) Results(ctx context.Context, orgID, id uuid.UUID, offset, limit int) ([]json.RawMessage, error) {
-	if _, err := s.store.Bulk(ctx, orgID, id); err != nil {
+	if _, err := s.ReportBulk(ctx, orgID, id); err != nil {
 		return nil, err
 	}
 	rows, err := s.store.BulkResults(ctx, id, offset, limit)

@@ -43,6 +43,10 @@ type View struct {
 	StartedAt      *time.Time     `json:"started_at"`
 	CompletedAt    *time.Time     `json:"completed_at"`
 	CanceledAt     *time.Time     `json:"canceled_at"`
+	// ReportExpiredAt is when the bulk's rows as submitted and its results
+	// were erased, RETENTION after it finished; only then is it shown, and
+	// /errors and /results answer 410 from then on.
+	ReportExpiredAt *time.Time `json:"report_expired_at,omitempty"`
 }
 
 // RecordsWritten counts the records a bulk's import wrote, by table.
@@ -60,6 +64,7 @@ func NewView(b models.Bulk) View {
 		RowsSucceeded: b.RowsSucceeded, RowsFailed: b.RowsFailed, FailureReason: b.FailureReason,
 		RecordsWritten: RecordsWritten{Locations: b.LocationsWritten, Customers: b.CustomersWritten, DebtAccounts: b.DebtAccountsWritten},
 		CreatedAt:      b.CreatedAt, StartedAt: b.StartedAt, CompletedAt: b.CompletedAt, CanceledAt: b.CanceledAt,
+		ReportExpiredAt: b.ReportExpiredAt,
 	}
 }
 

@@ -33,26 +33,29 @@ type Delivery struct {
 	OrganizationID uuid.UUID
 	Channel        string
 	Event          string
-	Target         string // the address or the URL
-	Attempts       int
-	CreatedAt      time.Time
-	DeliveredAt    *time.Time
-	AbandonedAt    *time.Time
-	LastError      *string
+	// Target is the address or the URL while the delivery is to be made,
+	// "" once it has ended: an ended delivery keeps no address.
+	Target      string
+	Attempts    int
+	CreatedAt   time.Time
+	DeliveredAt *time.Time
+	AbandonedAt *time.Time
+	LastError   *string
 }
 
 // recordDeliveries writes, in the transaction that ends a bulk, the
 // deliveries that tell of it: the organization's email when email is set,
 // and its webhook when it has one that is not disabled. A bulk's end is
 // told once per channel, whatever retries happen (the second insert finds
-// the first).
+// the first); a bulk retried after it failed ends again, and its deliveries
+// of the first end were superseded by the retry (RetryBulk).
 func recordDeliveries(ctx context.Context, tx pgx.Tx, bulkID uuid.UUID, event string, email bool) error {
 	if email {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO deliveries (id, bulk_id, organization_id, channel, event, target)
 			SELECT $2::uuid, b.id, b.organization_id, 'email', $3, o.notify_email
 			  FROM bulks b JOIN organizations o ON o.id = b.organization_id WHERE b.id = $1
-			ON CONFLICT (bulk_id, channel) DO NOTHING`, pgUUID(bulkID), pgUUID(uuid.Must(uuid.NewV7())), event); err != nil {
+			ON CONFLICT (bulk_id, channel) WHERE superseded_at IS NULL DO NOTHING`, pgUUID(bulkID), pgUUID(uuid.Must(uuid.NewV7())), event); err != nil {
 			return fmt.Errorf("record deliveries: %w", err)
 		}
 	}
@@ -67,7 +70,7 @@ func recordDeliveries(ctx context.Context, tx pgx.Tx, bulkID uuid.UUID, event st
 		  FROM bulks b JOIN webhooks w ON w.organization_id = b.organization_id
 		 WHERE b.id = $1 AND w.disabled_at IS NULL
 		   FOR KEY SHARE OF w
-		ON CONFLICT (bulk_id, channel) DO NOTHING`, pgUUID(bulkID), pgUUID(uuid.Must(uuid.NewV7())), event); err != nil {
+		ON CONFLICT (bulk_id, channel) WHERE superseded_at IS NULL DO NOTHING`, pgUUID(bulkID), pgUUID(uuid.Must(uuid.NewV7())), event); err != nil {
 		return fmt.Errorf("record deliveries: %w", err)
 	}
 	return nil
@@ -79,10 +82,11 @@ func scanDelivery(row pgx.CollectableRow) (Delivery, error) {
 	var (
 		d                   Delivery
 		id, bulkID, orgID   pgtype.UUID
+		target              pgtype.Text
 		delivered, abandond pgtype.Timestamptz
 	)
-	err := row.Scan(&id, &bulkID, &orgID, &d.Channel, &d.Event, &d.Target, &d.Attempts, &d.CreatedAt, &delivered, &abandond, &d.LastError)
-	d.ID, d.BulkID, d.OrganizationID = id.Bytes, bulkID.Bytes, orgID.Bytes
+	err := row.Scan(&id, &bulkID, &orgID, &d.Channel, &d.Event, &target, &d.Attempts, &d.CreatedAt, &delivered, &abandond, &d.LastError)
+	d.ID, d.BulkID, d.OrganizationID, d.Target = id.Bytes, bulkID.Bytes, orgID.Bytes, target.String
 	if delivered.Valid {
 		d.DeliveredAt = &delivered.Time
 	}
@@ -216,7 +220,8 @@ func (s *Store) GiveUpDelivery(ctx context.Context, c Claim, a *Attempt, reason 
 // finishDelivery releases a claim, recording the attempt a (none when nil);
 // abandon, when not "", gives the delivery up with that reason. A delivery
 // given up meanwhile (its webhook removed) keeps the reason it was given up
-// for, unless this attempt made it.
+// for, unless this attempt made it. A delivery that ends here, made or
+// given up, forgets its target.
 func (s *Store) finishDelivery(ctx context.Context, what string, c Claim, a *Attempt, delivered bool, abandon string) error {
 	id := c.Delivery.ID
 	var attempt Attempt
@@ -228,6 +233,7 @@ func (s *Store) finishDelivery(ctx context.Context, what string, c Claim, a *Att
 		err := tx.QueryRow(ctx, `UPDATE deliveries SET attempts = attempts + $6::int, claimed_at = NULL,
 			        delivered_at = CASE WHEN $2 THEN clock_timestamp() END,
 			        abandoned_at = CASE WHEN $5 <> '' THEN coalesce(abandoned_at, clock_timestamp()) ELSE abandoned_at END,
+			        target = CASE WHEN $2 OR $5 <> '' OR abandoned_at IS NOT NULL THEN NULL ELSE target END,
 			        last_error = CASE WHEN $2 THEN NULL
 			                          WHEN $5 <> '' THEN $5
 			                          WHEN abandoned_at IS NOT NULL THEN last_error
@@ -275,9 +281,9 @@ func (r claimedRow) Scan(dest ...any) error {
 }
 
 // AbandonDelivery gives a delivery up after its last retry: the reconciler
-// will not queue it again.
+// will not queue it again, and its target is forgotten.
 func (s *Store) AbandonDelivery(ctx context.Context, id uuid.UUID) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE deliveries SET abandoned_at = clock_timestamp(), claimed_at = NULL
+	if _, err := s.pool.Exec(ctx, `UPDATE deliveries SET abandoned_at = clock_timestamp(), claimed_at = NULL, target = NULL
 		WHERE id = $1 AND delivered_at IS NULL`, pgUUID(id)); err != nil {
 		return errorf("store: abandon delivery: %w", err)
 	}
@@ -452,9 +458,9 @@ func (s *Store) DisableWebhook(ctx context.Context, orgID uuid.UUID, url, reason
 }
 
 // abandonWebhookDeliveries gives up the organization's webhook deliveries
-// not made yet, for reason.
+// not made yet, for reason, forgetting their URL.
 func abandonWebhookDeliveries(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, reason string) (int, error) {
-	tag, err := tx.Exec(ctx, `UPDATE deliveries SET abandoned_at = clock_timestamp(), last_error = $2
+	tag, err := tx.Exec(ctx, `UPDATE deliveries SET abandoned_at = clock_timestamp(), last_error = $2, target = NULL
 		WHERE organization_id = $1 AND channel = 'webhook' AND delivered_at IS NULL AND abandoned_at IS NULL`, pgUUID(orgID), reason)
 	return int(tag.RowsAffected()), err
 }
