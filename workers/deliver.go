@@ -196,6 +196,7 @@ func (d *Deliverer) email(ctx context.Context, claim store.Claim) error {
 	b := claim.Bulk
 	c := mailer.Completion{
 		BulkID:              b.ID.String(),
+		DeliveryID:          claim.Delivery.ID.String(),
 		OrganizationName:    claim.Organization.Name,
 		Status:              string(b.Status),
 		Count:               b.Count,

@@ -182,6 +182,9 @@ type Bulk struct {
 	StartedAt      *time.Time     `json:"started_at"`
 	CompletedAt    *time.Time     `json:"completed_at"`
 	CanceledAt     *time.Time     `json:"canceled_at"`
+	// ReportExpiredAt is set once RETENTION erased the bulk's rows and
+	// results: its errors and results then answer 410.
+	ReportExpiredAt *time.Time `json:"report_expired_at,omitempty"`
 }
 
 // RecordsWritten counts the records a bulk's import created, by table.

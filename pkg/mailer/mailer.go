@@ -48,6 +48,7 @@ const DefaultTimeout = 15 * time.Second
 // Completion is what a bulk notification says.
 type Completion struct {
 	BulkID           string
+	DeliveryID       string // the outbox's delivery: its Message-ID is the same on every attempt
 	OrganizationName string
 	Status           string // "completed" or "failed"
 	Count            int
@@ -181,7 +182,7 @@ func newMsg(m message, c Completion, from, to *mail.Address, domain string) *gom
 	msg.FromMailAddress(from)
 	msg.ToMailAddress(to)
 	msg.Subject(m.subject)
-	msg.SetMessageIDWithValue(messageID(c.BulkID, c.Status, domain))
+	msg.SetMessageIDWithValue(messageID(c, domain))
 	msg.SetDate()
 	msg.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
 	msg.SetBodyString(gomail.TypeTextPlain, m.text)
@@ -233,10 +234,15 @@ func (c Completion) Written() string {
 }
 
 // messageID is the Message-ID (without angle brackets) of the notification
-// for bulkID with status, the same on every attempt so that receiving
-// systems can drop duplicates of a retried send.
-func messageID(bulkID, status, domain string) string {
-	return "bulk-" + idSafe(bulkID) + "-" + idSafe(status) + "@" + idSafe(domain)
+// c, the same on every attempt of its delivery so that receiving systems
+// can drop duplicates of a retried send, and another for another delivery
+// (a bulk retried by an operator ends, and is told of, again).
+func messageID(c Completion, domain string) string {
+	id := "bulk-" + idSafe(c.BulkID) + "-" + idSafe(c.Status)
+	if c.DeliveryID != "" {
+		id += "-" + idSafe(c.DeliveryID)
+	}
+	return id + "@" + idSafe(domain)
 }
 
 // idSafe replaces every character that may not appear in a Message-ID's

@@ -671,3 +671,27 @@ func TestLogSenderWritesTheEmailAsFiles(t *testing.T) {
 		t.Errorf("the .html file is not the email's HTML part:\n%q\n%q", html, p.HTML)
 	}
 }
+
+// Two deliveries of one bulk's end (a bulk an operator retried ends again)
+// carry different Message-IDs, so that a receiver does not drop the second
+// as a duplicate of the first.
+func TestEachDeliveryHasItsOwnMessageID(t *testing.T) {
+	t.Parallel()
+	ts := smtptest.NewServer(t, smtptest.Options{})
+	s := newSender(t, config(ts))
+	for _, delivery := range []string{"0195c2a0-8f3e-7d5c-b1a4-3f6e2d9c8b71", "0195c2a0-8f3e-7d5c-b1a4-3f6e2d9c8b72"} {
+		c := failed()
+		c.DeliveryID = delivery
+		if err := s.SendBulkNotification(t.Context(), testTo, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := ts.Messages()
+	if len(got) != 2 {
+		t.Fatalf("%d messages", len(got))
+	}
+	a, b := got[0].Parse(t).Header.Get("Message-Id"), got[1].Parse(t).Header.Get("Message-Id")
+	if a == b || !strings.Contains(a, "8b71") {
+		t.Errorf("Message-IDs %q and %q", a, b)
+	}
+}
