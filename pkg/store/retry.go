@@ -46,11 +46,18 @@ func (s *Store) RetryBulk(ctx context.Context, id uuid.UUID, prepare func() erro
 			expired pgtype.Timestamptz
 			stored  int
 		)
-		// The row lock keeps a second retry, or the eraser, from acting on
-		// the bulk until this one commits.
-		err := tx.QueryRow(ctx, `SELECT organization_id, status, count, report_expired_at,
-			       (SELECT count(*) FROM bulk_rows r WHERE r.organization_id = b.organization_id AND r.bulk_id = b.id)
-			  FROM bulks b WHERE id = $1 FOR NO KEY UPDATE`, pgUUID(id)).Scan(&orgID, &status, &count, &expired, &stored)
+		// The bulk is named by its id alone: its organization is read first,
+		// so that the row lock is taken by the whole key (a distributed
+		// Postgres locks rows in single-shard statements). The lock keeps a
+		// second retry, or the eraser, from acting on the bulk until this
+		// one commits.
+		err := tx.QueryRow(ctx, `SELECT organization_id FROM bulks WHERE id = $1`, pgUUID(id)).Scan(&orgID)
+		if err == nil {
+			err = tx.QueryRow(ctx, `SELECT status, count, report_expired_at,
+				       (SELECT count(*) FROM bulk_rows r WHERE r.organization_id = b.organization_id AND r.bulk_id = b.id)
+				  FROM bulks b WHERE organization_id = $1 AND id = $2 FOR NO KEY UPDATE`, orgID, pgUUID(id)).
+				Scan(&status, &count, &expired, &stored)
+		}
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return ErrNotFound
