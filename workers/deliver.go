@@ -307,8 +307,8 @@ func (d *Deliverer) Abandon(ctx context.Context, t *asynq.Task, taskErr error, r
 	if abandoned.ID != uuid.Nil {
 		ctx = logattr.With(ctx, slog.Any("bulk_id", abandoned.BulkID), slog.Any("organization_id", abandoned.OrganizationID))
 	}
-	d.log.ErrorContext(ctx, "delivery failed for good", "type", t.Type(), "retried", retried, "err", taskErr)
+	d.log.ErrorContext(ctx, "delivery failed for good", "delivery_id", p.DeliveryID, "type", t.Type(), "retried", retried, "err", taskErr)
 	if err != nil {
-		d.log.ErrorContext(ctx, "mark delivery abandoned", "err", err)
+		d.log.ErrorContext(ctx, "mark delivery abandoned", "delivery_id", p.DeliveryID, "err", err)
 	}
 }

@@ -85,8 +85,8 @@ func (im *Importer) FailExhausted(ctx context.Context, t *asynq.Task, taskErr er
 	if f.Failed {
 		ctx = logattr.With(ctx, slog.Any("organization_id", f.OrganizationID))
 	}
-	im.log.ErrorContext(ctx, "bulk import failed for good", "retried", retried, "err", taskErr)
+	im.log.ErrorContext(ctx, "bulk import failed for good", "bulk_id", p.BulkID, "retried", retried, "err", taskErr)
 	if err != nil {
-		im.log.ErrorContext(ctx, "mark bulk failed", "err", err)
+		im.log.ErrorContext(ctx, "mark bulk failed", "bulk_id", p.BulkID, "err", err)
 	}
 }

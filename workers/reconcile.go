@@ -130,7 +130,7 @@ func (r *Reconciler) Once(ctx context.Context) (Reconciled, error) {
 			}
 			if f.Failed {
 				r.log.ErrorContext(logattr.With(bulkCtx, slog.Any("organization_id", f.OrganizationID)),
-					"bulk import gave up without marking the bulk failed; marked it now")
+					"bulk import gave up without marking the bulk failed; marked it now", "bulk_id", id)
 				res.Failed++
 			}
 		}

@@ -181,10 +181,11 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 		}
 		b = res.Bulk
 		if res.Plan == nil { // canceled, or finished by a duplicate task, meanwhile
-			s.log.InfoContext(ctx, "bulk import stopped: the bulk finished meanwhile", "status", b.Status)
+			s.log.InfoContext(ctx, "bulk import stopped: the bulk finished meanwhile", "bulk_id", id,
+				"organization_id", b.OrganizationID, "status", b.Status)
 		} else {
 			s.imported(b, res.Timings)
-			s.log.InfoContext(ctx, "bulk imported",
+			s.log.InfoContext(ctx, "bulk imported", "bulk_id", id, "organization_id", b.OrganizationID,
 				"rows", b.Count, "rows_succeeded", b.RowsSucceeded, "rows_failed", b.RowsFailed,
 				"duration_ms", res.Timings.Total.Milliseconds())
 		}
