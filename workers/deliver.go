@@ -89,7 +89,11 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("delivery %s: %w", p.DeliveryID, err)
 	}
 	ctx = logattr.With(ctx, slog.Any("bulk_id", claim.Bulk.ID), slog.Any("organization_id", claim.Bulk.OrganizationID))
-	o := outcome{attempt: store.Attempt{StartedAt: time.Now()}}
+	// The attempt starts with its claim (Postgres's clock), which is what
+	// orders it against the webhook's disabling; its duration is this
+	// process's own measure.
+	start := time.Now()
+	o := outcome{attempt: store.Attempt{StartedAt: claim.At}}
 	switch claim.Delivery.Channel {
 	case store.ChannelEmail:
 		o.err = d.email(ctx, claim)
@@ -102,7 +106,7 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	default:
 		o.err = errors.Join(fmt.Errorf("no such channel %q", claim.Delivery.Channel), asynq.SkipRetry)
 	}
-	o.attempt.Duration = time.Since(o.attempt.StartedAt)
+	o.attempt.Duration = time.Since(start)
 	if o.err != nil {
 		o.attempt.Error = o.err.Error() // senders' errors carry no address, URL, body or secret
 	}

@@ -450,14 +450,21 @@ func (s *Store) DeleteWebhook(ctx context.Context, orgID uuid.UUID) (abandoned i
 // again. disabled is false when it was not at url any more (moved since, or
 // removed) or was disabled already: then nothing changes.
 func (s *Store) DisableWebhook(ctx context.Context, orgID uuid.UUID, url, reason string) (disabled bool, abandoned int, err error) {
+	// The deliveries are given up before disabled_at is taken: a claim
+	// committed before that blocks or fails them, so every attempt recorded
+	// started (was claimed) before the webhook was disabled.
 	err = withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE webhooks SET disabled_at = clock_timestamp(), disabled_reason = $3, updated_at = clock_timestamp()
-			WHERE organization_id = $1 AND url = $2 AND disabled_at IS NULL`, pgUUID(orgID), url, reason)
+		tag, err := tx.Exec(ctx, `SELECT FROM webhooks WHERE organization_id = $1 AND url = $2 AND disabled_at IS NULL FOR UPDATE`,
+			pgUUID(orgID), url)
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
+		if abandoned, err = abandonWebhookDeliveries(ctx, tx, orgID, reason); err != nil {
+			return err
+		}
 		disabled = true
-		abandoned, err = abandonWebhookDeliveries(ctx, tx, orgID, reason)
+		_, err = tx.Exec(ctx, `UPDATE webhooks SET disabled_at = clock_timestamp(), disabled_reason = $2, updated_at = clock_timestamp()
+			WHERE organization_id = $1`, pgUUID(orgID), reason)
 		return err
 	})
 	if err != nil {
