@@ -74,8 +74,8 @@ func (s *service) waitMetric(t testing.TB, addr, series, want string, ok func(fl
 // are served beside them, on METRICS_ADDR only, and no label carries an id.
 func TestMetricsMoveWithTheirEvents(t *testing.T) {
 	t.Parallel()
-	metricsAddr := freeAddr(t)
-	s := startService(t, "METRICS_ADDR="+metricsAddr)
+	s := startService(t, "METRICS_ADDR="+freeAddr(t))
+	metricsAddr := s.env["METRICS_ADDR"]
 	orgID, key := s.newOrg(t, "Acme", "ops@acme.example")
 	before := scrapeMetrics(t, metricsAddr)
 

@@ -98,9 +98,9 @@ func bodyText(ctx context.Context) string {
 // the queues.
 func TestQueueUIInABrowser(t *testing.T) {
 	t.Parallel()
-	metricsAddr := freeAddr(t)
-	prom := startPrometheus(t, freeAddr(t), metricsAddr)
-	s := startService(t, "METRICS_ADDR="+metricsAddr, "PROMETHEUS_URL="+prom.url)
+	promAddr := freeAddr(t)
+	s := startService(t, "METRICS_ADDR="+freeAddr(t), "PROMETHEUS_URL=http://"+promAddr)
+	prom := startPrometheus(t, promAddr, s.env["METRICS_ADDR"])
 	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	// A finished bulk has put a task in each queue: the import, then its email.
 	s.waitCompleted(t, key, s.submit(t, key, testenv.SeedExample(t)))
