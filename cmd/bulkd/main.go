@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net/http"
 	"net/mail"
@@ -247,6 +248,10 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 	// logger, plain text on stderr by default: while Redis is down that is
 	// a line per failed dial among the JSON ones.
 	redis.SetLogger(redisLogger{log: log, secrets: cfg.Redis.Secrets()})
+	// asynq's queue collector says that a scrape could not reach Redis with
+	// the standard logger: that too becomes a JSON line.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(libraryLog{log: log, secrets: cfg.Redis.Secrets()})
 	rdb := cfg.Redis.NewClient()
 	defer rdb.Close()
 	client := asynq.NewClientFromRedisClient(rdb)
@@ -256,7 +261,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 	// from Redis at each scrape), Go's and the process's.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		asynqmetrics.NewQueueMetricsCollector(inspector))
+		metrics.Unchecked(asynqmetrics.NewQueueMetricsCollector(inspector)))
 	m := metrics.New(reg)
 	svc := bulksvc.New(s, queue, log, m)
 	hooks, err := newWebhooks(s, cfg, log)
@@ -404,6 +409,20 @@ func queueUI(ui *asynqmon.HTTPHandler) http.Handler {
 		return nil
 	}
 	return ui
+}
+
+// libraryLog writes what libraries print with the standard logger as WARN
+// lines, with Redis' passwords masked.
+type libraryLog redisLogger
+
+// Write implements io.Writer for log.SetOutput: each call is one line.
+func (l libraryLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	for _, secret := range l.secrets {
+		msg = strings.ReplaceAll(msg, secret, "xxxxx")
+	}
+	l.log.Warn("library", "detail", msg)
+	return len(p), nil
 }
 
 // redisLogger writes go-redis' own lines through slog, at WARN: they tell of
