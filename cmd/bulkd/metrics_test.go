@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,10 +48,11 @@ func scrapeMetrics(t testing.TB, addr string) scrape {
 	return out
 }
 
-// has tells whether a series of the metric name is there.
+// has tells whether a series of the metric name is there (of a histogram:
+// its _count).
 func (s scrape) has(name string) bool {
 	for series := range s {
-		if series == name || strings.HasPrefix(series, name+"{") {
+		if series == name || strings.HasPrefix(series, name+"{") || strings.HasPrefix(series, name+"_count") {
 			return true
 		}
 	}
@@ -169,6 +172,16 @@ func TestMetricsMoveWithTheirEvents(t *testing.T) {
 	}
 	if after[`asynq_tasks_processed_total{queue="imports"}`] < 3 {
 		t.Errorf("asynq_tasks_processed_total{queue=\"imports\"} = %v, want 3 at least", after[`asynq_tasks_processed_total{queue="imports"}`])
+	}
+	// Every metric the shipped alerts (configs/alerts.yml) query exists.
+	alerts, err := os.ReadFile("../../configs/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range regexp.MustCompile(`\b(?:bulkd|asynq)_[a-z_]+`).FindAllString(string(alerts), -1) {
+		if !after.has(name) {
+			t.Errorf("configs/alerts.yml queries %s, which is not served", name)
+		}
 	}
 	// Labels are patterns and names, never ids.
 	for series := range after {
