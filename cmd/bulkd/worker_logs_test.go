@@ -17,7 +17,7 @@ import (
 // follow one bulk through its import, its deliveries and the reconciler:
 // here an import and its email, a webhook attempt that fails, and a bulk
 // whose task was archived, which the reconciler marks failed. Each key is
-// there once.
+// there once. The worker process's own metrics count the same events.
 func TestWorkerLinesNameBulkOrganizationAndAttempt(t *testing.T) {
 	t.Parallel()
 	s := newService(t, "WEBHOOK_ALLOW_PRIVATE=true", "RECONCILE_INTERVAL=1s", "RATE_LIMIT=0")
@@ -33,7 +33,8 @@ func TestWorkerLinesNameBulkOrganizationAndAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	imported := s.submit(t, key, testenv.SeedExample(t))
-	w := s.spawn("worker")
+	workerMetrics := freeAddr(t)
+	w := s.spawn("worker", "METRICS_ADDR="+workerMetrics)
 	s.waitCompleted(t, key, imported)
 	s.smtp.WaitForMessages(t, 2, deadlineForEmail) // the completed bulk's, the failed one's
 
@@ -46,6 +47,7 @@ func TestWorkerLinesNameBulkOrganizationAndAttempt(t *testing.T) {
 		{"delivery made", imported, true},
 		{"delivery made", failed, true},
 		{"delivery not made", imported, true},
+		{"delivery not made", failed, true},
 		{"bulk import gave up without marking the bulk failed; marked it now", failed, false},
 	}
 	var lines []map[string]any
@@ -83,6 +85,19 @@ func TestWorkerLinesNameBulkOrganizationAndAttempt(t *testing.T) {
 			if strings.Count(raw, k) > 1 {
 				t.Errorf("%s twice: %s", k, raw)
 			}
+		}
+	}
+	// The worker process serves its own metrics: the bulk the reconciler
+	// failed, the webhook attempts that failed and will be retried.
+	got := scrapeMetrics(t, workerMetrics)
+	for series, want := range map[string]float64{
+		`bulkd_bulks_finished_total{mode="create",status="failed"}`:                1,
+		`bulkd_bulks_finished_total{mode="create",status="completed"}`:             1,
+		`bulkd_deliveries_total{attempt="1",channel="webhook",outcome="retrying"}`: 2,
+		`bulkd_deliveries_total{attempt="1",channel="email",outcome="delivered"}`:  2,
+	} {
+		if got[series] != want {
+			t.Errorf("the worker's %s = %v, want %v", series, got[series], want)
 		}
 	}
 	if r := s.request(t, http.MethodGet, "/api/v1/bulk/"+failed, nil, bearer(key)); !strings.Contains(string(r.body), `"status":"failed"`) {
