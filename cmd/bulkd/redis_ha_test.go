@@ -165,7 +165,8 @@ func TestRedisClusterEndToEnd(t *testing.T) {
 		SELECT gen_random_uuid(), organization_id, 'pending', 1, 'create' FROM bulks WHERE id = $1 RETURNING id::text`, first).Scan(&stray); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.Conn.Exec(ctx, `INSERT INTO bulk_rows (bulk_id, row, payload) SELECT $1, row, payload FROM bulk_rows WHERE bulk_id = $2`, stray, first); err != nil {
+	if _, err := s.db.Conn.Exec(ctx, `INSERT INTO bulk_rows (organization_id, bulk_id, row, payload)
+		SELECT organization_id, $1, row, payload FROM bulk_rows WHERE bulk_id = $2`, stray, first); err != nil {
 		t.Fatal(err)
 	}
 	s.waitCompletedWithin(t, key, stray, time.Minute)

@@ -167,7 +167,7 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 	if b.Status == models.StatusProcessing {
 		opts := ImportOptions(b)
 		res, err := s.store.Import(ctx, b, func(ctx context.Context) ([]*bulk.Row, error) {
-			raw, err := s.store.BulkRows(ctx, id)
+			raw, err := s.store.BulkRows(ctx, b.OrganizationID, id)
 			if err != nil {
 				return nil, err
 			}
@@ -399,7 +399,7 @@ func (s *Service) Results(ctx context.Context, orgID, id uuid.UUID, offset, limi
 	if _, err := s.ReportBulk(ctx, orgID, id); err != nil {
 		return nil, err
 	}
-	rows, err := s.store.BulkResults(ctx, id, offset, limit)
+	rows, err := s.store.BulkResults(ctx, orgID, id, offset, limit)
 	if err != nil {
 		return nil, err
 	}

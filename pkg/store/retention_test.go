@@ -309,7 +309,8 @@ func BenchmarkEraseReports2000Rows(b *testing.B) {
 			// Finished two days ago, with a result per row the size of the row.
 			if _, err := db.Conn.Exec(ctx, `WITH done AS (UPDATE bulks SET status = 'completed', completed_at = now() - interval '2 days'
 				WHERE id = $1 RETURNING id)
-				INSERT INTO bulk_results (bulk_id, row, status, result) SELECT r.bulk_id, r.row, 'created', r.payload
+				INSERT INTO bulk_results (organization_id, bulk_id, row, status, result)
+				SELECT r.organization_id, r.bulk_id, r.row, 'created', r.payload
 				FROM bulk_rows r JOIN done ON done.id = r.bulk_id`, bk.ID); err != nil {
 				b.Fatal(err)
 			}
