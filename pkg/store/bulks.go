@@ -255,22 +255,26 @@ func (s *Store) StartBulk(ctx context.Context, id uuid.UUID) (models.Bulk, error
 // and its import only queues again what it has left to deliver),
 // ErrNotItsTurn when one does, ErrNotFound for no bulk. It takes no lock:
 // Import tries the lock itself; this is the cheap look that lets a bulk give
-// way before it is even marked processing.
-func (s *Store) ImportTurn(ctx context.Context, id uuid.UUID) error {
-	var finished, locked bool
-	err := s.pool.QueryRow(ctx, `SELECT NOT b.`+unfinished+`,
+// way before it is even marked processing. It returns the bulk's
+// organization, which the import's log lines name.
+func (s *Store) ImportTurn(ctx context.Context, id uuid.UUID) (orgID uuid.UUID, err error) {
+	var (
+		finished, locked bool
+		org              pgtype.UUID
+	)
+	err = s.pool.QueryRow(ctx, `SELECT b.organization_id, NOT b.`+unfinished+`,
 		EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
 		        AND classid = $2::int4::oid AND objid = hashtext(b.organization_id::text)::oid)
-		FROM bulks b WHERE b.id = $1`, pgUUID(id), importLockClass).Scan(&finished, &locked)
+		FROM bulks b WHERE b.id = $1`, pgUUID(id), importLockClass).Scan(&org, &finished, &locked)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return ErrNotFound
+		return uuid.Nil, ErrNotFound
 	case err != nil:
-		return errorf("store: import turn of bulk %s: %w", id, err)
+		return uuid.Nil, errorf("store: import turn of bulk %s: %w", id, err)
 	case finished || !locked:
-		return nil
+		return org.Bytes, nil
 	}
-	return ErrNotItsTurn
+	return org.Bytes, ErrNotItsTurn
 }
 
 // NextInLine returns the oldest unfinished bulks of the organization of
@@ -308,9 +312,19 @@ func (s *Store) BulkRows(ctx context.Context, orgID, id uuid.UUID) ([]json.RawMe
 	return out, nil
 }
 
+// Failed is what FailBulk did: whether it failed the bulk (false: the bulk
+// had finished already, or does not exist), and then the bulk's
+// organization and mode.
+type Failed struct {
+	Failed         bool
+	OrganizationID uuid.UUID
+	Mode           string
+}
+
 // FailBulk marks an unfinished bulk as failed with a reason the client
 // reads, and records the deliveries that tell of it, in one transaction.
-func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error {
+func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) (Failed, error) {
+	var f Failed
 	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
 		var (
 			dry   bool
@@ -318,7 +332,7 @@ func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error
 		)
 		err := tx.QueryRow(ctx,
 			`UPDATE bulks SET status = 'failed', failure_reason = $2, completed_at = clock_timestamp(), updated_at = clock_timestamp()
-			 WHERE id = $1 AND `+unfinished+` RETURNING organization_id, validate_only`, pgUUID(id), reason).Scan(&orgID, &dry)
+			 WHERE id = $1 AND `+unfinished+` RETURNING organization_id, validate_only, mode`, pgUUID(id), reason).Scan(&orgID, &dry, &f.Mode)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // finished already
 		}
@@ -328,12 +342,13 @@ func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error
 		if err := recordDeliveries(ctx, tx, orgID, id, EventFailed, !dry); err != nil {
 			return err
 		}
+		f.Failed, f.OrganizationID = true, orgID
 		return notifyFinished(ctx, tx, id)
 	})
 	if err != nil {
-		return errorf("store: fail bulk: %w", err)
+		return Failed{}, errorf("store: fail bulk: %w", err)
 	}
-	return nil
+	return f, nil
 }
 
 // ErrNotCancelable is returned by CancelBulk for a bulk that has finished:

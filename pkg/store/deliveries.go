@@ -287,13 +287,22 @@ func (r claimedRow) Scan(dest ...any) error {
 }
 
 // AbandonDelivery gives a delivery up after its last retry: the reconciler
-// will not queue it again, and its target is forgotten.
-func (s *Store) AbandonDelivery(ctx context.Context, id uuid.UUID) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE deliveries SET abandoned_at = clock_timestamp(), claimed_at = NULL, target = NULL
-		WHERE id = $1 AND delivered_at IS NULL`, pgUUID(id)); err != nil {
-		return errorf("store: abandon delivery: %w", err)
+// will not queue it again, and its target is forgotten. It returns the
+// delivery's ids and channel (its bulk's, its organization's, for the line
+// that tells of it), or the zero Delivery when it was made already.
+func (s *Store) AbandonDelivery(ctx context.Context, id uuid.UUID) (Delivery, error) {
+	var d Delivery
+	var dID, bulkID, orgID pgtype.UUID
+	err := s.pool.QueryRow(ctx, `UPDATE deliveries SET abandoned_at = clock_timestamp(), claimed_at = NULL, target = NULL
+		WHERE id = $1 AND delivered_at IS NULL RETURNING id, bulk_id, organization_id, channel`, pgUUID(id)).Scan(&dID, &bulkID, &orgID, &d.Channel)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Delivery{}, nil
 	}
-	return nil
+	if err != nil {
+		return Delivery{}, errorf("store: abandon delivery: %w", err)
+	}
+	d.ID, d.BulkID, d.OrganizationID = dID.Bytes, bulkID.Bytes, orgID.Bytes
+	return d, nil
 }
 
 // DeliveryWithAttempts is a delivery and every attempt at it, oldest first.

@@ -18,8 +18,21 @@ import (
 
 // ImportResult is what an import wrote.
 type ImportResult struct {
-	Bulk models.Bulk // as completed
-	Plan *bulk.Plan  // nil when the bulk had finished before this import
+	Bulk    models.Bulk // as completed
+	Plan    *bulk.Plan  // nil when the bulk had finished before this import
+	Timings ImportTimings
+}
+
+// ImportTimings are how long the phases of an import took, measured where
+// they run, for the caller to report (the metrics, a benchmark). A phase
+// the import did not reach is zero.
+type ImportTimings struct {
+	Lock    time.Duration // begin the transaction, take the organization's lock
+	Parse   time.Duration // the RowSource: read the rows as submitted and parse them
+	Plan    time.Duration // look up what the rows name, plan the writes
+	Write   time.Duration // write the records
+	Results time.Duration // store every row's result, complete the bulk, commit
+	Total   time.Duration // all of the above
 }
 
 // Import writes a bulk's parsed rows and completes the bulk, all in one
@@ -37,10 +50,20 @@ type ImportResult struct {
 // the bulk's completion are stored all the same.
 func (s *Store) Import(ctx context.Context, b models.Bulk, source RowSource, opts bulk.Options) (ImportResult, error) {
 	var res ImportResult
+	t := &res.Timings
+	start := time.Now()
+	mark := start
+	since := func() time.Duration { // the time since the last mark
+		now := time.Now()
+		d := now.Sub(mark)
+		mark = now
+		return d
+	}
 	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
 		if err := tryLockOrganization(ctx, tx, b.OrganizationID); err != nil {
 			return err
 		}
+		t.Lock = since()
 		// A duplicate task may have finished the bulk, or a client canceled
 		// it, before this one took the lock. The bulk's row is not locked
 		// for the import, so that a cancel never waits for it: the import
@@ -54,6 +77,7 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, source RowSource, opt
 		if err != nil {
 			return err
 		}
+		t.Parse = since()
 		existing, err := lookupExisting(ctx, tx, b.OrganizationID, rows, opts.Mode == bulk.ModeUpsert)
 		if err != nil {
 			return err
@@ -62,6 +86,7 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, source RowSource, opt
 			return err
 		}
 		plan := bulk.NewPlan(b.ID, rows, existing, opts)
+		t.Plan = since()
 		updated := map[uuid.UUID]bool{}
 		if plan.Writes() {
 			if updated, err = applyPlan(ctx, tx, b.OrganizationID, plan); err != nil {
@@ -69,12 +94,17 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, source RowSource, opt
 			}
 		}
 		plan.Settle(updated)
+		t.Write = since()
 		if err := completeBulk(ctx, tx, b.OrganizationID, plan); err != nil {
 			return err
 		}
 		res.Plan = plan
 		return nil
 	})
+	if res.Plan != nil {
+		t.Results = since() // the commit included
+		t.Total = time.Since(start)
+	}
 	if err != nil && !errors.Is(err, errFinished) {
 		return ImportResult{}, errorf("store: import bulk %s: %w", b.ID, err) // ErrNotItsTurn included
 	}
