@@ -349,19 +349,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    1 << 20, // room above handlers.MaxHeaderBytes, which answers in JSON
 		}
-		g.Go(func() error {
-			log.Info("listening", "addr", cfg.HTTPAddr)
-			if err := httpSrv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-ctx.Done()
-			shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-			defer cancel()
-			return httpSrv.Shutdown(shutdownCtx)
-		})
+		listen(ctx, g, httpSrv, "http", cfg.ShutdownTimeout, log.With("addr", cfg.HTTPAddr))
 	}
 	err = g.Wait()
 	log.Info("bulkd stopped", "mode", mode)
@@ -375,16 +363,22 @@ func serveMetrics(ctx context.Context, g *errgroup.Group, cfg configs.Config, re
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	srv := &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
+	listen(ctx, g, srv, "metrics", cfg.ShutdownTimeout, log.With("addr", cfg.MetricsAddr, "path", "/metrics"))
+}
+
+// listen serves srv in g until ctx ends, then shuts it down within timeout;
+// what names it in its errors and its "listening" line.
+func listen(ctx context.Context, g *errgroup.Group, srv *http.Server, what string, timeout time.Duration, log *slog.Logger) {
 	g.Go(func() error {
-		log.Info("serving metrics", "addr", cfg.MetricsAddr, "path", "/metrics")
+		log.Info("listening", "server", what)
 		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("metrics: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		return nil
 	})
 	g.Go(func() error {
 		<-ctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
 		return srv.Shutdown(shutdownCtx)
 	})
