@@ -136,8 +136,14 @@ func TestSmallRun(t *testing.T) {
 	if b := rep.GormBaseline; b == nil || !b.Sampled || b.Records < 100 || b.Bulks != 1 || b.RecordsPerSecond <= 0 {
 		t.Errorf("GORM baseline %+v, want a sample of 1 bulk", b)
 	}
-	if rep.Ratios.BulkdVsCopy == nil || rep.Ratios.BulkdVsGorm == nil {
+	if b := rep.LeanBaseline; b == nil || b.Records != rep.Records.Total || b.Counted == nil || *b.Counted != *rep.Records.Written {
+		t.Errorf("lean COPY baseline %+v, want the %d records bulkd wrote", b, rep.Records.Total)
+	}
+	if rep.Ratios.BulkdVsCopy == nil || rep.Ratios.BulkdVsGorm == nil || rep.Ratios.BulkdVsLean == nil || rep.Ratios.CopyVsLean == nil {
 		t.Errorf("ratios missing: %+v", rep.Ratios)
+	}
+	if u := rep.CPU; u == nil || u.Seconds <= 0 || u.Workers <= 0 || u.Postgres <= 0 {
+		t.Errorf("CPU split %+v: want the workers' and Postgres's shares", u)
 	}
 	if rep.AcceptMS.N != 3 || rep.AcceptMS.P99 <= 0 || rep.WallSeconds <= 0 || rep.RecordsPerSecond <= 0 {
 		t.Errorf("measures missing: accept %+v, wall %v s, %v records/s", rep.AcceptMS, rep.WallSeconds, rep.RecordsPerSecond)
@@ -145,7 +151,7 @@ func TestSmallRun(t *testing.T) {
 	if len(rep.Memory) != 2 || rep.Memory[0].PeakMiB <= 0 || rep.Memory[1].At100 <= 0 {
 		t.Errorf("memory of api and worker: %+v", rep.Memory)
 	}
-	if len(rep.Targets) != 4 {
+	if len(rep.Targets) != 7 {
 		t.Errorf("targets: %+v", rep.Targets)
 	}
 
