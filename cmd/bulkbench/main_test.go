@@ -275,6 +275,20 @@ func TestParseFlags(t *testing.T) {
 		{"bad mode", []string{"--mode", "merge"}, nil, "--mode must be create or upsert"},
 		{"bad changed", []string{"--mode", "upsert", "--changed", "2"}, nil, "--changed must be"},
 		{"modes together", []string{"--mode", "upsert", "--atomic"}, nil, "one at a time"},
+		{"matrix", []string{"--preset", "matrix"}, func(c config) bool {
+			steps := matrixSteps(c)
+			return c.bulks == 100 && len(steps) == 5 && steps[0].cfg.leanBaseline && !steps[1].cfg.leanBaseline &&
+				steps[1].cfg.upsert() && steps[1].cfg.changed == 1 && steps[2].cfg.changed == 0 &&
+				steps[3].cfg.atomic && steps[3].cfg.invalid == 0 && steps[4].cfg.validateOnly
+		}, ""},
+		{"matrix runs the modes itself", []string{"--preset", "matrix", "--atomic"}, nil, "--preset matrix runs every mode itself"},
+		{"orgs spread the bulks", []string{"--orgs", "4"}, func(c config) bool {
+			steps := orgSteps(c)
+			return c.orgOf(5) == 1 && c.orgOf(8) == 0 && len(steps) == 2 && steps[0].cfg.orgs == 1 && steps[1].cfg.orgs == 4 &&
+				steps[0].cfg.duplicates == 0 && steps[1].cfg.duplicates == 0
+		}, ""},
+		{"orgs not with upsert", []string{"--orgs", "2", "--mode", "upsert"}, nil, "--orgs measures create"},
+		{"orgs need spawn mode", []string{"--orgs", "2", "--url", "http://h", "--key", "k"}, nil, "--orgs needs spawn mode"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
