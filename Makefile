@@ -28,8 +28,8 @@ run: ## start Postgres/Redis if needed, build, migrate, print a dev API key and 
 services: ## start Postgres and Redis if they do not answer at DATABASE_URL / REDIS_URL
 	scripts/services.sh
 
-test-services: # what the tests need: the services, redis-server for the fault tests to kill, chromium for the queue UI test
-	NEED_REDIS_SERVER=1 NEED_CHROMIUM=1 scripts/services.sh
+test-services: # what the tests need: the services, redis-server for the fault tests to kill, chromium and prometheus for the queue UI test
+	NEED_REDIS_SERVER=1 NEED_CHROMIUM=1 NEED_PROMETHEUS=1 scripts/services.sh
 
 test: test-services ## the whole suite with the race detector, against real Postgres and Redis
 	@race=-race; \

@@ -71,8 +71,15 @@ type Config struct {
 	ReportLinkTTL time.Duration
 	// MaxWait is the longest wait a client may ask for (?wait=) on a bulk to
 	// finish; 0 turns waiting off.
-	MaxWait  time.Duration
-	LogLevel slog.Level
+	MaxWait time.Duration
+	// MetricsAddr is where the process serves its Prometheus metrics
+	// (/metrics), on a listener of its own so that the public API's port
+	// never exposes them; "" turns them off.
+	MetricsAddr string
+	// PrometheusURL is the Prometheus server that the queue UI's charts
+	// query; "" leaves the charts empty.
+	PrometheusURL string
+	LogLevel      slog.Level
 }
 
 // The bound of MAX_WAIT: a waiting answer must fit in the HTTP server's
@@ -117,6 +124,8 @@ func Load(getenv func(string) string) (Config, error) {
 		ReportSecret:        l.key("REPORT_SECRET"),
 		ReportLinkTTL:       l.duration("REPORT_LINK_TTL", 7*24*time.Hour),
 		MaxWait:             l.durationUpTo("MAX_WAIT", time.Minute, MaxMaxWait),
+		MetricsAddr:         l.str("METRICS_ADDR", ""),
+		PrometheusURL:       strings.TrimRight(l.str("PROMETHEUS_URL", ""), "/"),
 	}
 	switch v := strings.ToLower(l.str("WEBHOOK_ALLOW_PRIVATE", "false")); v {
 	case "true", "1":
@@ -138,6 +147,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		l.fail("BASE_URL", "must be an absolute http(s) URL")
+	}
+	if c.MetricsAddr != "" && c.MetricsAddr == c.HTTPAddr {
+		l.fail("METRICS_ADDR", "must differ from HTTP_ADDR: the metrics have a listener of their own, off the public API")
+	}
+	if c.PrometheusURL != "" {
+		if u, err := url.Parse(c.PrometheusURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			l.fail("PROMETHEUS_URL", "must be an absolute http(s) URL such as http://prometheus:9090")
+		}
 	}
 	if r, err := redisconn.Parse(c.RedisURL); err != nil {
 		l.fail("REDIS_URL", strings.TrimPrefix(err.Error(), redisconn.ErrURL.Error()+" "))
@@ -189,6 +206,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("mail_dir", c.MailDir),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 		slog.String("max_wait", c.MaxWait.String()),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.String("prometheus_url", maskURL(c.PrometheusURL)),
 	)
 }
 

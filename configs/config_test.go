@@ -49,6 +49,8 @@ func TestLoadDefaults(t *testing.T) {
 		{"RECONCILE_INTERVAL", c.ReconcileInterval, time.Minute},
 		{"RETENTION", c.Retention, 30 * 24 * time.Hour},
 		{"MAX_WAIT", c.MaxWait, time.Minute},
+		{"METRICS_ADDR", c.MetricsAddr, ""},
+		{"PROMETHEUS_URL", c.PrometheusURL, ""},
 		{"LOG_LEVEL", c.LogLevel, slog.LevelInfo},
 	}
 	for _, tc := range checks {
@@ -100,7 +102,9 @@ func TestLoadNamesEachBadVariable(t *testing.T) {
 		"REQUEST_TIMEOUT":      "30",
 		"MAIL_FROM":            "not an address",
 		"SMTP_PASSWORD":        "secret-without-a-user",
-		"MAX_WAIT":             "91s", // beyond what the HTTP server's write timeout leaves
+		"MAX_WAIT":             "91s",   // beyond what the HTTP server's write timeout leaves
+		"METRICS_ADDR":         ":8080", // HTTP_ADDR's default: the metrics would be on the public port
+		"PROMETHEUS_URL":       "prometheus:9090",
 	}
 	for name, value := range bad {
 		t.Run(name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulk"
@@ -23,6 +24,7 @@ type Bulks struct {
 	waiter       *bulksvc.Waiter // hears that bulks finished; nil: a wait only reads
 	maxWait      time.Duration   // the longest ?wait= allowed
 	log          *slog.Logger
+	waiting      prometheus.Gauge // the requests waiting now
 }
 
 // submitParams are the query parameters of POST /api/v1/bulk: the import's

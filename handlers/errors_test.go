@@ -23,7 +23,7 @@ func TestDatabaseDownIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	api := handlers.New(handlers.Config{Store: s, Bulks: bulksvc.New(s, nil, slog.New(slog.DiscardHandler)), MaxBodyBytes: 1 << 20, Log: slog.New(slog.DiscardHandler)})
+	api := handlers.New(handlers.Config{Store: s, Bulks: bulksvc.New(s, nil, slog.New(slog.DiscardHandler), nil), MaxBodyBytes: 1 << 20, Log: slog.New(slog.DiscardHandler)})
 
 	for _, req := range []*http.Request{
 		httptest.NewRequest(http.MethodPost, "/api/v1/bulk", strings.NewReader(`[{}]`)),

@@ -15,9 +15,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/bulkd/bulkd/models"
+	"github.com/bulkd/bulkd/pkg/logattr"
+	"github.com/bulkd/bulkd/pkg/metrics"
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
@@ -116,7 +119,7 @@ func within[T any](ctx context.Context, timeout time.Duration, fn func(ctx conte
 // cannot starve the others. It runs after authenticate: requests are counted
 // per key, not per address, since one client may use many addresses and many
 // clients one proxy.
-func rateLimit(perSecond, burst int) echo.MiddlewareFunc {
+func rateLimit(perSecond, burst int, refused prometheus.Counter) echo.MiddlewareFunc {
 	retryAfter := strconv.Itoa(int(math.Ceil(1 / float64(perSecond))))
 	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
 		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
@@ -126,6 +129,7 @@ func rateLimit(perSecond, burst int) echo.MiddlewareFunc {
 			return c.Get(apiKeyKey).(string), nil
 		},
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			refused.Inc()
 			c.Response().Header().Set("Retry-After", retryAfter)
 			return newError(http.StatusTooManyRequests, "authorization",
 				fmt.Sprintf("Too many requests for this API key: at most %d a second; retry after %s s.", perSecond, retryAfter))
@@ -145,6 +149,20 @@ func basicAuth(username, password string) echo.MiddlewareFunc {
 				return &Error{Status: http.StatusUnauthorized, Message: "Unauthorized."}
 			}
 			return next(c)
+		}
+	}
+}
+
+// instrument records every request by its route's pattern (c.Path(), never
+// the path asked for, which carries ids), method and status, once the
+// handlers inside have settled the status.
+func instrument(m *metrics.Metrics) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			m.ObserveRequest(c.Path(), c.Request().Method, c.Response().Status, time.Since(start))
+			return err
 		}
 	}
 }
@@ -192,46 +210,16 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 			r.Header.Set(echo.HeaderXRequestID, id)
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
-		c.SetRequest(r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		c.SetRequest(r.WithContext(logattr.With(r.Context(), slog.String("request_id", id))))
 		return next(c)
 	}
 }
 
-type requestIDKey struct{}
-
-// requestIDOf is the id of the request whose context ctx is (or derives
-// from), "" outside of one.
-func requestIDOf(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
-
 // LogRequestIDs wraps a log handler so that every record logged with the
 // context of a request, by a handler or by the services it calls, names the
-// request: request_id, the id it was answered with.
-func LogRequestIDs(h slog.Handler) slog.Handler {
-	if _, ok := h.(requestIDs); ok {
-		return h
-	}
-	return requestIDs{h}
-}
-
-type requestIDs struct{ slog.Handler }
-
-func (h requestIDs) Handle(ctx context.Context, r slog.Record) error {
-	if id := requestIDOf(ctx); id != "" {
-		r.AddAttrs(slog.String("request_id", id))
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h requestIDs) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return requestIDs{h.Handler.WithAttrs(attrs)}
-}
-
-func (h requestIDs) WithGroup(name string) slog.Handler {
-	return requestIDs{h.Handler.WithGroup(name)}
-}
+// request: request_id, the id it was answered with (logattr.Handler, which
+// adds whatever a context carries).
+func LogRequestIDs(h slog.Handler) slog.Handler { return logattr.Handler(h) }
 
 func safeRequestID(id string) bool {
 	if id == "" || len(id) > maxRequestIDLen {

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/bulkd/bulkd/pkg/bulksvc"
+	"github.com/bulkd/bulkd/pkg/metrics"
 	"github.com/bulkd/bulkd/pkg/records"
 	"github.com/bulkd/bulkd/pkg/report"
 	"github.com/bulkd/bulkd/pkg/store"
@@ -49,6 +50,9 @@ type Config struct {
 	AdminUsername string
 	AdminPassword string
 	Log           *slog.Logger
+	// Metrics records the requests, the ones the rate limit refused and the
+	// waiting clients; nil records nowhere.
+	Metrics *metrics.Metrics
 }
 
 // New returns the HTTP API.
@@ -57,11 +61,13 @@ func New(cfg Config) *echo.Echo {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	cfg.Log = slog.New(LogRequestIDs(cfg.Log.Handler())) // as main wires it; tests may not
+	m := metrics.Or(cfg.Metrics)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Log)
 	e.Use(
 		requestID,
+		instrument(m), // outside requestLog, which settles the status
 		requestLog(cfg.Log),
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}),
 		middleware.SecureWithConfig(middleware.SecureConfig{
@@ -87,10 +93,10 @@ func New(cfg Config) *echo.Echo {
 	// method on a known path (405 with Allow) into a 404.
 	api := []echo.MiddlewareFunc{noStore, authenticate(cfg.Store, cfg.RequestTimeout)}
 	if cfg.RateLimit > 0 {
-		api = append(api, rateLimit(cfg.RateLimit, cfg.RateLimitBurst))
+		api = append(api, rateLimit(cfg.RateLimit, cfg.RateLimitBurst, m.RateLimited))
 	}
 	bulkAPI := &Bulks{bulks: cfg.Bulks, maxBodyBytes: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout,
-		waiter: cfg.Waiter, maxWait: cfg.MaxWait, log: cfg.Log}
+		waiter: cfg.Waiter, maxWait: cfg.MaxWait, log: cfg.Log, waiting: m.WaitingClients}
 	e.POST("/api/v1/bulk", bulkAPI.Create, api...)
 	get("/api/v1/bulk", bulkAPI.List, api...)
 	get("/api/v1/bulk/:id", bulkAPI.Get, api...)

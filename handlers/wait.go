@@ -68,6 +68,8 @@ func (h *Bulks) await(c echo.Context, id uuid.UUID, d time.Duration) (models.Bul
 	}
 	timer := time.NewTimer(d)
 	defer timer.Stop()
+	h.waiting.Inc()
+	defer h.waiting.Dec()
 	select {
 	case <-watch.Done(): // finished, or the server is shutting down
 	case <-timer.C:

@@ -36,6 +36,11 @@ func (s BulkStatus) Finished() bool {
 }
 
 // Organization is a tenant: every record, key and bulk belongs to one.
+//
+// Every table of an organization's data is keyed by (organization_id, …),
+// its foreign keys among them too (migration 0017), so that a distributed
+// Postgres can spread them by organization; organizations and api_keys are
+// keyed by id alone, as the tables a deployment copies to every node.
 type Organization struct {
 	ID          uuid.UUID `gorm:"type:uuid;primaryKey;default:gen_random_uuid()"`
 	Name        string
@@ -64,7 +69,7 @@ func (APIKey) TableName() string { return "api_keys" }
 // Bulk is one submission and its progress.
 type Bulk struct {
 	ID             uuid.UUID `gorm:"type:uuid;primaryKey"`
-	OrganizationID uuid.UUID `gorm:"type:uuid"`
+	OrganizationID uuid.UUID `gorm:"type:uuid;primaryKey"` // the key is (organization_id, id)
 	Status         BulkStatus
 	Count          int
 	// The options it was submitted with (see bulk.Options).
@@ -99,7 +104,7 @@ type Bulk struct {
 // Location is a place customers belong to.
 type Location struct {
 	ID             uuid.UUID `gorm:"type:uuid;primaryKey"`
-	OrganizationID uuid.UUID `gorm:"type:uuid"`
+	OrganizationID uuid.UUID `gorm:"type:uuid;primaryKey"` // the key is (organization_id, id)
 	ExternalID     string
 	Name           *string
 	BulkID         *uuid.UUID `gorm:"type:uuid"`
@@ -129,7 +134,7 @@ const (
 // Customer is a debtor.
 type Customer struct {
 	ID             uuid.UUID `gorm:"type:uuid;primaryKey"`
-	OrganizationID uuid.UUID `gorm:"type:uuid"`
+	OrganizationID uuid.UUID `gorm:"type:uuid;primaryKey"` // the key is (organization_id, id)
 	ExternalID     string
 	LocationID     uuid.UUID `gorm:"type:uuid"`
 	Name           string
@@ -151,7 +156,7 @@ type Customer struct {
 // exact decimal text.
 type DebtAccount struct {
 	ID                    uuid.UUID `gorm:"type:uuid;primaryKey"`
-	OrganizationID        uuid.UUID `gorm:"type:uuid"`
+	OrganizationID        uuid.UUID `gorm:"type:uuid;primaryKey"` // the key is (organization_id, id)
 	ExternalID            string
 	CustomerID            uuid.UUID  `gorm:"type:uuid"`
 	ParentID              *uuid.UUID `gorm:"type:uuid"`

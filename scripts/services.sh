@@ -291,3 +291,14 @@ if [[ ${NEED_CHROMIUM:-} == 1 ]] && [[ ! -x /usr/bin/chromium ]]; then
   apt_install chromium
   [[ -x /usr/bin/chromium ]] || die "chromium could not be installed; the queue UI test needs it (apt-get install chromium)"
 fi
+
+# The queue UI test (make test) starts Debian's Prometheus at this path, scraping the test's
+# METRICS_ADDR, for the UI's charts to read. Only the binary is used: the test runs its own
+# on a loopback port, so the daemon the package starts under systemd is stopped and disabled.
+if [[ ${NEED_PROMETHEUS:-} == 1 ]] && [[ ! -x /usr/bin/prometheus ]]; then
+  apt_install --no-install-recommends prometheus
+  [[ -x /usr/bin/prometheus ]] || die "prometheus could not be installed; the queue UI test needs it (apt-get install prometheus)"
+  if have systemctl && [[ -d /run/systemd/system ]]; then
+    as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+fi

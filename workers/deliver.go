@@ -9,10 +9,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 
 	"github.com/bulkd/bulkd/pkg/bulksvc"
+	"github.com/bulkd/bulkd/pkg/logattr"
 	"github.com/bulkd/bulkd/pkg/mailer"
+	"github.com/bulkd/bulkd/pkg/metrics"
 	"github.com/bulkd/bulkd/pkg/report"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/webhook"
@@ -39,6 +42,7 @@ type Deliverer struct {
 	client   *http.Client
 	baseURL  string
 	log      *slog.Logger
+	metrics  *metrics.Metrics
 }
 
 // DelivererConfig is what a Deliverer needs.
@@ -52,20 +56,23 @@ type DelivererConfig struct {
 	Reports *report.Links
 	BaseURL string // prefixes the API's errors URL in the email
 	Log     *slog.Logger
+	Metrics *metrics.Metrics // counts the attempts; nil records nowhere
 }
 
 // NewDeliverer returns the delivery task handler.
 func NewDeliverer(cfg DelivererConfig) *Deliverer {
 	return &Deliverer{store: cfg.Store, bulks: cfg.Bulks, mail: cfg.Mail, webhooks: cfg.Webhooks, reports: cfg.Reports,
-		client: cfg.Webhooks.Policy().Client(), baseURL: cfg.BaseURL, log: cfg.Log}
+		client: cfg.Webhooks.Policy().Client(), baseURL: cfg.BaseURL, log: cfg.Log, metrics: metrics.Or(cfg.Metrics)}
 }
 
-// ProcessTask implements asynq.Handler.
+// ProcessTask implements asynq.Handler. Every line logged in the delivery
+// names it, its bulk and organization, and the attempt.
 func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	p, err := tasks.ParseDeliveryPayload(t)
 	if err != nil {
 		return err
 	}
+	ctx = taskContext(ctx, slog.Any("delivery_id", p.DeliveryID))
 	lease := emailLease
 	if t.Type() == tasks.TypeWebhookDelivery {
 		lease = webhookLease
@@ -81,7 +88,12 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		// retry; after the lease this task takes over.
 		return fmt.Errorf("delivery %s: %w", p.DeliveryID, err)
 	}
-	o := outcome{attempt: store.Attempt{StartedAt: time.Now()}}
+	ctx = logattr.With(ctx, slog.Any("bulk_id", claim.Bulk.ID), slog.Any("organization_id", claim.Bulk.OrganizationID))
+	// The attempt starts with its claim (Postgres's clock), which is what
+	// orders it against the webhook's disabling; its duration is this
+	// process's own measure.
+	start := time.Now()
+	o := outcome{attempt: store.Attempt{StartedAt: claim.At}}
 	switch claim.Delivery.Channel {
 	case store.ChannelEmail:
 		o.err = d.email(ctx, claim)
@@ -94,10 +106,11 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	default:
 		o.err = errors.Join(fmt.Errorf("no such channel %q", claim.Delivery.Channel), asynq.SkipRetry)
 	}
-	o.attempt.Duration = time.Since(o.attempt.StartedAt)
+	o.attempt.Duration = time.Since(start)
 	if o.err != nil {
 		o.attempt.Error = o.err.Error() // senders' errors carry no address, URL, body or secret
 	}
+	d.observe(ctx, claim.Delivery.Channel, o)
 	// Record the outcome even if the task's context ended meanwhile.
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -118,6 +131,23 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	d.log.InfoContext(ctx, "delivery made", "delivery_id", claim.Delivery.ID, "bulk_id", claim.Bulk.ID,
 		"organization_id", claim.Bulk.OrganizationID, "channel", claim.Delivery.Channel, "event", claim.Delivery.Event)
 	return nil
+}
+
+// observe counts the attempt by its outcome: made, to retry, or the
+// delivery's end without being made (for good, or out of retries).
+func (d *Deliverer) observe(ctx context.Context, channel string, o outcome) {
+	retried, _ := asynq.GetRetryCount(ctx)
+	outcome := metrics.OutcomeDelivered
+	switch {
+	case o.end != nil:
+		outcome = metrics.OutcomeAbandoned
+	case o.err != nil:
+		outcome = metrics.OutcomeRetrying
+		if _, last := exhausted(ctx, o.err); last {
+			outcome = metrics.OutcomeAbandoned
+		}
+	}
+	d.metrics.ObserveDelivery(channel, outcome, retried+1)
 }
 
 // outcome is what an attempt at a delivery came to.
@@ -276,8 +306,13 @@ func (d *Deliverer) Abandon(ctx context.Context, t *asynq.Task, taskErr error, r
 	if err != nil || errors.Is(taskErr, errGivenUp) {
 		return
 	}
+	ctx = taskContext(context.WithoutCancel(ctx), slog.Any("delivery_id", p.DeliveryID))
+	abandoned, err := d.store.AbandonDelivery(ctx, p.DeliveryID)
+	if abandoned.ID != uuid.Nil {
+		ctx = logattr.With(ctx, slog.Any("bulk_id", abandoned.BulkID), slog.Any("organization_id", abandoned.OrganizationID))
+	}
 	d.log.ErrorContext(ctx, "delivery failed for good", "delivery_id", p.DeliveryID, "type", t.Type(), "retried", retried, "err", taskErr)
-	if err := d.store.AbandonDelivery(context.WithoutCancel(ctx), p.DeliveryID); err != nil {
+	if err != nil {
 		d.log.ErrorContext(ctx, "mark delivery abandoned", "delivery_id", p.DeliveryID, "err", err)
 	}
 }

@@ -196,7 +196,7 @@ func TestDeliveryOfARemovedWebhookIsGivenUpQuietly(t *testing.T) {
 			if _, err := e.Conn.Exec(t.Context(), gone); err != nil {
 				t.Fatal(err)
 			}
-			d := workers.NewDeliverer(workers.DelivererConfig{Store: e.Store, Bulks: bulksvc.New(e.Store, nil, log), Webhooks: hooks, BaseURL: baseURL, Log: log})
+			d := workers.NewDeliverer(workers.DelivererConfig{Store: e.Store, Bulks: bulksvc.New(e.Store, nil, log, nil), Webhooks: hooks, BaseURL: baseURL, Log: log})
 			task := e.webhookTask(t, b.ID)
 			if err := d.ProcessTask(t.Context(), task); err != nil {
 				workers.NewErrorHandler(nil, d, log).HandleError(t.Context(), task, err)

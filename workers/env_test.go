@@ -99,7 +99,7 @@ func (e env) emailDeliverer(t *testing.T, ts *smtptest.Server, log *slog.Logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return workers.NewDeliverer(workers.DelivererConfig{Store: e.Store, Bulks: bulksvc.New(e.Store, nil, log), Mail: sender,
+	return workers.NewDeliverer(workers.DelivererConfig{Store: e.Store, Bulks: bulksvc.New(e.Store, nil, log, nil), Mail: sender,
 		Webhooks: bulksvc.NewWebhooks(e.Store, nil, webhook.Policy{}, log), BaseURL: baseURL, Log: log})
 }
 

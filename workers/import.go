@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/bulkd/bulkd/pkg/bulksvc"
+	"github.com/bulkd/bulkd/pkg/logattr"
 	"github.com/bulkd/bulkd/workers/tasks"
 )
 
@@ -27,13 +28,22 @@ func NewImporter(svc *bulksvc.Service, log *slog.Logger) *Importer {
 	return &Importer{bulks: svc, log: log}
 }
 
-// ProcessTask implements asynq.Handler.
+// ProcessTask implements asynq.Handler. Every line logged in the import
+// names the bulk and the attempt (and, once the service has read it, the
+// organization).
 func (im *Importer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	p, err := tasks.ParsePayload(t)
 	if err != nil {
 		return err
 	}
-	return im.Import(ctx, p.BulkID)
+	return im.Import(taskContext(ctx, slog.Any("bulk_id", p.BulkID)), p.BulkID)
+}
+
+// taskContext is the context of a task's run whose log lines name what it
+// is about (attrs) and the task's attempt, counted from 1.
+func taskContext(ctx context.Context, attrs ...slog.Attr) context.Context {
+	retried, _ := asynq.GetRetryCount(ctx)
+	return logattr.With(ctx, append(attrs, slog.Int("attempt", retried+1))...)
 }
 
 // Import runs the import of a bulk; a bulk that does not exist is not
@@ -70,9 +80,13 @@ func (im *Importer) FailExhausted(ctx context.Context, t *asynq.Task, taskErr er
 	if err != nil {
 		return
 	}
+	ctx = taskContext(context.WithoutCancel(ctx), slog.Any("bulk_id", p.BulkID))
+	f, err := im.bulks.Fail(ctx, p.BulkID, ReasonRetriesExhausted)
+	if f.Failed {
+		ctx = logattr.With(ctx, slog.Any("organization_id", f.OrganizationID))
+	}
 	im.log.ErrorContext(ctx, "bulk import failed for good", "bulk_id", p.BulkID, "retried", retried, "err", taskErr)
-	ctx = context.WithoutCancel(ctx)
-	if err := im.bulks.Fail(ctx, p.BulkID, ReasonRetriesExhausted); err != nil {
+	if err != nil {
 		im.log.ErrorContext(ctx, "mark bulk failed", "bulk_id", p.BulkID, "err", err)
 	}
 }

@@ -20,7 +20,7 @@ func TestImporterImportsOnceAndQueuesNotification(t *testing.T) {
 	e := newEnv(t)
 	pending := e.createBulk(t)
 	notify := &notifications{}
-	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard, nil), discard)
 
 	if err := im.Import(t.Context(), pending.ID); err != nil {
 		t.Fatalf("Import: %v", err)
@@ -58,7 +58,7 @@ func TestImporterUnknownBulkIsNotRetried(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	notify := &notifications{}
-	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard, nil), discard)
 
 	err := im.Import(t.Context(), uuid.New())
 	if !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, store.ErrNotFound) {
@@ -78,7 +78,7 @@ func TestImporterRetriesQueuingTheNotification(t *testing.T) {
 	e := newEnv(t)
 	pending := e.createBulk(t)
 	notify := &notifications{}
-	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard, nil), discard)
 
 	// Redis is down after the import committed: the task fails for a retry.
 	down := errors.New("redis: connection refused")
@@ -112,7 +112,7 @@ func TestImporterQueuesOneNotificationTaskInRedis(t *testing.T) {
 	e := newEnv(t)
 	opt := redis(t)
 	pending := e.createBulk(t)
-	im := workers.NewImporter(bulksvc.New(e.Store, newQueue(t, opt), discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, newQueue(t, opt), discard, nil), discard)
 	in := newInspector(t, opt)
 
 	for range 2 {

@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/bulkd/bulkd/pkg/bulksvc"
+	"github.com/bulkd/bulkd/pkg/logattr"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/workers/tasks"
 )
@@ -122,11 +123,16 @@ func (r *Reconciler) Once(ctx context.Context) (Reconciled, error) {
 			}
 			res.ImportsQueued++
 		case state == asynq.TaskStateArchived:
-			r.log.ErrorContext(ctx, "bulk import gave up without marking the bulk failed; marking it now", "bulk_id", id)
-			if err := r.bulks.Fail(ctx, id, ReasonRetriesExhausted); err != nil {
+			bulkCtx := logattr.With(ctx, slog.Any("bulk_id", id))
+			f, err := r.bulks.Fail(bulkCtx, id, ReasonRetriesExhausted)
+			if err != nil {
 				return res, err
 			}
-			res.Failed++
+			if f.Failed {
+				r.log.ErrorContext(logattr.With(bulkCtx, slog.Any("organization_id", f.OrganizationID)),
+					"bulk import gave up without marking the bulk failed; marked it now", "bulk_id", id)
+				res.Failed++
+			}
 		}
 	}
 
@@ -148,7 +154,7 @@ func (r *Reconciler) Once(ctx context.Context) (Reconciled, error) {
 			}
 			res.DeliveriesQueued++
 		case state == asynq.TaskStateArchived:
-			if err := r.store.AbandonDelivery(ctx, d.ID); err != nil {
+			if _, err := r.store.AbandonDelivery(ctx, d.ID); err != nil {
 				return res, err
 			}
 			res.DeliveriesAbandoned++

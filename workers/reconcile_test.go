@@ -67,12 +67,12 @@ func TestReconcilerRepairsWhatTheQueueLost(t *testing.T) {
 	}
 
 	// Within the interval every bulk may still have its task on the way.
-	if got, err := workers.NewReconciler(bulksvc.New(e.Store, queue, discard), e.Store, queue, in, workers.ReconcileConfig{Interval: time.Hour}, discard).Once(ctx); err != nil || got != (workers.Reconciled{ExpiredKeys: 1}) {
+	if got, err := workers.NewReconciler(bulksvc.New(e.Store, queue, discard, nil), e.Store, queue, in, workers.ReconcileConfig{Interval: time.Hour}, discard).Once(ctx); err != nil || got != (workers.Reconciled{ExpiredKeys: 1}) {
 		t.Errorf("Once with a 1h interval: %+v, %v; want only the expired key", got, err)
 	}
 
 	time.Sleep(5 * time.Millisecond)
-	r := workers.NewReconciler(bulksvc.New(e.Store, queue, discard), e.Store, queue, in, workers.ReconcileConfig{Interval: time.Millisecond}, discard)
+	r := workers.NewReconciler(bulksvc.New(e.Store, queue, discard, nil), e.Store, queue, in, workers.ReconcileConfig{Interval: time.Millisecond}, discard)
 	got, err := r.Once(ctx)
 	if err != nil {
 		t.Fatalf("Once: %v", err)
@@ -110,7 +110,7 @@ func TestReconcilerStopsAtRedisOutage(t *testing.T) {
 	e.createBulk(t)
 	// Nothing listens on port 1: Redis is down.
 	down := asynq.RedisClientOpt{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond}
-	r := workers.NewReconciler(bulksvc.New(e.Store, newQueue(t, down), discard), e.Store, newQueue(t, down), newInspector(t, down), workers.ReconcileConfig{Interval: time.Nanosecond}, discard)
+	r := workers.NewReconciler(bulksvc.New(e.Store, newQueue(t, down), discard, nil), e.Store, newQueue(t, down), newInspector(t, down), workers.ReconcileConfig{Interval: time.Nanosecond}, discard)
 	time.Sleep(time.Millisecond)
 	if got, err := r.Once(t.Context()); err == nil || got.ImportsQueued != 0 {
 		t.Errorf("Once with Redis down: %+v, %v; want an error and nothing queued", got, err)
@@ -123,7 +123,7 @@ func TestReconcilerRunUntilCanceled(t *testing.T) {
 	opt := redis(t)
 	in := newInspector(t, opt)
 	pending := e.createBulk(t)
-	r := workers.NewReconciler(bulksvc.New(e.Store, newQueue(t, opt), discard), e.Store, newQueue(t, opt), in, workers.ReconcileConfig{Interval: 10 * time.Millisecond}, discard)
+	r := workers.NewReconciler(bulksvc.New(e.Store, newQueue(t, opt), discard, nil), e.Store, newQueue(t, opt), in, workers.ReconcileConfig{Interval: 10 * time.Millisecond}, discard)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	stopped := make(chan struct{})
@@ -159,7 +159,7 @@ func TestReconcilerErasesReportsPastTheRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	reconciler := func(retention time.Duration) *workers.Reconciler {
-		return workers.NewReconciler(bulksvc.New(e.Store, queue, discard), e.Store, queue, in,
+		return workers.NewReconciler(bulksvc.New(e.Store, queue, discard, nil), e.Store, queue, in,
 			workers.ReconcileConfig{Interval: time.Hour, Retention: retention}, discard)
 	}
 	if got, err := reconciler(0).Once(ctx); err != nil || got != (workers.Reconciled{}) {
@@ -185,7 +185,7 @@ func TestRetriedBulkIsQueuedAndNotFailedAgain(t *testing.T) {
 	queue := newQueue(t, opt)
 	in := newInspector(t, opt)
 	ctx := t.Context()
-	svc := bulksvc.New(e.Store, queue, discard)
+	svc := bulksvc.New(e.Store, queue, discard, nil)
 	b := e.createBulk(t)
 	if err := queue.EnqueueImport(ctx, b.ID); err != nil {
 		t.Fatal(err)

@@ -37,7 +37,7 @@ func TestFailExhaustedMarksBulkFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	notify := &notifications{}
-	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard, nil), discard)
 	taskErr := errors.Join(errors.New("import bulk: bad data"), asynq.SkipRetry)
 
 	// Another task type's failure is none of the importer's business.
@@ -87,7 +87,7 @@ func TestFailExhaustedLeavesFinishedBulk(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	done := e.importedBulk(t)
-	im := workers.NewImporter(bulksvc.New(e.Store, &notifications{}, discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, &notifications{}, discard, nil), discard)
 
 	im.FailExhausted(t.Context(), importTask(t, done.ID), errors.Join(errors.New("late failure"), asynq.SkipRetry))
 	if diff := cmp.Diff(done, e.bulk(t, done.ID)); diff != "" {
@@ -104,7 +104,7 @@ func TestFailExhaustedThroughAsynq(t *testing.T) {
 	opt := redis(t)
 	pending := e.createBulk(t)
 	notify := &notifications{}
-	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard), discard)
+	im := workers.NewImporter(bulksvc.New(e.Store, notify, discard, nil), discard)
 
 	type failure struct{ retried, maxRetry int }
 	handled := make(chan failure, 10)
@@ -176,7 +176,7 @@ var recipient = regexp.MustCompile(`(?i)ops@acme\.example|\bops\b`)
 // of its queue.
 func serveDeliveries(t *testing.T, e env, opt asynq.RedisConnOpt, d *workers.Deliverer, log *slog.Logger) *asynq.Client {
 	t.Helper()
-	im := workers.NewImporter(bulksvc.New(e.Store, &notifications{}, log), log)
+	im := workers.NewImporter(bulksvc.New(e.Store, &notifications{}, log, nil), log)
 	srv := asynq.NewServer(opt, asynq.Config{
 		Concurrency:              1,
 		Queues:                   tasks.QueueWeights,

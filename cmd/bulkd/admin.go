@@ -175,7 +175,7 @@ func bulkRetry(ctx context.Context, cfg configs.Config, log *slog.Logger, args [
 		rdb := cfg.Redis.NewClient()
 		defer rdb.Close()
 		queue := tasks.NewQueue(asynq.NewClientFromRedisClient(rdb), asynq.NewInspectorFromRedisClient(rdb))
-		b, err := bulksvc.New(s, queue, log).Retry(ctx, id)
+		b, err := bulksvc.New(s, queue, log, nil).Retry(ctx, id)
 		var (
 			notFailed bulksvc.ErrNotRetryable
 			erased    bulksvc.ErrReportExpired

@@ -138,7 +138,8 @@ func newService(t testing.TB, overrides ...string) *service {
 // start runs `bulkd <mode>` in this process, wired exactly as main wires it,
 // and waits until it answers /healthz. The port newService picked is free
 // only until something binds it: another test's listener may take it first,
-// and then bulkd starts again on another.
+// and then bulkd starts again on another (and on another METRICS_ADDR, if
+// it has one: read it from s.env once started).
 func (s *service) start(mode string) {
 	t := s.t
 	t.Helper()
@@ -152,6 +153,9 @@ func (s *service) start(mode string) {
 		}
 		addr := freeAddr(t)
 		s.base, s.env["HTTP_ADDR"] = "http://"+addr, addr
+		if s.env["METRICS_ADDR"] != "" { // either listener may have lost its port
+			s.env["METRICS_ADDR"] = freeAddr(t)
+		}
 	}
 }
 

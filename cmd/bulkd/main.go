@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net/http"
 	"net/mail"
@@ -29,7 +30,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
@@ -37,6 +42,7 @@ import (
 	"github.com/bulkd/bulkd/handlers"
 	"github.com/bulkd/bulkd/pkg/bulksvc"
 	"github.com/bulkd/bulkd/pkg/mailer"
+	"github.com/bulkd/bulkd/pkg/metrics"
 	"github.com/bulkd/bulkd/pkg/records"
 	"github.com/bulkd/bulkd/pkg/report"
 	"github.com/bulkd/bulkd/pkg/store"
@@ -242,12 +248,22 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 	// logger, plain text on stderr by default: while Redis is down that is
 	// a line per failed dial among the JSON ones.
 	redis.SetLogger(redisLogger{log: log, secrets: cfg.Redis.Secrets()})
+	// asynq's queue collector says that a scrape could not reach Redis with
+	// the standard logger: that too becomes a JSON line.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(libraryLog{log: log, secrets: cfg.Redis.Secrets()})
 	rdb := cfg.Redis.NewClient()
 	defer rdb.Close()
 	client := asynq.NewClientFromRedisClient(rdb)
 	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	queue := tasks.NewQueue(client, inspector)
-	svc := bulksvc.New(s, queue, log)
+	// One registry for the process: bulkd's own metrics, the queue's (read
+	// from Redis at each scrape), Go's and the process's.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		metrics.Unchecked(asynqmetrics.NewQueueMetricsCollector(inspector)))
+	m := metrics.New(reg)
+	svc := bulksvc.New(s, queue, log, m)
 	hooks, err := newWebhooks(s, cfg, log)
 	if err != nil {
 		return err
@@ -263,6 +279,9 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
+	if cfg.MetricsAddr != "" {
+		serveMetrics(ctx, g, cfg, reg, log)
+	}
 	if mode == "serve" || mode == "worker" {
 		sender, err := mailer.New(mailer.Config{
 			Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
@@ -275,7 +294,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		srv := workers.NewServers(redisOpt, workers.ServerConfig{
 			Concurrency: cfg.WorkerConcurrency, DeliveryConcurrency: cfg.DeliveryConcurrency, ShutdownTimeout: cfg.ShutdownTimeout,
 		}, im, workers.NewDeliverer(workers.DelivererConfig{
-			Store: s, Bulks: svc, Mail: sender, Webhooks: hooks, Reports: reports, BaseURL: cfg.BaseURL, Log: log,
+			Store: s, Bulks: svc, Mail: sender, Webhooks: hooks, Reports: reports, BaseURL: cfg.BaseURL, Log: log, Metrics: m,
 		}), log)
 		if err := srv.Start(); err != nil {
 			return fmt.Errorf("start worker: %w", err)
@@ -294,7 +313,9 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 		g.Go(func() error { waiter.Run(ctx); return nil })
 		var ui *asynqmon.HTTPHandler
 		if cfg.AdminPassword != "" {
-			ui = asynqmon.New(asynqmon.Options{RootPath: "/admin/queues", RedisConnOpt: redisOpt})
+			// With PROMETHEUS_URL its metrics view charts the queues from the
+			// Prometheus that scrapes every process's METRICS_ADDR.
+			ui = asynqmon.New(asynqmon.Options{RootPath: "/admin/queues", RedisConnOpt: redisOpt, PrometheusAddress: cfg.PrometheusURL})
 			defer ui.Close()
 		}
 		e := handlers.New(handlers.Config{
@@ -317,6 +338,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 			AdminUsername:  cfg.AdminUsername,
 			AdminPassword:  cfg.AdminPassword,
 			Log:            log,
+			Metrics:        m,
 		})
 		httpSrv := &http.Server{
 			Addr:              cfg.HTTPAddr,
@@ -346,6 +368,28 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, mode strin
 	return err
 }
 
+// serveMetrics serves the registry's metrics at /metrics on METRICS_ADDR,
+// a listener of its own (the public API's port never exposes them), until
+// ctx ends.
+func serveMetrics(ctx context.Context, g *errgroup.Group, cfg configs.Config, reg *prometheus.Registry, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
+	g.Go(func() error {
+		log.Info("serving metrics", "addr", cfg.MetricsAddr, "path", "/metrics")
+		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(shutdownCtx)
+	})
+}
+
 // newWebhooks returns the manager of the organizations' endpoints; without
 // WEBHOOK_SECRET_KEY webhooks are off.
 func newWebhooks(s *store.Store, cfg configs.Config, log *slog.Logger) (*bulksvc.Webhooks, error) {
@@ -365,6 +409,20 @@ func queueUI(ui *asynqmon.HTTPHandler) http.Handler {
 		return nil
 	}
 	return ui
+}
+
+// libraryLog writes what libraries print with the standard logger as WARN
+// lines, with Redis' passwords masked.
+type libraryLog redisLogger
+
+// Write implements io.Writer for log.SetOutput: each call is one line.
+func (l libraryLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	for _, secret := range l.secrets {
+		msg = strings.ReplaceAll(msg, secret, "xxxxx")
+	}
+	l.log.Warn("library", "detail", msg)
+	return len(p), nil
 }
 
 // redisLogger writes go-redis' own lines through slog, at WARN: they tell of

@@ -93,10 +93,14 @@ func bodyText(ctx context.Context) string {
 // TestQueueUIInABrowser opens the queue UI in headless Chromium, as an
 // operator would: without credentials the browser meets a Basic challenge
 // (so it prompts for a password, instead of showing JSON), and with them
-// the dashboard shows both queues.
+// the dashboard shows both queues. With PROMETHEUS_URL, here a real
+// Prometheus scraping the service's METRICS_ADDR, the metrics view charts
+// the queues.
 func TestQueueUIInABrowser(t *testing.T) {
 	t.Parallel()
-	s := startService(t)
+	promAddr := freeAddr(t)
+	s := startService(t, "METRICS_ADDR="+freeAddr(t), "PROMETHEUS_URL=http://"+promAddr)
+	prom := startPrometheus(t, promAddr, s.env["METRICS_ADDR"])
 	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	// A finished bulk has put a task in each queue: the import, then its email.
 	s.waitCompleted(t, key, s.submit(t, key, testenv.SeedExample(t)))
@@ -167,6 +171,42 @@ func TestQueueUIInABrowser(t *testing.T) {
 			t.Log(err)
 		}
 		t.Logf("screenshot of the dashboard: %s", shot)
+	})
+
+	t.Run("metrics view", func(t *testing.T) {
+		// The charts read what Prometheus has scraped of the queues.
+		prom.waitForSeries(t, `asynq_queue_size{queue="imports"}`)
+		ctx, cancel := chromedp.NewContext(browser)
+		defer cancel()
+		login := &fetch.AuthChallengeResponse{
+			Response: fetch.AuthChallengeResponseResponseProvideCredentials,
+			Username: "admin", Password: "queue-secret",
+		}
+		answerAuth(t, ctx, make(chan *fetch.AuthChallenge, 4), login)
+		waitCtx, cancelWait := context.WithTimeout(ctx, 30*time.Second)
+		defer cancelWait()
+		err := chromedp.Do(waitCtx, chromedp.Navigate(url+"/q/metrics"))
+		if err == nil {
+			// The queue latency chart, drawn, with a line per queue in its legend.
+			_, err = chromedp.Run(waitCtx, chromedp.Poll[bool](`(() => {
+				const text = document.body.innerText;
+				const legend = [...document.querySelectorAll(".recharts-legend-item-text")].map(e => e.textContent.trim());
+				return text.includes("Queue Latency") && document.querySelectorAll("svg.recharts-surface path.recharts-curve").length > 0 &&
+					legend.includes("imports") && legend.includes("notifications");
+			})()`))
+		}
+		if err != nil {
+			t.Fatalf("the metrics view did not chart the queues: %v; the page shows: %.500q", err, bodyText(ctx))
+		}
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		shot := os.TempDir() + "/bulkd-queue-metrics.png"
+		if err := os.WriteFile(shot, png, 0o644); err != nil {
+			t.Log(err)
+		}
+		t.Logf("screenshot of the metrics view: %s", shot)
 	})
 
 	// The API's own 401 keeps its Bearer challenge.

@@ -14,14 +14,16 @@ import (
 // logs through one logger per process, so in-process services would share
 // it) with Redis down, makes requests that reach Redis, and reads the
 // process's stderr: go-redis' complaints are there, as JSON lines like every
-// other, and without Redis' password.
+// other, and without Redis' password; so is the queue collector's, whose
+// scrape finds Redis down (it prints with the standard logger).
 func TestRedisDownLogsOnlyJSON(t *testing.T) {
 	t.Parallel()
 	const password = "redis-hunter2"
 	// Nothing listens on port 1: Redis is down for this API process.
-	s := newService(t, "REDIS_URL=redis://:"+password+"@127.0.0.1:1/0")
+	s := newService(t, "REDIS_URL=redis://:"+password+"@127.0.0.1:1/0", "METRICS_ADDR="+freeAddr(t))
 	p := s.spawn("api")
 	s.waitHealthy(t, p)
+	scrapeMetrics(t, s.env["METRICS_ADDR"]) // the Go and process metrics still answer
 	_, key := s.newOrg(t, "Acme", "ops@acme.example")
 	if r := s.request(t, http.MethodGet, "/readyz", nil); r.status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with Redis down: %d %s", r.status, r.body)
@@ -31,6 +33,9 @@ func TestRedisDownLogsOnlyJSON(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if !strings.Contains(p.logs.String(), "failed to dial") {
 			return withLogs{"a go-redis line about the failed dial on stderr", p.logs}
+		}
+		if !strings.Contains(p.logs.String(), "Failed to collect metrics data") {
+			return withLogs{"the queue collector's line about Redis on stderr", p.logs}
 		}
 		return nil
 	})

@@ -19,6 +19,8 @@ import (
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulk"
+	"github.com/bulkd/bulkd/pkg/logattr"
+	"github.com/bulkd/bulkd/pkg/metrics"
 	"github.com/bulkd/bulkd/pkg/page"
 	"github.com/bulkd/bulkd/pkg/store"
 )
@@ -43,15 +45,18 @@ type Queue interface {
 
 // Service submits and imports bulks.
 type Service struct {
-	store *store.Store
-	queue Queue
-	log   *slog.Logger
+	store   *store.Store
+	queue   Queue
+	log     *slog.Logger
+	metrics *metrics.Metrics
 }
 
-// New returns the service. A nil queue queues nothing, for tests and
-// benchmarks that run the import step alone.
-func New(s *store.Store, q Queue, log *slog.Logger) *Service {
-	return &Service{store: s, queue: q, log: log}
+// New returns the service, which records what happens to bulks (submitted,
+// finished, their rows, the imports' phases) into m. A nil queue queues
+// nothing, for tests and benchmarks that run the import step alone; a nil m
+// records nowhere.
+func New(s *store.Store, q Queue, log *slog.Logger, m *metrics.Metrics) *Service {
+	return &Service{store: s, queue: q, log: log, metrics: metrics.Or(m)}
 }
 
 // Submission is one POST /api/v1/bulk, as the store keeps it: its
@@ -104,6 +109,11 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Submitted, error)
 	if err != nil {
 		return Submitted{}, err
 	}
+	if out.Replayed {
+		s.metrics.IdempotentReplays.Inc()
+	} else {
+		s.metrics.BulksSubmitted.WithLabelValues(out.Bulk.Mode).Inc()
+	}
 	if out.Bulk.Status == models.StatusPending && s.queue != nil {
 		enqueueCtx, cancel := context.WithTimeout(ctx, EnqueueTimeout)
 		defer cancel()
@@ -133,9 +143,17 @@ var ErrNotFound = store.ErrNotFound
 // ends moves the oldest waiting bulk's task to the front, so that the
 // organization's bulks usually import in the order they were submitted.
 func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error) {
-	if err := s.store.ImportTurn(ctx, id); err != nil {
+	ctx = logattr.With(ctx, slog.Any("bulk_id", id))
+	orgID, err := s.store.ImportTurn(ctx, id)
+	if orgID != uuid.Nil {
+		ctx = logattr.With(ctx, slog.Any("organization_id", orgID)) // every line of the import names it
+	}
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, ErrNotFound)
+		}
+		if errors.Is(err, ErrNotItsTurn) {
+			s.metrics.ImportsGaveWay.Inc()
 		}
 		return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, err)
 	}
@@ -147,15 +165,17 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 		return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, err)
 	}
 	if b.Status == models.StatusProcessing {
-		started := time.Now()
 		opts := ImportOptions(b)
 		res, err := s.store.Import(ctx, b, func(ctx context.Context) ([]*bulk.Row, error) {
-			raw, err := s.store.BulkRows(ctx, id)
+			raw, err := s.store.BulkRows(ctx, b.OrganizationID, id)
 			if err != nil {
 				return nil, err
 			}
 			return bulk.ParseRows(raw, opts), nil
 		}, opts)
+		if errors.Is(err, ErrNotItsTurn) {
+			s.metrics.ImportsGaveWay.Inc()
+		}
 		if err != nil {
 			return models.Bulk{}, fmt.Errorf("bulksvc: import %s: %w", id, err)
 		}
@@ -164,9 +184,10 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 			s.log.InfoContext(ctx, "bulk import stopped: the bulk finished meanwhile", "bulk_id", id,
 				"organization_id", b.OrganizationID, "status", b.Status)
 		} else {
+			s.imported(b, res.Timings)
 			s.log.InfoContext(ctx, "bulk imported", "bulk_id", id, "organization_id", b.OrganizationID,
 				"rows", b.Count, "rows_succeeded", b.RowsSucceeded, "rows_failed", b.RowsFailed,
-				"duration_ms", time.Since(started).Milliseconds())
+				"duration_ms", res.Timings.Total.Milliseconds())
 		}
 	}
 	// A retry after a crash between commit and enqueue lands here too: queue
@@ -179,6 +200,24 @@ func (s *Service) Import(ctx context.Context, id uuid.UUID) (models.Bulk, error)
 		s.handOff(ctx, id)
 	}
 	return b, nil
+}
+
+// imported records a bulk that an import completed: its end, its rows and
+// how long the import and each of its phases took.
+func (s *Service) imported(b models.Bulk, t store.ImportTimings) {
+	m := s.metrics
+	m.BulksFinished.WithLabelValues(string(b.Status), b.Mode).Inc()
+	if !b.ValidateOnly && !b.RolledBack {
+		m.RowsImported.Add(float64(b.RowsSucceeded))
+	}
+	m.RowsFailed.Add(float64(b.RowsFailed))
+	m.ImportDuration.WithLabelValues(b.Mode).Observe(t.Total.Seconds())
+	for phase, d := range map[string]time.Duration{
+		metrics.PhaseLock: t.Lock, metrics.PhaseParse: t.Parse, metrics.PhasePlan: t.Plan,
+		metrics.PhaseWrite: t.Write, metrics.PhaseResults: t.Results,
+	} {
+		m.ImportPhaseDuration.WithLabelValues(phase).Observe(d.Seconds())
+	}
 }
 
 // ErrNotItsTurn is Import's answer for a bulk that is not next in its
@@ -244,6 +283,7 @@ func (s *Service) Cancel(ctx context.Context, orgID, id uuid.UUID) (models.Bulk,
 	if err != nil {
 		return models.Bulk{}, err
 	}
+	s.metrics.BulksFinished.WithLabelValues(string(models.StatusCanceled), b.Mode).Inc()
 	if s.queue != nil {
 		// Best effort within the enqueue timeout: an import task left in the
 		// queue finds the bulk canceled and does nothing.
@@ -271,17 +311,26 @@ func ImportOptions(b models.Bulk) bulk.Options {
 	}
 }
 
+// Failed is what Fail did: whether it failed the bulk (false: it had
+// finished already), and the bulk's organization.
+type Failed = store.Failed
+
 // Fail marks an unfinished bulk failed with a reason the client reads, and
 // queues the deliveries that tell of it. A finished bulk is left as it is.
-func (s *Service) Fail(ctx context.Context, id uuid.UUID, reason string) error {
-	if err := s.store.FailBulk(ctx, id, reason); err != nil {
-		return fmt.Errorf("bulksvc: fail %s: %w", id, err)
+func (s *Service) Fail(ctx context.Context, id uuid.UUID, reason string) (Failed, error) {
+	f, err := s.store.FailBulk(ctx, id, reason)
+	if err != nil {
+		return Failed{}, fmt.Errorf("bulksvc: fail %s: %w", id, err)
+	}
+	if f.Failed {
+		s.metrics.BulksFinished.WithLabelValues(string(models.StatusFailed), f.Mode).Inc()
+		ctx = logattr.With(ctx, slog.Any("organization_id", f.OrganizationID))
 	}
 	if err := s.queueDeliveries(ctx, id); err != nil {
-		return fmt.Errorf("bulksvc: fail %s: %w", id, err)
+		return f, fmt.Errorf("bulksvc: fail %s: %w", id, err)
 	}
 	s.handOff(ctx, id)
-	return nil
+	return f, nil
 }
 
 // Bulk returns one of the organization's bulks; another organization's is
@@ -350,7 +399,7 @@ func (s *Service) Results(ctx context.Context, orgID, id uuid.UUID, offset, limi
 	if _, err := s.ReportBulk(ctx, orgID, id); err != nil {
 		return nil, err
 	}
-	rows, err := s.store.BulkResults(ctx, id, offset, limit)
+	rows, err := s.store.BulkResults(ctx, orgID, id, offset, limit)
 	if err != nil {
 		return nil, err
 	}

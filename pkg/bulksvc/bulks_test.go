@@ -36,7 +36,7 @@ func service(t *testing.T, redisURL string) (*bulksvc.Service, testenv.Database,
 	t.Cleanup(func() { client.Close() })
 	in := asynq.NewInspector(opt)
 	t.Cleanup(func() { in.Close() })
-	return bulksvc.New(db.Store, tasks.NewQueue(client, in), discard), db, org, in
+	return bulksvc.New(db.Store, tasks.NewQueue(client, in), discard, nil), db, org, in
 }
 
 func TestSubmitStoresAndQueues(t *testing.T) {

@@ -76,7 +76,7 @@ func TestWaiterHearsImportAndFailure(t *testing.T) {
 	if !woken(wi, 30*time.Second) {
 		t.Fatal("an import's commit did not wake its waiter")
 	}
-	if err := db.Store.FailBulk(t.Context(), failed, "The import could not run."); err != nil {
+	if _, err := db.Store.FailBulk(t.Context(), failed, "The import could not run."); err != nil {
 		t.Fatal(err)
 	}
 	if !woken(wf, 30*time.Second) {

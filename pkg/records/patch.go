@@ -290,7 +290,7 @@ func checkParent(ctx context.Context, tx *store.Store, orgID uuid.UUID, a DebtAc
 	case p.ParentID != nil:
 		return nil, invalid(field, msgNested)
 	}
-	n, err := tx.CountChildren(ctx, a.ID)
+	n, err := tx.CountChildren(ctx, a.OrganizationID, a.ID)
 	if err != nil {
 		return nil, err
 	}

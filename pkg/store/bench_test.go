@@ -182,7 +182,7 @@ func BenchmarkResults1000Rows(b *testing.B) {
 			for b.Loop() {
 				n, size := 0, 0
 				for offset := 0; ; offset += perPage {
-					page, err := e.Store.BulkResults(ctx, bk.ID, offset, perPage)
+					page, err := e.Store.BulkResults(ctx, org.ID, bk.ID, offset, perPage)
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -90,9 +90,10 @@ func (s *Store) createBulk(ctx context.Context, nb NewBulk) (models.Bulk, bool, 
 				return err
 			}
 		}
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"bulk_rows"}, []string{"bulk_id", "row", "payload"},
+		org := pgUUID(orgID)
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"bulk_rows"}, []string{"organization_id", "bulk_id", "row", "payload"},
 			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-				return []any{pgUUID(b.ID), i + 1, []byte(rows[i])}, nil
+				return []any{org, pgUUID(b.ID), i + 1, []byte(rows[i])}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("copy rows: %w", err)
@@ -186,8 +187,9 @@ func (s *Store) BulkErrors(ctx context.Context, orgID, id uuid.UUID, after, limi
 		return nil, err
 	}
 	rows, err := s.pool.Query(ctx,
-		`SELECT r.row, p.payload, r.errors FROM bulk_results r JOIN bulk_rows p USING (bulk_id, row)
-		 WHERE r.bulk_id = $1 AND r.status = 'failed' AND r.row > $2 ORDER BY r.row LIMIT $3`, pgUUID(id), after, limit)
+		`SELECT r.row, p.payload, r.errors FROM bulk_results r JOIN bulk_rows p USING (organization_id, bulk_id, row)
+		 WHERE r.organization_id = $4 AND r.bulk_id = $1 AND r.status = 'failed' AND r.row > $2 ORDER BY r.row LIMIT $3`,
+		pgUUID(id), after, limit, pgUUID(orgID))
 	if err != nil {
 		return nil, errorf("store: bulk errors: %w", err)
 	}
@@ -209,11 +211,12 @@ type RowResult struct {
 }
 
 // BulkResults returns the stored results of rows offset+1 to offset+limit of
-// a bulk, in order. The caller has checked that the bulk is the
-// organization's.
-func (s *Store) BulkResults(ctx context.Context, id uuid.UUID, offset, limit int) ([]RowResult, error) {
+// one of the organization's bulks, in order; another organization's bulk
+// has none.
+func (s *Store) BulkResults(ctx context.Context, orgID, id uuid.UUID, offset, limit int) ([]RowResult, error) {
 	rows, err := s.pool.Query(ctx,
-		`SELECT row, result FROM bulk_results WHERE bulk_id = $1 AND row > $2 ORDER BY row LIMIT $3`, pgUUID(id), offset, limit)
+		`SELECT row, result FROM bulk_results WHERE organization_id = $4 AND bulk_id = $1 AND row > $2 ORDER BY row LIMIT $3`,
+		pgUUID(id), offset, limit, pgUUID(orgID))
 	if err != nil {
 		return nil, errorf("store: bulk results: %w", err)
 	}
@@ -252,22 +255,26 @@ func (s *Store) StartBulk(ctx context.Context, id uuid.UUID) (models.Bulk, error
 // and its import only queues again what it has left to deliver),
 // ErrNotItsTurn when one does, ErrNotFound for no bulk. It takes no lock:
 // Import tries the lock itself; this is the cheap look that lets a bulk give
-// way before it is even marked processing.
-func (s *Store) ImportTurn(ctx context.Context, id uuid.UUID) error {
-	var finished, locked bool
-	err := s.pool.QueryRow(ctx, `SELECT NOT b.`+unfinished+`,
+// way before it is even marked processing. It returns the bulk's
+// organization, which the import's log lines name.
+func (s *Store) ImportTurn(ctx context.Context, id uuid.UUID) (orgID uuid.UUID, err error) {
+	var (
+		finished, locked bool
+		org              pgtype.UUID
+	)
+	err = s.pool.QueryRow(ctx, `SELECT b.organization_id, NOT b.`+unfinished+`,
 		EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
 		        AND classid = $2::int4::oid AND objid = hashtext(b.organization_id::text)::oid)
-		FROM bulks b WHERE b.id = $1`, pgUUID(id), importLockClass).Scan(&finished, &locked)
+		FROM bulks b WHERE b.id = $1`, pgUUID(id), importLockClass).Scan(&org, &finished, &locked)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return ErrNotFound
+		return uuid.Nil, ErrNotFound
 	case err != nil:
-		return errorf("store: import turn of bulk %s: %w", id, err)
+		return uuid.Nil, errorf("store: import turn of bulk %s: %w", id, err)
 	case finished || !locked:
-		return nil
+		return org.Bytes, nil
 	}
-	return ErrNotItsTurn
+	return org.Bytes, ErrNotItsTurn
 }
 
 // NextInLine returns the oldest unfinished bulks of the organization of
@@ -290,9 +297,11 @@ func (s *Store) NextInLine(ctx context.Context, ended uuid.UUID, n int) ([]uuid.
 	return ids, nil
 }
 
-// BulkRows returns the rows of a bulk as submitted, in order.
-func (s *Store) BulkRows(ctx context.Context, id uuid.UUID) ([]json.RawMessage, error) {
-	rows, err := s.pool.Query(ctx, `SELECT payload FROM bulk_rows WHERE bulk_id = $1 ORDER BY row`, pgUUID(id))
+// BulkRows returns the rows of one of the organization's bulks as
+// submitted, in order.
+func (s *Store) BulkRows(ctx context.Context, orgID, id uuid.UUID) ([]json.RawMessage, error) {
+	rows, err := s.pool.Query(ctx, `SELECT payload FROM bulk_rows WHERE organization_id = $2 AND bulk_id = $1 ORDER BY row`,
+		pgUUID(id), pgUUID(orgID))
 	if err != nil {
 		return nil, errorf("store: bulk rows: %w", err)
 	}
@@ -303,29 +312,43 @@ func (s *Store) BulkRows(ctx context.Context, id uuid.UUID) ([]json.RawMessage, 
 	return out, nil
 }
 
+// Failed is what FailBulk did: whether it failed the bulk (false: the bulk
+// had finished already, or does not exist), and then the bulk's
+// organization and mode.
+type Failed struct {
+	Failed         bool
+	OrganizationID uuid.UUID
+	Mode           string
+}
+
 // FailBulk marks an unfinished bulk as failed with a reason the client
 // reads, and records the deliveries that tell of it, in one transaction.
-func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) error {
+func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) (Failed, error) {
+	var f Failed
 	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
-		var dry bool
+		var (
+			dry   bool
+			orgID uuid.UUID
+		)
 		err := tx.QueryRow(ctx,
 			`UPDATE bulks SET status = 'failed', failure_reason = $2, completed_at = clock_timestamp(), updated_at = clock_timestamp()
-			 WHERE id = $1 AND `+unfinished+` RETURNING validate_only`, pgUUID(id), reason).Scan(&dry)
+			 WHERE id = $1 AND `+unfinished+` RETURNING organization_id, validate_only, mode`, pgUUID(id), reason).Scan(&orgID, &dry, &f.Mode)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // finished already
 		}
 		if err != nil {
 			return err
 		}
-		if err := recordDeliveries(ctx, tx, id, EventFailed, !dry); err != nil {
+		if err := recordDeliveries(ctx, tx, orgID, id, EventFailed, !dry); err != nil {
 			return err
 		}
+		f.Failed, f.OrganizationID = true, orgID
 		return notifyFinished(ctx, tx, id)
 	})
 	if err != nil {
-		return errorf("store: fail bulk: %w", err)
+		return Failed{}, errorf("store: fail bulk: %w", err)
 	}
-	return nil
+	return f, nil
 }
 
 // ErrNotCancelable is returned by CancelBulk for a bulk that has finished:
@@ -354,7 +377,7 @@ func (s *Store) CancelBulk(ctx context.Context, orgID, id uuid.UUID) (models.Bul
 			return err
 		}
 		if canceled = tag.RowsAffected() == 1; canceled {
-			if err := recordDeliveries(ctx, tx, id, EventCanceled, false); err != nil {
+			if err := recordDeliveries(ctx, tx, orgID, id, EventCanceled, false); err != nil {
 				return err
 			}
 			return notifyFinished(ctx, tx, id) // a client waiting on it is answered

@@ -49,13 +49,14 @@ type Delivery struct {
 // told once per channel, whatever retries happen (the second insert finds
 // the first); a bulk retried after it failed ends again, and its deliveries
 // of the first end were superseded by the retry (RetryBulk).
-func recordDeliveries(ctx context.Context, tx pgx.Tx, bulkID uuid.UUID, event string, email bool) error {
+func recordDeliveries(ctx context.Context, tx pgx.Tx, orgID, bulkID uuid.UUID, event string, email bool) error {
 	if email {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO deliveries (id, bulk_id, organization_id, channel, event, target)
 			SELECT $2::uuid, b.id, b.organization_id, 'email', $3, o.notify_email
-			  FROM bulks b JOIN organizations o ON o.id = b.organization_id WHERE b.id = $1
-			ON CONFLICT (bulk_id, channel) WHERE superseded_at IS NULL DO NOTHING`, pgUUID(bulkID), pgUUID(uuid.Must(uuid.NewV7())), event); err != nil {
+			  FROM bulks b JOIN organizations o ON o.id = b.organization_id WHERE b.organization_id = $4 AND b.id = $1
+			ON CONFLICT (organization_id, bulk_id, channel) WHERE superseded_at IS NULL DO NOTHING`,
+			pgUUID(bulkID), pgUUID(uuid.Must(uuid.NewV7())), event, pgUUID(orgID)); err != nil {
 			return fmt.Errorf("record deliveries: %w", err)
 		}
 	}
@@ -68,9 +69,10 @@ func recordDeliveries(ctx context.Context, tx pgx.Tx, bulkID uuid.UUID, event st
 		INSERT INTO deliveries (id, bulk_id, organization_id, channel, event, target)
 		SELECT $2::uuid, b.id, b.organization_id, 'webhook', $3, w.url
 		  FROM bulks b JOIN webhooks w ON w.organization_id = b.organization_id
-		 WHERE b.id = $1 AND w.disabled_at IS NULL
+		 WHERE b.organization_id = $4 AND b.id = $1 AND w.disabled_at IS NULL
 		   FOR KEY SHARE OF w
-		ON CONFLICT (bulk_id, channel) WHERE superseded_at IS NULL DO NOTHING`, pgUUID(bulkID), pgUUID(uuid.Must(uuid.NewV7())), event); err != nil {
+		ON CONFLICT (organization_id, bulk_id, channel) WHERE superseded_at IS NULL DO NOTHING`,
+		pgUUID(bulkID), pgUUID(uuid.Must(uuid.NewV7())), event, pgUUID(orgID)); err != nil {
 		return fmt.Errorf("record deliveries: %w", err)
 	}
 	return nil
@@ -108,10 +110,14 @@ func (s *Store) deliveries(ctx context.Context, what, where string, args ...any)
 	return out, nil
 }
 
-// PendingDeliveries lists the deliveries of a bulk still to make.
+// PendingDeliveries lists the deliveries of a bulk still to make. The bulk
+// is named by its id alone (its callers hold no more): its organization is
+// read from the bulk, and the deliveries are found by the index of the live
+// ones (a delivery to make is never superseded: a retry gives such ones up).
 func (s *Store) PendingDeliveries(ctx context.Context, bulkID uuid.UUID) ([]Delivery, error) {
 	return s.deliveries(ctx, "pending deliveries",
-		`bulk_id = $1 AND delivered_at IS NULL AND abandoned_at IS NULL ORDER BY channel`, pgUUID(bulkID))
+		`(organization_id, bulk_id) IN (SELECT organization_id, id FROM bulks WHERE id = $1)
+		 AND superseded_at IS NULL AND delivered_at IS NULL AND abandoned_at IS NULL ORDER BY channel`, pgUUID(bulkID))
 }
 
 // UndeliveredDeliveries lists the deliveries still to make that were
@@ -177,7 +183,7 @@ func (s *Store) ClaimDelivery(ctx context.Context, id uuid.UUID, lease time.Dura
 		return Claim{}, errorf("store: claim delivery: %w", err)
 	}
 	c := Claim{Delivery: d, At: at}
-	if err := s.db.WithContext(ctx).Take(&c.Bulk, "id = ?", d.BulkID).Error; err != nil {
+	if err := s.db.WithContext(ctx).Take(&c.Bulk, "organization_id = ? AND id = ?", d.OrganizationID, d.BulkID).Error; err != nil {
 		return Claim{}, errorf("store: claim delivery: bulk: %w", err)
 	}
 	if c.Organization, err = s.Organization(ctx, d.OrganizationID); err != nil {
@@ -223,7 +229,7 @@ func (s *Store) GiveUpDelivery(ctx context.Context, c Claim, a *Attempt, reason 
 // for, unless this attempt made it. A delivery that ends here, made or
 // given up, forgets its target.
 func (s *Store) finishDelivery(ctx context.Context, what string, c Claim, a *Attempt, delivered bool, abandon string) error {
-	id := c.Delivery.ID
+	id, org := c.Delivery.ID, pgUUID(c.Delivery.OrganizationID)
 	var attempt Attempt
 	if a != nil {
 		attempt = *a
@@ -238,8 +244,8 @@ func (s *Store) finishDelivery(ctx context.Context, what string, c Claim, a *Att
 			                          WHEN $5 <> '' THEN $5
 			                          WHEN abandoned_at IS NOT NULL THEN last_error
 			                          ELSE nullif($3, '') END
-			 WHERE id = $1 AND delivered_at IS NULL AND (claimed_at = $4 OR $2) RETURNING attempts`,
-			pgUUID(id), delivered, attempt.Error, c.At, abandon, btoi(a != nil)).Scan(&n)
+			 WHERE organization_id = $7 AND id = $1 AND delivered_at IS NULL AND (claimed_at = $4 OR $2) RETURNING attempts`,
+			pgUUID(id), delivered, attempt.Error, c.At, abandon, btoi(a != nil), org).Scan(&n)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrClaimLost
 		}
@@ -250,8 +256,8 @@ func (s *Store) finishDelivery(ctx context.Context, what string, c Claim, a *Att
 		if attempt.StatusCode != 0 {
 			status = pgtype.Int4{Int32: int32(attempt.StatusCode), Valid: true}
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error)
-			VALUES ($1, $2, $3, $4, $5, nullif($6, ''))`, pgUUID(id), n, attempt.StartedAt, attempt.Duration.Milliseconds(), status, attempt.Error)
+		_, err = tx.Exec(ctx, `INSERT INTO delivery_attempts (organization_id, delivery_id, attempt, started_at, duration_ms, status_code, error)
+			VALUES ($7, $1, $2, $3, $4, $5, nullif($6, ''))`, pgUUID(id), n, attempt.StartedAt, attempt.Duration.Milliseconds(), status, attempt.Error, org)
 		return err
 	})
 	if errors.Is(err, ErrClaimLost) {
@@ -281,13 +287,22 @@ func (r claimedRow) Scan(dest ...any) error {
 }
 
 // AbandonDelivery gives a delivery up after its last retry: the reconciler
-// will not queue it again, and its target is forgotten.
-func (s *Store) AbandonDelivery(ctx context.Context, id uuid.UUID) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE deliveries SET abandoned_at = clock_timestamp(), claimed_at = NULL, target = NULL
-		WHERE id = $1 AND delivered_at IS NULL`, pgUUID(id)); err != nil {
-		return errorf("store: abandon delivery: %w", err)
+// will not queue it again, and its target is forgotten. It returns the
+// delivery's ids and channel (its bulk's, its organization's, for the line
+// that tells of it), or the zero Delivery when it was made already.
+func (s *Store) AbandonDelivery(ctx context.Context, id uuid.UUID) (Delivery, error) {
+	var d Delivery
+	var dID, bulkID, orgID pgtype.UUID
+	err := s.pool.QueryRow(ctx, `UPDATE deliveries SET abandoned_at = clock_timestamp(), claimed_at = NULL, target = NULL
+		WHERE id = $1 AND delivered_at IS NULL RETURNING id, bulk_id, organization_id, channel`, pgUUID(id)).Scan(&dID, &bulkID, &orgID, &d.Channel)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Delivery{}, nil
 	}
-	return nil
+	if err != nil {
+		return Delivery{}, errorf("store: abandon delivery: %w", err)
+	}
+	d.ID, d.BulkID, d.OrganizationID = dID.Bytes, bulkID.Bytes, orgID.Bytes
+	return d, nil
 }
 
 // DeliveryWithAttempts is a delivery and every attempt at it, oldest first.
@@ -311,7 +326,7 @@ func (s *Store) RecentDeliveries(ctx context.Context, orgID uuid.UUID, channel s
 		out[i].Delivery, index[d.ID], ids[i] = d, i, pgUUID(d.ID)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT delivery_id, attempt, started_at, duration_ms, coalesce(status_code, 0), coalesce(error, '')
-		FROM delivery_attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, attempt`, ids)
+		FROM delivery_attempts WHERE organization_id = $2 AND delivery_id = ANY($1) ORDER BY delivery_id, attempt`, ids, pgUUID(orgID))
 	if err != nil {
 		return nil, errorf("store: recent deliveries: %w", err)
 	}
@@ -441,14 +456,21 @@ func (s *Store) DeleteWebhook(ctx context.Context, orgID uuid.UUID) (abandoned i
 // again. disabled is false when it was not at url any more (moved since, or
 // removed) or was disabled already: then nothing changes.
 func (s *Store) DisableWebhook(ctx context.Context, orgID uuid.UUID, url, reason string) (disabled bool, abandoned int, err error) {
+	// The deliveries are given up before disabled_at is taken: a claim
+	// committed before that blocks or fails them, so every attempt recorded
+	// started (was claimed) before the webhook was disabled.
 	err = withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE webhooks SET disabled_at = clock_timestamp(), disabled_reason = $3, updated_at = clock_timestamp()
-			WHERE organization_id = $1 AND url = $2 AND disabled_at IS NULL`, pgUUID(orgID), url, reason)
+		tag, err := tx.Exec(ctx, `SELECT FROM webhooks WHERE organization_id = $1 AND url = $2 AND disabled_at IS NULL FOR UPDATE`,
+			pgUUID(orgID), url)
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
+		if abandoned, err = abandonWebhookDeliveries(ctx, tx, orgID, reason); err != nil {
+			return err
+		}
 		disabled = true
-		abandoned, err = abandonWebhookDeliveries(ctx, tx, orgID, reason)
+		_, err = tx.Exec(ctx, `UPDATE webhooks SET disabled_at = clock_timestamp(), disabled_reason = $2, updated_at = clock_timestamp()
+			WHERE organization_id = $1`, pgUUID(orgID), reason)
 		return err
 	})
 	if err != nil {

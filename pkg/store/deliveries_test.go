@@ -73,7 +73,7 @@ func TestWebhookRemovedWhileABulkEndsLeavesNoDeliveryPending(t *testing.T) {
 	}
 	deleted := make(chan error, 1)
 	err = e.Store.WithTx(ctx, func(tx pgx.Tx) error {
-		if err := store.RecordDeliveries(ctx, tx, b.ID, store.EventCompleted, false); err != nil {
+		if err := store.RecordDeliveries(ctx, tx, b.OrganizationID, b.ID, store.EventCompleted, false); err != nil {
 			return err
 		}
 		go func() {

@@ -44,6 +44,10 @@ var UpsertLookupSQL = upsertLookupSQL
 
 // RecordDeliveries records, in tx, the deliveries that tell of the bulk's
 // end, as the transaction that ends it does.
-func RecordDeliveries(ctx context.Context, tx pgx.Tx, bulkID uuid.UUID, event string, email bool) error {
-	return recordDeliveries(ctx, tx, bulkID, event, email)
+func RecordDeliveries(ctx context.Context, tx pgx.Tx, orgID, bulkID uuid.UUID, event string, email bool) error {
+	return recordDeliveries(ctx, tx, orgID, bulkID, event, email)
 }
+
+// MigrateTo applies the migrations up to and including version, for the
+// tests of a migration on a database as the one before left it.
+func (s *Store) MigrateTo(ctx context.Context, version string) error { return s.migrate(ctx, version) }

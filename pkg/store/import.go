@@ -18,8 +18,21 @@ import (
 
 // ImportResult is what an import wrote.
 type ImportResult struct {
-	Bulk models.Bulk // as completed
-	Plan *bulk.Plan  // nil when the bulk had finished before this import
+	Bulk    models.Bulk // as completed
+	Plan    *bulk.Plan  // nil when the bulk had finished before this import
+	Timings ImportTimings
+}
+
+// ImportTimings are how long the phases of an import took, measured where
+// they run, for the caller to report (the metrics, a benchmark). A phase
+// the import did not reach is zero.
+type ImportTimings struct {
+	Lock    time.Duration // begin the transaction, take the organization's lock
+	Parse   time.Duration // the RowSource: read the rows as submitted and parse them
+	Plan    time.Duration // look up what the rows name, plan the writes
+	Write   time.Duration // write the records
+	Results time.Duration // store every row's result, complete the bulk, commit
+	Total   time.Duration // all of the above
 }
 
 // Import writes a bulk's parsed rows and completes the bulk, all in one
@@ -37,15 +50,25 @@ type ImportResult struct {
 // the bulk's completion are stored all the same.
 func (s *Store) Import(ctx context.Context, b models.Bulk, source RowSource, opts bulk.Options) (ImportResult, error) {
 	var res ImportResult
+	t := &res.Timings
+	start := time.Now()
+	mark := start
+	since := func() time.Duration { // the time since the last mark
+		now := time.Now()
+		d := now.Sub(mark)
+		mark = now
+		return d
+	}
 	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
 		if err := tryLockOrganization(ctx, tx, b.OrganizationID); err != nil {
 			return err
 		}
+		t.Lock = since()
 		// A duplicate task may have finished the bulk, or a client canceled
 		// it, before this one took the lock. The bulk's row is not locked
 		// for the import, so that a cancel never waits for it: the import
 		// checks again before it completes.
-		if err := stillRunning(ctx, tx, b.ID); err != nil {
+		if err := stillRunning(ctx, tx, b.OrganizationID, b.ID); err != nil {
 			return err
 		}
 		// The rows are read and parsed under the lock: an import that must
@@ -54,14 +77,16 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, source RowSource, opt
 		if err != nil {
 			return err
 		}
+		t.Parse = since()
 		existing, err := lookupExisting(ctx, tx, b.OrganizationID, rows, opts.Mode == bulk.ModeUpsert)
 		if err != nil {
 			return err
 		}
-		if err := stillRunning(ctx, tx, b.ID); err != nil {
+		if err := stillRunning(ctx, tx, b.OrganizationID, b.ID); err != nil {
 			return err
 		}
 		plan := bulk.NewPlan(b.ID, rows, existing, opts)
+		t.Plan = since()
 		updated := map[uuid.UUID]bool{}
 		if plan.Writes() {
 			if updated, err = applyPlan(ctx, tx, b.OrganizationID, plan); err != nil {
@@ -69,16 +94,21 @@ func (s *Store) Import(ctx context.Context, b models.Bulk, source RowSource, opt
 			}
 		}
 		plan.Settle(updated)
-		if err := completeBulk(ctx, tx, plan); err != nil {
+		t.Write = since()
+		if err := completeBulk(ctx, tx, b.OrganizationID, plan); err != nil {
 			return err
 		}
 		res.Plan = plan
 		return nil
 	})
+	if res.Plan != nil {
+		t.Results = since() // the commit included
+		t.Total = time.Since(start)
+	}
 	if err != nil && !errors.Is(err, errFinished) {
 		return ImportResult{}, errorf("store: import bulk %s: %w", b.ID, err) // ErrNotItsTurn included
 	}
-	if err := s.db.WithContext(ctx).Take(&res.Bulk, "id = ?", b.ID).Error; err != nil {
+	if err := s.db.WithContext(ctx).Take(&res.Bulk, "organization_id = ? AND id = ?", b.OrganizationID, b.ID).Error; err != nil {
 		return ImportResult{}, errorf("store: import bulk %s: reload: %w", b.ID, err)
 	}
 	return res, nil
@@ -99,9 +129,9 @@ var errFinished = errors.New("the bulk finished meanwhile")
 
 // stillRunning is errFinished when the bulk is no longer pending or
 // processing.
-func stillRunning(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+func stillRunning(ctx context.Context, tx pgx.Tx, orgID, id uuid.UUID) error {
 	var status models.BulkStatus
-	if err := tx.QueryRow(ctx, `SELECT status FROM bulks WHERE id = $1`, pgUUID(id)).Scan(&status); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT status FROM bulks WHERE organization_id = $1 AND id = $2`, pgUUID(orgID), pgUUID(id)).Scan(&status); err != nil {
 		return fmt.Errorf("read bulk: %w", err)
 	}
 	if status.Finished() {
@@ -186,9 +216,9 @@ func byExternalID(table string) string {
 
 // upsertLookupSQL reads the debt accounts an upsert names, each with its
 // customer, its parent and, if it is top-level, how many accounts are nested
-// under it (probes of the index on parent_id).
+// under it (probes of the index on parent_id, within the organization).
 var upsertLookupSQL = `SELECT r.external_id, r.id, r.bulk_id, coalesce(r.bulk_row, 0), r.customer_id, r.parent_id,
-	       CASE WHEN r.parent_id IS NULL THEN (SELECT count(*) FROM debt_accounts c WHERE c.parent_id = r.id) ELSE 0 END
+	       CASE WHEN r.parent_id IS NULL THEN (SELECT count(*) FROM debt_accounts c WHERE c.organization_id = $1 AND c.parent_id = r.id) ELSE 0 END
 	  FROM ` + byExternalID("debt_accounts")
 
 // lookupSQL reads the records of table under the external ids, for
@@ -237,7 +267,7 @@ func applyPlan(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, p *bulk.Plan) (m
 			return nil, err
 		}
 	}
-	if err := updateRecords(ctx, tx, locationUpdates, p.BulkID, dry, updated, len(p.LocationUpdates), func(i int) []any {
+	if err := updateRecords(ctx, tx, locationUpdates, orgID, p.BulkID, dry, updated, len(p.LocationUpdates), func(i int) []any {
 		u := p.LocationUpdates[i]
 		return []any{pgUUID(u.ID), u.Row, int32(u.Present), nullText(u.Name)}
 	}); err != nil {
@@ -248,7 +278,7 @@ func applyPlan(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, p *bulk.Plan) (m
 			return nil, err
 		}
 	}
-	if err := updateRecords(ctx, tx, customerUpdates, p.BulkID, dry, updated, len(p.CustomerUpdates), func(i int) []any {
+	if err := updateRecords(ctx, tx, customerUpdates, orgID, p.BulkID, dry, updated, len(p.CustomerUpdates), func(i int) []any {
 		u := p.CustomerUpdates[i]
 		return []any{pgUUID(u.ID), u.Row, int32(u.Present), pgUUID(u.LocationID), nullText(u.Name), nullText(u.Email), nullText(u.Phone),
 			nullDate(u.DateOfBirth), nullText(u.SSNLast4), nullJSON(u.Address), nullJSON(u.Metadata)}
@@ -260,7 +290,7 @@ func applyPlan(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, p *bulk.Plan) (m
 			return nil, err
 		}
 	}
-	if err := updateRecords(ctx, tx, debtAccountUpdates, p.BulkID, dry, updated, len(p.DebtAccountUpdates), func(i int) []any {
+	if err := updateRecords(ctx, tx, debtAccountUpdates, orgID, p.BulkID, dry, updated, len(p.DebtAccountUpdates), func(i int) []any {
 		u := p.DebtAccountUpdates[i]
 		var billing []string
 		if u.Present.Has(bulk.FieldBillingType) {
@@ -288,14 +318,14 @@ func numeric(m bulk.Money) pgtype.Numeric {
 // report), the counts, and marks the bulk completed. completed_at is the
 // clock's time, not now(), which is when the transaction began, before the
 // lock wait and the writes.
-func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
-	id := plan.BulkID
+func completeBulk(ctx context.Context, tx pgx.Tx, orgID uuid.UUID, plan *bulk.Plan) error {
+	id, org := plan.BulkID, pgUUID(orgID)
 	// A re-run replaces whatever an earlier run recorded.
-	if _, err := tx.Exec(ctx, `DELETE FROM bulk_results WHERE bulk_id = $1`, pgUUID(id)); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM bulk_results WHERE organization_id = $1 AND bulk_id = $2`, org, pgUUID(id)); err != nil {
 		return fmt.Errorf("clear results: %w", err)
 	}
 	counts := map[bulk.RowStatus]int{}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"bulk_results"}, []string{"bulk_id", "row", "status", "result", "errors"},
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"bulk_results"}, []string{"organization_id", "bulk_id", "row", "status", "result", "errors"},
 		pgx.CopyFromSlice(len(plan.Results), func(i int) ([]any, error) {
 			r := &plan.Results[i]
 			w := r.Wire()
@@ -310,7 +340,7 @@ func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
 					return nil, fmt.Errorf("encode errors of row %d: %w", r.Row, err)
 				}
 			}
-			return []any{pgUUID(id), r.Row, string(w.Status), result, report}, nil
+			return []any{org, pgUUID(id), r.Row, string(w.Status), result, report}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("store results: %w", err)
@@ -324,15 +354,15 @@ func completeBulk(ctx context.Context, tx pgx.Tx, plan *bulk.Plan) error {
 		        rows_created = $4, rows_updated = $5, rows_unchanged = $6,
 		        locations_written = $7, customers_written = $8, debt_accounts_written = $9, rolled_back = $10,
 		        completed_at = clock_timestamp(), updated_at = clock_timestamp(), failure_reason = NULL
-		 WHERE id = $1 AND `+unfinished, pgUUID(id), created+updated+unchanged, failed, created, updated, unchanged,
-		locations, customers, debtAccounts, plan.RolledBack)
+		 WHERE organization_id = $11 AND id = $1 AND `+unfinished, pgUUID(id), created+updated+unchanged, failed, created, updated, unchanged,
+		locations, customers, debtAccounts, plan.RolledBack, org)
 	if err != nil {
 		return fmt.Errorf("complete bulk: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
 		return errFinished
 	}
-	if err := recordDeliveries(ctx, tx, id, EventCompleted, !plan.Options.ValidateOnly); err != nil {
+	if err := recordDeliveries(ctx, tx, orgID, id, EventCompleted, !plan.Options.ValidateOnly); err != nil {
 		return err
 	}
 	return notifyFinished(ctx, tx, id)

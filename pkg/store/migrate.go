@@ -22,6 +22,12 @@ const migrateLockID = 7_240_001
 // Migrate applies the embedded migrations that the database has not seen, each
 // in its own transaction, in file name order.
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.migrate(ctx, "")
+}
+
+// migrate applies the migrations up to and including the version last (its
+// file name without ".sql"), or all of them when last is "".
+func (s *Store) migrate(ctx context.Context, last string) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return errorf("store: migrate: acquire: %w", err)
@@ -43,6 +49,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	sort.Strings(names)
 	for _, name := range names {
 		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+		if last != "" && version > last {
+			break
+		}
 		sql, err := Migrations.ReadFile(name)
 		if err != nil {
 			return errorf("store: migrate: read %s: %w", name, err)

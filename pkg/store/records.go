@@ -72,7 +72,7 @@ type DebtAccountRecord struct {
 }
 
 const debtAccountSelect = `SELECT a.*, p.external_id AS parent_external_id FROM debt_accounts a
-	LEFT JOIN debt_accounts p ON p.id = a.parent_id`
+	LEFT JOIN debt_accounts p ON p.organization_id = a.organization_id AND p.id = a.parent_id`
 
 // Location reads one location of the organization.
 func (s *Store) Location(ctx context.Context, orgID, id uuid.UUID) (models.Location, error) {
@@ -156,10 +156,11 @@ func (s *Store) CustomerDebtAccounts(ctx context.Context, orgID, customerID uuid
 	return out, nil
 }
 
-// CountChildren counts the debt accounts nested under one.
-func (s *Store) CountChildren(ctx context.Context, id uuid.UUID) (int64, error) {
+// CountChildren counts the debt accounts of the organization nested under
+// one.
+func (s *Store) CountChildren(ctx context.Context, orgID, id uuid.UUID) (int64, error) {
 	var n int64
-	if err := s.db.WithContext(ctx).Model(&models.DebtAccount{}).Where("parent_id = ?", id).Count(&n).Error; err != nil {
+	if err := s.db.WithContext(ctx).Model(&models.DebtAccount{}).Where("organization_id = ? AND parent_id = ?", orgID, id).Count(&n).Error; err != nil {
 		return 0, errorf("store: count children of %s: %w", id, err)
 	}
 	return n, nil
@@ -211,7 +212,7 @@ func (s *Store) ListCustomers(ctx context.Context, orgID uuid.UUID, f RecordFilt
 func (s *Store) ListDebtAccounts(ctx context.Context, orgID uuid.UUID, f RecordFilter, p page.Keyset) ([]DebtAccountRecord, error) {
 	var out []DebtAccountRecord
 	q, args := listQuery(`SELECT t.*, p.external_id AS parent_external_id FROM debt_accounts t
-		LEFT JOIN debt_accounts p ON p.id = t.parent_id`, orgID, f, p)
+		LEFT JOIN debt_accounts p ON p.organization_id = t.organization_id AND p.id = t.parent_id`, orgID, f, p)
 	if err := s.db.WithContext(ctx).Raw(q, args...).Scan(&out).Error; err != nil {
 		return nil, errorf("store: list debt accounts: %w", err)
 	}
@@ -343,27 +344,30 @@ func (s *Store) DeleteRecord(ctx context.Context, table string, orgID, id uuid.U
 	switch table {
 	case "locations":
 		steps = []struct{ what, count, del string }{
-			{"customers", `SELECT count(*) FROM customers WHERE location_id = ?`, ""},
-			{"", "", `DELETE FROM debt_accounts WHERE parent_id IS NOT NULL AND customer_id IN (SELECT id FROM customers WHERE location_id = ?)`},
-			{"", "", `DELETE FROM debt_accounts WHERE customer_id IN (SELECT id FROM customers WHERE location_id = ?)`},
-			{"", "", `DELETE FROM customers WHERE location_id = ?`},
+			{"customers", `SELECT count(*) FROM customers WHERE organization_id = @org AND location_id = @id`, ""},
+			{"", "", `DELETE FROM debt_accounts WHERE organization_id = @org AND parent_id IS NOT NULL
+				AND customer_id IN (SELECT id FROM customers WHERE organization_id = @org AND location_id = @id)`},
+			{"", "", `DELETE FROM debt_accounts WHERE organization_id = @org
+				AND customer_id IN (SELECT id FROM customers WHERE organization_id = @org AND location_id = @id)`},
+			{"", "", `DELETE FROM customers WHERE organization_id = @org AND location_id = @id`},
 		}
 	case "customers":
 		steps = []struct{ what, count, del string }{
-			{"debt_accounts", `SELECT count(*) FROM debt_accounts WHERE customer_id = ?`, ""},
-			{"", "", `DELETE FROM debt_accounts WHERE customer_id = ? AND parent_id IS NOT NULL`},
-			{"", "", `DELETE FROM debt_accounts WHERE customer_id = ?`},
+			{"debt_accounts", `SELECT count(*) FROM debt_accounts WHERE organization_id = @org AND customer_id = @id`, ""},
+			{"", "", `DELETE FROM debt_accounts WHERE organization_id = @org AND customer_id = @id AND parent_id IS NOT NULL`},
+			{"", "", `DELETE FROM debt_accounts WHERE organization_id = @org AND customer_id = @id`},
 		}
 	case "debt_accounts":
 		steps = []struct{ what, count, del string }{
-			{"debt_accounts", `SELECT count(*) FROM debt_accounts WHERE parent_id = ?`, ""},
-			{"", "", `DELETE FROM debt_accounts WHERE parent_id = ?`},
+			{"debt_accounts", `SELECT count(*) FROM debt_accounts WHERE organization_id = @org AND parent_id = @id`, ""},
+			{"", "", `DELETE FROM debt_accounts WHERE organization_id = @org AND parent_id = @id`},
 		}
 	}
+	named := []any{sql.Named("org", orgID), sql.Named("id", id)}
 	for _, st := range steps {
 		if st.count != "" {
 			var n int64
-			if err := db.Raw(st.count, id).Scan(&n).Error; err != nil {
+			if err := db.Raw(st.count, named...).Scan(&n).Error; err != nil {
 				return errorf("store: delete %s %s: count %s: %w", table, id, st.what, err)
 			}
 			if n == 0 {
@@ -374,11 +378,11 @@ func (s *Store) DeleteRecord(ctx context.Context, table string, orgID, id uuid.U
 			}
 			continue
 		}
-		if err := db.Exec(st.del, id).Error; err != nil {
+		if err := db.Exec(st.del, named...).Error; err != nil {
 			return errorf("store: delete %s %s: dependents: %w", table, id, err)
 		}
 	}
-	if err := db.Exec(`DELETE FROM `+table+` WHERE id = ?`, id).Error; err != nil {
+	if err := db.Exec(`DELETE FROM `+table+` WHERE organization_id = ? AND id = ?`, orgID, id).Error; err != nil {
 		return errorf("store: delete %s %s: %w", table, id, err)
 	}
 	return nil

@@ -67,23 +67,23 @@ func (s *Store) EraseReports(ctx context.Context, retention time.Duration, batch
 		// FOR NO KEY UPDATE is the lock the UPDATE below takes anyway; unlike
 		// FOR UPDATE it leaves the key share that a foreign key's check
 		// takes free.
-		rows, err := tx.Query(ctx, `SELECT id, count FROM bulks
+		rows, err := tx.Query(ctx, `SELECT organization_id, id, count FROM bulks
 			WHERE report_expired_at IS NULL AND completed_at < now() - make_interval(secs => $1) AND NOT `+unfinished+`
 			ORDER BY completed_at LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED`, retention.Seconds(), batch.Bulks)
 		if err != nil {
 			return fmt.Errorf("find expired bulks: %w", err)
 		}
 		type expired struct {
-			ID    pgtype.UUID
-			Count int
+			OrganizationID, ID pgtype.UUID
+			Count              int
 		}
 		found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[expired])
 		if err != nil {
 			return fmt.Errorf("find expired bulks: %w", err)
 		}
-		var ids []pgtype.UUID
+		var orgs, ids []pgtype.UUID
 		for i, total := 0, 0; i < len(found) && (i == 0 || total+found[i].Count <= batch.Rows); i++ {
-			ids, total = append(ids, found[i].ID), total+found[i].Count
+			orgs, ids, total = append(orgs, found[i].OrganizationID), append(ids, found[i].ID), total+found[i].Count
 		}
 		if len(ids) == 0 {
 			return nil
@@ -92,8 +92,11 @@ func (s *Store) EraseReports(ctx context.Context, retention time.Duration, batch
 			WHERE id = ANY($1)`, ids); err != nil {
 			return fmt.Errorf("mark reports expired: %w", err)
 		}
+		// Each bulk's rows are one range of the table's key (organization_id,
+		// bulk_id, row), probed pair by pair.
 		for _, table := range []string{"bulk_rows", "bulk_results"} {
-			tag, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE bulk_id = ANY($1)`, ids)
+			tag, err := tx.Exec(ctx, `DELETE FROM `+table+` t USING unnest($1::uuid[], $2::uuid[]) AS e(organization_id, bulk_id)
+				WHERE t.organization_id = e.organization_id AND t.bulk_id = e.bulk_id`, orgs, ids)
 			if err != nil {
 				return fmt.Errorf("erase %s: %w", table, err)
 			}

@@ -43,7 +43,7 @@ func (e env) failedBulk(t *testing.T, n int) models.Bulk {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Store.FailBulk(ctx, b.ID, "The import could not be completed."); err != nil {
+	if _, err := e.Store.FailBulk(ctx, b.ID, "The import could not be completed."); err != nil {
 		t.Fatal(err)
 	}
 	return e.bulk(t, b.ID)
@@ -260,7 +260,7 @@ func TestEndedDeliveriesKeepNoTarget(t *testing.T) {
 	if err := e.Store.FinishDelivery(ctx, made, store.Attempt{StartedAt: time.Now()}, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Store.AbandonDelivery(ctx, failed.Delivery.ID); err != nil {
+	if _, err := e.Store.AbandonDelivery(ctx, failed.Delivery.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Store.GiveUpDelivery(ctx, refused, &store.Attempt{StartedAt: time.Now(), StatusCode: 550, Error: "550 5.1.1"}, "550 5.1.1"); err != nil {
@@ -309,7 +309,8 @@ func BenchmarkEraseReports2000Rows(b *testing.B) {
 			// Finished two days ago, with a result per row the size of the row.
 			if _, err := db.Conn.Exec(ctx, `WITH done AS (UPDATE bulks SET status = 'completed', completed_at = now() - interval '2 days'
 				WHERE id = $1 RETURNING id)
-				INSERT INTO bulk_results (bulk_id, row, status, result) SELECT r.bulk_id, r.row, 'created', r.payload
+				INSERT INTO bulk_results (organization_id, bulk_id, row, status, result)
+				SELECT r.organization_id, r.bulk_id, r.row, 'created', r.payload
 				FROM bulk_rows r JOIN done ON done.id = r.bulk_id`, bk.ID); err != nil {
 				b.Fatal(err)
 			}
@@ -354,7 +355,7 @@ func TestEraseBatchDoesNotBlockImports(t *testing.T) {
 	}
 	done := make(chan imported, 1)
 	go func() {
-		b, err := bulksvc.New(e.Store, nil, slog.New(slog.DiscardHandler)).Import(ctx, next.ID)
+		b, err := bulksvc.New(e.Store, nil, slog.New(slog.DiscardHandler), nil).Import(ctx, next.ID)
 		done <- imported{b, err}
 	}()
 	select {

@@ -40,16 +40,24 @@ const ReasonRetried = "The bulk was retried before this was delivered."
 func (s *Store) RetryBulk(ctx context.Context, id uuid.UUID, prepare func() error) (models.Bulk, error) {
 	err := withTx(ctx, s.pool.Begin, func(tx pgx.Tx) error {
 		var (
+			orgID   pgtype.UUID
 			status  models.BulkStatus
 			count   int
 			expired pgtype.Timestamptz
 			stored  int
 		)
-		// The row lock keeps a second retry, or the eraser, from acting on
-		// the bulk until this one commits.
-		err := tx.QueryRow(ctx, `SELECT status, count, report_expired_at,
-			       (SELECT count(*) FROM bulk_rows WHERE bulk_id = b.id)
-			  FROM bulks b WHERE id = $1 FOR NO KEY UPDATE`, pgUUID(id)).Scan(&status, &count, &expired, &stored)
+		// The bulk is named by its id alone: its organization is read first,
+		// so that the row lock is taken by the whole key (a distributed
+		// Postgres locks rows in single-shard statements). The lock keeps a
+		// second retry, or the eraser, from acting on the bulk until this
+		// one commits.
+		err := tx.QueryRow(ctx, `SELECT organization_id FROM bulks WHERE id = $1`, pgUUID(id)).Scan(&orgID)
+		if err == nil {
+			err = tx.QueryRow(ctx, `SELECT status, count, report_expired_at,
+				       (SELECT count(*) FROM bulk_rows r WHERE r.organization_id = b.organization_id AND r.bulk_id = b.id)
+				  FROM bulks b WHERE organization_id = $1 AND id = $2 FOR NO KEY UPDATE`, orgID, pgUUID(id)).
+				Scan(&status, &count, &expired, &stored)
+		}
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return ErrNotFound
@@ -69,18 +77,18 @@ func (s *Store) RetryBulk(ctx context.Context, id uuid.UUID, prepare func() erro
 			        rows_succeeded = 0, rows_failed = 0, rows_created = 0, rows_updated = 0, rows_unchanged = 0,
 			        locations_written = 0, customers_written = 0, debt_accounts_written = 0, rolled_back = false,
 			        updated_at = clock_timestamp()
-			 WHERE id = $1`, pgUUID(id)); err != nil {
+			 WHERE organization_id = $2 AND id = $1`, pgUUID(id), orgID); err != nil {
 			return fmt.Errorf("reset bulk: %w", err)
 		}
 		// A failed import wrote nothing (it is one transaction), but a
 		// result left by anything else would be taken for the new attempt's.
-		if _, err := tx.Exec(ctx, `DELETE FROM bulk_results WHERE bulk_id = $1`, pgUUID(id)); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM bulk_results WHERE organization_id = $2 AND bulk_id = $1`, pgUUID(id), orgID); err != nil {
 			return fmt.Errorf("clear results: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE deliveries SET superseded_at = clock_timestamp(), claimed_at = NULL, target = NULL,
 			        abandoned_at = CASE WHEN delivered_at IS NULL THEN coalesce(abandoned_at, clock_timestamp()) ELSE abandoned_at END,
 			        last_error = CASE WHEN delivered_at IS NULL AND abandoned_at IS NULL THEN $2 ELSE last_error END
-			 WHERE bulk_id = $1 AND superseded_at IS NULL`, pgUUID(id), ReasonRetried); err != nil {
+			 WHERE organization_id = $3 AND bulk_id = $1 AND superseded_at IS NULL`, pgUUID(id), ReasonRetried, orgID); err != nil {
 			return fmt.Errorf("supersede deliveries: %w", err)
 		}
 		return nil

@@ -93,19 +93,21 @@ func (u updatable) update() string {
 	for _, c := range u.columns {
 		set = append(set, c.name+" = "+c.value())
 	}
-	set = append(set, "version = r.version + 1", "updated_at = clock_timestamp()", "last_bulk_id = $1", "last_bulk_row = t.row", "last_changed_by = 'bulk'")
-	return "UPDATE " + u.table + " r SET " + strings.Join(set, ", ") + " FROM " + u.staging + " t WHERE r.id = t.id AND (" + u.changes() + ") RETURNING r.id"
+	set = append(set, "version = r.version + 1", "updated_at = clock_timestamp()", "last_bulk_id = $2", "last_bulk_row = t.row", "last_changed_by = 'bulk'")
+	return "UPDATE " + u.table + " r SET " + strings.Join(set, ", ") + " FROM " + u.staging + " t" +
+		" WHERE r.organization_id = $1 AND r.id = t.id AND (" + u.changes() + ") RETURNING r.id"
 }
 
 // compare returns the ids of the records the staged changes would alter.
 func (u updatable) compare() string {
-	return "SELECT r.id FROM " + u.table + " r JOIN " + u.staging + " t ON r.id = t.id WHERE " + u.changes()
+	return "SELECT r.id FROM " + u.table + " r JOIN " + u.staging + " t ON r.organization_id = $1 AND r.id = t.id WHERE " + u.changes()
 }
 
-// updateRecords stages n changes (each row of values as the staging table
-// orders them: id, row, present, the columns) and applies them, or when dry
-// only compares them, adding the ids of the records they alter to updated.
-func updateRecords(ctx context.Context, tx pgx.Tx, u updatable, bulkID uuid.UUID, dry bool, updated map[uuid.UUID]bool,
+// updateRecords stages n changes of the organization's records (each row of
+// values as the staging table orders them: id, row, present, the columns)
+// and applies them, or when dry only compares them, adding the ids of the
+// records they alter to updated.
+func updateRecords(ctx context.Context, tx pgx.Tx, u updatable, orgID, bulkID uuid.UUID, dry bool, updated map[uuid.UUID]bool,
 	n int, values func(i int) []any) error {
 	if n == 0 {
 		return nil
@@ -125,9 +127,9 @@ func updateRecords(ctx context.Context, tx pgx.Tx, u updatable, bulkID uuid.UUID
 	// Planned as it runs, for the tables as they are (as the import's
 	// look-ups): a plan cached on the connection would keep the join it
 	// chose for the sizes of its first executions.
-	query, args := u.update(), []any{pgx.QueryExecModeExec, pgUUID(bulkID)}
+	query, args := u.update(), []any{pgx.QueryExecModeExec, pgUUID(orgID), pgUUID(bulkID)}
 	if dry {
-		query, args = u.compare(), []any{pgx.QueryExecModeExec}
+		query, args = u.compare(), []any{pgx.QueryExecModeExec, pgUUID(orgID)}
 	}
 	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {

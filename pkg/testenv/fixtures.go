@@ -86,7 +86,7 @@ func (db Database) Snapshot(t testing.TB) []string {
 // the organization runs, it tries again, as the queue would.
 func (db Database) ImportBulk(t testing.TB, id uuid.UUID) models.Bulk {
 	t.Helper()
-	svc := bulksvc.New(db.Store, nil, slog.New(slog.DiscardHandler))
+	svc := bulksvc.New(db.Store, nil, slog.New(slog.DiscardHandler), nil)
 	for {
 		b, err := svc.Import(context.Background(), id)
 		if errors.Is(err, bulksvc.ErrNotItsTurn) {

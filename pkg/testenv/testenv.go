@@ -113,9 +113,28 @@ func DatabaseURL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testenv: template database: %v", err)
 	}
+	return createDatabase(t, tmpl)
+}
+
+// EmptyDatabaseURL creates an empty database for this test, with no
+// migration applied (for the tests of migrations), dropped when the test
+// ends, and returns its URL.
+func EmptyDatabaseURL(t testing.TB) string {
+	t.Helper()
+	return createDatabase(t, "")
+}
+
+// createDatabase creates a database for this test as a copy of tmpl (""
+// for an empty one), dropped when the test ends, and returns its URL.
+func createDatabase(t testing.TB, tmpl string) string {
+	t.Helper()
+	ctx := context.Background()
 	pg := scratch.Postgres{URL: adminURL()}
 	name := "bulkd_test_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20]
-	var url string
+	var (
+		url string
+		err error
+	)
 	// Cloning fails while another session is connected to the template: retry briefly.
 	for attempt := 0; ; attempt++ {
 		url, err = pg.Create(ctx, name, tmpl)
