@@ -29,8 +29,8 @@ type ServerConfig struct {
 // import one after another, each handed to whichever server next finds it
 // in the queue, so the imports server's wait is paid between every two
 // bulks of a tenant: at 200 ms (asynq sleeping 100–300 ms) one tenant's
-// default bulkbench run was 13 676 records/s, at 25 ms 17 643 (medians of 3
-// interleaved runs each, 2026-12-04, docs/performance.md), for 40 Redis
+// default bulkbench run was 13 676 records/s, at 25 ms 18 462 (medians of 5
+// interleaved pairs, 2026-12-04, docs/performance.md), for 40 Redis
 // calls a second per idle server instead of 5. Deliveries are not handed
 // on; asynq's default (1 s) would be felt by a client waiting for a small
 // bulk's email, 200 ms is not.
