@@ -25,6 +25,20 @@ type ServerConfig struct {
 	ShutdownTimeout     time.Duration
 }
 
+// How often an idle asynq server looks for a task. One organization's bulks
+// import one after another, each handed to whichever server next finds it
+// in the queue, so the imports server's wait is paid between every two
+// bulks of a tenant: at 200 ms (asynq sleeping 100–300 ms) one tenant's
+// default bulkbench run was 13 676 records/s, at 25 ms 18 462 (medians of 5
+// interleaved pairs, 2026-12-04, docs/performance.md), for 40 Redis
+// calls a second per idle server instead of 5. Deliveries are not handed
+// on; asynq's default (1 s) would be felt by a client waiting for a small
+// bulk's email, 200 ms is not.
+const (
+	importCheckInterval   = 25 * time.Millisecond
+	deliveryCheckInterval = 200 * time.Millisecond
+)
+
 // Servers are a worker process's two asynq servers, one for the imports
 // queue and one for the notifications queue, each with its own slots.
 type Servers struct {
@@ -34,7 +48,7 @@ type Servers struct {
 
 // NewServers returns the worker's servers, ready to Start.
 func NewServers(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, d *Deliverer, log *slog.Logger) *Servers {
-	server := func(queue string, concurrency int) *asynq.Server {
+	server := func(queue string, concurrency int, checkEvery time.Duration) *asynq.Server {
 		return asynq.NewServer(redis, asynq.Config{
 			Concurrency:    concurrency,
 			Queues:         map[string]int{queue: 1},
@@ -45,18 +59,17 @@ func NewServers(redis asynq.RedisConnOpt, cfg ServerConfig, im *Importer, d *Del
 			// default is 5 s.
 			DelayedTaskCheckInterval: time.Second,
 			ShutdownTimeout:          cfg.ShutdownTimeout,
-			// An idle worker looks for new tasks this often (asynq's default is
-			// 1 s, which a client polling a small bulk feels); 5 Redis calls a
-			// second per idle server is cheap.
-			TaskCheckInterval: 200 * time.Millisecond,
+			// An idle server looks for new tasks every checkEvery (asynq
+			// sleeps from half of it to one and a half times it).
+			TaskCheckInterval: checkEvery,
 			ErrorHandler:      NewErrorHandler(im, d, log),
 			Logger:            slogAdapter{log},
 			LogLevel:          asynq.WarnLevel,
 		})
 	}
 	s := &Servers{
-		imports:     server(tasks.QueueImports, cfg.Concurrency),
-		deliveries:  server(tasks.QueueNotifications, cfg.DeliveryConcurrency),
+		imports:     server(tasks.QueueImports, cfg.Concurrency, importCheckInterval),
+		deliveries:  server(tasks.QueueNotifications, cfg.DeliveryConcurrency, deliveryCheckInterval),
 		importMux:   asynq.NewServeMux(),
 		deliveryMux: asynq.NewServeMux(),
 	}

@@ -95,7 +95,7 @@ func (b *bench) baselines(ctx context.Context, srv server, useDB bool, rep *repo
 	// since one INSERT per record for millions of records would take hours.
 	if gorm {
 		b.say("GORM one-by-one baseline on a sample of at least %d records", c.gormSample)
-		w, err := newBaselineWriter(ctx, s, db, "bulkbench gorm", db.createPlanOneByOne)
+		w, err := newBaselineWriter(ctx, c, s, db, "bulkbench gorm", db.createPlanOneByOne)
 		if err != nil {
 			return planned{}, err
 		}
@@ -114,7 +114,7 @@ func (b *bench) baselines(ctx context.Context, srv server, useDB bool, rep *repo
 	}
 	if c.upsert() {
 		b.say("raw upsert baseline: the seed by COPY (untimed), then %d bulks, one COPY + INSERT … ON CONFLICT DO UPDATE per table per bulk", c.bulks)
-		w, err := newBaselineWriter(ctx, s, db, "bulkbench upsert", db.copyPlan)
+		w, err := newBaselineWriter(ctx, c, s, db, "bulkbench upsert", db.copyPlan)
 		if err != nil {
 			return planned{}, err
 		}
@@ -133,7 +133,7 @@ func (b *bench) baselines(ctx context.Context, srv server, useDB bool, rep *repo
 		return exp, nil
 	}
 	b.say("COPY baseline: %d bulks, one COPY per table per bulk (planning untimed)", c.bulks)
-	w, err := newBaselineWriter(ctx, s, db, "bulkbench copy", db.copyPlan)
+	w, err := newBaselineWriter(ctx, c, s, db, "bulkbench copy", db.copyPlan)
 	if err != nil {
 		return planned{}, err
 	}
@@ -145,7 +145,98 @@ func (b *bench) baselines(ctx context.Context, srv server, useDB bool, rep *repo
 	if rep.CopyBaseline, err = w.result(ctx, "pgx-copy", exp, false); err != nil {
 		return planned{}, err
 	}
+	if c.leanBaseline {
+		b.say("lean COPY baseline: the same records into minimal tables (keys and the account foreign keys only)")
+		if err := db.createLeanTables(ctx); err != nil {
+			return planned{}, err
+		}
+		lw, err := newBaselineWriter(ctx, c, s, db, "bulkbench lean", db.copyLean)
+		if err != nil {
+			return planned{}, err
+		}
+		lw.schema = leanSchema
+		srv.checkpoint(ctx)
+		if _, err := replay(ctx, c, measured, 0, lw.plan(ctx), tick("lean COPY baseline")); err != nil {
+			return planned{}, fmt.Errorf("lean COPY baseline: %w", err)
+		}
+		if rep.LeanBaseline, err = lw.result(ctx, "pgx-copy-lean-tables", exp, false); err != nil {
+			return planned{}, err
+		}
+	}
 	return exp, nil
+}
+
+// leanSchema holds the lean baseline's tables, beside bulkd's in the
+// baseline's database.
+const leanSchema = "lean"
+
+// leanTables are the tables a user who loads the same records with a plain
+// COPY would compare with: each record's columns, a primary key, the unique
+// (organization, external id) that makes an external id a key, and the
+// account's customer and parent foreign keys; nothing else: no provenance
+// (bulk, row, version, timestamps), no indexes beyond the keys, no checks,
+// no foreign key to the organization or the location, json rather than
+// jsonb (stored as text, not decomposed). What bulkd's own schema costs is
+// the COPY baseline over this one.
+const leanTables = `
+CREATE SCHEMA IF NOT EXISTS lean;
+CREATE TABLE lean.locations (
+    id uuid PRIMARY KEY, organization_id uuid NOT NULL, external_id text NOT NULL, name text,
+    UNIQUE (organization_id, external_id));
+CREATE TABLE lean.customers (
+    id uuid PRIMARY KEY, organization_id uuid NOT NULL, external_id text NOT NULL, location_id uuid NOT NULL,
+    name text NOT NULL, email text, phone text, date_of_birth date, ssn_last4 text, address json, metadata json,
+    UNIQUE (organization_id, external_id));
+CREATE TABLE lean.debt_accounts (
+    id uuid PRIMARY KEY, organization_id uuid NOT NULL, external_id text NOT NULL,
+    customer_id uuid NOT NULL REFERENCES lean.customers (id), parent_id uuid REFERENCES lean.debt_accounts (id),
+    external_account_number text, balance numeric(14, 2) NOT NULL, current_balance numeric(14, 2) NOT NULL,
+    billing_type text[] NOT NULL, metadata json,
+    UNIQUE (organization_id, external_id));`
+
+func (d *database) createLeanTables(ctx context.Context) error {
+	if _, err := d.pool.Exec(ctx, leanTables); err != nil {
+		return fmt.Errorf("create lean tables: %w", err)
+	}
+	return nil
+}
+
+// leanSkipped are the columns of store.PlanInserts the lean tables do not
+// have: the import's provenance.
+var leanSkipped = map[string]bool{"bulk_id": true, "bulk_row": true, "last_bulk_id": true, "last_bulk_row": true}
+
+// copyLean writes a plan's new records, the same values as copyPlan's but
+// for the provenance, into the lean tables: one COPY per table in one
+// transaction.
+func (d *database) copyLean(ctx context.Context, orgID uuid.UUID, p *bulk.Plan) error {
+	if err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		for _, in := range store.PlanInserts(orgID, p) {
+			if in.Len == 0 {
+				continue
+			}
+			var cols []string
+			var keep []int
+			for i, col := range in.Columns {
+				if !leanSkipped[col] {
+					cols, keep = append(cols, col), append(keep, i)
+				}
+			}
+			row := make([]any, len(keep))
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{leanSchema, in.Table}, cols, pgx.CopyFromSlice(in.Len, func(i int) ([]any, error) {
+				v := in.Values(i)
+				for j, k := range keep {
+					row[j] = v[k]
+				}
+				return row, nil
+			})); err != nil {
+				return fmt.Errorf("copy lean %s: %w", in.Table, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("copy plan into lean tables: %w", err)
+	}
+	return nil
 }
 
 // baseline is the rate of one way of writing the run's records.
@@ -160,38 +251,49 @@ type baseline struct {
 }
 
 // baselineWriter writes plans into a database of the baseline's own, under
-// one organization, timing the writes only.
+// as many organizations as the run has (bulk b into organization
+// c.orgOf(b)), timing the writes only.
 type baselineWriter struct {
+	cfg     config
 	db      *database
-	orgID   uuid.UUID
+	orgIDs  []uuid.UUID
 	elapsed time.Duration
 	write   func(context.Context, uuid.UUID, *bulk.Plan) error
+	schema  string // "": bulkd's tables, the bulks' rows created first; else the lean tables of that schema
 }
 
-func newBaselineWriter(ctx context.Context, s *store.Store, db *database, name string, write func(context.Context, uuid.UUID, *bulk.Plan) error) (*baselineWriter, error) {
-	org, err := s.CreateOrganization(ctx, name, "bench@example.com")
-	if err != nil {
-		return nil, err
+func newBaselineWriter(ctx context.Context, c config, s *store.Store, db *database, name string, write func(context.Context, uuid.UUID, *bulk.Plan) error) (*baselineWriter, error) {
+	w := &baselineWriter{cfg: c, db: db, write: write}
+	for i := range max(c.orgs, 1) {
+		org, err := s.CreateOrganization(ctx, fmt.Sprintf("%s %d", name, i+1), "bench@example.com")
+		if err != nil {
+			return nil, err
+		}
+		w.orgIDs = append(w.orgIDs, org.ID)
 	}
-	return &baselineWriter{db: db, orgID: org.ID, write: write}, nil
+	return w, nil
 }
 
-func (w *baselineWriter) plan(ctx context.Context) func(*bulk.Plan, int) error {
-	return func(p *bulk.Plan, rows int) error {
+func (w *baselineWriter) plan(ctx context.Context) func(*bulk.Plan, int, int) error {
+	return func(p *bulk.Plan, b, rows int) error {
+		org := w.orgIDs[w.cfg.orgOf(b)]
 		// The records point at their bulk, as imported ones do; the bulk row
-		// is bookkeeping of the service, not part of the measure.
-		if err := w.db.createBaselineBulk(ctx, w.orgID, p.BulkID, rows); err != nil {
-			return err
+		// is bookkeeping of the service, not part of the measure. The lean
+		// tables have no bulks.
+		if w.schema == "" {
+			if err := w.db.createBaselineBulk(ctx, org, p.BulkID, rows); err != nil {
+				return err
+			}
 		}
 		t0 := time.Now()
-		err := w.write(ctx, w.orgID, p)
+		err := w.write(ctx, org, p)
 		w.elapsed += time.Since(t0)
 		return err
 	}
 }
 
 func (w *baselineWriter) result(ctx context.Context, method string, p planned, sampled bool) (*baseline, error) {
-	counted, err := w.db.countRecords(ctx, w.orgID)
+	counted, err := w.db.countIn(ctx, w.schema, w.orgIDs)
 	if err != nil {
 		return nil, err
 	}

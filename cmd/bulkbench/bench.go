@@ -42,7 +42,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	rep.Machine = machine(ctx, srv, useDB)
 
 	var (
-		a     *api
+		apis  []*api // one per organization: bulk b is submitted with apis[c.orgOf(b)]
 		sp    *spawned
 		procs []watched
 	)
@@ -55,7 +55,10 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		if err != nil {
 			return nil, err
 		}
-		a = newAPI(sp.base, sp.key, c.clients)
+		a := newAPI(sp.base, sp.keys[0], c.clients)
+		for _, k := range sp.keys {
+			apis = append(apis, a.withKey(k))
+		}
 		procs = append(procs, watched{"api", sp.api.cmd.Process.Pid})
 		for _, w := range sp.workers {
 			procs = append(procs, watched{w.name, w.cmd.Process.Pid})
@@ -63,7 +66,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		rep.Target.Database = sp.dbName
 		rep.Target.RedisDB = sp.lease.DB
 	} else {
-		a = newAPI(c.url, c.key, c.clients)
+		apis = []*api{newAPI(c.url, c.key, c.clients)}
 		if c.apiPID != 0 {
 			procs = append(procs, watched{"api", c.apiPID})
 		}
@@ -84,7 +87,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		seedProg := &progress{bulks: int64(c.bulks), rows: int64(c.bulks) * int64(c.rows)}
 		bg, stopBg := context.WithCancel(ctx)
 		go b.showProgress(bg, seedProg)
-		seed, err := runLoad(ctx, c, a, seedProg, phase{gen: c.seedOptions})
+		seed, err := runLoad(ctx, c, apis, seedProg, phase{gen: c.seedOptions})
 		stopBg()
 		if err != nil {
 			return nil, err
@@ -95,7 +98,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 			if err != nil {
 				return nil, err
 			}
-			before, err = snapshot(ctx, db, sp.orgID)
+			before, err = snapshot(ctx, db, sp.orgIDs[0])
 			db.close()
 			if err != nil {
 				return nil, err
@@ -114,11 +117,15 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	var bgDone sync.WaitGroup
 	bgDone.Go(func() { mem.run(bg, prog) })
 	bgDone.Go(func() { b.showProgress(bg, prog) })
-	load, err := runLoad(ctx, c, a, prog, phase{gen: c.genOptions, query: c.query()})
+	cpu0, cpuOK := readCPU(procs)
+	load, err := runLoad(ctx, c, apis, prog, phase{gen: c.genOptions, query: c.query()})
 	stopBg()
 	bgDone.Wait()
 	if err != nil {
 		return nil, err
+	}
+	if cpu1, ok := readCPU(procs); ok && cpuOK {
+		rep.CPU = cpu0.split(cpu1)
 	}
 	mem.finish(prog.fraction())
 	rep.addLoad(c, load)
@@ -126,7 +133,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	b.say("all %d bulks finished in %.1f s", c.bulks, rep.WallSeconds)
 	if c.query() != "" {
 		b.say("checking every row's result")
-		found, err := checkResults(ctx, c, a, load)
+		found, err := checkResults(ctx, c, apis, load)
 		if err != nil {
 			return nil, err
 		}
@@ -140,11 +147,11 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		if err != nil {
 			return nil, err
 		}
-		written, err := db.countRecords(ctx, sp.orgID)
+		written, err := db.countRecords(ctx, sp.orgIDs...)
 		if err == nil && before != nil {
 			b.say("checking the upsert's changes, record by record")
 			var found []string
-			found, err = checkUpsert(ctx, c, db, sp.orgID, before)
+			found, err = checkUpsert(ctx, c, db, sp.orgIDs[0], before)
 			rep.Problems = append(rep.Problems, found...)
 		}
 		db.close()

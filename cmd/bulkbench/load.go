@@ -38,6 +38,14 @@ func newAPI(base, key string, clients int) *api {
 	}}
 }
 
+// withKey is the same API, connections shared, with another key: another
+// organization's.
+func (a *api) withKey(key string) *api {
+	c := *a
+	c.key = key
+	return &c
+}
+
 // bulkState is a bulk as GET /api/v1/bulk/{id} shows it.
 type bulkState struct {
 	BulkID        string     `json:"bulk_id"`
@@ -207,7 +215,9 @@ type phase struct {
 
 // runLoad submits every bulk of the phase from cfg.clients clients and polls
 // them until all are finished.
-func runLoad(ctx context.Context, cfg config, a *api, prog *progress, ph phase) (*loadResult, error) {
+// Bulk b is submitted, and polled, with apis[cfg.orgOf(b)]: its
+// organization's key.
+func runLoad(ctx context.Context, cfg config, apis []*api, prog *progress, ph phase) (*loadResult, error) {
 	res := &loadResult{retries: map[string]int{}, finished: make([]bulkState, cfg.bulks), ids: make([]string, cfg.bulks)}
 	prog.touch() // the stall clock starts now
 	g, ctx := errgroup.WithContext(ctx)
@@ -269,7 +279,7 @@ func runLoad(ctx context.Context, cfg config, a *api, prog *progress, ph phase) 
 				var latency time.Duration
 				for {
 					t0 := time.Now()
-					err := a.do(ctx, http.MethodPost, "/api/v1/bulk"+ph.query, j.body, &acc)
+					err := apis[cfg.orgOf(j.index)].do(ctx, http.MethodPost, "/api/v1/bulk"+ph.query, j.body, &acc)
 					latency = time.Since(t0)
 					if retried, err := waitToRetry(ctx, err); retried || err != nil {
 						if err != nil {
@@ -320,7 +330,7 @@ func runLoad(ctx context.Context, cfg config, a *api, prog *progress, ph phase) 
 			running := 0
 			for _, s := range pending {
 				var st bulkState
-				err := a.do(ctx, http.MethodGet, "/api/v1/bulk/"+s.id, nil, &st)
+				err := apis[cfg.orgOf(s.index)].do(ctx, http.MethodGet, "/api/v1/bulk/"+s.id, nil, &st)
 				if retried, err := waitToRetry(ctx, err); retried || err != nil {
 					if err != nil {
 						return err

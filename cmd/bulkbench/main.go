@@ -55,6 +55,9 @@ var presets = map[string]preset{
 	"default": {bulks: 100, rows: 1000, accounts: 3, clients: 8, workers: 2},
 	// million is the soak: 1M customers, ~4M records, memory must stay flat.
 	"million": {bulks: 1000, rows: 1000, accounts: 3, clients: 8, workers: 2},
+	// matrix is the default data imported in every mode, one after another
+	// (series.go).
+	"matrix": {bulks: 100, rows: 1000, accounts: 3, clients: 8, workers: 2},
 }
 
 // config is everything a run needs, from flags and the environment.
@@ -77,6 +80,8 @@ type config struct {
 	databaseURL, redisURL       string
 	databaseURLSet              bool // given explicitly: url mode then runs the baselines there
 	copyBaseline, gormBaseline  bool
+	leanBaseline                bool
+	orgs                        int // organizations the bulks are spread over, bulk b to organization b % orgs
 	gormSample                  int
 	jsonOut, quiet, keep        bool
 	timeout, stall, pollEvery   time.Duration
@@ -154,6 +159,9 @@ func (c config) plantedFailures() (invalid, duplicates int) {
 	return invalid, duplicates
 }
 
+// orgOf is the organization (0 to orgs-1) bulk b is submitted to.
+func (c config) orgOf(b int) int { return b % max(c.orgs, 1) }
+
 // duplicatesFail tells whether the duplicate rows fail in the measured
 // phase: in create mode their accounts are taken; an upsert updates them,
 // and a dry run has not stored the rows they repeat.
@@ -178,7 +186,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&c.preset, "preset", "default", "run size: small (make bench), default, million")
+	fs.StringVar(&c.preset, "preset", "default", "run size: small (make bench), default, million; matrix: the default data in every mode, one table")
 	bulks := fs.Int("bulks", 0, "bulks to submit (default: the preset's)")
 	rows := fs.Int("rows", 0, "rows (customers) per bulk, at most 1000 (default: the preset's)")
 	accounts := fs.Int("accounts", 0, "debt accounts per customer: 1 parent + N-1 children (default: the preset's)")
@@ -200,6 +208,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.databaseURL, "database-url", "", "Postgres server for the scratch databases (default: $DATABASE_URL, else local)")
 	fs.StringVar(&c.redisURL, "redis-url", "", "Redis server (default: $REDIS_URL, else local); database 0 means: lease a free one of 1-15")
 	fs.BoolVar(&c.copyBaseline, "copy-baseline", true, "measure a raw pgx COPY of the same records")
+	fs.BoolVar(&c.leanBaseline, "lean-baseline", true, "also measure a plain COPY of the same records into minimal tables (keys and the account foreign keys only)")
+	fs.IntVar(&c.orgs, "orgs", 1, "spawn mode: spread the bulks over this many organizations; above 1 the run measures 1 organization, then N, the same rows (duplicates off)")
 	fs.BoolVar(&c.gormBaseline, "gorm-baseline", true, "measure a one-row-at-a-time GORM import of a sample of the records")
 	fs.IntVar(&c.gormSample, "gorm-sample", 20000, "records in the GORM baseline's sample (whole bulks, at least this many)")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the results as one JSON object instead of a table")
@@ -220,7 +230,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	p, ok := presets[c.preset]
 	if !ok {
-		return c, fmt.Errorf("--preset must be small, default or million, not %q", c.preset)
+		return c, fmt.Errorf("--preset must be small, default, million or matrix, not %q", c.preset)
 	}
 	pick := func(v, def int) int {
 		if v != 0 {
@@ -276,6 +286,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	check(c.changed >= 0 && c.changed <= 1, "--changed must be a share from 0 to 1")
 	check(!(c.upsert() && c.atomic) && !(c.upsert() && c.validateOnly) && !(c.atomic && c.validateOnly),
 		"--mode upsert, --atomic and --validate-only are measured one at a time")
+	check(c.orgs >= 1 && c.orgs <= 64, "--orgs must be from 1 to 64")
+	check(c.orgs == 1 || (!c.upsert() && c.preset != "matrix"), "--orgs measures create, atomic or dry-run imports, not --mode upsert or --preset matrix")
+	check(c.orgs == 1 || c.spawnMode, "--orgs needs spawn mode: it creates the organizations and their keys")
+	check(c.preset != "matrix" || (c.mode == "create" && !c.atomic && !c.validateOnly), "--preset matrix runs every mode itself: no --mode, --atomic or --validate-only")
 	check(c.gormSample > 0, "--gorm-sample must be at least 1")
 	check(c.pollEvery > 0 && c.timeout > 0 && c.stall > 0, "--poll, --timeout and --stall must be positive")
 	if c.spawnMode {
@@ -326,6 +340,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
+	if c.preset == "matrix" || c.orgs > 1 {
+		return runSeries(ctx, c, stderr, stdout)
+	}
 	b := &bench{cfg: c, stderr: stderr}
 	rep, err := b.run(ctx)
 	if rep == nil {

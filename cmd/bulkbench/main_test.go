@@ -136,8 +136,14 @@ func TestSmallRun(t *testing.T) {
 	if b := rep.GormBaseline; b == nil || !b.Sampled || b.Records < 100 || b.Bulks != 1 || b.RecordsPerSecond <= 0 {
 		t.Errorf("GORM baseline %+v, want a sample of 1 bulk", b)
 	}
-	if rep.Ratios.BulkdVsCopy == nil || rep.Ratios.BulkdVsGorm == nil {
+	if b := rep.LeanBaseline; b == nil || b.Records != rep.Records.Total || b.Counted == nil || *b.Counted != *rep.Records.Written {
+		t.Errorf("lean COPY baseline %+v, want the %d records bulkd wrote", b, rep.Records.Total)
+	}
+	if rep.Ratios.BulkdVsCopy == nil || rep.Ratios.BulkdVsGorm == nil || rep.Ratios.BulkdVsLean == nil || rep.Ratios.CopyVsLean == nil {
 		t.Errorf("ratios missing: %+v", rep.Ratios)
+	}
+	if u := rep.CPU; u == nil || u.Seconds <= 0 || u.Workers <= 0 || u.Postgres <= 0 {
+		t.Errorf("CPU split %+v: want the workers' and Postgres's shares", u)
 	}
 	if rep.AcceptMS.N != 3 || rep.AcceptMS.P99 <= 0 || rep.WallSeconds <= 0 || rep.RecordsPerSecond <= 0 {
 		t.Errorf("measures missing: accept %+v, wall %v s, %v records/s", rep.AcceptMS, rep.WallSeconds, rep.RecordsPerSecond)
@@ -145,7 +151,7 @@ func TestSmallRun(t *testing.T) {
 	if len(rep.Memory) != 2 || rep.Memory[0].PeakMiB <= 0 || rep.Memory[1].At100 <= 0 {
 		t.Errorf("memory of api and worker: %+v", rep.Memory)
 	}
-	if len(rep.Targets) != 4 {
+	if len(rep.Targets) != 7 {
 		t.Errorf("targets: %+v", rep.Targets)
 	}
 
@@ -269,6 +275,20 @@ func TestParseFlags(t *testing.T) {
 		{"bad mode", []string{"--mode", "merge"}, nil, "--mode must be create or upsert"},
 		{"bad changed", []string{"--mode", "upsert", "--changed", "2"}, nil, "--changed must be"},
 		{"modes together", []string{"--mode", "upsert", "--atomic"}, nil, "one at a time"},
+		{"matrix", []string{"--preset", "matrix"}, func(c config) bool {
+			steps := matrixSteps(c)
+			return c.bulks == 100 && len(steps) == 5 && steps[0].cfg.leanBaseline && !steps[1].cfg.leanBaseline &&
+				steps[1].cfg.upsert() && steps[1].cfg.changed == 1 && steps[2].cfg.changed == 0 &&
+				steps[3].cfg.atomic && steps[3].cfg.invalid == 0 && steps[4].cfg.validateOnly
+		}, ""},
+		{"matrix runs the modes itself", []string{"--preset", "matrix", "--atomic"}, nil, "--preset matrix runs every mode itself"},
+		{"orgs spread the bulks", []string{"--orgs", "4"}, func(c config) bool {
+			steps := orgSteps(c)
+			return c.orgOf(5) == 1 && c.orgOf(8) == 0 && len(steps) == 2 && steps[0].cfg.orgs == 1 && steps[1].cfg.orgs == 4 &&
+				steps[0].cfg.duplicates == 0 && steps[1].cfg.duplicates == 0
+		}, ""},
+		{"orgs not with upsert", []string{"--orgs", "2", "--mode", "upsert"}, nil, "--orgs measures create"},
+		{"orgs need spawn mode", []string{"--orgs", "2", "--url", "http://h", "--key", "k"}, nil, "--orgs needs spawn mode"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

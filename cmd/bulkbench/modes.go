@@ -113,13 +113,13 @@ func checkUpsert(ctx context.Context, c config, db *database, orgID uuid.UUID, b
 // checkResults reads every bulk's results and checks each row's status
 // against what the mode must make of the row the generator planted, and
 // the totals against the row statuses.
-func checkResults(ctx context.Context, c config, a *api, l *loadResult) ([]string, error) {
+func checkResults(ctx context.Context, c config, apis []*api, l *loadResult) ([]string, error) {
 	p := &problems{what: "results check"}
 	updated, changedRows := 0, 0
 	for b, id := range l.ids {
 		o := c.genOptions(b)
 		kinds := bulkgen.Kinds(o)
-		statuses, totals, err := a.results(ctx, id)
+		statuses, totals, err := apis[c.orgOf(b)].results(ctx, id)
 		if err != nil {
 			return nil, fmt.Errorf("results of bulk %d: %w", b, err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -173,4 +174,78 @@ func TestCheckUpsert(t *testing.T) {
 	if found, err := checkUpsert(ctx, c, bdb, org.ID, before); err != nil || len(found) != 1 || !strings.Contains(found[0], "not planted") {
 		t.Errorf("an email changed: %v, %v; want it found", found, err)
 	}
+}
+
+// runSeriesJSON runs a series (--preset matrix, --orgs N) in-process with
+// --json --quiet and decodes it.
+func runSeriesJSON(t *testing.T, getenv func(string) string, args ...string) seriesReport {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	err := run(ctx, append(args, "--json", "--quiet"), getenv, &out, &errOut)
+	var sr seriesReport
+	if jerr := json.Unmarshal(out.Bytes(), &sr); jerr != nil {
+		t.Fatalf("run: %v; series not JSON (%v):\n%s\nstderr:\n%s", err, jerr, out.String(), errOut.String())
+	}
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	return sr
+}
+
+// TestSeries: --preset matrix imports the same data in every mode, each
+// run checked as on its own, with the ratios the targets need; --orgs 2
+// imports the same rows into one organization, then spread over two, each
+// organization getting its bulks' records.
+func TestSeries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs bulkd")
+	}
+	t.Parallel()
+	bin := bulkdBinary(t)
+	base := []string{"--bulkd", bin, "--bulks", "4", "--rows", "30", "--accounts", "3", "--clients", "2", "--workers", "1"}
+	t.Run("matrix", func(t *testing.T) {
+		sr := runSeriesJSON(t, spawnEnv(t), append([]string{"--preset", "matrix"}, base...)...)
+		var names []string
+		for _, s := range sr.Steps {
+			names = append(names, s.Name)
+			if !s.Report.OK {
+				t.Errorf("%s: %v", s.Name, s.Report.Problems)
+			}
+		}
+		if want := "create,upsert-changed,upsert-unchanged,atomic (clean bulks),validate-only"; strings.Join(names, ",") != want {
+			t.Fatalf("steps %v, want %s", names, want)
+		}
+		if at := sr.Steps[3].Report; at.Rows.RolledBack != 0 || at.Rows.Succeeded != 120 {
+			t.Errorf("atomic clean bulks: rows %+v, want all 120 written", at.Rows)
+		}
+		if len(sr.Targets) != 5 {
+			t.Errorf("targets %+v", sr.Targets)
+		}
+		for _, g := range sr.Targets {
+			if g.Met == nil {
+				t.Errorf("target %q not measured", g.Name)
+			}
+		}
+	})
+	t.Run("orgs", func(t *testing.T) {
+		sr := runSeriesJSON(t, spawnEnv(t), append([]string{"--orgs", "2"}, base...)...)
+		if len(sr.Steps) != 2 || len(sr.Ratios) == 0 {
+			t.Fatalf("steps %d, ratios %+v", len(sr.Steps), sr.Ratios)
+		}
+		one, two := sr.Steps[0].Report, sr.Steps[1].Report
+		if one.Rows.Succeeded != two.Rows.Succeeded || two.Rows.Failed != two.Rows.PlantedInvalid || two.Rows.PlantedDuplicates != 0 {
+			t.Errorf("rows: 1 organization %+v, 2 %+v: want the same rows, no duplicates", one.Rows, two.Rows)
+		}
+		// Each organization has its own locations; customers and accounts
+		// are the same records either way.
+		w1, w2 := one.Records.Written, two.Records.Written
+		if w1 == nil || w2 == nil || w1.Customers != w2.Customers || w1.DebtAccounts != w2.DebtAccounts || w2.Locations <= w1.Locations {
+			t.Errorf("records: 1 organization %+v, 2 %+v", w1, w2)
+		}
+		if b := two.CopyBaseline; b == nil || b.Counted == nil || *b.Counted != *w2 {
+			t.Errorf("COPY baseline of 2 organizations %+v, want bulkd's %+v", b, w2)
+		}
+	})
 }

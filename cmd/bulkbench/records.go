@@ -74,14 +74,23 @@ func planCounts(p *bulk.Plan) recordCounts {
 	return recordCounts{Locations: int64(len(p.Locations)), Customers: int64(len(p.Customers)), DebtAccounts: int64(len(p.DebtAccounts))}
 }
 
-// countRecords counts the organization's locations, customers and debt
+// countRecords counts the organizations' locations, customers and debt
 // accounts, in one round trip.
-func (d *database) countRecords(ctx context.Context, orgID uuid.UUID) (recordCounts, error) {
+func (d *database) countRecords(ctx context.Context, orgIDs ...uuid.UUID) (recordCounts, error) {
+	return d.countIn(ctx, "", orgIDs)
+}
+
+// countIn counts the records of the organizations in the tables of schema
+// ("": the search path's, bulkd's own).
+func (d *database) countIn(ctx context.Context, schema string, orgIDs []uuid.UUID) (recordCounts, error) {
+	if schema != "" {
+		schema += "."
+	}
 	var c recordCounts
 	err := d.pool.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM locations WHERE organization_id = $1),
-		(SELECT count(*) FROM customers WHERE organization_id = $1),
-		(SELECT count(*) FROM debt_accounts WHERE organization_id = $1)`, orgID).
+		(SELECT count(*) FROM `+schema+`locations WHERE organization_id = ANY($1)),
+		(SELECT count(*) FROM `+schema+`customers WHERE organization_id = ANY($1)),
+		(SELECT count(*) FROM `+schema+`debt_accounts WHERE organization_id = ANY($1))`, orgIDs).
 		Scan(&c.Locations, &c.Customers, &c.DebtAccounts)
 	if err != nil {
 		return recordCounts{}, fmt.Errorf("count records: %w", err)

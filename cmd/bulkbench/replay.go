@@ -48,12 +48,15 @@ func createPlanning(gen func(int) bulkgen.Options, opts bulk.Options) planning {
 // its repeat, whichever imports first writes the records and the other
 // writes nothing, so the totals are the same in whatever order bulkd
 // imported the bulks.
-func replay(ctx context.Context, cfg config, pl planning, limit int64, write func(p *bulk.Plan, rows int) error, tick func(b int)) (planned, error) {
+//
+// Each organization of the run (--orgs) has its own locations: a bulk is
+// planned against those its organization's earlier bulks created.
+func replay(ctx context.Context, cfg config, pl planning, limit int64, write func(p *bulk.Plan, b, rows int) error, tick func(b int)) (planned, error) {
 	var res planned
 	today := time.Now().UTC().Truncate(24 * time.Hour) // as the worker parses
 	opts := pl.opts
 	opts.Today = today
-	existing := bulk.Existing{Locations: map[string]bulk.Record{}}
+	byOrg := map[int]bulk.Existing{}
 	for b := range cfg.bulks {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -72,6 +75,11 @@ func replay(ctx context.Context, cfg config, pl planning, limit int64, write fun
 			}
 			rows = append(rows, bulk.ParseRow(i+1, r, opts)) // numbered as submitted
 		}
+		existing, ok := byOrg[cfg.orgOf(b)]
+		if !ok {
+			existing = bulk.Existing{Locations: map[string]bulk.Record{}}
+			byOrg[cfg.orgOf(b)] = existing
+		}
 		if pl.alone {
 			existing = bulk.Existing{}
 		}
@@ -87,7 +95,7 @@ func replay(ctx context.Context, cfg config, pl planning, limit int64, write fun
 			}
 		}
 		if write != nil {
-			if err := write(p, len(raw)); err != nil {
+			if err := write(p, b, len(raw)); err != nil {
 				return res, fmt.Errorf("bulk %d: %w", b, err)
 			}
 		}

@@ -83,8 +83,8 @@ type spawned struct {
 	dir     string // logs, and the binary when built here
 	api     *process
 	workers []*process
-	orgID   uuid.UUID
-	key     string
+	orgIDs  []uuid.UUID // --orgs organizations, each with a key
+	keys    []string
 	base    string
 }
 
@@ -130,15 +130,24 @@ func (b *bench) spawn(ctx context.Context, srv server) (*spawned, error) {
 		env = append(env, fmt.Sprintf("DB_MAX_CONNS=%d", c.dbMaxConns))
 	}
 	b.say("scratch database %s, Redis database %d, logs in %s", sp.dbName, sp.lease.DB, sp.dir)
-	org, err := runCommand(ctx, bin, env, "org", "create", "--name", "bulkbench", "--notify-email", "bench@example.com")
-	if err != nil {
-		return sp, err
-	}
-	if sp.orgID, err = uuid.Parse(org); err != nil {
-		return sp, fmt.Errorf("bulkd org create printed %q, not an organization id", org)
-	}
-	if sp.key, err = runCommand(ctx, bin, env, "apikey", "create", "--org", org); err != nil {
-		return sp, err
+	for i := range max(c.orgs, 1) {
+		name := "bulkbench"
+		if i > 0 {
+			name = fmt.Sprintf("bulkbench %d", i+1)
+		}
+		org, err := runCommand(ctx, bin, env, "org", "create", "--name", name, "--notify-email", "bench@example.com")
+		if err != nil {
+			return sp, err
+		}
+		id, err := uuid.Parse(org)
+		if err != nil {
+			return sp, fmt.Errorf("bulkd org create printed %q, not an organization id", org)
+		}
+		key, err := runCommand(ctx, bin, env, "apikey", "create", "--org", org)
+		if err != nil {
+			return sp, err
+		}
+		sp.orgIDs, sp.keys = append(sp.orgIDs, id), append(sp.keys, key)
 	}
 	if sp.api, err = startProcess(bin, sp.dir, "api", env, "api"); err != nil {
 		return sp, err
