@@ -22,6 +22,8 @@ export WEBHOOK_ALLOW_PRIVATE=${WEBHOOK_ALLOW_PRIVATE:-true}
 # production), and, without SMTP, each email written as files to open.
 export REPORT_SECRET=${REPORT_SECRET:-ZGV2LW9ubHktcmVwb3J0LWtleS1ub3QtNC1wcm9kISE=}
 export MAIL_DIR=${MAIL_DIR:-.local/mail}
+# Prometheus metrics on a port of their own, on this machine only.
+export METRICS_ADDR=${METRICS_ADDR-127.0.0.1:9100}
 
 if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
   export PATH=$PATH:/usr/local/go/bin
@@ -62,7 +64,8 @@ cat <<EOF
 │   curl -sS $base/api/v1/bulk/<id>/errors -H "Authorization: Bearer $key"
 │
 │ Queue UI: $base/admin/queues  (user $ADMIN_USERNAME, password $admin_password)
-│ Email: ${SMTP_HOST:+SMTP via $SMTP_HOST:${SMTP_PORT:-587}}${SMTP_HOST:-no SMTP_HOST set: each completion email is written to $MAIL_DIR/ (.eml and .html: open the .html in a browser)}
+${METRICS_ADDR:+│ Metrics: http://$METRICS_ADDR/metrics
+}│ Email: ${SMTP_HOST:+SMTP via $SMTP_HOST:${SMTP_PORT:-587}}${SMTP_HOST:-no SMTP_HOST set: each completion email is written to $MAIL_DIR/ (.eml and .html: open the .html in a browser)}
 └$line
 
 EOF
