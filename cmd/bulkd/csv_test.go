@@ -66,6 +66,15 @@ func TestErrorsAndResultsAsCSV(t *testing.T) {
 		t.Errorf("results CSV, second page of one row: %v", paged)
 	}
 
+	// HEAD answers what GET would, CSV headers included, without a body.
+	for _, path := range []string{"/api/v1/bulk/" + id + "/errors", "/api/v1/bulk/" + id + "/results"} {
+		r := s.request(t, http.MethodHead, path, nil, bearer(key), "Accept: text/csv")
+		if r.status != http.StatusOK || r.header.Get("Content-Type") != "text/csv; charset=utf-8" ||
+			!strings.HasPrefix(r.header.Get("Content-Disposition"), "attachment; filename=") || len(r.body) != 0 {
+			t.Errorf("HEAD %s (Accept text/csv): %d %v %q", path, r.status, r.header, r.body)
+		}
+	}
+
 	for _, accept := range []string{"", "application/json", "*/*", "text/csv;q=0.1, application/json", "text/html"} {
 		if ct, _ := csvOf("/api/v1/bulk/"+id+"/errors", accept); ct != "application/json" {
 			t.Errorf("Accept %q: %s, want JSON", accept, ct)
