@@ -208,7 +208,8 @@ func (s *Service) imported(b models.Bulk, t store.ImportTimings) {
 	m := s.metrics
 	m.BulksFinished.WithLabelValues(string(b.Status), b.Mode).Inc()
 	if !b.ValidateOnly && !b.RolledBack {
-		m.RowsImported.Add(float64(b.RowsSucceeded))
+		// Rows written: an upsert's unchanged rows succeed but write nothing.
+		m.RowsImported.Add(float64(b.RowsCreated + b.RowsUpdated))
 	}
 	m.RowsFailed.Add(float64(b.RowsFailed))
 	m.ImportDuration.WithLabelValues(b.Mode).Observe(t.Total.Seconds())
