@@ -175,6 +175,18 @@ func (m *Metrics) ObserveRequest(route, method string, status int, took time.Dur
 	m.HTTPDuration.WithLabelValues(route, method, code).Observe(took.Seconds())
 }
 
+// StartDeliveries makes the channel's delivery series for attempts 1 to
+// attempts, every outcome, start at zero: an alert's increase() over a
+// series that first appears at 1 sees no increase, and would miss the
+// first abandoned delivery of each attempt number.
+func (m *Metrics) StartDeliveries(channel string, attempts int) {
+	for attempt := 1; attempt <= attempts; attempt++ {
+		for _, outcome := range Outcomes {
+			m.Deliveries.WithLabelValues(channel, outcome, strconv.Itoa(attempt))
+		}
+	}
+}
+
 // ObserveDelivery records one attempt at a delivery (attempt counts from 1).
 func (m *Metrics) ObserveDelivery(channel, outcome string, attempt int) {
 	m.Deliveries.WithLabelValues(channel, outcome, strconv.Itoa(attempt)).Inc()
