@@ -313,7 +313,7 @@ func ImportOptions(b models.Bulk) bulk.Options {
 }
 
 // Failed is what Fail did: whether it failed the bulk (false: it had
-// finished already), and the bulk's organization.
+// finished already), and the bulk's organization (whether or not).
 type Failed = store.Failed
 
 // Fail marks an unfinished bulk failed with a reason the client reads, and
@@ -325,6 +325,8 @@ func (s *Service) Fail(ctx context.Context, id uuid.UUID, reason string) (Failed
 	}
 	if f.Failed {
 		s.metrics.BulksFinished.WithLabelValues(string(models.StatusFailed), f.Mode).Inc()
+	}
+	if f.OrganizationID != uuid.Nil {
 		ctx = logattr.With(ctx, slog.Any("organization_id", f.OrganizationID))
 	}
 	if err := s.queueDeliveries(ctx, id); err != nil {
