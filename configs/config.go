@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/mail"
 	"net/url"
 	"regexp"
@@ -148,8 +149,12 @@ func Load(getenv func(string) string) (Config, error) {
 	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		l.fail("BASE_URL", "must be an absolute http(s) URL")
 	}
-	if c.MetricsAddr != "" && c.MetricsAddr == c.HTTPAddr {
-		l.fail("METRICS_ADDR", "must differ from HTTP_ADDR: the metrics have a listener of their own, off the public API")
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			l.fail("METRICS_ADDR", "must be a listen address, host:port, such as :9100")
+		} else if sameListener(c.MetricsAddr, c.HTTPAddr) {
+			l.fail("METRICS_ADDR", "must differ from HTTP_ADDR: the metrics have a listener of their own, off the public API")
+		}
 	}
 	if c.PrometheusURL != "" {
 		if u, err := url.Parse(c.PrometheusURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -308,4 +313,18 @@ func (l *loader) oneOf(name, def string, allowed ...string) string {
 	}
 	l.fail(name, fmt.Sprintf("must be one of %s, not %q", strings.Join(allowed, ", "), v))
 	return def
+}
+
+// sameListener tells whether two listen addresses would take the same
+// socket: the same port on the same host, or on all interfaces (an empty
+// host, 0.0.0.0 or ::) on either side, which is where a string comparison
+// misses ":8080" and "0.0.0.0:8080".
+func sameListener(a, b string) bool {
+	hostA, portA, errA := net.SplitHostPort(a)
+	hostB, portB, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	anyHost := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return portA == portB && (hostA == hostB || anyHost(hostA) || anyHost(hostB))
 }

@@ -291,3 +291,39 @@ func TestLoadRedisForms(t *testing.T) {
 		t.Errorf("a sentinel URL without its master: %v", err)
 	}
 }
+
+// METRICS_ADDR is a listen address (host:port) whose socket cannot be the
+// API's: the same port on the same interface, or on all of them, is
+// refused at start, naming the variable; another port or another
+// interface is taken.
+func TestMetricsAddrIsItsOwnListener(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		httpAddr, metricsAddr string
+		ok                    bool
+	}{
+		{"", "9100", false},         // a port without its colon
+		{"", "localhost", false},    // no port
+		{"", "0.0.0.0:8080", false}, // HTTP_ADDR's default, :8080, listens there too
+		{"", "[::]:8080", false},
+		{"127.0.0.1:8080", ":8080", false},
+		{"127.0.0.1:8080", "127.0.0.1:8080", false},
+		{"", ":9100", true},
+		{"", "127.0.0.1:9100", true},
+		{"127.0.0.1:8080", "10.0.0.1:8080", true}, // another interface
+	} {
+		vars := map[string]string{"METRICS_ADDR": c.metricsAddr}
+		if c.httpAddr != "" {
+			vars["HTTP_ADDR"] = c.httpAddr
+		}
+		_, err := configs.Load(env(vars))
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("HTTP_ADDR=%q METRICS_ADDR=%q: %v", c.httpAddr, c.metricsAddr, err)
+		case !c.ok && err == nil:
+			t.Errorf("HTTP_ADDR=%q METRICS_ADDR=%q accepted", c.httpAddr, c.metricsAddr)
+		case !c.ok && !names(err, "METRICS_ADDR"):
+			t.Errorf("HTTP_ADDR=%q METRICS_ADDR=%q: error %q does not name METRICS_ADDR", c.httpAddr, c.metricsAddr, err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,41 @@ func TestRequestMetricsLabelsAreBounded(t *testing.T) {
 	} {
 		if got := testutil.ToFloat64(m.HTTPRequests.WithLabelValues(c.route, c.method, c.status)); got != c.want {
 			t.Errorf("requests{route=%q,method=%q,status=%q} = %v, want %v", c.route, c.method, c.status, got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.HTTPRequests); n != 3 {
+		t.Errorf("%d series of requests, want 3", n)
+	}
+}
+
+// A method the route does not serve is any client's choice: it is counted
+// as "other", whatever the method and whether it was answered 405 or
+// refused before (431), so that an unauthenticated scan of every route
+// with every method adds a series per route and status, not one per method.
+func TestRequestMetricsCountWrongMethodsAsOne(t *testing.T) {
+	t.Parallel()
+	s, err := store.Open(t.Context(), "postgres://postgres@127.0.0.1:1/bulkd?sslmode=disable&connect_timeout=2", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := metrics.New(prometheus.NewRegistry())
+	discard := slog.New(slog.DiscardHandler)
+	api := handlers.New(handlers.Config{Store: s, Bulks: bulksvc.New(s, nil, discard, nil), MaxBodyBytes: 1 << 20, Log: discard, Metrics: m})
+
+	for _, method := range []string{http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodTrace, http.MethodConnect} {
+		api.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, "/healthz", nil))
+		big := httptest.NewRequest(method, "/healthz", nil)
+		big.Header.Set("X-Big", strings.Repeat("a", handlers.MaxHeaderBytes))
+		api.ServeHTTP(httptest.NewRecorder(), big)
+	}
+	api.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodOptions, "/healthz", nil)) // a preflight: its own method
+	for _, c := range []struct {
+		method, status string
+		want           float64
+	}{{"other", "405", 5}, {"other", "431", 5}, {"OPTIONS", "204", 1}} {
+		if got := testutil.ToFloat64(m.HTTPRequests.WithLabelValues("/healthz", c.method, c.status)); got != c.want {
+			t.Errorf("requests{route=\"/healthz\",method=%q,status=%q} = %v, want %v", c.method, c.status, got, c.want)
 		}
 	}
 	if n := testutil.CollectAndCount(m.HTTPRequests); n != 3 {

@@ -155,13 +155,21 @@ func basicAuth(username, password string) echo.MiddlewareFunc {
 
 // instrument records every request by its route's pattern (c.Path(), never
 // the path asked for, which carries ids), method and status, once the
-// handlers inside have settled the status.
+// handlers inside have settled the status. A method the route does not
+// serve (the router then sets the Allow header's value) is recorded as
+// "other": it is any client's choice, and would otherwise add a series per
+// route, method and status to an unauthenticated scan. An OPTIONS
+// preflight, which the router answers, keeps its name.
 func instrument(m *metrics.Metrics) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
 			err := next(c)
-			m.ObserveRequest(c.Path(), c.Request().Method, c.Response().Status, time.Since(start))
+			method := c.Request().Method
+			if _, notServed := c.Get(echo.ContextKeyHeaderAllow).(string); notServed && method != http.MethodOptions {
+				method = "other"
+			}
+			m.ObserveRequest(c.Path(), method, c.Response().Status, time.Since(start))
 			return err
 		}
 	}

@@ -61,8 +61,11 @@ type DelivererConfig struct {
 
 // NewDeliverer returns the delivery task handler.
 func NewDeliverer(cfg DelivererConfig) *Deliverer {
+	m := metrics.Or(cfg.Metrics)
+	m.StartDeliveries(store.ChannelEmail, tasks.NotificationMaxRetry+1)
+	m.StartDeliveries(store.ChannelWebhook, tasks.WebhookMaxRetry+1)
 	return &Deliverer{store: cfg.Store, bulks: cfg.Bulks, mail: cfg.Mail, webhooks: cfg.Webhooks, reports: cfg.Reports,
-		client: cfg.Webhooks.Policy().Client(), baseURL: cfg.BaseURL, log: cfg.Log, metrics: metrics.Or(cfg.Metrics)}
+		client: cfg.Webhooks.Policy().Client(), baseURL: cfg.BaseURL, log: cfg.Log, metrics: m}
 }
 
 // ProcessTask implements asynq.Handler. Every line logged in the delivery

@@ -82,7 +82,7 @@ func (im *Importer) FailExhausted(ctx context.Context, t *asynq.Task, taskErr er
 	}
 	ctx = taskContext(context.WithoutCancel(ctx), slog.Any("bulk_id", p.BulkID))
 	f, err := im.bulks.Fail(ctx, p.BulkID, ReasonRetriesExhausted)
-	if f.Failed {
+	if f.OrganizationID != uuid.Nil {
 		ctx = logattr.With(ctx, slog.Any("organization_id", f.OrganizationID))
 	}
 	im.log.ErrorContext(ctx, "bulk import failed for good", "bulk_id", p.BulkID, "retried", retried, "err", taskErr)

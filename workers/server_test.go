@@ -18,6 +18,7 @@ import (
 
 	"github.com/bulkd/bulkd/models"
 	"github.com/bulkd/bulkd/pkg/bulksvc"
+	"github.com/bulkd/bulkd/pkg/logattr"
 	"github.com/bulkd/bulkd/pkg/smtptest"
 	"github.com/bulkd/bulkd/pkg/store"
 	"github.com/bulkd/bulkd/pkg/testenv"
@@ -372,5 +373,31 @@ func TestRetryDelay(t *testing.T) {
 		if d := tasks.RetryDelay(n, nil, nil); d <= 0 || d > limit {
 			t.Errorf("RetryDelay(%d) = %v, want within (0, %v]", n, d, limit)
 		}
+	}
+}
+
+// The line that tells an import ran out of retries names the bulk's
+// organization, whether or not the bulk was still unfinished for Fail to
+// mark (it may have ended meanwhile: completed by a duplicate, canceled).
+func TestFailExhaustedLineNamesTheOrganization(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	done := e.importedBulk(t)
+	var logs testenv.LogBuffer
+	log := slog.New(logattr.Handler(slog.NewJSONHandler(&logs, nil)))
+	im := workers.NewImporter(bulksvc.New(e.Store, &notifications{}, log, nil), log)
+
+	im.FailExhausted(t.Context(), importTask(t, done.ID), errors.Join(errors.New("late failure"), asynq.SkipRetry))
+	var found bool
+	for _, l := range logs.Lines(t) {
+		if l["msg"] == "bulk import failed for good" {
+			found = true
+			if l["organization_id"] != e.org.ID.String() || l["bulk_id"] != done.ID.String() {
+				t.Errorf("the line names organization %v and bulk %v, want %s and %s: %v", l["organization_id"], l["bulk_id"], e.org.ID, done.ID, l)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no line that the import failed for good:\n%s", logs.String())
 	}
 }

@@ -208,7 +208,8 @@ func (s *Service) imported(b models.Bulk, t store.ImportTimings) {
 	m := s.metrics
 	m.BulksFinished.WithLabelValues(string(b.Status), b.Mode).Inc()
 	if !b.ValidateOnly && !b.RolledBack {
-		m.RowsImported.Add(float64(b.RowsSucceeded))
+		// Rows written: an upsert's unchanged rows succeed but write nothing.
+		m.RowsImported.Add(float64(b.RowsCreated + b.RowsUpdated))
 	}
 	m.RowsFailed.Add(float64(b.RowsFailed))
 	m.ImportDuration.WithLabelValues(b.Mode).Observe(t.Total.Seconds())
@@ -312,7 +313,7 @@ func ImportOptions(b models.Bulk) bulk.Options {
 }
 
 // Failed is what Fail did: whether it failed the bulk (false: it had
-// finished already), and the bulk's organization.
+// finished already), and the bulk's organization (whether or not).
 type Failed = store.Failed
 
 // Fail marks an unfinished bulk failed with a reason the client reads, and
@@ -324,6 +325,8 @@ func (s *Service) Fail(ctx context.Context, id uuid.UUID, reason string) (Failed
 	}
 	if f.Failed {
 		s.metrics.BulksFinished.WithLabelValues(string(models.StatusFailed), f.Mode).Inc()
+	}
+	if f.OrganizationID != uuid.Nil {
 		ctx = logattr.With(ctx, slog.Any("organization_id", f.OrganizationID))
 	}
 	if err := s.queueDeliveries(ctx, id); err != nil {

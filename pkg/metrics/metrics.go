@@ -50,9 +50,10 @@ type Metrics struct {
 	BulksSubmitted *prometheus.CounterVec
 	// BulksFinished counts bulks that ended, by status and mode.
 	BulksFinished *prometheus.CounterVec
-	// RowsImported counts the rows written by imports (not by validate-only
-	// or rolled-back ones); RowsFailed the rows that failed validation or
-	// planning.
+	// RowsImported counts the rows written by imports: rows that created or
+	// updated a record (not an upsert's unchanged rows, which write nothing,
+	// nor those of validate-only or rolled-back imports); RowsFailed the
+	// rows that failed validation or planning.
 	RowsImported prometheus.Counter
 	RowsFailed   prometheus.Counter
 	// ImportDuration times an import from its start to its commit, by
@@ -99,7 +100,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "bulkd_bulks_finished_total", Help: "Bulks that ended, by status (completed, failed, canceled) and mode.",
 		}, []string{"status", "mode"}),
 		RowsImported: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "bulkd_rows_imported_total", Help: "Rows written by imports (validate-only and rolled-back imports write none).",
+			Name: "bulkd_rows_imported_total", Help: "Rows written by imports: created or updated a record (unchanged rows, validate-only and rolled-back imports write none).",
 		}),
 		RowsFailed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bulkd_rows_failed_total", Help: "Rows that failed, each reported in its bulk's errors.",
@@ -172,6 +173,18 @@ func (m *Metrics) ObserveRequest(route, method string, status int, took time.Dur
 	code := strconv.Itoa(status)
 	m.HTTPRequests.WithLabelValues(route, method, code).Inc()
 	m.HTTPDuration.WithLabelValues(route, method, code).Observe(took.Seconds())
+}
+
+// StartDeliveries makes the channel's delivery series for attempts 1 to
+// attempts, every outcome, start at zero: an alert's increase() over a
+// series that first appears at 1 sees no increase, and would miss the
+// first abandoned delivery of each attempt number.
+func (m *Metrics) StartDeliveries(channel string, attempts int) {
+	for attempt := 1; attempt <= attempts; attempt++ {
+		for _, outcome := range Outcomes {
+			m.Deliveries.WithLabelValues(channel, outcome, strconv.Itoa(attempt))
+		}
+	}
 }
 
 // ObserveDelivery records one attempt at a delivery (attempt counts from 1).

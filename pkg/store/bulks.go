@@ -313,8 +313,9 @@ func (s *Store) BulkRows(ctx context.Context, orgID, id uuid.UUID) ([]json.RawMe
 }
 
 // Failed is what FailBulk did: whether it failed the bulk (false: the bulk
-// had finished already, or does not exist), and then the bulk's
-// organization and mode.
+// had finished already, or does not exist), the bulk's organization (also
+// of a bulk that had finished: the caller's lines name it) and, when it
+// failed it, its mode.
 type Failed struct {
 	Failed         bool
 	OrganizationID uuid.UUID
@@ -333,8 +334,13 @@ func (s *Store) FailBulk(ctx context.Context, id uuid.UUID, reason string) (Fail
 		err := tx.QueryRow(ctx,
 			`UPDATE bulks SET status = 'failed', failure_reason = $2, completed_at = clock_timestamp(), updated_at = clock_timestamp()
 			 WHERE id = $1 AND `+unfinished+` RETURNING organization_id, validate_only, mode`, pgUUID(id), reason).Scan(&orgID, &dry, &f.Mode)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil // finished already
+		if errors.Is(err, pgx.ErrNoRows) { // finished already, or no such bulk
+			err = tx.QueryRow(ctx, `SELECT organization_id FROM bulks WHERE id = $1`, pgUUID(id)).Scan(&orgID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			f.OrganizationID = orgID
+			return err
 		}
 		if err != nil {
 			return err
