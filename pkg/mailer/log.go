@@ -22,11 +22,13 @@ type logSender struct {
 
 // SendBulkNotification logs the notification for c. The recipient to is
 // deliberately not logged: addresses are personal data. Nor are the error
-// lines the email shows (they name fields and external ids): the logged
-// body is the email without them; the files have the whole email.
+// lines the email shows (they name fields and external ids), nor the signed
+// report link (it opens the bulk's errors without an API key for days: a
+// credential): the logged body is the email without them; the files have
+// the whole email.
 func (s *logSender) SendBulkNotification(ctx context.Context, to string, c Completion) error {
 	plain := c
-	plain.Errors, plain.MoreErrors = nil, false
+	plain.Errors, plain.MoreErrors, plain.ReportURL = nil, false, ""
 	logged, err := s.render.render(plain)
 	if err != nil {
 		return err

@@ -501,6 +501,16 @@ func TestLogSender(t *testing.T) {
 			wantBody:    []string{"Rows fully imported:  8", completed().ErrorsURL},
 		},
 		{
+			name: "with a report link",
+			c: func() mailer.Completion {
+				c := completed()
+				c.ReportURL = "https://bulkd.example.com/report/" + c.BulkID + "?org=o&expires=1&sig=secret-signature"
+				return c
+			}(),
+			wantSubject: "Bulk " + completed().BulkID + " completed: 8 of 10 rows fully imported, 2 with errors",
+			wantBody:    []string{"Rows fully imported:  8"},
+		},
+		{
 			name:        "failed",
 			c:           failed(),
 			wantSubject: "Bulk " + failed().BulkID + " failed",
@@ -523,6 +533,9 @@ func TestLogSender(t *testing.T) {
 			out := buf.String()
 			if strings.Contains(out, testTo) || strings.Contains(out, "ops@") {
 				t.Errorf("log reveals the recipient's address:\n%s", out)
+			}
+			if strings.Contains(out, "sig=") || strings.Contains(out, "/report/") {
+				t.Errorf("log carries the signed report link, a credential:\n%s", out)
 			}
 			if !strings.Contains(out, tt.c.BulkID) {
 				t.Errorf("log does not name bulk %s:\n%s", tt.c.BulkID, out)
@@ -647,11 +660,13 @@ func TestLogSenderWritesTheEmailAsFiles(t *testing.T) {
 		t.Fatalf("files %q and %q, want an .eml and an .html in %s", rec.EML, rec.HTML, dir)
 	}
 	// The log has the email without its error lines, which name fields and
-	// external ids; the files have all of it.
-	if strings.Contains(log.String(), "acct-1") || strings.Contains(log.String(), "external_id:") || strings.Contains(log.String(), testTo) {
-		t.Errorf("the log shows an error line or the recipient:\n%s", log.String())
+	// external ids, and without the signed report link (a credential); the
+	// files have all of it.
+	if strings.Contains(log.String(), "acct-1") || strings.Contains(log.String(), "external_id:") || strings.Contains(log.String(), testTo) ||
+		strings.Contains(log.String(), c.ReportURL) {
+		t.Errorf("the log shows an error line, the recipient or the report link:\n%s", log.String())
 	}
-	assertContains(t, "logged body", rec.Body, c.BulkID, c.ReportURL)
+	assertContains(t, "logged body", rec.Body, c.BulkID)
 	eml, err := os.ReadFile(rec.EML)
 	if err != nil {
 		t.Fatal(err)
@@ -660,7 +675,7 @@ func TestLogSenderWritesTheEmailAsFiles(t *testing.T) {
 	if p.Header.Get("To") != "<"+testTo+">" || !strings.HasPrefix(p.Subject, "Bulk "+c.BulkID+" completed") {
 		t.Errorf(".eml headers: To %q, Subject %q", p.Header.Get("To"), p.Subject)
 	}
-	assertContains(t, ".eml text part", p.Text, "row 1, acct-1")
+	assertContains(t, ".eml text part", p.Text, "row 1, acct-1", c.ReportURL)
 	assertContains(t, ".eml HTML part", p.HTML, "acct-10")
 	html, err := os.ReadFile(rec.HTML)
 	if err != nil {
