@@ -16,20 +16,26 @@ import (
 	"github.com/bulkd/bulkd/pkg/store"
 )
 
+// metricsAPI is the API with metrics of its own and a store whose database
+// does not answer: no request of these tests reaches it.
+func metricsAPI(t *testing.T) (http.Handler, *metrics.Metrics) {
+	t.Helper()
+	s, err := store.Open(t.Context(), "postgres://postgres@127.0.0.1:1/bulkd?sslmode=disable&connect_timeout=2", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	m := metrics.New(prometheus.NewRegistry())
+	discard := slog.New(slog.DiscardHandler)
+	return handlers.New(handlers.Config{Store: s, Bulks: bulksvc.New(s, nil, discard, nil), MaxBodyBytes: 1 << 20, Log: discard, Metrics: m}), m
+}
+
 // Requests are counted by the pattern of the route they matched, never by
 // the path asked for (which carries ids, or whatever a client sends), and
 // by a method HTTP defines: a client cannot add series.
 func TestRequestMetricsLabelsAreBounded(t *testing.T) {
 	t.Parallel()
-	// No request here reaches the database.
-	s, err := store.Open(t.Context(), "postgres://postgres@127.0.0.1:1/bulkd?sslmode=disable&connect_timeout=2", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	m := metrics.New(prometheus.NewRegistry())
-	discard := slog.New(slog.DiscardHandler)
-	api := handlers.New(handlers.Config{Store: s, Bulks: bulksvc.New(s, nil, discard, nil), MaxBodyBytes: 1 << 20, Log: discard, Metrics: m})
+	api, m := metricsAPI(t)
 
 	for _, r := range []struct{ method, path string }{
 		{http.MethodGet, "/api/v1/bulk/01a20812-68fd-7edc-8345-0df2970612c2"}, // no key: 401
@@ -62,14 +68,7 @@ func TestRequestMetricsLabelsAreBounded(t *testing.T) {
 // with every method adds a series per route and status, not one per method.
 func TestRequestMetricsCountWrongMethodsAsOne(t *testing.T) {
 	t.Parallel()
-	s, err := store.Open(t.Context(), "postgres://postgres@127.0.0.1:1/bulkd?sslmode=disable&connect_timeout=2", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	m := metrics.New(prometheus.NewRegistry())
-	discard := slog.New(slog.DiscardHandler)
-	api := handlers.New(handlers.Config{Store: s, Bulks: bulksvc.New(s, nil, discard, nil), MaxBodyBytes: 1 << 20, Log: discard, Metrics: m})
+	api, m := metricsAPI(t)
 
 	for _, method := range []string{http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodTrace, http.MethodConnect} {
 		api.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, "/healthz", nil))
