@@ -411,11 +411,7 @@ type libraryLog redisLogger
 
 // Write implements io.Writer for log.SetOutput: each call is one line.
 func (l libraryLog) Write(p []byte) (int, error) {
-	msg := strings.TrimSpace(string(p))
-	for _, secret := range l.secrets {
-		msg = strings.ReplaceAll(msg, secret, "xxxxx")
-	}
-	l.log.Warn("library", "detail", msg)
+	l.log.Warn("library", "detail", redisLogger(l).mask(strings.TrimSpace(string(p))))
 	return len(p), nil
 }
 
@@ -430,9 +426,13 @@ type redisLogger struct {
 
 // Printf implements go-redis' logging interface.
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	msg := strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: ")
+	l.log.WarnContext(ctx, "redis client", "detail", l.mask(strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: ")))
+}
+
+// mask hides Redis' passwords wherever they appear in msg.
+func (l redisLogger) mask(msg string) string {
 	for _, secret := range l.secrets {
 		msg = strings.ReplaceAll(msg, secret, "xxxxx")
 	}
-	l.log.WarnContext(ctx, "redis client", "detail", msg)
+	return msg
 }
