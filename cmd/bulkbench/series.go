@@ -146,31 +146,24 @@ func seriesRatios(series string, steps []step) ([]ratio, []goal) {
 	}
 	create, changed, unchanged, atomic, dry := byName["create"], byName["upsert-changed"], byName["upsert-unchanged"], byName["atomic (clean bulks)"], byName["validate-only"]
 
-	g := goal{Name: "create ≥ 90% of the same-schema COPY (default data)"}
-	if v := add("create / same-schema COPY", "records/s", create.Ratios.BulkdVsCopy); v != nil {
-		g.Value, g.Met = fmt.Sprintf("%.2f", *v), yes(*v >= 0.9)
+	// atLeast adds the ratio v and the target it meets when it is min or
+	// more (a target left undecided when v could not be measured).
+	atLeast := func(target, name, of string, v *float64, min float64) {
+		g := goal{Name: target}
+		if v = add(name, of, v); v != nil {
+			g.Value, g.Met = fmt.Sprintf("%.2f", *v), yes(*v >= min)
+		}
+		gs = append(gs, g)
 	}
-	gs = append(gs, g)
-	g = goal{Name: "create ≥ 75% of the lean COPY (default data)"}
-	if v := add("create / lean COPY", "records/s", create.Ratios.BulkdVsLean); v != nil {
-		g.Value, g.Met = fmt.Sprintf("%.2f", *v), yes(*v >= 0.75)
-	}
-	gs = append(gs, g)
+	atLeast("create ≥ 90% of the same-schema COPY (default data)", "create / same-schema COPY", "records/s", create.Ratios.BulkdVsCopy, 0.9)
+	atLeast("create ≥ 75% of the lean COPY (default data)", "create / lean COPY", "records/s", create.Ratios.BulkdVsLean, 0.75)
 	add("same-schema COPY / lean COPY", "records/s: what bulkd's schema costs a plain COPY", create.Ratios.CopyVsLean)
-
-	g = goal{Name: "upsert of changed data ≥ 80% of the raw set-based upsert"}
-	if v := add("upsert-changed / raw upsert", "records/s", changed.Ratios.BulkdVsRawUpsert); v != nil {
-		g.Value, g.Met = fmt.Sprintf("%.2f", *v), yes(*v >= 0.8)
-	}
-	gs = append(gs, g)
-	g = goal{Name: "upsert of unchanged data ≥ creating the same data (its seed: the same bulks in create mode into an empty organization)"}
-	if v := add("upsert-unchanged / its seed", "rows/s; the seed creates the same bulks, same run", unchanged.Ratios.UpsertVsCreate); v != nil {
-		g.Value, g.Met = fmt.Sprintf("%.2f", *v), yes(*v >= 1)
-	}
-	gs = append(gs, g)
+	atLeast("upsert of changed data ≥ 80% of the raw set-based upsert", "upsert-changed / raw upsert", "records/s", changed.Ratios.BulkdVsRawUpsert, 0.8)
+	atLeast("upsert of unchanged data ≥ creating the same data (its seed: the same bulks in create mode into an empty organization)",
+		"upsert-unchanged / its seed", "rows/s; the seed creates the same bulks, same run", unchanged.Ratios.UpsertVsCreate, 1)
 	add("upsert-unchanged / create run", "rows/s; the create run of this series", div(unchanged.RowsPerSecond, create.RowsPerSecond))
 
-	g = goal{Name: "atomic (clean bulks) within 10% of create, each over its own COPY baseline"}
+	g := goal{Name: "atomic (clean bulks) within 10% of create, each over its own COPY baseline"}
 	if atomic.Ratios.BulkdVsCopy != nil && create.Ratios.BulkdVsCopy != nil {
 		add("atomic / COPY", "records/s", atomic.Ratios.BulkdVsCopy)
 		v := add("(atomic / COPY) / (create / COPY)", "ratio of ratios", div(*atomic.Ratios.BulkdVsCopy, *create.Ratios.BulkdVsCopy))
